@@ -1,0 +1,22 @@
+import type { Command } from 'commander';
+import type { PluginRegistry } from '../plugins/registry.js';
+
+/** What every sub-command gets: the registry with the built-in packages loaded, and output streams. */
+export interface CliContext {
+  readonly registry: PluginRegistry;
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  /** Working directory the command runs in (tests set it; defaults to process.cwd()). */
+  readonly cwd: string;
+}
+
+/**
+ * A `rass` sub-command. `configure` adds arguments/options and an action to the commander
+ * command it is given. Framework commands live in framework/cli/commands/; plugin packages
+ * may contribute more through PluginPackage.commands.
+ */
+export interface CommandSpec {
+  readonly name: string;
+  readonly summary: string;
+  configure(cmd: Command, ctx: CliContext): void;
+}

@@ -1,0 +1,2 @@
+/** Package entry (`import ... from 'rass'`): the plugin-author API. */
+export * from './api.js';

@@ -1,0 +1,20 @@
+import type { AnyPlugin } from './define-plugin.js';
+import type { CommandSpec } from '../cli/command.js';
+
+/**
+ * A plugin package: what a built-in folder (registry/, experiments/) or a third-party
+ * npm package / local directory exports. Plain data, so that a package built against
+ * another copy of this framework still loads: the registry turns it into one inversify
+ * ContainerModule with the host's own inversify.
+ */
+export interface PluginPackage {
+  /** Package name shown as the plugin's source, e.g. "rass/registry" or "my-losses". */
+  readonly name: string;
+  readonly plugins: readonly AnyPlugin[];
+  /** Extra `rass` sub-commands this package contributes (e.g. `rass degrade`). */
+  readonly commands?: readonly CommandSpec[];
+}
+
+export function pluginPackage(pkg: PluginPackage): PluginPackage {
+  return Object.freeze({ ...pkg, plugins: Object.freeze([...pkg.plugins]), commands: Object.freeze([...(pkg.commands ?? [])]) });
+}

@@ -1,0 +1,4 @@
+import type { AnyPlugin } from '../../framework/api.js';
+
+/** Every built-in plugin of this folder, listed explicitly (nothing registers itself on import). */
+export const plugins: readonly AnyPlugin[] = [];

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Create (once) and print the path of a Python venv for a requirements file.
+# The venv lives in .venv/<name>-<hash of the requirements file>, so a changed requirements
+# file gets a new venv and a warm machine reuses the old one. Used by fixture scripts,
+# benchmark peers and integration tests (MLflow server); the product itself is TypeScript.
+# Usage: scripts/py-venv.sh NAME REQUIREMENTS_FILE   -> prints the venv directory on stdout
+set -euo pipefail
+name="$1"; req="$2"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+hash="$(sha256sum "$req" | cut -c1-12)"
+venv="$root/.venv/$name-$hash"
+if [ ! -f "$venv/.complete" ]; then
+  exec 9>"$root/.venv.$name.lock" 2>/dev/null || exec 9>/tmp/rass-venv-$name.lock
+  flock 9
+  if [ ! -f "$venv/.complete" ]; then
+    echo "creating Python venv $venv (one-time) ..." >&2
+    rm -rf "$venv"
+    mkdir -p "$root/.venv"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >&2 || true
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
+    touch "$venv/.complete"
+  fi
+fi
+echo "$venv"
