@@ -1,0 +1,7 @@
+import type { TrackerFactory } from './tracker.js';
+
+/**
+ * The remote trackers the runner consults for every run, in order. Each decides from the
+ * run's config and environment whether it applies (e.g. MLflow when a tracking URI is set).
+ */
+export const trackerFactories: TrackerFactory[] = [];
