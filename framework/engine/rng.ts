@@ -1,0 +1,225 @@
+/**
+ * Deterministic random numbers for everything stochastic in a run (initialisation, data
+ * order, augmentation, degradation draws). One master seed; independent streams are
+ * *derived* from (seed, ...keys) by hashing, never by consuming a shared stream, so a
+ * sample's draws depend only on (seed, "degradation", sampleIndex) -- the same in every
+ * worker, on every run, whatever order samples are processed in.
+ *
+ * Generator: xoshiro128** (32-bit arithmetic, fast in JS); seeding: murmur3-style mixing
+ * of the key sequence.
+ */
+export type RngKey = string | number;
+
+export interface RngState {
+  s: [number, number, number, number];
+  spare: number | null;
+}
+
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Hash a key sequence into four 32-bit words (lane i uses a different start value). */
+function hashKeys(keys: readonly RngKey[]): [number, number, number, number] {
+  const out: number[] = [];
+  for (let lane = 0; lane < 4; lane++) {
+    let h = fmix32(0x9e3779b9 ^ Math.imul(lane + 1, 0x6a09e667));
+    for (const k of keys) {
+      const s = typeof k === 'number' ? `n:${k}` : `s:${k}`;
+      for (let i = 0; i < s.length; i++) {
+        h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+        h = (h << 13) | (h >>> 19);
+      }
+      h = fmix32(h ^ 0x2f);
+    }
+    out.push(fmix32(h + lane));
+  }
+  if (out.every((x) => x === 0)) out[0] = 1;
+  return out as [number, number, number, number];
+}
+
+export class Rng {
+  private s0: number;
+  private s1: number;
+  private s2: number;
+  private s3: number;
+  private spare: number | null = null;
+  /** The keys this stream was derived from (for fork). */
+  readonly keys: readonly RngKey[];
+
+  private constructor(keys: readonly RngKey[], state?: RngState) {
+    this.keys = keys;
+    const s = state?.s ?? hashKeys(keys);
+    [this.s0, this.s1, this.s2, this.s3] = s;
+    this.spare = state?.spare ?? null;
+  }
+
+  /** A stream determined by the master seed and any number of keys. */
+  static derive(seed: number, ...keys: RngKey[]): Rng {
+    return new Rng([seed, ...keys]);
+  }
+
+  /** An independent child stream (depends on this stream's keys, not on how much was drawn). */
+  fork(...keys: RngKey[]): Rng {
+    return new Rng([...this.keys, ...keys]);
+  }
+
+  /** Snapshot for checkpoints; `Rng.restore` continues the exact sequence. */
+  getState(): RngState {
+    return { s: [this.s0, this.s1, this.s2, this.s3], spare: this.spare };
+  }
+
+  static restore(keys: readonly RngKey[], state: RngState): Rng {
+    return new Rng(keys, state);
+  }
+
+  /** Next 32-bit unsigned integer (xoshiro128**). */
+  nextU32(): number {
+    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
+    const t = this.s1 << 9;
+    this.s2 ^= this.s0;
+    this.s3 ^= this.s1;
+    this.s1 ^= this.s2;
+    this.s0 ^= this.s3;
+    this.s2 ^= t;
+    this.s3 = rotl(this.s3, 11);
+    return result;
+  }
+
+  /** Uniform in [0, 1) with 53 random bits. */
+  random(): number {
+    const a = this.nextU32() >>> 5;
+    const b = this.nextU32() >>> 6;
+    return (a * 67108864 + b) / 9007199254740992;
+  }
+
+  uniform(lo = 0, hi = 1): number {
+    return lo + (hi - lo) * this.random();
+  }
+
+  /** Integer in [lo, hi] inclusive (unbiased). */
+  int(lo: number, hi: number): number {
+    const span = hi - lo + 1;
+    if (!(span >= 1) || span > 2 ** 32) throw new RangeError(`Rng.int: bad range [${lo}, ${hi}]`);
+    const limit = Math.floor(2 ** 32 / span) * span;
+    let x: number;
+    do x = this.nextU32();
+    while (x >= limit);
+    return lo + (x % span);
+  }
+
+  bernoulli(p: number): boolean {
+    return this.random() < p;
+  }
+
+  /** Standard normal (Box-Muller, pairs cached). */
+  normal(mean = 0, std = 1): number {
+    if (this.spare !== null) {
+      const z = this.spare;
+      this.spare = null;
+      return mean + std * z;
+    }
+    let u = 0;
+    while (u === 0) u = this.random();
+    const v = this.random();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spare = r * Math.sin(2 * Math.PI * v);
+    return mean + std * r * Math.cos(2 * Math.PI * v);
+  }
+
+  /** An element of `items`, optionally with (unnormalised) weights. */
+  choice<T>(items: readonly T[], weights?: readonly number[]): T {
+    if (items.length === 0) throw new RangeError('Rng.choice: empty list');
+    if (!weights) return items[this.int(0, items.length - 1)];
+    if (weights.length !== items.length) throw new RangeError('Rng.choice: weights and items differ in length');
+    const total = weights.reduce((a, b) => a + b, 0);
+    let r = this.random() * total;
+    for (let i = 0; i < items.length; i++) {
+      r -= weights[i];
+      if (r < 0) return items[i];
+    }
+    return items[items.length - 1];
+  }
+
+  /** Fisher-Yates shuffle in place; returns the array. */
+  shuffle<T>(arr: T[]): T[] {
+    for (let i = arr.length - 1; i > 0; i--) {
+      const j = this.int(0, i);
+      [arr[i], arr[j]] = [arr[j], arr[i]];
+    }
+    return arr;
+  }
+
+  /** A random permutation of 0..n-1. */
+  permutation(n: number): number[] {
+    return this.shuffle(Array.from({ length: n }, (_, i) => i));
+  }
+
+  fillNormal(out: Float32Array | Float64Array, mean = 0, std = 1): typeof out {
+    for (let i = 0; i < out.length; i++) out[i] = this.normal(mean, std);
+    return out;
+  }
+
+  fillUniform(out: Float32Array | Float64Array, lo = 0, hi = 1): typeof out {
+    for (let i = 0; i < out.length; i++) out[i] = this.uniform(lo, hi);
+    return out;
+  }
+
+  /**
+   * Poisson(lambda) variate. Inversion by sequential search for small lambda; Hormann's
+   * PTRS transformed rejection for lambda >= 10 (exact, O(1) expected time), which the
+   * Poisson-noise degradation needs for lambda up to ~255 * 256.
+   */
+  poisson(lambda: number): number {
+    if (!(lambda >= 0)) throw new RangeError(`Rng.poisson: lambda must be >= 0, got ${lambda}`);
+    if (lambda === 0) return 0;
+    if (lambda < 10) {
+      const l = Math.exp(-lambda);
+      let k = 0;
+      let p = l;
+      let s = p;
+      const u = this.random();
+      while (u > s && k < 1000) {
+        k++;
+        p *= lambda / k;
+        s += p;
+      }
+      return k;
+    }
+    const slam = Math.sqrt(lambda);
+    const loglam = Math.log(lambda);
+    const b = 0.931 + 2.53 * slam;
+    const a = -0.059 + 0.02483 * b;
+    const invalpha = 1.1239 + 1.1328 / (b - 3.4);
+    const vr = 0.9277 - 3.6224 / (b - 2);
+    while (true) {
+      const u = this.random() - 0.5;
+      const v = this.random();
+      const us = 0.5 - Math.abs(u);
+      const k = Math.floor(((2 * a) / us + b) * u + lambda + 0.43);
+      if (us >= 0.07 && v <= vr) return k;
+      if (k < 0 || (us < 0.013 && v > us)) continue;
+      if (Math.log(v) + Math.log(invalpha) - Math.log(a / (us * us) + b) <= -lambda + k * loglam - logFactorial(k)) return k;
+    }
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return (x << k) | (x >>> (32 - k));
+}
+
+const LOG_FACT_TABLE: number[] = [0];
+function logFactorial(k: number): number {
+  if (k < 256) {
+    while (LOG_FACT_TABLE.length <= k) LOG_FACT_TABLE.push(LOG_FACT_TABLE[LOG_FACT_TABLE.length - 1] + Math.log(LOG_FACT_TABLE.length));
+    return LOG_FACT_TABLE[k];
+  }
+  // Stirling series; error < 1e-10 for k >= 256
+  const x = k + 1;
+  return (x - 0.5) * Math.log(x) - x + 0.5 * Math.log(2 * Math.PI) + 1 / (12 * x) - 1 / (360 * x ** 3);
+}

@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Rng } from '../../../framework/engine/rng.js';
+
+test('derived streams are reproducible and independent of draw order', () => {
+  const a = Rng.derive(7, 'degradation', 3);
+  const b = Rng.derive(7, 'degradation', 3);
+  const xs = Array.from({ length: 5 }, () => a.random());
+  // draw from an unrelated stream in between: must not affect b
+  Rng.derive(7, 'degradation', 4).random();
+  assert.deepEqual(Array.from({ length: 5 }, () => b.random()), xs);
+  assert.notDeepEqual(Array.from({ length: 5 }, () => Rng.derive(8, 'degradation', 3).random()), xs);
+  assert.notEqual(Rng.derive(7, 'a', 1).nextU32(), Rng.derive(7, 'a1').nextU32());
+});
+
+test('state snapshot continues the exact sequence', () => {
+  const r = Rng.derive(1, 'x');
+  r.normal();
+  const st = r.getState();
+  const next = [r.normal(), r.random(), r.int(0, 9)];
+  const r2 = Rng.restore(r.keys, st);
+  assert.deepEqual([r2.normal(), r2.random(), r2.int(0, 9)], next);
+});
+
+test('moments of uniform, normal and poisson draws match their distributions', () => {
+  const r = Rng.derive(123, 'moments');
+  const n = 200000;
+  let su = 0, sn = 0, sn2 = 0;
+  for (let i = 0; i < n; i++) {
+    su += r.random();
+    const z = r.normal();
+    sn += z;
+    sn2 += z * z;
+  }
+  assert.ok(Math.abs(su / n - 0.5) < 0.005);
+  assert.ok(Math.abs(sn / n) < 0.01);
+  assert.ok(Math.abs(sn2 / n - 1) < 0.015);
+  for (const lam of [0.5, 4, 30, 5000]) {
+    let s = 0, s2 = 0;
+    const m = 40000;
+    for (let i = 0; i < m; i++) {
+      const k = r.poisson(lam);
+      assert.ok(Number.isInteger(k) && k >= 0);
+      s += k;
+      s2 += k * k;
+    }
+    const mean = s / m;
+    const variance = s2 / m - mean * mean;
+    // mean within 5 standard errors, variance within 5%
+    assert.ok(Math.abs(mean - lam) < 5 * Math.sqrt(lam / m), `poisson(${lam}) mean ${mean}`);
+    assert.ok(Math.abs(variance / lam - 1) < 0.05, `poisson(${lam}) variance ${variance}`);
+  }
+});
+
+test('int is unbiased over its range and choice follows weights', () => {
+  const r = Rng.derive(5);
+  const counts = [0, 0, 0];
+  for (let i = 0; i < 30000; i++) counts[r.int(0, 2)]++;
+  for (const c of counts) assert.ok(Math.abs(c / 30000 - 1 / 3) < 0.015);
+  const w = { a: 0, b: 0 };
+  for (let i = 0; i < 20000; i++) w[r.choice(['a', 'b'] as const, [0.2, 0.8])]++;
+  assert.ok(Math.abs(w.a / 20000 - 0.2) < 0.015);
+  assert.deepEqual([...r.permutation(10)].sort((x, y) => x - y), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+});
