@@ -39,7 +39,7 @@ function hashKeys(keys: readonly RngKey[]): [number, number, number, number] {
     }
     out.push(fmix32(h + lane));
   }
-  if (out.every((x) => x === 0)) out[0] = 1;
+  if (!out.some((x) => x !== 0)) out[0] = 1;
   return out as [number, number, number, number];
 }
 

@@ -103,7 +103,7 @@ export function readSafetensors(path: string): SafetensorsFile {
 export function toFloat32(e: SafetensorsEntry): Float32Array {
   const count = e.shape.reduce((a, d) => a * d, 1);
   // copy so the result is aligned and independent of the file buffer
-  const bytes = e.bytes.slice();
+  const bytes = new Uint8Array(e.bytes); // a real copy (Buffer.slice would be a view)
   const dv = new DataView(bytes.buffer);
   switch (e.dtype) {
     case 'F32':
