@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+/**
+ * `npm run setup:native [-- --cuda] [-- --force]`: give tfjs a native TensorFlow backend on
+ * machines where `@tensorflow/tfjs-node`'s install cannot download libtensorflow.
+ *
+ * 1. a project venv with TensorFlow from PyPI (CPU build; `--cuda` takes the CUDA 12 extra),
+ *    via scripts/py-venv.sh (keyed by the requirements file, reused when present);
+ * 2. the tfjs-node JavaScript package into native/node_modules with --ignore-scripts;
+ * 3. tfjs-node's own binding.gyp compiled with node-gyp (npm's bundled copy, Node headers
+ *    from the local install) against the wheel's C/eager-C API headers and
+ *    libtensorflow_cc / libtensorflow_framework, with an $ORIGIN-relative rpath to them, so
+ *    nothing needs LD_LIBRARY_PATH;
+ * 4. a check that the built backend loads and multiplies matrices.
+ * Nothing is downloaded outside the package registries. A second run reuses what is built
+ * (native/build-info.json records what was built from what).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, copyFileSync, lstatSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const nativeDir = join(root, 'native');
+const args = new Set(process.argv.slice(2));
+const cuda = args.has('--cuda');
+const force = args.has('--force');
+const quiet = args.has('--quiet');
+const log = (m) => console.log(`[setup:native] ${m}`);
+const fail = (m) => {
+  console.error(`[setup:native] FAILED: ${m}`);
+  process.exit(1);
+};
+
+const reqFile = join(nativeDir, cuda ? 'requirements-cuda.txt' : 'requirements-cpu.txt');
+const pkgDir = join(nativeDir, 'node_modules', '@tensorflow', 'tfjs-node');
+const bindingOut = join(pkgDir, 'lib', 'napi-v8', 'tfjs_binding.node');
+const infoFile = join(nativeDir, 'build-info.json');
+
+function sha(...files) {
+  const h = createHash('sha256');
+  for (const f of files) h.update(readFileSync(f));
+  return h.digest('hex').slice(0, 16);
+}
+
+const want = { key: sha(reqFile, join(nativeDir, 'package.json'), fileURLToPath(import.meta.url)), node: process.versions.modules, cuda };
+
+function verify() {
+  // A child process, so a crashing library cannot take this script down with it.
+  const code = `
+    process.env.TF_CPP_MIN_LOG_LEVEL = process.env.TF_CPP_MIN_LOG_LEVEL ?? '2';
+    const { createRequire } = require('node:module');
+    const tf = createRequire(${JSON.stringify(join(nativeDir, 'package.json'))})('@tensorflow/tfjs-node');
+    const a = tf.randomNormal([512, 512]);
+    tf.matMul(a, a).dataSync();
+    const t0 = performance.now(); let n = 0;
+    // (the block returns nothing: tf.tidy walks returned values, and a typed array makes that slow)
+    while (performance.now() - t0 < 500) { tf.tidy(() => { tf.matMul(a, a).dataSync(); }); n++; }
+    const gf = (2 * 512 ** 3 * n) / ((performance.now() - t0) / 1000) / 1e9;
+    console.log(JSON.stringify({ backend: tf.getBackend(), tf: tf.version.tfjs, gflops: Math.round(gf) }));`;
+  const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8' });
+  if (r.status !== 0) return { ok: false, why: (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ') };
+  try {
+    return { ok: true, ...JSON.parse(r.stdout.trim().split('\n').pop()) };
+  } catch {
+    return { ok: false, why: r.stdout };
+  }
+}
+
+if (!force && existsSync(infoFile) && existsSync(bindingOut)) {
+  const info = JSON.parse(readFileSync(infoFile, 'utf8'));
+  if (info.key === want.key && info.node === want.node && info.cuda === want.cuda) {
+    const v = verify();
+    if (v.ok) {
+      log(`already built (TensorFlow ${info.tensorflow}, ${cuda ? 'CUDA' : 'CPU'}); backend "${v.backend}" loads, 512x512 matmul ${v.gflops} GFLOP/s`);
+      process.exit(0);
+    }
+    log(`previous build does not load (${v.why}); rebuilding`);
+  }
+}
+
+// 1. TensorFlow from PyPI in a project venv.
+log(`Python venv with ${readFileSync(reqFile, 'utf8').trim()} (first time: downloads ~600 MB from PyPI)`);
+let venv;
+try {
+  venv = execFileSync('bash', [join(root, 'scripts', 'py-venv.sh'), cuda ? 'native-cuda' : 'native-cpu', reqFile], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+} catch (e) {
+  fail(`pip could not install TensorFlow (${e.message.split('\n')[0]})`);
+}
+const libDir = join(venv, 'lib');
+const py = readdirSync(libDir).find((d) => d.startsWith('python3'));
+const tfDir = py && join(libDir, py, 'site-packages', 'tensorflow');
+if (!tfDir || !existsSync(join(tfDir, 'libtensorflow_cc.so.2'))) fail(`no libtensorflow_cc.so.2 in ${tfDir}: this TensorFlow wheel does not ship the C library`);
+if (!existsSync(join(tfDir, 'include', 'tensorflow', 'c', 'eager', 'c_api.h'))) fail(`the wheel lacks the eager C API header include/tensorflow/c/eager/c_api.h`);
+const tfVersion = (readdirSync(join(libDir, py, 'site-packages')).find((d) => /^tensorflow(_cpu)?-[\d.]+\.dist-info$/.test(d)) ?? '').replace(/^tensorflow(_cpu)?-|\.dist-info$/g, '');
+
+// 2. tfjs-node's JavaScript, without its downloading install script.
+log('installing @tensorflow/tfjs-node (JavaScript only, --ignore-scripts) into native/node_modules');
+const npm = spawnSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error'], { cwd: nativeDir, stdio: quiet ? 'ignore' : 'inherit' });
+if (npm.status !== 0) fail('npm install in native/ failed');
+
+// 3. Compile the binding against the wheel. binding.gyp links -ltensorflow -ltensorflow_framework
+//    from <package>/deps/lib and sets rpath $ORIGIN/../../deps/lib; the wheel names its libraries
+//    libtensorflow_cc.so.2 / libtensorflow_framework.so.2, so deps/ holds relative symlinks.
+const deps = join(pkgDir, 'deps');
+rmSync(deps, { recursive: true, force: true });
+mkdirSync(join(deps, 'lib'), { recursive: true });
+const link = (target, name) => symlinkSync(relative(dirname(name), target), name);
+link(join(tfDir, 'include'), join(deps, 'include'));
+for (const [target, names] of [
+  ['libtensorflow_cc.so.2', ['libtensorflow.so', 'libtensorflow_cc.so.2']],
+  ['libtensorflow_framework.so.2', ['libtensorflow_framework.so', 'libtensorflow_framework.so.2']],
+]) {
+  for (const n of names) link(join(tfDir, target), join(deps, 'lib', n));
+}
+const npmRoot = execFileSync('npm', ['root', '-g'], { encoding: 'utf8' }).trim();
+const nodeGyp = [join(npmRoot, 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')].find(existsSync);
+if (!nodeGyp) fail('node-gyp not found (it ships with npm)');
+const nodeDir = [process.env.npm_config_nodedir, resolve(dirname(process.execPath), '..')].find((d) => d && existsSync(join(d, 'include', 'node', 'node_api.h')));
+if (!nodeDir) fail('Node headers (include/node/node_api.h) not found next to the node binary; install the nodejs headers package');
+log(`compiling tfjs_binding with node-gyp (headers ${nodeDir}/include/node, TensorFlow ${tfVersion} at ${relative(root, tfDir)})`);
+const gyp = spawnSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodeDir}`, '-j', '2', '--module_name=tfjs_binding', '--module_path=lib/napi-v8', '--napi_build_version=8'], { cwd: pkgDir, stdio: quiet ? 'ignore' : 'inherit' });
+if (gyp.status !== 0) fail('node-gyp build failed (see the compiler output above)');
+mkdirSync(dirname(bindingOut), { recursive: true });
+if (!existsSync(bindingOut) || lstatSync(bindingOut).mtimeMs < lstatSync(join(pkgDir, 'build', 'Release', 'tfjs_binding.node')).mtimeMs) {
+  copyFileSync(join(pkgDir, 'build', 'Release', 'tfjs_binding.node'), bindingOut);
+}
+
+// 4. Check it.
+const v = verify();
+if (!v.ok) fail(`the built backend does not load: ${v.why}`);
+writeFileSync(infoFile, JSON.stringify({ ...want, tensorflow: tfVersion, venv: relative(root, venv), builtAt: new Date().toISOString() }, null, 2) + '\n');
+log(`done: backend "${v.backend}" (TensorFlow ${tfVersion}, tfjs ${v.tf}); 512x512 matmul ${v.gflops} GFLOP/s. The backend chain now picks it up automatically.`);
