@@ -1,0 +1,50 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { packageRoot } from '../paths.js';
+
+export interface NativeCandidate {
+  /** How it is referred to in logs and run tags. */
+  id: 'tfjs-node-gpu' | 'tfjs-node' | 'setup-native';
+  /** Where it is loaded from. */
+  from: string;
+}
+
+export type NativeLoad = { ok: true; candidate: NativeCandidate; module: unknown } | { ok: false; reasons: Record<string, string> };
+
+/**
+ * Try the native TensorFlow backends in order: `@tensorflow/tfjs-node-gpu`, then
+ * `@tensorflow/tfjs-node` (optional npm installs that only work where their binary download
+ * works), then the binding `npm run setup:native` built against TensorFlow from PyPI
+ * (native/node_modules). Loading one registers the "tensorflow" tfjs backend. Every skipped
+ * candidate comes back with the reason, for `rass doctor` and the run tags.
+ */
+export function loadNativeTfjs(env: Record<string, string | undefined> = process.env): NativeLoad {
+  // TensorFlow's C++ logging is chatty at INFO level; keep warnings and errors unless asked.
+  if (env.TF_CPP_MIN_LOG_LEVEL === undefined) process.env.TF_CPP_MIN_LOG_LEVEL = '2';
+  const root = packageRoot();
+  const reasons: Record<string, string> = {};
+  const rootRequire = createRequire(join(root, 'package.json'));
+  const candidates: (NativeCandidate & { load(): unknown })[] = [
+    { id: 'tfjs-node-gpu', from: '@tensorflow/tfjs-node-gpu', load: () => rootRequire('@tensorflow/tfjs-node-gpu') },
+    { id: 'tfjs-node', from: '@tensorflow/tfjs-node', load: () => rootRequire('@tensorflow/tfjs-node') },
+    {
+      id: 'setup-native',
+      from: join(root, 'native', 'node_modules', '@tensorflow', 'tfjs-node'),
+      load: () => {
+        if (!existsSync(join(root, 'native', 'build-info.json'))) throw new Error('not built (run `npm run setup:native`)');
+        return createRequire(join(root, 'native', 'package.json'))('@tensorflow/tfjs-node');
+      },
+    },
+  ];
+  for (const c of candidates) {
+    try {
+      const module = c.load();
+      return { ok: true, candidate: { id: c.id, from: c.from }, module };
+    } catch (e) {
+      const msg = (e as Error).message.split('\n')[0];
+      reasons[c.id] = /Cannot find module/.test(msg) && c.id !== 'setup-native' ? 'not installed' : msg;
+    }
+  }
+  return { ok: false, reasons };
+}
