@@ -1,0 +1,54 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Conv2d, GroupNorm, Linear, silu, upsampleNearest2x, type Scope } from './nn.js';
+
+/** diffusers' `ResnetBlock2D` (time-scale-shift "default", output scale 1). */
+export class ResnetBlock2D {
+  readonly norm1: GroupNorm;
+  readonly conv1: Conv2d;
+  readonly timeEmbProj: Linear | null;
+  readonly norm2: GroupNorm;
+  readonly conv2: Conv2d;
+  readonly shortcut: Conv2d | null;
+  constructor(scope: Scope, opts: { inChannels: number; outChannels: number; tembChannels: number | null; groups: number; eps: number }) {
+    const { inChannels: cin, outChannels: cout } = opts;
+    this.norm1 = new GroupNorm(scope.child('norm1'), opts.groups, cin, opts.eps);
+    this.conv1 = new Conv2d(scope.child('conv1'), cin, cout, 3, 1, 1);
+    this.timeEmbProj = opts.tembChannels ? new Linear(scope.child('time_emb_proj'), opts.tembChannels, cout) : null;
+    this.norm2 = new GroupNorm(scope.child('norm2'), opts.groups, cout, opts.eps);
+    this.conv2 = new Conv2d(scope.child('conv2'), cout, cout, 3, 1, 1);
+    this.shortcut = cin !== cout ? new Conv2d(scope.child('conv_shortcut'), cin, cout, 1) : null;
+  }
+  forward(x: tf.Tensor4D, temb: tf.Tensor | null): tf.Tensor4D {
+    let h = this.conv1.forward(silu(this.norm1.forward(x)) as tf.Tensor4D);
+    if (this.timeEmbProj && temb) {
+      const t = this.timeEmbProj.forward(silu(temb));
+      h = tf.add(h, tf.reshape(t, [t.shape[0] as number, 1, 1, t.shape[1] as number]));
+    }
+    h = this.conv2.forward(silu(this.norm2.forward(h)) as tf.Tensor4D);
+    const skip = this.shortcut ? this.shortcut.forward(x) : x;
+    return tf.add(skip, h);
+  }
+}
+
+/** Stride-2 conv. `asymmetricPad` is the VAE encoder's form: pad right/bottom by one, then a padding-0 conv. */
+export class Downsample2D {
+  readonly conv: Conv2d;
+  constructor(scope: Scope, channels: number, readonly asymmetricPad = false) {
+    this.conv = new Conv2d(scope.child('conv'), channels, channels, 3, 2, asymmetricPad ? 0 : 1);
+  }
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    const input = this.asymmetricPad ? tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]]) : x;
+    return this.conv.forward(input);
+  }
+}
+
+/** Nearest 2x upsampling followed by a 3x3 conv. */
+export class Upsample2D {
+  readonly conv: Conv2d;
+  constructor(scope: Scope, channels: number) {
+    this.conv = new Conv2d(scope.child('conv'), channels, channels, 3, 1, 1);
+  }
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return this.conv.forward(upsampleNearest2x(x));
+  }
+}

@@ -1,0 +1,127 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../../../framework/errors.js';
+
+/**
+ * CLIP's byte-level BPE tokenizer, reading `vocab.json` + `merges.txt` from a local folder.
+ * Hand-written because the maintained JS option (@huggingface/transformers) pulls in
+ * onnxruntime-node, whose install fetches native binaries; the fixture checks this against
+ * transformers' CLIPTokenizer ids.
+ *
+ * Steps as CLIP: NFC, collapse whitespace, lower-case; split with CLIP's pattern; map bytes
+ * to the printable byte alphabet; BPE with `</w>` marking word ends; add BOS/EOS.
+ */
+const SPLIT = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+/gu;
+
+function byteAlphabet(): string[] {
+  const bs: number[] = [];
+  for (let b = 33; b <= 126; b++) bs.push(b);
+  for (let b = 161; b <= 172; b++) bs.push(b);
+  for (let b = 174; b <= 255; b++) bs.push(b);
+  const map: string[] = new Array(256);
+  for (const b of bs) map[b] = String.fromCodePoint(b);
+  let n = 0;
+  for (let b = 0; b < 256; b++) if (!bs.includes(b)) map[b] = String.fromCodePoint(256 + n++);
+  return map;
+}
+
+export class ClipTokenizer {
+  private readonly bytes = byteAlphabet();
+  private readonly ranks = new Map<string, number>();
+  private readonly cache = new Map<string, number[]>();
+  readonly bosId: number;
+  readonly eosId: number;
+  readonly padId: number;
+
+  constructor(readonly vocab: Map<string, number>, merges: [string, string][], readonly maxLength = 77, padToken = '<|endoftext|>') {
+    merges.forEach(([a, b], i) => this.ranks.set(`${a} ${b}`, i));
+    const id = (t: string) => {
+      const v = vocab.get(t);
+      if (v === undefined) throw new UserError(`tokenizer vocab has no "${t}" token`);
+      return v;
+    };
+    this.bosId = id('<|startoftext|>');
+    this.eosId = id('<|endoftext|>');
+    this.padId = id(padToken);
+  }
+
+  static fromFolder(dir: string): ClipTokenizer {
+    const read = (f: string) => {
+      try {
+        return readFileSync(join(dir, f), 'utf8');
+      } catch {
+        throw new UserError(`tokenizer folder ${dir} has no readable ${f}`);
+      }
+    };
+    const vocab = new Map(Object.entries(JSON.parse(read('vocab.json')) as Record<string, number>));
+    const merges = read('merges.txt')
+      .split('\n')
+      .filter((l, i) => l.trim() && !(i === 0 && l.startsWith('#version')))
+      .map((l) => l.split(' ') as [string, string]);
+    let maxLength = 77;
+    let pad = '<|endoftext|>';
+    try {
+      const cfg = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as { model_max_length?: number; pad_token?: string | { content: string } };
+      if (typeof cfg.model_max_length === 'number' && cfg.model_max_length < 1e6) maxLength = cfg.model_max_length;
+      if (cfg.pad_token) pad = typeof cfg.pad_token === 'string' ? cfg.pad_token : cfg.pad_token.content;
+    } catch {
+      /* tokenizer_config.json is optional */
+    }
+    return new ClipTokenizer(vocab, merges, maxLength, pad);
+  }
+
+  private bpe(word: string): number[] {
+    const hit = this.cache.get(word);
+    if (hit) return hit;
+    const chars = [...word];
+    let parts = chars.map((c, i) => (i === chars.length - 1 ? `${c}</w>` : c));
+    while (parts.length > 1) {
+      let best = -1;
+      let bestRank = Infinity;
+      for (let i = 0; i < parts.length - 1; i++) {
+        const r = this.ranks.get(`${parts[i]} ${parts[i + 1]}`);
+        if (r !== undefined && r < bestRank) {
+          bestRank = r;
+          best = i;
+        }
+      }
+      if (best < 0) break;
+      const merged = (parts[best] as string) + (parts[best + 1] as string);
+      const next: string[] = [];
+      // merge every occurrence of the best pair, left to right
+      for (let i = 0; i < parts.length; i++) {
+        if (i < parts.length - 1 && parts[i] === parts[best] && parts[i + 1] === parts[best + 1]) {
+          next.push(merged);
+          i++;
+        } else next.push(parts[i] as string);
+      }
+      parts = next;
+    }
+    const ids = parts.map((p) => this.vocab.get(p) ?? this.eosId);
+    this.cache.set(word, ids);
+    return ids;
+  }
+
+  /** Token ids with BOS/EOS; `maxLength` truncates (keeping EOS) and, with `pad`, pads. */
+  encode(text: string, opts: { pad?: boolean; maxLength?: number } = {}): number[] {
+    const clean = text.normalize('NFC').replace(/\s+/gu, ' ').trim().toLowerCase();
+    const ids = [this.bosId];
+    for (const m of clean.matchAll(SPLIT)) {
+      const piece = m[0];
+      if (piece === '<|startoftext|>' || piece === '<|endoftext|>') {
+        ids.push(this.vocab.get(piece) as number);
+        continue;
+      }
+      const mapped = [...Buffer.from(piece, 'utf8')].map((b) => this.bytes[b] as string).join('');
+      ids.push(...this.bpe(mapped));
+    }
+    ids.push(this.eosId);
+    const max = opts.maxLength ?? (opts.pad ? this.maxLength : Infinity);
+    if (ids.length > max) {
+      ids.length = max;
+      ids[max - 1] = this.eosId;
+    }
+    if (opts.pad) while (ids.length < max) ids.push(this.padId);
+    return ids;
+  }
+}

@@ -1,0 +1,53 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { useBackend, type BackendName } from '../../../framework/engine/backend.js';
+import { loadClipText, loadUNet, loadVae } from '../../../registry/backbones/sd/pretrained.js';
+import { disposeOutput } from '../../../registry/backbones/sd/unet.js';
+import { TINY_SD, assertClose, fixture } from './_fixtures.js';
+
+const TOL = 1e-4;
+
+for (const backend of ['cpu', 'wasm'] as BackendName[]) {
+  describe(`diffusers parity on ${backend} (tiny models, fp32, <= ${TOL})`, () => {
+    before(async () => {
+      await useBackend(backend);
+      fixture('unet.out'); // load the fixture tensors before anything counts tensors
+    });
+
+    it('UNet2DConditionModel: output and tapped down/mid/up block features', () => {
+      const unet = loadUNet(TINY_SD);
+      const start = tf.memory().numTensors;
+      const taps = ['down_blocks.0', 'down_blocks.1', 'mid_block', 'up_blocks.0', 'up_blocks.1'];
+      const out = unet.forward(fixture('unet.sample') as tf.Tensor4D, fixture('unet.timesteps') as tf.Tensor1D, fixture('unet.context') as tf.Tensor3D, { taps });
+      assertClose(out.sample, fixture('unet.out'), TOL, 'unet output');
+      for (const t of taps) assertClose(out.features.get(t) as tf.Tensor, fixture(`unet.tap.${t}`), TOL, `unet tap ${t}`);
+      out.sample.dispose();
+      disposeOutput(out);
+      assert.equal(tf.memory().numTensors, start, 'forward with taps leaked tensors');
+      unet.dispose();
+    });
+
+    it('AutoencoderKL: posterior, encoder down-block features, decoder', () => {
+      const vae = loadVae(TINY_SD);
+      const enc = vae.encode(fixture('vae.image') as tf.Tensor4D, { taps: ['encoder.down_blocks.0', 'encoder.down_blocks.1'] });
+      assertClose(enc.mean, fixture('vae.mean'), TOL, 'vae mean');
+      assertClose(enc.logvar, fixture('vae.logvar'), TOL, 'vae logvar');
+      for (const t of ['encoder.down_blocks.0', 'encoder.down_blocks.1']) assertClose(enc.features.get(t) as tf.Tensor, fixture(`vae.tap.${t}`), TOL, t);
+      const dec = vae.decode(fixture('vae.mean') as tf.Tensor4D, { taps: ['decoder.up_blocks.0', 'decoder.up_blocks.1'] });
+      assertClose(dec.sample, fixture('vae.decoded'), TOL, 'vae decoded');
+      for (const t of ['decoder.up_blocks.0', 'decoder.up_blocks.1']) assertClose(dec.features.get(t) as tf.Tensor, fixture(`vae.tap.${t}`), TOL, t);
+      tf.dispose([enc.mean, enc.logvar, dec.sample, ...enc.features.values(), ...dec.features.values()]);
+      vae.dispose();
+    });
+
+    it('CLIPTextModel: last hidden state', () => {
+      const clip = loadClipText(TINY_SD);
+      const ids = tf.cast(fixture('clip.ids'), 'int32') as tf.Tensor2D;
+      const out = clip.forward(ids);
+      assertClose(out.lastHiddenState, fixture('clip.last_hidden_state'), TOL, 'clip last_hidden_state');
+      tf.dispose([ids, out.lastHiddenState]);
+      clip.dispose();
+    });
+  });
+}
