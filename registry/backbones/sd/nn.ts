@@ -21,6 +21,8 @@ export interface ParamInfo {
 
 export class ParamStore {
   readonly params = new Map<string, ParamInfo>();
+  /** LoRA-targetable layers (Linear, Conv2d) by module name. */
+  readonly modules = new Map<string, TargetableLayer>();
   constructor(readonly rng: Rng) {}
 
   add(name: string, layout: ParamLayout, torchShape: number[], init: (n: number) => Float32Array): tf.Variable {
@@ -91,7 +93,12 @@ export interface LayerDelta {
 export abstract class TargetableLayer {
   readonly deltas: LayerDelta[] = [];
   abstract readonly kind: 'linear' | 'conv';
-  constructor(readonly path: string) {}
+  abstract readonly weight: tf.Variable;
+  readonly path: string;
+  constructor(scope: Scope) {
+    this.path = scope.prefix;
+    scope.store.modules.set(scope.prefix, this);
+  }
   protected addDeltas(x: tf.Tensor, y: tf.Tensor): tf.Tensor {
     let out = y;
     for (const d of this.deltas) {
@@ -107,7 +114,7 @@ export class Linear extends TargetableLayer {
   readonly weight: tf.Variable;
   readonly bias: tf.Variable | null;
   constructor(scope: Scope, readonly inFeatures: number, readonly outFeatures: number, bias = true) {
-    super(scope.prefix);
+    super(scope);
     const init = uniformFanIn(scope.store.rng.fork(scope.prefix), inFeatures);
     this.weight = scope.store.add(scope.name('weight'), 'linear', [outFeatures, inFeatures], init);
     this.bias = bias ? scope.store.add(scope.name('bias'), 'plain', [outFeatures], init) : null;
@@ -139,7 +146,7 @@ export class Conv2d extends TargetableLayer {
     readonly padding = 0,
     bias = true,
   ) {
-    super(scope.prefix);
+    super(scope);
     const init = uniformFanIn(scope.store.rng.fork(scope.prefix), inChannels * kernel * kernel);
     this.weight = scope.store.add(scope.name('weight'), 'conv', [outChannels, inChannels, kernel, kernel], init);
     this.bias = bias ? scope.store.add(scope.name('bias'), 'plain', [outChannels], init) : null;
