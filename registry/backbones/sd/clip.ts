@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../../framework/engine/rng.js';
 import { Embedding, LayerNorm, Linear, ParamStore, Scope, activation } from './nn.js';
+import type { ClipTokenizer } from './tokenizer.js';
 import { NO_RECORD, Recorder, type ForwardOptions } from './taps.js';
 
 /** The subset of transformers' `CLIPTextConfig` (text_encoder/config.json) used here. */
@@ -58,7 +59,10 @@ class ClipLayer {
 
 /** transformers' `CLIPTextModel` (causal self-attention, pre-LN). Tap names: `text_model.encoder.layers.i`. */
 export class ClipTextModel {
+  readonly type = 'clip-text';
   readonly store: ParamStore;
+  /** Set by the plugin (folder tokenizer or the tiny byte-level one). */
+  tokenizer: ClipTokenizer | null = null;
   private readonly tokenEmb: Embedding;
   private readonly posEmb: Embedding;
   private readonly layers: ClipLayer[];
@@ -93,6 +97,17 @@ export class ClipTextModel {
       rec.tap(`text_model.encoder.layers.${i}`, h);
     });
     return this.finalLn.forward(h) as tf.Tensor3D;
+  }
+
+  /** Tokenize (padded to max length) and encode prompts: [B, maxLength, hidden]. */
+  encodeText(texts: readonly string[]): tf.Tensor3D {
+    const tok = this.tokenizer;
+    if (!tok) throw new Error('clip-text model has no tokenizer');
+    const n = Math.min(tok.maxLength, this.config.max_position_embeddings);
+    const ids = tf.tensor2d(texts.map((t) => tok.encode(t, { pad: true, maxLength: n })), [texts.length, n], 'int32');
+    const out = this.forward(ids).lastHiddenState;
+    ids.dispose();
+    return out;
   }
 
   dispose(): void {

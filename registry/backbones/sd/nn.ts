@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../../framework/engine/rng.js';
+import { UserError } from '../../../framework/errors.js';
 
 /**
  * Building blocks of the Stable-Diffusion-compatible backbones. Each module is a plain
@@ -32,6 +33,23 @@ export class ParamStore {
     const variable = tf.tidy(() => tf.variable(fromTorch(tf.tensor(values, torchShape), layout), true, `${name}#${variableSerial++}`));
     this.params.set(name, { variable, layout, torchShape });
     return variable;
+  }
+
+  /** Names of parameters a training step may update besides adapters (`trainable` option). */
+  readonly trainable = new Set<string>();
+
+  /** Mark parameters whose names fully match one of `patterns` (regexes) trainable; a pattern matching nothing is an error. */
+  markTrainable(patterns: readonly string[], where: string): void {
+    for (const p of patterns) {
+      const re = new RegExp(`^(?:${p})$`);
+      const hit = [...this.params.keys()].filter((n) => re.test(n));
+      if (!hit.length) throw new UserError(`${where}: trainable pattern ${JSON.stringify(p)} matches no parameter (names look like ${[...this.params.keys()].slice(0, 2).join(', ')})`);
+      for (const h of hit) this.trainable.add(h);
+    }
+  }
+
+  trainableVariables(): tf.Variable[] {
+    return [...this.trainable].map((n) => (this.params.get(n) as ParamInfo).variable);
   }
 
   /** Total number of scalar parameters. */

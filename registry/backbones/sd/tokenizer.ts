@@ -125,3 +125,14 @@ export class ClipTokenizer {
     return ids;
   }
 }
+
+/** A byte-level CLIP tokenizer without merges (ids 0..511 bytes/`</w>` bytes, 512 BOS, 513 EOS): the `tiny` preset's. */
+export function byteLevelClipTokenizer(maxLength = 77): ClipTokenizer {
+  const chars = byteAlphabet();
+  const vocab = new Map<string, number>();
+  chars.forEach((c, i) => vocab.set(c, i));
+  chars.forEach((c, i) => vocab.set(`${c}</w>`, 256 + i));
+  vocab.set('<|startoftext|>', 512);
+  vocab.set('<|endoftext|>', 513);
+  return new ClipTokenizer(vocab, [], maxLength);
+}

@@ -78,6 +78,7 @@ export interface UNetOutput {
  * Tap names: `conv_in`, `down_blocks.i`, `mid_block`, `up_blocks.i`, `conv_out`.
  */
 export class UNet2DConditionModel {
+  readonly type = 'unet2d-condition';
   readonly store: ParamStore;
   readonly timeLinear1: Linear;
   readonly timeLinear2: Linear;

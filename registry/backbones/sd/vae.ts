@@ -57,6 +57,7 @@ export interface VaeEncodeOutput {
  * `decoder.mid_block`, `decoder.up_blocks.i`.
  */
 export class AutoencoderKL {
+  readonly type = 'autoencoder-kl';
   readonly store: ParamStore;
   private readonly enc: { convIn: Conv2d; down: { name: string; resnets: ResnetBlock2D[]; down: Downsample2D | null }[]; mid: MidBlock; normOut: GroupNorm; convOut: Conv2d };
   private readonly dec: { convIn: Conv2d; mid: MidBlock; up: { name: string; resnets: ResnetBlock2D[]; up: Upsample2D | null }[]; normOut: GroupNorm; convOut: Conv2d };

@@ -1,0 +1,79 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import { definePlugin, UserError, type Logger } from '../../../framework/api.js';
+import type { Adapter } from '../../../framework/contracts/adapter.js';
+import type { ParameterHolder } from '../../../framework/contracts/backbone.js';
+import { LoraModel, type LoraConfig } from './lora.js';
+
+/** The `adapter/lora` component: one named LoRA adapter (new or loaded from a PEFT folder) on a backbone. */
+export class LoraAdapter implements Adapter {
+  readonly type = 'lora';
+  model: LoraModel | null = null;
+  constructor(
+    readonly name: string,
+    readonly config: LoraConfig,
+    private readonly seed: number,
+    private readonly log: Logger,
+    private readonly where: string,
+    private readonly loadFrom: string | null,
+  ) {}
+
+  /** Install on `target`; pass an existing LoraModel to keep several named adapters on one backbone. */
+  attach(target: ParameterHolder, shared?: LoraModel): void {
+    if (this.model) throw new UserError(`${this.where}: adapter "${this.name}" is already attached`);
+    const model = shared ?? new LoraModel(target, this.seed);
+    if (this.loadFrom) model.load(this.loadFrom, this.name);
+    else model.add(this.name, this.config, this.where);
+    this.model = model;
+    const { trainable, total } = model.counts();
+    const layers = model.adapters.get(this.name)?.layers.size ?? 0;
+    this.log.info(
+      `${this.where}: LoRA "${this.name}" on ${layers} layers: trainable ${trainable.toLocaleString('en-US')} / total ${total.toLocaleString('en-US')} parameters (${((100 * trainable) / total).toFixed(3)}%)`,
+    );
+  }
+
+  trainableVariables(): tf.Variable[] {
+    return this.model ? this.model.trainableVariables(this.name) : [];
+  }
+
+  dispose(): void {
+    if (this.model?.adapters.has(this.name)) this.model.remove(this.name);
+    this.model = null;
+  }
+}
+
+export const loraPlugin = definePlugin({
+  kind: 'adapter',
+  name: 'lora',
+  description: 'PEFT-compatible LoRA (target_modules list/regex, rank, alpha, dropout, gaussian/kaiming init; PEFT file format)',
+  schema: {
+    type: 'object',
+    properties: {
+      name: { type: 'string', default: 'default', description: 'Adapter name (several named adapters can share a backbone).' },
+      r: { type: 'integer', minimum: 1, default: 4, description: 'Rank.' },
+      alpha: { type: 'number', default: 4, description: 'Scale numerator: the update is (alpha / r) B A x.' },
+      dropout: { type: 'number', minimum: 0, maximum: 1, default: 0, description: 'Dropout on the LoRA input during training.' },
+      target_modules: {
+        oneOf: [{ type: 'array', items: { type: 'string' }, minItems: 1 }, { type: 'string' }],
+        default: ['to_q', 'to_k', 'to_v', 'to_out.0'],
+        description: "As PEFT: a list matches module names equal to or ending in '.<entry>'; a string is a full-match regex.",
+      },
+      init: { enum: ['gaussian', 'kaiming'], default: 'gaussian', description: 'A init: gaussian N(0, 1/r) (OSEDiff, PEFT "gaussian") or kaiming-uniform (PEFT default).' },
+      init_b: { enum: ['zero', 'gaussian'], default: 'zero', description: 'B init; zero makes a fresh adapter a no-op (PEFT).' },
+      use_rslora: { type: 'boolean', default: false, description: 'Scale alpha / sqrt(r) instead of alpha / r.' },
+      load: { type: 'string', description: 'Load weights and config from a PEFT adapter folder (adapter_config.json + adapter_model.safetensors).' },
+    },
+    additionalProperties: false,
+  } as const,
+  create(opts, ctx) {
+    const config: LoraConfig = {
+      r: opts.r,
+      alpha: opts.alpha,
+      dropout: opts.dropout,
+      targetModules: opts.target_modules as string[] | string,
+      init: opts.init,
+      initB: opts.init_b,
+      useRslora: opts.use_rslora,
+    };
+    return new LoraAdapter(opts.name, config, ctx.seed, ctx.log, ctx.path, opts.load ? ctx.resolvePath(opts.load) : null);
+  },
+});

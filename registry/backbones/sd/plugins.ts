@@ -1,0 +1,88 @@
+import { definePlugin, UserError, type PluginContext } from '../../../framework/api.js';
+import { ClipTextModel, type ClipTextConfig } from './clip.js';
+import { checkDiffusersFolder, loadClipText, loadTokenizer, loadUNet, loadVae } from './pretrained.js';
+import { SD21_BASE_REPO, TINY_CLIP, TINY_UNET, TINY_VAE } from './presets.js';
+import { byteLevelClipTokenizer } from './tokenizer.js';
+import { UNet2DConditionModel, type UNetConfig } from './unet.js';
+import { AutoencoderKL, type VaeConfig } from './vae.js';
+
+const commonSchema = {
+  preset: {
+    enum: ['tiny', 'sd21-base'],
+    default: 'tiny',
+    description: '`tiny`: random init at toy width (tests, quickstart). `sd21-base`: weights from a local diffusers copy of ' + SD21_BASE_REPO + ' at `path`.',
+  },
+  path: { type: 'string', description: 'Root of a local diffusers pipeline folder (holding unet/, vae/, text_encoder/, tokenizer/); required by sd21-base.' },
+  config: { type: 'object', description: 'tiny only: a diffusers config.json object replacing the tiny config (random init).' },
+  trainable: {
+    type: 'array',
+    items: { type: 'string' },
+    default: [],
+    description: 'Regexes (full match) of parameter names a training step also updates, e.g. ["conv_in\\\\..*"]; everything else stays frozen.',
+  },
+} as const;
+
+function resolveRoot(opts: { preset: string; path?: string }, ctx: PluginContext, component: 'unet' | 'vae' | 'text_encoder'): string | null {
+  if (opts.preset === 'tiny') return null;
+  if (!opts.path) {
+    throw new UserError(`${ctx.path}.path: preset sd21-base needs \`path\`, a local copy of ${SD21_BASE_REPO} (a diffusers folder with ${component}/)`);
+  }
+  const root = ctx.resolvePath(opts.path);
+  checkDiffusersFolder(root, component === 'text_encoder' ? ['text_encoder', 'tokenizer'] : [component]);
+  return root;
+}
+
+function finish<T extends { store: { markTrainable(p: readonly string[], w: string): void; count(): number }; dispose(): void }>(m: T, trainable: readonly string[], ctx: PluginContext, what: string): T {
+  try {
+    m.store.markTrainable(trainable, `${ctx.path}.trainable`);
+  } catch (e) {
+    m.dispose();
+    throw e;
+  }
+  ctx.log.info(`${ctx.path}: ${what} with ${m.store.count().toLocaleString('en-US')} parameters`);
+  return m;
+}
+
+export const unet2dCondition = definePlugin({
+  kind: 'backbone',
+  name: 'unet2d-condition',
+  description: 'Stable-Diffusion UNet2DConditionModel (diffusers config/weights) with feature taps and cross-attention capture',
+  schema: { type: 'object', properties: commonSchema, additionalProperties: false } as const,
+  create(opts, ctx) {
+    const root = resolveRoot(opts, ctx, 'unet');
+    const m = root ? loadUNet(root) : new UNet2DConditionModel((opts.config as UNetConfig | undefined) ?? TINY_UNET, ctx.seed);
+    return finish(m, opts.trainable, ctx, root ? `UNet from ${root}` : 'tiny UNet');
+  },
+});
+
+export const autoencoderKl = definePlugin({
+  kind: 'backbone',
+  name: 'autoencoder-kl',
+  description: 'Stable-Diffusion AutoencoderKL (VAE encoder/decoder, diffusers config/weights) with feature taps',
+  schema: { type: 'object', properties: commonSchema, additionalProperties: false } as const,
+  create(opts, ctx) {
+    const root = resolveRoot(opts, ctx, 'vae');
+    const m = root ? loadVae(root) : new AutoencoderKL((opts.config as VaeConfig | undefined) ?? TINY_VAE, ctx.seed);
+    return finish(m, opts.trainable, ctx, root ? `VAE from ${root}` : 'tiny VAE');
+  },
+});
+
+export const clipText = definePlugin({
+  kind: 'backbone',
+  name: 'clip-text',
+  description: 'CLIP text encoder (transformers CLIPTextModel weights) with its BPE tokenizer (vocab.json + merges.txt)',
+  schema: { type: 'object', properties: commonSchema, additionalProperties: false } as const,
+  create(opts, ctx) {
+    const root = resolveRoot(opts, ctx, 'text_encoder');
+    let m: ClipTextModel;
+    if (root) {
+      m = loadClipText(root);
+      m.tokenizer = loadTokenizer(root);
+    } else {
+      m = new ClipTextModel((opts.config as ClipTextConfig | undefined) ?? TINY_CLIP, ctx.seed);
+      if (m.config.vocab_size < 514) throw new UserError(`${ctx.path}.config.vocab_size: the tiny byte-level tokenizer needs at least 514 ids`);
+      m.tokenizer = byteLevelClipTokenizer(m.config.max_position_embeddings);
+    }
+    return finish(m, opts.trainable, ctx, root ? `CLIP text encoder from ${root}` : 'tiny CLIP text encoder');
+  },
+});
