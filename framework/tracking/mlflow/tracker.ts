@@ -1,0 +1,129 @@
+/**
+ * The live MLflow tracker: the runner journals events and calls onAppend(); this ships them
+ * in the background (a short batching window, one shipment at a time), keeps retrying with
+ * backoff while the server is away, and on close makes a last bounded attempt. Whatever is
+ * not acknowledged by then stays in the journal for `rass runs sync`.
+ */
+import type { RunTracker } from '../tracker.js';
+import { MlflowHttpError } from './client.js';
+import { RunShipper, type ShipperOptions } from './shipper.js';
+import { tryLock } from './state.js';
+
+export interface MlflowTrackerOptions extends ShipperOptions {
+  /** wait this long after an append before shipping, so steps batch together */
+  batchWindowMs?: number;
+  /** backoff between shipments that failed after the client's own retries */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** default timeout of close() */
+  closeTimeoutMs?: number;
+  log?: (message: string) => void;
+}
+
+const SHIP_LOCK = '.mlflow-ship.lock';
+
+export class MlflowTracker implements RunTracker {
+  readonly name = 'mlflow';
+  readonly shipper: RunShipper;
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+  private failures = 0;
+  private nextTryAt = 0;
+  private fatal: Error | undefined;
+  private closed = false;
+  private readonly releaseLock: () => void;
+  private readonly log: (m: string) => void;
+  private readonly windowMs: number;
+  private readonly retryBaseMs: number;
+  private readonly retryMaxMs: number;
+
+  constructor(private readonly opts: MlflowTrackerOptions) {
+    this.log = opts.log ?? ((m) => process.stderr.write(`[mlflow] ${m}\n`));
+    this.shipper = new RunShipper({ ...opts, warn: opts.warn ?? this.log });
+    this.windowMs = opts.batchWindowMs ?? 200;
+    this.retryBaseMs = opts.retryBaseMs ?? 1000;
+    this.retryMaxMs = opts.retryMaxMs ?? 30_000;
+    const lock = tryLock(opts.dir, SHIP_LOCK);
+    if ('heldBy' in lock) throw new Error(`${opts.dir} is already being shipped to MLflow by process ${lock.heldBy}`);
+    this.releaseLock = lock.release;
+  }
+
+  /** The last non-retryable error, when shipping stopped for good (sync can take over later). */
+  get error(): Error | undefined {
+    return this.fatal;
+  }
+
+  onAppend(): void {
+    if (this.closed || this.fatal || this.timer || this.inFlight) return;
+    this.schedule(Math.max(this.windowMs, this.nextTryAt - Date.now()));
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.shipOnce();
+    }, ms);
+    // Background shipping must not keep a finished process alive; close() does the last round.
+    this.timer.unref();
+  }
+
+  /** One shipment (never two at once); failures only set up the next attempt. */
+  private shipOnce(): Promise<void> {
+    if (this.inFlight) return this.inFlight;
+    this.inFlight = (async () => {
+      try {
+        await this.shipper.ship();
+        this.failures = 0;
+        this.nextTryAt = 0;
+      } catch (e) {
+        if (e instanceof MlflowHttpError && e.retryable) {
+          this.failures++;
+          const delay = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** (this.failures - 1));
+          this.nextTryAt = Date.now() + delay;
+          if (this.failures === 1 || this.failures % 10 === 0) this.log(`${e.message}; events stay in the journal, next try in ${delay} ms`);
+        } else {
+          this.fatal = e as Error;
+          this.log(`shipping stopped: ${(e as Error).message}. The run goes on locally; \`rass runs sync\` uploads it later.`);
+        }
+      } finally {
+        this.inFlight = undefined;
+      }
+      if (!this.closed && !this.fatal && !this.shipper.caughtUp) this.schedule(Math.max(0, this.nextTryAt - Date.now()));
+    })();
+    return this.inFlight;
+  }
+
+  async flush(opts?: { timeoutMs?: number }): Promise<void> {
+    const deadline = Date.now() + (opts?.timeoutMs ?? 30_000);
+    while (!this.fatal) {
+      if (this.timer) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+      const wait = this.nextTryAt - Date.now();
+      if (wait > 0) {
+        if (Date.now() + wait > deadline) return;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+      await this.shipOnce();
+      // shipOnce pulled everything journaled; done when it is all acknowledged.
+      if (this.failures === 0 && this.shipper.caughtUp) return;
+      if (Date.now() >= deadline) return;
+    }
+  }
+
+  async close(opts?: { timeoutMs?: number }): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.flush({ timeoutMs: opts?.timeoutMs ?? this.opts.closeTimeoutMs ?? 30_000 });
+      if (!this.fatal && this.failures > 0) this.log('server unreachable at the end of the run; it is complete locally, upload it later with `rass runs sync`');
+    } finally {
+      this.closed = true;
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      if (this.inFlight) await this.inFlight.catch(() => undefined);
+      this.releaseLock();
+    }
+  }
+}
