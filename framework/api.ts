@@ -14,3 +14,9 @@ export type { PluginKind } from './plugins/kinds.js';
 export type { CommandSpec, CliContext } from './cli/command.js';
 export { UserError } from './errors.js';
 export { componentSchema } from './plugins/schema-helpers.js';
+// engine pieces plugins need (seeded init, weight files) and the backbone/adapter contracts
+export { Rng } from './engine/rng.js';
+export { readSafetensors, toFloat32, writeSafetensors } from './engine/safetensors.js';
+export type { SafetensorsEntry, WritableTensor } from './engine/safetensors.js';
+export type { Backbone, ParameterHolder, TargetableLayer, LayerDelta } from './contracts/backbone.js';
+export type { Adapter } from './contracts/adapter.js';

@@ -2,9 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LayerDelta, ParameterHolder, TargetableLayer } from '../../../framework/contracts/backbone.js';
-import { Rng } from '../../../framework/engine/rng.js';
-import { readSafetensors, toFloat32, writeSafetensors, type WritableTensor } from '../../../framework/engine/safetensors.js';
-import { UserError } from '../../../framework/errors.js';
+import { Rng, readSafetensors, toFloat32, writeSafetensors, UserError, type WritableTensor } from '../../../framework/api.js';
 
 /**
  * LoRA with PEFT's semantics and file format. A wrapped layer computes

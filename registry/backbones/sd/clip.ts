@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng } from '../../../framework/engine/rng.js';
 import { Embedding, LayerNorm, Linear, ParamStore, Scope, activation } from './nn.js';
 import type { ClipTokenizer } from './tokenizer.js';
 import { NO_RECORD, Recorder, type ForwardOptions } from './taps.js';
+import { Rng } from '../../../framework/api.js';
 
 /** The subset of transformers' `CLIPTextConfig` (text_encoder/config.json) used here. */
 export interface ClipTextConfig {

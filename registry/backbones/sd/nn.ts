@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng } from '../../../framework/engine/rng.js';
-import { UserError } from '../../../framework/errors.js';
+import type { LayerDelta, TargetableLayer as TargetableLayerContract } from '../../../framework/contracts/backbone.js';
+import { Rng, UserError } from '../../../framework/api.js';
 
 /**
  * Building blocks of the Stable-Diffusion-compatible backbones. Each module is a plain
@@ -99,16 +99,11 @@ function uniformFanIn(rng: Rng, fanIn: number): (n: number) => Float32Array {
 }
 const constant = (v: number) => (n: number) => new Float32Array(n).fill(v);
 
-/**
- * A hook a LoRA adapter installs on a Linear/Conv2d: returns the low-rank delta to add to
- * the base output (or null while disabled/merged).
- */
-export interface LayerDelta {
-  delta(x: tf.Tensor): tf.Tensor | null;
-}
+/** A hook a LoRA adapter installs on a Linear/Conv2d (see framework/contracts/backbone.ts). */
+export type { LayerDelta };
 
 /** Linear and Conv2d are the LoRA-targetable layers. */
-export abstract class TargetableLayer {
+export abstract class TargetableLayer implements TargetableLayerContract {
   readonly deltas: LayerDelta[] = [];
   abstract readonly kind: 'linear' | 'conv';
   abstract readonly weight: tf.Variable;

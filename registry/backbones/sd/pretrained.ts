@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../../../framework/errors.js';
 import { ClipTextModel, type ClipTextConfig } from './clip.js';
 import { ClipTokenizer } from './tokenizer.js';
 import { UNet2DConditionModel, type UNetConfig } from './unet.js';
 import { AutoencoderKL, type VaeConfig } from './vae.js';
 import { findWeightFile, loadWeights, readWeightFiles } from './weights.js';
+import { UserError } from '../../../framework/api.js';
 
 /** Where each component lives in a diffusers pipeline folder, and the files it needs. */
 export const COMPONENT_FILES = {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../../../framework/errors.js';
+import { UserError } from '../../../framework/api.js';
 
 /**
  * CLIP's byte-level BPE tokenizer, reading `vocab.json` + `merges.txt` from a local folder.

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng } from '../../../framework/engine/rng.js';
 import { Transformer2D } from './attention.js';
 import { Conv2d, GroupNorm, Linear, ParamStore, Scope, silu } from './nn.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
 import { NO_RECORD, Recorder, type ForwardOptions } from './taps.js';
+import { Rng } from '../../../framework/api.js';
 
 /** The subset of diffusers' `UNet2DConditionModel` config.json that SD 1.x/2.x use. */
 export interface UNetConfig {

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng } from '../../../framework/engine/rng.js';
 import { Attention } from './attention.js';
 import { Conv2d, GroupNorm, ParamStore, Scope, silu } from './nn.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
 import { NO_RECORD, Recorder, type ForwardOptions } from './taps.js';
+import { Rng } from '../../../framework/api.js';
 
 /** The subset of diffusers' `AutoencoderKL` config.json that SD uses. */
 export interface VaeConfig {

@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { UserError } from '../../../framework/errors.js';
-import { readSafetensors, toFloat32, type SafetensorsEntry, type WritableTensor } from '../../../framework/engine/safetensors.js';
 import { fromTorch, toTorch, type ParamStore } from './nn.js';
+import { UserError, readSafetensors, toFloat32, type SafetensorsEntry, type WritableTensor } from '../../../framework/api.js';
 
 /** Buffers some checkpoints carry that are not parameters. */
 const IGNORED = [/\.position_ids$/];
