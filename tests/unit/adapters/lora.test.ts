@@ -77,4 +77,24 @@ describe('LoRA behaviour on a random tiny UNet', () => {
     lora.dispose();
     unet.dispose();
   });
+
+  it('dropout acts only in training mode', () => {
+    const unet = new UNet2DConditionModel(CFG, 1);
+    const x = tf.ones([1, 8, 8, 4]) as tf.Tensor4D;
+    const ctx = tf.ones([1, 3, 32]) as tf.Tensor3D;
+    const lora = new LoraModel(unet.store, 4);
+    lora.add('d', { r: 4, alpha: 4, dropout: 0.5, targetModules: ['to_q', 'conv1'], initB: 'gaussian', initBStd: 0.2 });
+    const run = () => unet.forward(x, 10, ctx).sample;
+    const e1 = run();
+    const e2 = run();
+    lora.setTraining(true);
+    const t1 = run();
+    lora.setTraining(false);
+    const diff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] as number);
+    assert.equal(diff(e1, e2), 0, 'eval forward is deterministic');
+    assert.ok(diff(e1, t1) > 1e-4, 'training forward drops LoRA inputs');
+    tf.dispose([x, ctx, e1, e2, t1]);
+    lora.dispose();
+    unet.dispose();
+  });
 });
