@@ -28,6 +28,28 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
       unet.dispose();
     });
 
+    it('cross-attention probabilities match diffusers per head, and head-averaged', () => {
+      const unet = loadUNet(TINY_SD);
+      const layers = ['down_blocks.0.attentions.0.transformer_blocks.0.attn2', 'mid_block.attentions.0.transformer_blocks.0.attn2'];
+      const args = [fixture('unet.sample') as tf.Tensor4D, fixture('unet.timesteps') as tf.Tensor1D, fixture('unet.context') as tf.Tensor3D] as const;
+      const perHead = unet.forward(...args, { captureAttention: { layers: layers.map((l) => l.replace(/\./g, '\\.')), mode: 'per-head' } });
+      const mean = unet.forward(...args, { captureAttention: { layers: ['.*attn2'], mode: 'mean' } });
+      for (const l of layers) {
+        const ref = fixture(`unet.attn.${l}`);
+        assertClose(perHead.attention.get(l) as tf.Tensor, ref, 1e-5, `${l} per head`);
+        const refMean = tf.mean(ref, 1);
+        assertClose(mean.attention.get(l) as tf.Tensor, refMean, 1e-5, `${l} head mean`);
+        refMean.dispose();
+      }
+      assert.equal(perHead.attention.size, 2, 'only the requested layers are captured');
+      assert.equal(mean.attention.size, 4, 'all 4 cross-attention layers of the tiny UNet');
+      assertClose(perHead.sample, fixture('unet.out'), TOL, 'output with capture');
+      tf.dispose([perHead.sample, mean.sample]);
+      disposeOutput(perHead);
+      disposeOutput(mean);
+      unet.dispose();
+    });
+
     it('AutoencoderKL: posterior, encoder down-block features, decoder', () => {
       const vae = loadVae(TINY_SD);
       const enc = vae.encode(fixture('vae.image') as tf.Tensor4D, { taps: ['encoder.down_blocks.0', 'encoder.down_blocks.1'] });
