@@ -142,7 +142,6 @@ export class RunShipper {
    * after the client's retries (nothing is lost: the next call resumes) or refuses a request.
    */
   async ship(): Promise<ShipProgress> {
-    const before = this.ackedSeq;
     let requests = 0;
     if (!this.started) {
       // The run event must be complete before the remote run can be created.
@@ -155,6 +154,7 @@ export class RunShipper {
       if (existsSync(join(this.dir, 'config.yaml'))) requests += await this.uploadArtifact('config.yaml', 'config.yaml');
     }
     this.pull();
+    const before = this.ackedSeq;
     const batch = new BatchBuilder();
     let batchSeq = -1; // last event completely inside `batch`
     const sendBatch = async () => {
