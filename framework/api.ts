@@ -20,3 +20,5 @@ export { readSafetensors, toFloat32, writeSafetensors } from './engine/safetenso
 export type { SafetensorsEntry, WritableTensor } from './engine/safetensors.js';
 export type { Backbone, ParameterHolder, TargetableLayer, LayerDelta } from './contracts/backbone.js';
 export type { Adapter } from './contracts/adapter.js';
+export type { SegDataset, SegSample } from './contracts/dataset.js';
+export type { Tagger } from './contracts/tagger.js';
