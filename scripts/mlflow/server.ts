@@ -31,7 +31,7 @@ export function mlflowVenv(): string {
       timeout: 15 * 60_000,
     }).trim();
   } catch (e) {
-    throw new Error(`could not install mlflow into a venv (scripts/py-venv.sh mlflow scripts/mlflow/requirements.txt): ${(e as Error).message}. Set RASS_SKIP_MLFLOW=1 to skip the MLflow tests on a machine without PyPI.`);
+    throw new Error(`could not install mlflow into a venv (scripts/py-venv.sh mlflow scripts/mlflow/requirements.txt): ${(e as Error).message}. Set RASS_SKIP_MLFLOW=1 to skip the MLflow tests on a machine without PyPI.`, { cause: e });
   }
   return venvCache;
 }

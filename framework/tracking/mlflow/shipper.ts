@@ -113,6 +113,8 @@ export class RunShipper {
     if (seq <= t.ackedSeq) return;
     t.ackedSeq = seq;
     updateTarget(this.dir, this.client.uri, t);
+    // Only acknowledged events leave the queue: a failed call leaves its events for the next try.
+    while (this.queue.length > 0 && this.queue[0].seq <= seq) this.queue.shift();
   }
 
   /** Read newly journaled events; those already acknowledged only feed the param history. */
@@ -172,8 +174,7 @@ export class RunShipper {
       if (!batch.fits(kind, size)) await sendBatch();
       batch.add(kind as 'metrics', e as MetricEntry, size);
     };
-    while (this.queue.length > 0) {
-      const ev = this.queue[0];
+    for (const ev of [...this.queue]) {
       switch (ev.type) {
         case 'run':
           break; // created by ensureRemoteRun
@@ -233,7 +234,6 @@ export class RunShipper {
           this.warnOnce(`type:${unknown.type}`, `journal event type "${unknown.type}" (seq ${unknown.seq}) is not mirrored to MLflow`);
         }
       }
-      this.queue.shift();
       if (batch.empty) this.ack(ev.seq);
       else batchSeq = ev.seq;
     }

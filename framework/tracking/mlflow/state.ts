@@ -35,7 +35,7 @@ export function readState(dir: string): MlflowStateFile {
     if (s.version !== 1 || typeof s.targets !== 'object') throw new Error('unknown layout');
     return s;
   } catch (e) {
-    throw new Error(`${p}: unreadable MLflow state (${(e as Error).message}); delete it to re-upload the run as a new MLflow run`);
+    throw new Error(`${p}: unreadable MLflow state (${(e as Error).message}); delete it to re-upload the run as a new MLflow run`, { cause: e });
   }
 }
 
