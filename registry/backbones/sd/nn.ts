@@ -244,5 +244,7 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
 /** Nearest-neighbour 2x upsampling on NHWC (torch F.interpolate(mode='nearest')). */
 export function upsampleNearest2x(x: tf.Tensor4D): tf.Tensor4D {
   const [b, h, w, c] = x.shape;
-  return tf.reshape(tf.tile(tf.reshape(x, [b, h, 1, w, 1, c]), [1, 1, 2, 1, 2, 1]), [b, h * 2, w * 2, c]) as tf.Tensor4D;
+  // two rank-4 tiles (tfjs has Tile gradients only up to rank 4): width, then height
+  const wide = tf.reshape(tf.tile(tf.reshape(x, [b * h, w, 1, c]), [1, 1, 2, 1]), [b, h, 1, 2 * w * c]);
+  return tf.reshape(tf.tile(wide, [1, 1, 2, 1]), [b, h * 2, w * 2, c]) as tf.Tensor4D;
 }
