@@ -22,3 +22,5 @@ export type { Backbone, ParameterHolder, TargetableLayer, LayerDelta } from './c
 export type { Adapter } from './contracts/adapter.js';
 export type { SegDataset, SegSample } from './contracts/dataset.js';
 export type { Tagger } from './contracts/tagger.js';
+export type { SegHead, HeadOutput, MaskPrediction, FeatureLevel } from './contracts/head.js';
+export type { SegLoss, SegTargets, LossResult } from './contracts/loss.js';

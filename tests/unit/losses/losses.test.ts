@@ -1,0 +1,65 @@
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng } from '../../../framework/api.js';
+import { useBackend } from '../../../framework/engine/backend.js';
+import { uncertainPoints } from '../../../registry/losses/mask-criterion.js';
+import { PerPixelLoss } from '../../../registry/losses/per-pixel.js';
+import { mask2formerLoss } from '../../../registry/losses/plugins.js';
+import { assertTensorCountFlat } from '../../helpers/memory.js';
+
+describe('per-pixel loss', () => {
+  before(async () => {
+    await useBackend('cpu');
+  });
+
+  it('CE and dice match closed forms, ignore pixels excluded', () => {
+    // 1 image, 1x3 pixels, 2 classes; logits chosen so softmax is known
+    const logits = tf.tensor4d([0, 0, Math.log(3), 0, 5, -5], [1, 1, 3, 2]);
+    const labels = Uint8Array.from([0, 0, 255]);
+    const loss = new PerPixelLoss({ numClasses: 2, ceWeight: 1, diceWeight: 2, smooth: 1 });
+    const r = loss.compute({ kind: 'per-pixel', logits }, { labels, batch: 1, height: 1, width: 3, ignoreIndex: 255 });
+    // p(class 0): 0.5 and 0.75 -> CE = (ln 2 + ln(4/3)) / 2
+    const ce = (Math.log(2) + Math.log(4 / 3)) / 2;
+    assert.ok(Math.abs(r.terms.loss_ce.dataSync()[0] - ce) < 1e-6);
+    // class 0: inter 1.25, sum p 1.25, sum t 2 -> 1 - 3.5/4.25 ; class 1: inter 0, sum p 0.75, t 0 -> 1 - 1/1.75
+    const dice = ((1 - 3.5 / 4.25) + (1 - 1 / 1.75)) / 2;
+    assert.ok(Math.abs(r.terms.loss_dice.dataSync()[0] - 2 * dice) < 1e-6);
+    assert.ok(Math.abs(r.total.dataSync()[0] - (ce + 2 * dice)) < 1e-6);
+  });
+
+  it('upsamples low-resolution logits to the label size and does not leak', async () => {
+    const loss = new PerPixelLoss({ numClasses: 3, ceWeight: 1, diceWeight: 1, smooth: 1 });
+    const logits = tf.randomNormal([2, 4, 4, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const labels = new Uint8Array(2 * 16 * 16).map((_, i) => i % 3);
+    await assertTensorCountFlat(() => {
+      const r = loss.compute({ kind: 'per-pixel', logits }, { labels, batch: 2, height: 16, width: 16, ignoreIndex: 255 });
+      assert.ok(r.total.dataSync()[0] > 0);
+      tf.dispose([r.total, ...Object.values(r.terms)]);
+    });
+  });
+});
+
+describe('mask2former loss plugin', () => {
+  it('defaults follow RASS-REFERENCE.md', async () => {
+    const l = (await mask2formerLoss.create({ numClasses: 150 } as never, {} as never)) as unknown as { o: Record<string, number | boolean> };
+    assert.deepEqual(
+      { c: l.o.classWeight, m: l.o.maskWeight, d: l.o.diceWeight, n: l.o.noObjectWeight, p: l.o.numPoints, os: l.o.oversampleRatio, is: l.o.importanceSampleRatio, ds: l.o.deepSupervision },
+      { c: 2, m: 5, d: 5, n: 0.1, p: 12544, os: 3, is: 0.75, ds: true },
+    );
+  });
+
+  it('importance sampling picks points whose logits are near 0', () => {
+    // logits = 20 * (x - 0.5): uncertain only near the vertical line x = 0.5
+    const W = 32;
+    const data = new Float32Array(W * W).map((_, i) => 20 * (((i % W) + 0.5) / W - 0.5));
+    const logits = tf.tensor4d(data, [1, W, W, 1]);
+    const pts = uncertainPoints(logits, Rng.derive(2, 'u'), 100, 3, 0.75);
+    const xs = pts.dataSync().filter((_, i) => i % 2 === 0);
+    const near = (a: Float32Array) => a.filter((x) => Math.abs(x - 0.5) < 0.2).length;
+    // the 75 important points come from the 300 candidates closest to x = 0.5: about 75 within 0.2
+    assert.ok(near(xs.subarray(0, 75)) === 75, `important points near the boundary: ${near(xs.subarray(0, 75))}/75`);
+    assert.ok(near(xs.subarray(75)) < 20, 'the 25 random points are spread out');
+    tf.dispose([logits, pts]);
+  });
+});
