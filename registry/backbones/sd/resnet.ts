@@ -48,7 +48,10 @@ export class Upsample2D {
   constructor(scope: Scope, channels: number) {
     this.conv = new Conv2d(scope.child('conv'), channels, channels, 3, 1, 1);
   }
-  forward(x: tf.Tensor4D): tf.Tensor4D {
-    return this.conv.forward(upsampleNearest2x(x));
+  /** `size`: explicit output size (diffusers' upsample_size, used when the input was not a multiple of the total stride). */
+  forward(x: tf.Tensor4D, size?: [number, number]): tf.Tensor4D {
+    const [, h, w] = x.shape;
+    const up = !size || (size[0] === 2 * h && size[1] === 2 * w) ? upsampleNearest2x(x) : tf.image.resizeNearestNeighbor(x, size, false, false);
+    return this.conv.forward(up);
   }
 }

@@ -221,7 +221,11 @@ export class UNet2DConditionModel {
         h = r.forward(tf.concat([h, skip], 3), temb);
         if (blk.attentions[j]) h = blk.attentions[j].forward(h, context, rec);
       });
-      if (blk.up) h = blk.up.forward(h);
+      if (blk.up) {
+        // as diffusers: sizes that are not a multiple of the total stride upsample to the skip's size
+        const next = skips[skips.length - 1];
+        h = blk.up.forward(h, next ? [next.shape[1], next.shape[2]] : undefined);
+      }
       rec.tap(blk.name, h);
     }
     h = this.convOut.forward(silu(this.normOut.forward(h)) as tf.Tensor4D);

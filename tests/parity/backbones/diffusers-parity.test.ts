@@ -28,6 +28,15 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
       unet.dispose();
     });
 
+    it('UNet at a size that is not a multiple of the total stride (diffusers upsample_size)', () => {
+      const unet = loadUNet(TINY_SD);
+      const ctx = tf.slice(fixture('unet.context'), [0, 0, 0], [1, -1, -1]) as tf.Tensor3D;
+      const out = unet.forward(fixture('unet.odd_sample') as tf.Tensor4D, 500, ctx);
+      assertClose(out.sample, fixture('unet.odd_out'), TOL, 'odd-size unet output');
+      tf.dispose([ctx, out.sample]);
+      unet.dispose();
+    });
+
     it('cross-attention probabilities match diffusers per head, and head-averaged', () => {
       const unet = loadUNet(TINY_SD);
       const layers = ['down_blocks.0.attentions.0.transformer_blocks.0.attn2', 'mid_block.attentions.0.transformer_blocks.0.attn2'];
