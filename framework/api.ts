@@ -24,3 +24,4 @@ export type { SegDataset, SegSample } from './contracts/dataset.js';
 export type { Tagger } from './contracts/tagger.js';
 export type { SegHead, HeadOutput, MaskPrediction, FeatureLevel } from './contracts/head.js';
 export type { SegLoss, SegTargets, LossResult } from './contracts/loss.js';
+export type { TapOptions, TapResult, ConditionalUNet, LatentAutoencoder, PromptEncoder } from './contracts/backbone.js';

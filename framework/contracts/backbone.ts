@@ -41,3 +41,43 @@ export interface Backbone {
   readonly store: ParameterHolder;
   dispose(): void;
 }
+
+/** What a forward pass may record besides its output (see registry/backbones/sd/taps.ts). */
+export interface TapOptions {
+  /** Named block outputs to return, e.g. `up_blocks.0`, `encoder.down_blocks.1`. Unknown names are errors. */
+  taps?: readonly string[];
+  /** Attention probabilities of layers whose name fully matches a regex; `mean` averages heads. */
+  captureAttention?: { layers: readonly (string | RegExp)[]; mode?: 'mean' | 'per-head' };
+}
+
+/**
+ * Recorded tensors are kept outside the forward's tidy scope and owned by the caller
+ * (dispose them). Attention maps: [B, Nq, Nk] (mean) or [B, heads, Nq, Nk] (per-head).
+ */
+export interface TapResult {
+  features: Map<string, tf.Tensor>;
+  attention: Map<string, tf.Tensor>;
+}
+
+/** `backbone/unet2d-condition`: NHWC latents, timesteps, text context [B, tokens, dim]. */
+export interface ConditionalUNet extends Backbone {
+  forward(sample: tf.Tensor4D, timesteps: tf.Tensor1D | number, context: tf.Tensor3D, opts?: TapOptions): TapResult & { sample: tf.Tensor4D };
+  /** The same forward as plain ops (no tidy, no recording): for use inside gradient functions. */
+  run(sample: tf.Tensor4D, timesteps: tf.Tensor1D | number, context: tf.Tensor3D): tf.Tensor4D;
+  tapNames(): string[];
+}
+
+/** `backbone/autoencoder-kl`: NHWC images in [-1, 1] <-> unscaled latents. */
+export interface LatentAutoencoder extends Backbone {
+  readonly scalingFactor: number;
+  encode(x: tf.Tensor4D, opts?: TapOptions): { mean: tf.Tensor4D; logvar: tf.Tensor4D; features: Map<string, tf.Tensor> };
+  decode(z: tf.Tensor4D, opts?: TapOptions): { sample: tf.Tensor4D; features: Map<string, tf.Tensor> };
+  runEncode(x: tf.Tensor4D): { mean: tf.Tensor4D; logvar: tf.Tensor4D };
+  runDecode(z: tf.Tensor4D): tf.Tensor4D;
+  tapNames(): string[];
+}
+
+/** `backbone/clip-text`: prompts -> [B, tokens, hidden] (tokenised and padded to the max length). */
+export interface PromptEncoder extends Backbone {
+  encodeText(texts: readonly string[]): tf.Tensor3D;
+}

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { PromptEncoder } from '../../../framework/contracts/backbone.js';
 import { Embedding, LayerNorm, Linear, ParamStore, Scope, activation } from './nn.js';
 import type { ClipTokenizer } from './tokenizer.js';
 import { NO_RECORD, Recorder, type ForwardOptions } from './taps.js';
@@ -58,7 +59,7 @@ class ClipLayer {
 }
 
 /** transformers' `CLIPTextModel` (causal self-attention, pre-LN). Tap names: `text_model.encoder.layers.i`. */
-export class ClipTextModel {
+export class ClipTextModel implements PromptEncoder {
   readonly type = 'clip-text';
   readonly store: ParamStore;
   /** Set by the plugin (folder tokenizer or the tiny byte-level one). */

@@ -1,12 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { TapOptions } from '../../../framework/contracts/backbone.js';
 
 /** What a caller asks a forward pass to record besides its output. */
-export interface ForwardOptions {
-  /** Named block outputs to return as features, e.g. `up_blocks.0`, `down_blocks.1`, `mid_block`. */
-  taps?: readonly string[];
-  /** Capture cross-attention probabilities of layers whose name matches one of `layers` (full-match regexes). */
-  captureAttention?: { layers: readonly (string | RegExp)[]; mode?: 'mean' | 'per-head' };
-}
+export type ForwardOptions = TapOptions;
 
 /**
  * Collects tapped features during one forward pass. Recorded tensors are cloned and

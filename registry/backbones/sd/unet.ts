@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { ConditionalUNet } from '../../../framework/contracts/backbone.js';
 import { Transformer2D } from './attention.js';
 import { Conv2d, GroupNorm, Linear, ParamStore, Scope, silu } from './nn.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
@@ -77,7 +78,7 @@ export interface UNetOutput {
  * UNetMidBlock2DCrossAttn, UpBlock2D, CrossAttnUpBlock2D). Activations are NHWC.
  * Tap names: `conv_in`, `down_blocks.i`, `mid_block`, `up_blocks.i`, `conv_out`.
  */
-export class UNet2DConditionModel {
+export class UNet2DConditionModel implements ConditionalUNet {
   readonly type = 'unet2d-condition';
   readonly store: ParamStore;
   readonly timeLinear1: Linear;

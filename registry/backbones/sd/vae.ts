@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { LatentAutoencoder } from '../../../framework/contracts/backbone.js';
 import { Attention } from './attention.js';
 import { Conv2d, GroupNorm, ParamStore, Scope, silu } from './nn.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
@@ -56,7 +57,7 @@ export interface VaeEncodeOutput {
  * attention, quant convs). NHWC. Tap names: `encoder.down_blocks.i`, `encoder.mid_block`,
  * `decoder.mid_block`, `decoder.up_blocks.i`.
  */
-export class AutoencoderKL {
+export class AutoencoderKL implements LatentAutoencoder {
   readonly type = 'autoencoder-kl';
   readonly store: ParamStore;
   private readonly enc: { convIn: Conv2d; down: { name: string; resnets: ResnetBlock2D[]; down: Downsample2D | null }[]; mid: MidBlock; normOut: GroupNorm; convOut: Conv2d };
