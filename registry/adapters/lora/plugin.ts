@@ -45,6 +45,12 @@ export const loraPlugin = definePlugin({
   kind: 'adapter',
   name: 'lora',
   description: 'PEFT-compatible LoRA (target_modules list/regex, rank, alpha, dropout, gaussian/kaiming init; PEFT file format)',
+  docs: `Wraps the Linear/Conv2d modules of a backbone selected by \`target_modules\` (PEFT rules; an entry
+that selects nothing is an error). Update: (alpha / r) * B(A(dropout(x))); for convs A has the base
+kernel/stride/padding and B is 1x1. Several named adapters can share a backbone (LoraModel:
+setEnabled, merge, unmerge, mergeAndUnload). Files: adapter_config.json + adapter_model.safetensors
+with keys \`base_model.model.<module>.lora_A.weight\` / \`lora_B.weight\`, loadable by peft.
+Trainable and total parameter counts are logged when the adapter is attached.`,
   schema: {
     type: 'object',
     properties: {

@@ -47,6 +47,16 @@ export const unet2dCondition = definePlugin({
   kind: 'backbone',
   name: 'unet2d-condition',
   description: 'Stable-Diffusion UNet2DConditionModel (diffusers config/weights) with feature taps and cross-attention capture',
+  docs: `Builds diffusers' UNet2DConditionModel (block types CrossAttnDownBlock2D, DownBlock2D,
+UNetMidBlock2DCrossAttn, UpBlock2D, CrossAttnUpBlock2D) from a config.json; activations are NHWC.
+Weights load from \`<path>/unet/diffusion_pytorch_model*.safetensors\` by diffusers' key names
+(fp16/bf16 upcast to fp32).
+
+\`forward(sample, t, context, { taps: ['up_blocks.0', ...], captureAttention: { layers: ['.*attn2'], mode: 'mean' } })\`
+returns the output plus the requested block outputs (conv_in, down_blocks.i, mid_block,
+up_blocks.i, conv_out) and attention probabilities ([B, Nq, Nk] head-mean or
+[B, heads, Nq, Nk]); the caller disposes them. Layer names are diffusers module names, e.g.
+\`up_blocks.1.attentions.0.transformer_blocks.0.attn2\`.`,
   schema: { type: 'object', properties: commonSchema, additionalProperties: false } as const,
   create(opts, ctx) {
     const root = resolveRoot(opts, ctx, 'unet');
