@@ -47,7 +47,6 @@ export function uncertainPoints(logits: tf.Tensor4D, rng: Rng, numPoints: number
   const M = logits.shape[0];
   const nSampled = Math.floor(numPoints * oversample);
   const nImportant = Math.floor(importance * numPoints);
-  const nRandom = numPoints - nImportant;
   const cand = randomPoints(rng, M, nSampled);
   const unc = tf.tidy(() => tf.neg(tf.abs(tf.reshape(pointSample(logits, cand), [M, nSampled])))).dataSync();
   const c = cand.dataSync();
