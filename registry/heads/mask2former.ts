@@ -134,7 +134,8 @@ export class Mask2FormerHead implements SegHead {
   }
 
   forward(levels: readonly FeatureLevel[]): HeadOutput {
-    return tf.tidy(() => {
+    // tidy keeps only the returned tensors: [class0, mask0, class1, mask1, ...], earliest first
+    const flat = tf.tidy(() => {
       const feats = checkLevels(levels, this.inStrides, this.o.inChannels, 'head/mask2former');
       const { maskFeatures, multiScale } = this.pixel.apply(feats);
       const N = feats[0].shape[0];
@@ -159,9 +160,11 @@ export class Mask2FormerHead implements SegHead {
         pr = this.predict(x, maskFeatures, mem[(i + 1) % mem.length].size);
         preds.push({ classLogits: pr.classLogits, maskLogits: pr.maskLogits });
       });
-      const final = preds[preds.length - 1];
-      return { kind: 'mask-classification' as const, final, aux: preds.slice(0, -1) };
+      return preds.flatMap((q) => [q.classLogits, q.maskLogits]);
     });
+    const preds: MaskPrediction[] = [];
+    for (let i = 0; i < flat.length; i += 2) preds.push({ classLogits: flat[i] as tf.Tensor3D, maskLogits: flat[i + 1] as tf.Tensor4D });
+    return { kind: 'mask-classification', final: preds[preds.length - 1], aux: preds.slice(0, -1) };
   }
 
   /** softmax(class)[:, :, :C] x sigmoid(mask upsampled to the image): [N, height, width, C]. */

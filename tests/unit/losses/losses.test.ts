@@ -55,7 +55,7 @@ describe('mask2former loss plugin', () => {
     const data = new Float32Array(W * W).map((_, i) => 20 * (((i % W) + 0.5) / W - 0.5));
     const logits = tf.tensor4d(data, [1, W, W, 1]);
     const pts = uncertainPoints(logits, Rng.derive(2, 'u'), 100, 3, 0.75);
-    const xs = pts.dataSync().filter((_, i) => i % 2 === 0);
+    const xs = (pts.dataSync() as Float32Array).filter((_, i) => i % 2 === 0);
     const near = (a: Float32Array) => a.filter((x) => Math.abs(x - 0.5) < 0.2).length;
     // the 75 important points come from the 300 candidates closest to x = 0.5: about 75 within 0.2
     assert.ok(near(xs.subarray(0, 75)) === 75, `important points near the boundary: ${near(xs.subarray(0, 75))}/75`);
