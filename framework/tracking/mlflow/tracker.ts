@@ -40,7 +40,7 @@ export class MlflowTracker implements RunTracker {
   constructor(private readonly opts: MlflowTrackerOptions) {
     this.log = opts.log ?? ((m) => process.stderr.write(`[mlflow] ${m}\n`));
     this.shipper = new RunShipper({ ...opts, warn: opts.warn ?? this.log });
-    this.windowMs = opts.batchWindowMs ?? 200;
+    this.windowMs = opts.batchWindowMs ?? 1000;
     this.retryBaseMs = opts.retryBaseMs ?? 1000;
     this.retryMaxMs = opts.retryMaxMs ?? 30_000;
     const lock = tryLock(opts.dir, SHIP_LOCK);

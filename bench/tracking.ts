@@ -1,0 +1,137 @@
+/**
+ * `npm run bench -- tracking`: the MLflow tracker against a real local MLflow server, with
+ * the Python mlflow client (MlflowClient.log_batch) against the same server as the peer.
+ *
+ * - tracking.step-overhead: a training loop of 100 ms steps (busy CPU on the main thread, as
+ *   a tfjs step is) logging 100 metrics per step: journal append + onAppend, with the
+ *   tracker shipping in the background in the same process. Overhead = main-thread time
+ *   outside the steps' compute / compute time (the shipping's work between steps counts;
+ *   the final flush after the loop is reported apart). The peer logs each step with one
+ *   synchronous log_batch, timed the same way. ratio = peer overhead / ours (>1: ours
+ *   costs less).
+ * - tracking.points-per-s: metric points per second from a journal into MLflow (ship of a
+ *   finished offline run, 1000-point log-batch calls) vs log_batch with 1000 per call.
+ *
+ * Args: --steps N (default 60), --points N (default 50000).
+ */
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MlflowClient } from '../framework/tracking/mlflow/client.js';
+import { RunShipper } from '../framework/tracking/mlflow/shipper.js';
+import { MlflowTracker } from '../framework/tracking/mlflow/tracker.js';
+import { packageRoot } from '../framework/paths.js';
+import { mlflowVenv, startMlflowServer } from '../scripts/mlflow/server.js';
+import { formatTable } from '../framework/cli/table.js';
+import { benchLine } from './_format.js';
+
+function arg(args: string[], name: string, dflt: number): number {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+}
+
+/** A journal writer like the run store's (JSON lines, contiguous seq), without fsync. */
+function makeRun(root: string, id: string) {
+  const dir = join(root, 'bench', id);
+  mkdirSync(dir, { recursive: true });
+  let seq = 0;
+  const file = join(dir, 'journal.jsonl');
+  const append = (ev: Record<string, unknown>) => appendFileSync(file, JSON.stringify({ ...ev, seq: seq++, t: Date.now() }) + '\n');
+  append({ type: 'run', runId: id, experiment: 'bench', name: id });
+  return { dir, append };
+}
+
+/** The training step's compute; returns the wall time it took. */
+function spin(ms: number): number {
+  const start = performance.now();
+  const end = start + ms;
+  while (performance.now() < end) {
+    /* busy */
+  }
+  return performance.now() - start;
+}
+
+const STEP_MS = 100;
+const METRICS_PER_STEP = 100;
+
+export async function run(args: string[]): Promise<void> {
+  const steps = arg(args, '--steps', 60);
+  const points = arg(args, '--points', 50_000);
+  const venv = mlflowVenv();
+  const server = await startMlflowServer();
+  const root = mkdtempSync(join(tmpdir(), 'rass-bench-tracking-'));
+  const client = new MlflowClient({ uri: server.uri });
+  const rows: unknown[][] = [];
+  try {
+    const peer = (mode: string, n: number) =>
+      JSON.parse(
+        // mlflow prints its own lines (run links) to stdout too: take the JSON one.
+        execFileSync(join(venv, 'bin', 'python'), [join(packageRoot(), 'scripts/mlflow/bench_peer.py'), server.uri, mode, String(n)], { encoding: 'utf8', env: { ...process.env, MLFLOW_TRACKING_URI: '' } })
+          .split('\n')
+          .find((l) => l.startsWith('{')) ?? '{}',
+      ) as Record<string, number>;
+
+    // Warm the server (first requests pay imports and DB setup).
+    const warm = makeRun(root, 'warm');
+    warm.append({ type: 'metrics', step: 0, values: { x: 1 } });
+    await new RunShipper({ client, dir: warm.dir }).ship();
+
+    // --- per-step overhead
+    // Overhead = main-thread time outside the steps' compute (logging calls plus whatever the
+    // background shipping runs between steps), so machine load during a step does not count.
+    const noLogMs = await (async () => {
+      let inSteps = 0;
+      const t0 = performance.now();
+      for (let s = 0; s < steps; s++) {
+        inSteps += spin(STEP_MS);
+        await new Promise((res) => setImmediate(res));
+      }
+      return performance.now() - t0 - inSteps;
+    })();
+    const r = makeRun(root, 'steps');
+    const tracker = new MlflowTracker({ client, dir: r.dir, log: () => undefined });
+    let inSteps = 0;
+    const t0 = performance.now();
+    for (let s = 0; s < steps; s++) {
+      inSteps += spin(STEP_MS);
+      const values: Record<string, number> = {};
+      for (let i = 0; i < METRICS_PER_STEP; i++) values[`m${i}`] = s * METRICS_PER_STEP + i;
+      r.append({ type: 'metrics', step: s, values });
+      tracker.onAppend();
+      // Let pending I/O callbacks run between steps, as an async training loop does.
+      await new Promise((res) => setImmediate(res));
+    }
+    const loopMs = performance.now() - t0;
+    const c0 = performance.now();
+    await tracker.close({ timeoutMs: 60_000 });
+    const closeMs = performance.now() - c0;
+    const ours = ((loopMs - inSteps) / inSteps) * 100;
+    const base = (noLogMs / (steps * STEP_MS)) * 100;
+    const py = peer('steps', steps);
+    rows.push(['step overhead (100 metrics/step, 100 ms step)', `${ours.toFixed(3)} %`, `${py.overhead_pct.toFixed(3)} %`, `no-logging loop ${base.toFixed(3)} %; final flush ${closeMs.toFixed(0)} ms`]);
+
+    // --- sustained points per second
+    const p = makeRun(root, 'points');
+    for (let s = 0; s < points / METRICS_PER_STEP; s++) {
+      const values: Record<string, number> = {};
+      for (let i = 0; i < METRICS_PER_STEP; i++) values[`m${i}`] = s * METRICS_PER_STEP + i;
+      p.append({ type: 'metrics', step: s, values });
+    }
+    const shipper = new RunShipper({ client, dir: p.dir });
+    const s0 = performance.now();
+    const progress = await shipper.ship();
+    const shipS = (performance.now() - s0) / 1000;
+    if (progress.ackedSeq !== progress.journalSeq) throw new Error('bench: not everything was acknowledged');
+    const oursPps = points / shipS;
+    const pyPts = peer('points', points);
+    rows.push(['metric points / s into MLflow', oursPps.toFixed(0), pyPts.points_per_s.toFixed(0), `${points} points, 1000 per log-batch`]);
+
+    console.log(formatTable(['measure', 'rass (TS)', 'python mlflow', 'notes'], rows));
+    console.log(benchLine('tracking.points-per-s', oursPps, 'points/s', 'python-mlflow-log_batch', pyPts.points_per_s, oursPps / pyPts.points_per_s));
+    console.log(benchLine('tracking.step-overhead', ours, '%', 'python-mlflow-log_batch', py.overhead_pct, py.overhead_pct / Math.max(ours, 1e-3)));
+  } finally {
+    await server.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
