@@ -69,8 +69,8 @@ export class ClipTextModel implements PromptEncoder {
   private readonly layers: ClipLayer[];
   private readonly finalLn: LayerNorm;
 
-  constructor(readonly config: ClipTextConfig, seed = 0) {
-    this.store = new ParamStore(Rng.derive(seed, 'clip-text'));
+  constructor(readonly config: ClipTextConfig, seed = 0, shapesOnly = false) {
+    this.store = new ParamStore(Rng.derive(seed, 'clip-text'), shapesOnly);
     const t = new Scope(this.store, 'text_model');
     const e = t.child('embeddings');
     this.tokenEmb = new Embedding(e.child('token_embedding'), config.vocab_size, config.hidden_size);

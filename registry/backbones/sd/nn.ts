@@ -24,10 +24,20 @@ export class ParamStore {
   readonly params = new Map<string, ParamInfo>();
   /** LoRA-targetable layers (Linear, Conv2d) by module name. */
   readonly modules = new Map<string, TargetableLayer>();
-  constructor(readonly rng: Rng) {}
+  /**
+   * `shapesOnly`: record names and shapes without allocating (every parameter shares one
+   * scalar placeholder): lets tests check a full-size architecture's state_dict cheaply.
+   */
+  constructor(readonly rng: Rng, readonly shapesOnly = false) {}
+  private placeholder: tf.Variable | null = null;
 
   add(name: string, layout: ParamLayout, torchShape: number[], init: (n: number) => Float32Array): tf.Variable {
     if (this.params.has(name)) throw new Error(`duplicate parameter name ${name}`);
+    if (this.shapesOnly) {
+      this.placeholder ??= tf.variable(tf.scalar(0), false, `shapes-only#${variableSerial++}`);
+      this.params.set(name, { variable: this.placeholder, layout, torchShape });
+      return this.placeholder;
+    }
     const n = torchShape.reduce((a, d) => a * d, 1);
     const values = init(n);
     const variable = tf.tidy(() => tf.variable(fromTorch(tf.tensor(values, torchShape), layout), true, `${name}#${variableSerial++}`));
@@ -55,12 +65,12 @@ export class ParamStore {
   /** Total number of scalar parameters. */
   count(filter?: (name: string, p: ParamInfo) => boolean): number {
     let n = 0;
-    for (const [k, p] of this.params) if (!filter || filter(k, p)) n += p.variable.size;
+    for (const [k, p] of this.params) if (!filter || filter(k, p)) n += p.torchShape.reduce((a, d) => a * d, 1);
     return n;
   }
 
   dispose(): void {
-    for (const p of this.params.values()) p.variable.dispose();
+    for (const p of this.params.values()) if (!p.variable.isDisposed) p.variable.dispose();
     this.params.clear();
   }
 }

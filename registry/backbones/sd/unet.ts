@@ -90,9 +90,9 @@ export class UNet2DConditionModel implements ConditionalUNet {
   readonly normOut: GroupNorm;
   readonly convOut: Conv2d;
 
-  constructor(readonly config: UNetConfig, seed = 0) {
+  constructor(readonly config: UNetConfig, seed = 0, shapesOnly = false) {
     checkUnsupported(config);
-    this.store = new ParamStore(Rng.derive(seed, 'unet2d-condition'));
+    this.store = new ParamStore(Rng.derive(seed, 'unet2d-condition'), shapesOnly);
     const root = new Scope(this.store, '');
     const c = config;
     const chans = c.block_out_channels;
@@ -252,6 +252,16 @@ function checkUnsupported(c: UNetConfig): void {
   if (c.time_embedding_type && c.time_embedding_type !== 'positional') bad.push(`time_embedding_type=${c.time_embedding_type}`);
   if (c.resnet_time_scale_shift && c.resnet_time_scale_shift !== 'default') bad.push(`resnet_time_scale_shift=${c.resnet_time_scale_shift}`);
   if (c.act_fn && c.act_fn !== 'silu') bad.push(`act_fn=${c.act_fn}`);
+  if (c.center_input_sample) bad.push('center_input_sample');
+  for (const k of ['conv_in_kernel', 'conv_out_kernel'] as const) if (c[k] !== undefined && c[k] !== 3) bad.push(`${k}=${String(c[k])}`);
+  for (const k of ['time_cond_proj_dim', 'encoder_hid_dim', 'time_embedding_dim', 'time_embedding_act_fn', 'timestep_post_act', 'num_class_embeds', 'cross_attention_norm'] as const) {
+    if (c[k] !== undefined && c[k] !== null) bad.push(`${k}=${JSON.stringify(c[k])}`);
+  }
+  if (c.resnet_out_scale_factor !== undefined && c.resnet_out_scale_factor !== 1) bad.push(`resnet_out_scale_factor=${String(c.resnet_out_scale_factor)}`);
+  if (c.mid_block_scale_factor !== undefined && c.mid_block_scale_factor !== 1) bad.push(`mid_block_scale_factor=${String(c.mid_block_scale_factor)}`);
+  if (c.resnet_skip_time_act) bad.push('resnet_skip_time_act');
+  if (c.attention_type !== undefined && c.attention_type !== 'default') bad.push(`attention_type=${String(c.attention_type)}`);
+  if (Array.isArray(c.transformer_layers_per_block)) bad.push('per-block transformer_layers_per_block');
   if (bad.length) throw new Error(`unet config uses features this implementation does not support: ${bad.join(', ')}`);
 }
 

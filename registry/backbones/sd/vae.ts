@@ -65,12 +65,12 @@ export class AutoencoderKL implements LatentAutoencoder {
   private readonly quantConv: Conv2d | null;
   private readonly postQuantConv: Conv2d | null;
 
-  constructor(readonly config: VaeConfig, seed = 0) {
+  constructor(readonly config: VaeConfig, seed = 0, shapesOnly = false) {
     const c = config;
     if (c.act_fn && c.act_fn !== 'silu') throw new Error(`vae config act_fn=${c.act_fn} is not supported (only silu)`);
     for (const t of c.down_block_types) if (t !== 'DownEncoderBlock2D') throw new Error(`unsupported vae down block type ${t}`);
     for (const t of c.up_block_types) if (t !== 'UpDecoderBlock2D') throw new Error(`unsupported vae up block type ${t}`);
-    this.store = new ParamStore(Rng.derive(seed, 'autoencoder-kl'));
+    this.store = new ParamStore(Rng.derive(seed, 'autoencoder-kl'), shapesOnly);
     const root = new Scope(this.store, '');
     const chans = c.block_out_channels;
     const n = chans.length;
