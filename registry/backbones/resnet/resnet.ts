@@ -21,11 +21,6 @@ export const RESNET_PRESETS: Record<string, ResNetConfig> = {
   tiny: { layers: [2, 1, 1, 1], width: 8 },
 };
 
-interface Conv {
-  w: tf.Variable;
-  stride: number;
-  pad: number;
-}
 interface Bn {
   scale: tf.Tensor1D;
   shift: tf.Tensor1D;
