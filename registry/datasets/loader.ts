@@ -67,13 +67,16 @@ export class SegLoader {
     return { ids: samples.map((s) => s.id), indices, height, width, images, labels, tags: samples.map((s) => [...s.tags]) };
   }
 
-  /** The batches of one epoch, `prefetch` batches ahead. */
-  async *epoch(epoch: number): AsyncGenerator<SegBatch> {
+  /**
+   * The batches of one epoch, `prefetch` batches ahead. `startBatch` resumes mid-epoch (a
+   * checkpoint stores (epoch, batch)); the batches are the same as in an uninterrupted run.
+   */
+  async *epoch(epoch: number, startBatch = 0): AsyncGenerator<SegBatch> {
     const order = this.order(epoch);
     const nb = this.batchesPerEpoch();
     const depth = Math.max(1, this.o.prefetch ?? 2);
     const pending: Promise<SegBatch>[] = [];
-    let next = 0;
+    let next = startBatch;
     const launch = (): void => {
       if (next >= nb) return;
       const idx = order.slice(next * this.o.batchSize, (next + 1) * this.o.batchSize);

@@ -69,6 +69,10 @@ describe('loader', () => {
       assert.equal(b1[i].height, 32);
     }
     assert.notDeepEqual(l1.order(0), l1.order(1));
+    // resuming at batch 2 yields exactly the remaining batches
+    const resumed = [];
+    for await (const b of l2.epoch(0, 2)) resumed.push(b);
+    assert.deepEqual(resumed.map((b) => b.images), b1.slice(2).map((b) => b.images));
     const ordered = new SegLoader(ds, { batchSize: 4, seed: 4, shuffle: false, dropLast: true });
     const ob = [];
     for await (const b of ordered.epoch(0)) ob.push(b.indices);
