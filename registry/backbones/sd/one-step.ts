@@ -30,6 +30,8 @@ export class OneStepRestorer {
     /** [1 or B, tokens, cross_attention_dim]; owned by the caller. */
     readonly context: tf.Tensor3D,
     readonly timestep = 999,
+    /** What the UNet predicts: `epsilon` (SD 2.1-base) or `v_prediction` (SD 2.1 768). */
+    readonly predictionType: 'epsilon' | 'v_prediction' = 'epsilon',
   ) {
     const ab = alphaBar(timestep);
     this.sqrtAb = Math.sqrt(ab);
@@ -42,8 +44,13 @@ export class OneStepRestorer {
     const { mean } = this.vae.runEncode(lq, rec);
     const z = tf.mul(mean, this.vae.scalingFactor) as tf.Tensor4D;
     const ctx = this.context.shape[0] === b ? this.context : (tf.tile(this.context, [b, 1, 1]) as tf.Tensor3D);
-    const eps = this.unet.run(z, this.timestep, ctx, rec);
-    const x0 = tf.div(tf.sub(z, tf.mul(eps, this.sqrtOneMinusAb)), this.sqrtAb) as tf.Tensor4D;
+    const pred = this.unet.run(z, this.timestep, ctx, rec);
+    // the DDPM step from t straight to 0 returns the x0 estimate
+    const x0 = (
+      this.predictionType === 'epsilon'
+        ? tf.div(tf.sub(z, tf.mul(pred, this.sqrtOneMinusAb)), this.sqrtAb)
+        : tf.sub(tf.mul(z, this.sqrtAb), tf.mul(pred, this.sqrtOneMinusAb))
+    ) as tf.Tensor4D;
     const img = this.vae.runDecode(tf.div(x0, this.vae.scalingFactor) as tf.Tensor4D, rec);
     return tf.clipByValue(img, -1, 1);
   }

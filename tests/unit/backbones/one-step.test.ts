@@ -20,9 +20,29 @@ describe('one-step restorer (OSEDiff-style)', () => {
   });
 
   it('alpha-bar of the SD scaled-linear schedule', () => {
-    // diffusers DDPMScheduler(beta_schedule="scaled_linear", 0.00085, 0.012).alphas_cumprod[999] = 0.0046600
-    assert.ok(Math.abs(alphaBar(999) - 0.00466) < 2e-6, String(alphaBar(999)));
+    // diffusers DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).alphas_cumprod (float32)
+    for (const [t, ref] of [[999, 0.00466009508818388], [500, 0.27633246779441833], [1, 0.9982960224151611]] as const) {
+      assert.ok(Math.abs(alphaBar(t) - ref) < 1e-6 * Math.max(ref, 1e-3) + 1e-8, `t=${t}: ${alphaBar(t)} vs ${ref}`);
+    }
     assert.ok(Math.abs(alphaBar(0) - (1 - 0.00085)) < 1e-12);
+  });
+
+  it('restores an NHWC image in [-1, 1] to the same shape, clamped, without leaking', () => {
+    const vae = new AutoencoderKL(cfg<VaeConfig>('vae'), 1);
+    const unet = new UNet2DConditionModel(cfg<UNetConfig>('unet'), 2);
+    const ctx = tf.zeros([1, 4, 32]) as tf.Tensor3D;
+    const model = new OneStepRestorer(vae, unet, ctx);
+    const lq = tf.fill([2, 16, 16, 3], 0.25) as tf.Tensor4D;
+    const start = tf.memory().numTensors;
+    const y = model.restore(lq);
+    assert.deepEqual(y.shape, [2, 16, 16, 3]);
+    const v = y.dataSync();
+    assert.ok(v.every((x) => x >= -1 && x <= 1 && Number.isFinite(x)));
+    y.dispose();
+    assert.equal(tf.memory().numTensors, start);
+    tf.dispose([ctx, lq]);
+    vae.dispose();
+    unet.dispose();
   });
 
   it('a training step changes only LoRA weights (frozen weights bit-identical) and leaks nothing', async (t) => {
