@@ -1,0 +1,113 @@
+/**
+ * `npm run bench -- heads [--backend wasm|cpu|tensorflow] [--iters N]`: Mask2Former head
+ * (MSDeformAttn pixel decoder + masked-attention decoder) forward, and forward+backward through
+ * the full criterion (Hungarian matching, point-sampled BCE/dice, deep supervision), this project
+ * on tfjs vs the same architecture and criterion in torch on CPU (scripts/fixtures/heads/bench_peer.py),
+ * same shapes, measured in the same run. Headline: heads.mask2former-train.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { useBackend, type BackendName } from '../framework/engine/backend.js';
+import { Rng } from '../framework/engine/rng.js';
+import { Mask2FormerHead, MASK2FORMER_DEFAULTS, type Mask2FormerOptions } from '../registry/heads/mask2former.js';
+import { MASK2FORMER_LOSS_DEFAULTS, MaskClassificationLoss } from '../registry/losses/mask-criterion.js';
+import { benchLine } from './_format.js';
+
+const CONFIG: Mask2FormerOptions = {
+  ...MASK2FORMER_DEFAULTS,
+  numClasses: 9,
+  inChannels: [32, 64, 128, 256],
+  inStrides: [4, 8, 16, 32],
+  hidden: 64,
+  queries: 20,
+  decoderLayers: 3,
+  heads: 4,
+  ffn: 128,
+  pixelDecoderLayers: 2,
+  pixelDecoderHeads: 4,
+  pixelDecoderPoints: 4,
+  pixelDecoderFfn: 128,
+  maskDim: 64,
+  groups: 8,
+};
+const BATCH = 1;
+const SIZE = 128;
+const POINTS = 1024;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+function measureOurs(iters: number): { forward: number; train: number | null } {
+  const head = new Mask2FormerHead(CONFIG, 0);
+  const r = Rng.derive(0, 'bench-heads');
+  const levels = [4, 8, 16, 32].map((s, i) => {
+    const shape: [number, number, number, number] = [BATCH, SIZE / s, SIZE / s, CONFIG.inChannels[i]];
+    return { stride: s, features: tf.tensor4d(r.fillNormal(new Float32Array(shape.reduce((a, b) => a * b))) as Float32Array, shape) };
+  });
+  // 8x8-pixel blocks of random classes, as the peer builds them
+  const labels = new Uint8Array(BATCH * SIZE * SIZE);
+  const blocks = Array.from({ length: (SIZE / 8) ** 2 }, () => r.int(0, CONFIG.numClasses - 1));
+  for (let y = 0; y < SIZE; y++) for (let x = 0; x < SIZE; x++) labels[y * SIZE + x] = blocks[Math.floor(y / 8) * (SIZE / 8) + Math.floor(x / 8)];
+  const targets = { labels, batch: BATCH, height: SIZE, width: SIZE, ignoreIndex: 255 };
+  const loss = new MaskClassificationLoss({ ...MASK2FORMER_LOSS_DEFAULTS, numClasses: CONFIG.numClasses, numPoints: POINTS });
+  const vars = [...head.params.values()];
+  const canTrain = ['Conv2D', 'GatherV2', 'Softmax', 'LogSoftmax', 'ResizeBilinear', 'Tile', 'Floor', 'Cast', 'ClipByValue', 'Sum', 'Mean', 'BatchMatMul'].every((k) => tf.getGradient(k));
+  const fwd: number[] = [];
+  const train: number[] = [];
+  for (let i = 0; i <= iters; i++) {
+    let s = performance.now();
+    tf.tidy(() => {
+      const out = head.forward(levels);
+      if (out.kind === 'mask-classification') out.final.maskLogits.dataSync();
+    });
+    fwd.push((performance.now() - s) / 1000);
+    if (canTrain) {
+      s = performance.now();
+      const { value, grads } = tf.variableGrads(() => loss.compute(head.forward(levels), targets, Rng.derive(0, 'bench-step', i)).total, vars);
+      for (const g of Object.values(grads)) g.dataSync();
+      tf.dispose([value, ...Object.values(grads)]);
+      train.push((performance.now() - s) / 1000);
+    }
+  }
+  tf.dispose(levels.map((l) => l.features));
+  head.dispose();
+  return { forward: median(fwd.slice(1)), train: canTrain ? median(train.slice(1)) : null };
+}
+
+function measurePeer(iters: number): { forward_s: number; train_s: number; threads: number; torch: string } | null {
+  const root = process.cwd();
+  const dir = join(root, 'scripts/fixtures/heads');
+  try {
+    const venv = execFileSync(join(root, 'scripts/py-venv.sh'), ['heads', join(dir, 'requirements.txt')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+    const arg = JSON.stringify({ config: CONFIG, batch: BATCH, size: SIZE, iters, points: POINTS });
+    const out = execFileSync(join(venv, 'bin/python'), [join(dir, 'bench_peer.py'), arg], { encoding: 'utf8', cwd: dir, maxBuffer: 1 << 20 });
+    return JSON.parse(out.trim().split('\n').pop() as string) as { forward_s: number; train_s: number; threads: number; torch: string };
+  } catch (e) {
+    console.log(`peer (torch CPU) unavailable: ${(e as Error).message.split('\n')[0]}`);
+    return null;
+  }
+}
+
+export async function run(args: string[]): Promise<void> {
+  const bi = args.indexOf('--backend');
+  const backend = (bi >= 0 ? args[bi + 1] : 'wasm') as BackendName;
+  const ii = args.indexOf('--iters');
+  const iters = ii >= 0 ? Number(args[ii + 1]) : 3;
+  await useBackend(backend);
+  const ours = measureOurs(iters);
+  const peer = measurePeer(iters);
+  const f = (s: number | null | undefined) => (s == null ? 'n/a' : `${(s * 1000).toFixed(1)} ms`);
+  const desc = `hidden ${CONFIG.hidden}, ${CONFIG.queries} queries, ${CONFIG.decoderLayers} decoder / ${CONFIG.pixelDecoderLayers} pixel-decoder layers, ${BATCH}x${SIZE}x${SIZE}, ${POINTS} points`;
+  console.log(`backend: ${tf.getBackend()}; peer: same Mask2Former head + criterion in torch CPU${peer ? ` (${peer.torch}, ${peer.threads} threads)` : ''}`);
+  console.log('| Mask2Former | pass | ours | torch | speed ratio |');
+  console.log('|---|---|---|---|---|');
+  console.log(`| ${desc} | forward | ${f(ours.forward)} | ${f(peer?.forward_s)} | ${peer ? (peer.forward_s / ours.forward).toFixed(3) : 'n/a'} |`);
+  console.log(`| | forward+backward (with criterion) | ${f(ours.train)} | ${f(peer?.train_s)} | ${peer && ours.train ? (peer.train_s / ours.train).toFixed(3) : 'n/a'} |`);
+  if (!ours.train) console.log('forward+backward not measured: tfjs gradients are not registered on this backend (engine training kernels pending)');
+  console.log(benchLine('heads.mask2former-forward', ours.forward * 1000, 'ms', 'torch-cpu', peer ? peer.forward_s * 1000 : NaN, peer ? peer.forward_s / ours.forward : NaN));
+  const train = ours.train ?? NaN;
+  console.log(benchLine('heads.mask2former-train', train * 1000, 'ms', 'torch-cpu', peer ? peer.train_s * 1000 : NaN, peer ? peer.train_s / train : NaN));
+}
