@@ -64,6 +64,12 @@ export interface ConditionalUNet extends Backbone {
   forward(sample: tf.Tensor4D, timesteps: tf.Tensor1D | number, context: tf.Tensor3D, opts?: TapOptions): TapResult & { sample: tf.Tensor4D };
   /** The same forward as plain ops (no tidy, no recording): for use inside gradient functions. */
   run(sample: tf.Tensor4D, timesteps: tf.Tensor1D | number, context: tf.Tensor3D): tf.Tensor4D;
+  /**
+   * Plain-ops forward that also records taps/attention, for losses on features or attention
+   * maps inside a gradient function (gradients flow through them). The recorded tensors are
+   * kept: dispose them after the step.
+   */
+  runWithTaps(sample: tf.Tensor4D, timesteps: tf.Tensor1D | number, context: tf.Tensor3D, opts: TapOptions): TapResult & { sample: tf.Tensor4D };
   tapNames(): string[];
 }
 
@@ -73,6 +79,8 @@ export interface LatentAutoencoder extends Backbone {
   encode(x: tf.Tensor4D, opts?: TapOptions): { mean: tf.Tensor4D; logvar: tf.Tensor4D; features: Map<string, tf.Tensor> };
   decode(z: tf.Tensor4D, opts?: TapOptions): { sample: tf.Tensor4D; features: Map<string, tf.Tensor> };
   runEncode(x: tf.Tensor4D): { mean: tf.Tensor4D; logvar: tf.Tensor4D };
+  /** Plain-ops encode that also records taps (kept tensors the caller disposes); for use inside gradient functions. */
+  runEncodeWithTaps(x: tf.Tensor4D, opts: TapOptions): { mean: tf.Tensor4D; logvar: tf.Tensor4D; features: Map<string, tf.Tensor> };
   runDecode(z: tf.Tensor4D): tf.Tensor4D;
   tapNames(): string[];
 }

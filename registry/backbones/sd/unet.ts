@@ -234,6 +234,17 @@ export class UNet2DConditionModel implements ConditionalUNet {
     return h;
   }
 
+  runWithTaps(sample: tf.Tensor4D, timesteps: tf.Tensor1D | number, context: tf.Tensor3D, opts: ForwardOptions): UNetOutput {
+    const rec = new Recorder(opts);
+    const out = this.run(sample, timesteps, context, rec);
+    const missing = rec.missing();
+    if (missing.length) {
+      rec.dispose();
+      throw new Error(`unknown tap name(s) ${missing.join(', ')}; available: ${this.tapNames().join(', ')}`);
+    }
+    return { sample: out, features: rec.features, attention: rec.attention };
+  }
+
   tapNames(): string[] {
     return ['conv_in', ...this.down.map((d) => d.name), ...(this.mid ? ['mid_block'] : []), ...this.up.map((u) => u.name), 'conv_out'];
   }

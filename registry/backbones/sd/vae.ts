@@ -153,6 +153,17 @@ export class AutoencoderKL implements LatentAutoencoder {
     return this.dec.convOut.forward(silu(this.dec.normOut.forward(h)) as tf.Tensor4D);
   }
 
+  runEncodeWithTaps(x: tf.Tensor4D, opts: ForwardOptions): VaeEncodeOutput {
+    const rec = new Recorder(opts);
+    const { mean, logvar } = this.runEncode(x, rec);
+    const missing = rec.missing();
+    if (missing.length) {
+      rec.dispose();
+      throw new Error(`unknown tap name(s) ${missing.join(', ')}; available: ${this.tapNames().filter((t) => t.startsWith('encoder')).join(', ')}`);
+    }
+    return { mean, logvar, features: rec.features };
+  }
+
   encode(x: tf.Tensor4D, opts: ForwardOptions = {}): VaeEncodeOutput {
     const rec = opts.taps?.length ? new Recorder(opts) : NO_RECORD;
     const { mean, logvar } = tf.tidy(() => this.runEncode(x, rec));

@@ -85,4 +85,36 @@ describe('one-step restorer (OSEDiff-style)', () => {
     vae.dispose();
     unet.dispose();
   });
+
+  it('gradients flow through captured attention maps and tapped features (SCL / RASS losses)', (t) => {
+    if (!['Mean', 'Conv2D', 'Erf', 'Tile', 'BatchMatMul', 'Softmax'].every((k) => tf.getGradient(k))) {
+      t.skip('tfjs gradients are not registered on this backend yet (engine training kernels pending)');
+      return;
+    }
+    const unet = new UNet2DConditionModel(cfg<UNetConfig>('unet'), 2);
+    unet.store.markTrainable(['conv_in\\..*'], 'test');
+    const lora = new LoraModel(unet.store, 3);
+    lora.add('seg', { r: 2, alpha: 2, targetModules: ['to_q', 'to_k'], initB: 'gaussian', initBStd: 0.01 });
+    const x = tf.randomNormal([1, 8, 8, 4], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const ctx = tf.randomNormal([1, 4, 32], 0, 1, 'float32', 2) as tf.Tensor3D;
+    const mask = tf.randomUniform([1, 64, 1], 0, 1, 'float32', 3);
+    const vars = [...lora.trainableVariables(), ...unet.store.trainableVariables()];
+    const kept: tf.Tensor[] = [];
+    const { value, grads } = tf.variableGrads(() => {
+      const out = unet.runWithTaps(x, 1, ctx, { taps: ['up_blocks.1'], captureAttention: { layers: ['down_blocks\\.0\\..*attn2'], mode: 'mean' } });
+      kept.push(...out.features.values(), ...out.attention.values());
+      const attn = [...out.attention.values()][0] as tf.Tensor; // [1, 64, 4]
+      const scl = tf.mean(tf.square(tf.sub(tf.slice(attn, [0, 0, 1], [1, 64, 1]), mask)));
+      const feat = tf.mean(tf.square(out.features.get('up_blocks.1') as tf.Tensor));
+      return tf.add(scl, feat) as tf.Scalar;
+    }, vars);
+    const norms = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0] as number)]));
+    const attnK = lora.adapters.get('seg')?.layers.get('down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k');
+    assert.ok(attnK && (norms[attnK.A.name] as number) > 0, 'the attention-map loss reaches the cross-attention LoRA');
+    const convIn = unet.store.params.get('conv_in.weight')?.variable;
+    assert.ok(convIn && (norms[convIn.name] as number) > 0, 'conv_in (marked trainable) gets a gradient');
+    tf.dispose([value, x, ctx, mask, ...kept, ...Object.values(grads)]);
+    lora.dispose();
+    unet.dispose();
+  });
 });
