@@ -1,0 +1,131 @@
+/**
+ * Gaussian and Poisson noise with BasicSR semantics. The random draws come from an injectable
+ * `NoiseSampler` (default: the sample's seeded Rng), so the deterministic part can be fed
+ * recorded draws and checked against the reference exactly. Images are one sample's HWC
+ * float32 buffers; every step is rounded to float32 as the reference computes it.
+ */
+import type { Rng } from '../../../framework/api.js';
+
+const f32 = Math.fround;
+
+export interface NoiseSampler {
+  /** `n` standard-normal draws (float32). */
+  normal(n: number): Float32Array;
+  /** One Poisson draw per rate. */
+  poisson(lambda: Float32Array): Float32Array;
+}
+
+export function rngSampler(rng: Rng): NoiseSampler {
+  return {
+    normal: (n) => rng.fillNormal(new Float32Array(n)) as Float32Array,
+    poisson: (lam) => {
+      const out = new Float32Array(lam.length);
+      for (let i = 0; i < lam.length; i++) out[i] = rng.poisson(lam[i]);
+      return out;
+    },
+  };
+}
+
+/** numpy/torch round: half to even. */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** Gray conventions: torchvision rgb_to_grayscale (RGB input) or cv2 BGR2GRAY applied to the stored order. */
+export type GrayWeights = 'torch' | 'cv2';
+
+function grayOf(img: Float32Array, hw: number, c: number, weights: GrayWeights): Float32Array {
+  const g = new Float32Array(hw);
+  if (c === 1) {
+    g.set(img);
+    return g;
+  }
+  const [w0, w1, w2] = weights === 'torch' ? [f32(0.2989), f32(0.587), f32(0.114)] : [f32(0.114), f32(0.587), f32(0.299)];
+  for (let i = 0; i < hw; i++) g[i] = f32(f32(f32(w0 * img[i * c]) + f32(w1 * img[i * c + 1])) + f32(w2 * img[i * c + 2]));
+  return g;
+}
+
+/** Gaussian noise of one sample: `float32(z) * sigma / 255`; gray noise is one HxW draw copied to every channel. */
+export function gaussianNoise(hw: number, c: number, sigma: number, gray: boolean, draws: Float32Array): Float32Array {
+  const noise = new Float32Array(hw * c);
+  if (gray) {
+    if (draws.length !== hw) throw new RangeError(`gaussian gray noise needs ${hw} draws, got ${draws.length}`);
+    for (let i = 0; i < hw; i++) {
+      const v = f32(f32(draws[i] * sigma) / 255);
+      for (let ch = 0; ch < c; ch++) noise[i * c + ch] = v;
+    }
+  } else {
+    if (draws.length !== hw * c) throw new RangeError(`gaussian noise needs ${hw * c} draws, got ${draws.length}`);
+    for (let i = 0; i < noise.length; i++) noise[i] = f32(f32(draws[i] * sigma) / 255);
+  }
+  return noise;
+}
+
+/** The 8-bit grid image, the count of distinct grid values, and vals = 2^ceil(log2(count)). */
+export function quantizeForPoisson(img: Float32Array): { rounded: Float32Array; count: number; vals: number } {
+  const rounded = new Float32Array(img.length);
+  const seen = new Uint8Array(256);
+  let count = 0;
+  for (let i = 0; i < img.length; i++) {
+    const k = Math.min(Math.max(roundHalfEven(f32(img[i] * 255)), 0), 255);
+    rounded[i] = f32(k / 255);
+    if (!seen[k]) {
+      seen[k] = 1;
+      count++;
+    }
+  }
+  return { rounded, count, vals: 2 ** Math.ceil(Math.log2(count)) };
+}
+
+function poissonOn(x: Float32Array, draw: (lam: Float32Array) => Float32Array): Float32Array {
+  const { rounded, vals } = quantizeForPoisson(x);
+  const lam = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) lam[i] = f32(rounded[i] * vals);
+  const d = draw(lam);
+  const noise = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) noise[i] = f32(f32(d[i] / vals) - rounded[i]);
+  return noise;
+}
+
+/**
+ * Poisson noise of one sample (before scaling): the image is rounded to the k/255 grid, the
+ * rate is `rounded * vals`, noise = draw/vals - rounded. Gray: computed on the gray image and
+ * copied to every channel. Returns noise * scale (to be added to the ORIGINAL image).
+ */
+export function poissonNoise(
+  img: Float32Array, hw: number, c: number, scale: number, gray: boolean,
+  draw: (lam: Float32Array) => Float32Array, grayWeights: GrayWeights = 'torch',
+): Float32Array {
+  const out = new Float32Array(hw * c);
+  if (gray) {
+    const g = poissonOn(grayOf(img, hw, c, grayWeights), draw);
+    for (let i = 0; i < hw; i++) {
+      const v = f32(g[i] * scale);
+      for (let ch = 0; ch < c; ch++) out[i * c + ch] = v;
+    }
+    return out;
+  }
+  const n = poissonOn(img, draw);
+  for (let i = 0; i < n.length; i++) out[i] = f32(n[i] * scale);
+  return out;
+}
+
+/** out = img + noise, then BasicSR's clip / round: `clip(round(x*255), 0, 255)/255` when both. */
+export function addNoise(img: Float32Array, noise: Float32Array, clip: boolean, rounds: boolean): Float32Array {
+  const out = new Float32Array(img.length);
+  for (let i = 0; i < img.length; i++) {
+    let v = f32(img[i] + noise[i]);
+    if (rounds) {
+      let k = roundHalfEven(f32(v * 255));
+      if (clip) k = Math.min(Math.max(k, 0), 255);
+      v = f32(k / 255);
+    } else if (clip) {
+      v = Math.min(Math.max(v, 0), 1);
+    }
+    out[i] = v;
+  }
+  return out;
+}
+
+export { grayOf };

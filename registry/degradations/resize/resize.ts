@@ -1,0 +1,136 @@
+/**
+ * Resizing with torch.nn.functional.interpolate semantics (align_corners=False, no antialias):
+ * bilinear (half-pixel centres, negative source clamped to 0), bicubic (A = -0.75, taps
+ * replicate-clamped, output not clamped) and area (adaptive average pooling with floor/ceil
+ * bins). Both call forms are supported: an explicit size (coordinates scale by in/out) and a
+ * scale factor (size floor(in*s), coordinates scale by 1/s -- not the same as the size form).
+ *
+ * Each axis is resampled separately through a small tap table (index + weight per output
+ * position), applied as T gathers: cheap and batched, and the weights are computed with the
+ * float32 steps torch uses so results agree to ~1e-7.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+export type ResizeMode = 'area' | 'bilinear' | 'bicubic';
+export const RESIZE_MODES: readonly ResizeMode[] = ['area', 'bilinear', 'bicubic'];
+
+const f32 = Math.fround;
+
+export interface AxisTaps {
+  out: number;
+  taps: number;
+  /** out*taps indices into the input axis */
+  index: Int32Array;
+  /** out*taps weights */
+  weight: Float32Array;
+}
+
+/**
+ * The tap table of one axis. `coordScale` is the source step per output pixel: in/out for the
+ * size form, 1/scale_factor for the scale-factor form (torch casts it to float32).
+ */
+export function axisTaps(inSize: number, outSize: number, mode: ResizeMode, coordScale?: number): AxisTaps {
+  if (outSize < 1) throw new RangeError(`resize: output size must be >= 1, got ${outSize}`);
+  if (mode === 'area') {
+    // adaptive_avg_pool: bins [floor(i*in/out), ceil((i+1)*in/out)), equal weights
+    let taps = 1;
+    const bins: [number, number][] = [];
+    for (let i = 0; i < outSize; i++) {
+      const s = Math.floor((i * inSize) / outSize);
+      const e = Math.ceil(((i + 1) * inSize) / outSize);
+      bins.push([s, e]);
+      taps = Math.max(taps, e - s);
+    }
+    const index = new Int32Array(outSize * taps);
+    const weight = new Float32Array(outSize * taps);
+    bins.forEach(([s, e], i) => {
+      const w = 1 / (e - s);
+      for (let t = 0; t < taps; t++) {
+        index[i * taps + t] = Math.min(s + t, e - 1);
+        weight[i * taps + t] = s + t < e ? w : 0;
+      }
+    });
+    return { out: outSize, taps, index, weight };
+  }
+  const scale = f32(coordScale ?? inSize / outSize);
+  const clampIdx = (v: number) => Math.min(Math.max(v, 0), inSize - 1);
+  if (mode === 'bilinear') {
+    const index = new Int32Array(outSize * 2);
+    const weight = new Float32Array(outSize * 2);
+    for (let i = 0; i < outSize; i++) {
+      let src = f32(scale * (i + 0.5) - 0.5);
+      if (src < 0) src = 0;
+      const i0 = Math.floor(src);
+      const lambda = Math.min(Math.max(f32(src - i0), 0), 1);
+      index[2 * i] = clampIdx(i0);
+      index[2 * i + 1] = clampIdx(i0 + 1);
+      weight[2 * i] = f32(1 - lambda);
+      weight[2 * i + 1] = lambda;
+    }
+    return { out: outSize, taps: 2, index, weight };
+  }
+  // Bicubic taps in float64: torch's float32 result sits closer to exact weights than to any
+  // float32 re-enactment we tried (measured on the fixtures: 8e-7 vs 1.1e-6 worst case).
+  const a = -0.75;
+  const c1 = (x: number) => ((a + 2) * x - (a + 3)) * x * x + 1;
+  const c2 = (x: number) => ((a * x - 5 * a) * x + 8 * a) * x - 4 * a;
+  const step = coordScale ?? inSize / outSize;
+  const index = new Int32Array(outSize * 4);
+  const weight = new Float32Array(outSize * 4);
+  for (let i = 0; i < outSize; i++) {
+    const src = step * (i + 0.5) - 0.5;
+    const i0 = Math.floor(src);
+    const t = Math.min(Math.max(src - i0, 0), 1);
+    const w = [c2(t + 1), c1(t), c1(1 - t), c2(2 - t)];
+    for (let k = 0; k < 4; k++) {
+      index[4 * i + k] = clampIdx(i0 - 1 + k);
+      weight[4 * i + k] = w[k];
+    }
+  }
+  return { out: outSize, taps: 4, index, weight };
+}
+
+function applyAxis(x: tf.Tensor4D, axis: 1 | 2, t: AxisTaps): tf.Tensor4D {
+  return tf.tidy(() => {
+    let acc: tf.Tensor | null = null;
+    const wShape = axis === 1 ? [1, t.out, 1, 1] : [1, 1, t.out, 1];
+    for (let k = 0; k < t.taps; k++) {
+      const idx = new Int32Array(t.out);
+      const w = new Float32Array(t.out);
+      for (let i = 0; i < t.out; i++) {
+        idx[i] = t.index[i * t.taps + k];
+        w[i] = t.weight[i * t.taps + k];
+      }
+      const term = tf.mul(tf.gather(x, tf.tensor1d(idx, 'int32'), axis), tf.tensor(w, wShape));
+      acc = acc ? tf.add(acc, term) : term;
+    }
+    return acc as tf.Tensor4D;
+  });
+}
+
+export type ResizeTarget = { size: readonly [number, number] } | { scaleFactor: number | readonly [number, number] };
+
+/** The output (height, width) of a resize call. */
+export function resizeOutputSize(h: number, w: number, target: ResizeTarget): [number, number] {
+  if ('size' in target) return [target.size[0], target.size[1]];
+  const [sh, sw] = typeof target.scaleFactor === 'number' ? [target.scaleFactor, target.scaleFactor] : target.scaleFactor;
+  return [Math.floor(h * sh), Math.floor(w * sw)];
+}
+
+/** torch F.interpolate(x, size=... | scale_factor=..., mode, align_corners=False) on NHWC. */
+export function resize(x: tf.Tensor4D, target: ResizeTarget, mode: ResizeMode): tf.Tensor4D {
+  const [, h, w] = x.shape;
+  const [oh, ow] = resizeOutputSize(h, w, target);
+  let ch: number | undefined;
+  let cw: number | undefined;
+  if ('scaleFactor' in target) {
+    const [sh, sw] = typeof target.scaleFactor === 'number' ? [target.scaleFactor, target.scaleFactor] : target.scaleFactor;
+    ch = 1 / sh;
+    cw = 1 / sw;
+  }
+  return tf.tidy(() => {
+    // width first, then height: the order torch's CPU kernel accumulates in (same float32 rounding)
+    const y = applyAxis(x, 2, axisTaps(w, ow, mode, cw));
+    return applyAxis(y, 1, axisTaps(h, oh, mode, ch));
+  });
+}
