@@ -8,6 +8,8 @@ import { useBackend } from '../../../framework/engine/backend.js';
 import { readSafetensors, toFloat32, writeSafetensors, type WritableTensor } from '../../../framework/engine/safetensors.js';
 import { UserError } from '../../../framework/errors.js';
 import { loadVae } from '../../../registry/backbones/sd/pretrained.js';
+import { AutoencoderKL } from '../../../registry/backbones/sd/vae.js';
+import { exportWeights, loadWeights } from '../../../registry/backbones/sd/weights.js';
 
 const VAE = join(process.cwd(), 'tests/fixtures/backbones/tiny-sd/vae');
 
@@ -69,6 +71,19 @@ describe('diffusers weight folders', () => {
         /decoder\.conv_out\.bias: file has \[4\] but the model needs \[3\]/.test(e.message) &&
         /unexpected 1 key\(s\).*encoder\.extra\.weight/.test(e.message),
     );
+    rmSync(root, { recursive: true });
+  });
+
+  it('exported weights (torch layouts, diffusers names) load back bit-exactly', () => {
+    const a = loadVae(join(process.cwd(), 'tests/fixtures/backbones/tiny-sd'));
+    const root = mkdtempSync(join(tmpdir(), 'sdx-'));
+    const file = join(root, 'vae.safetensors');
+    writeSafetensors(file, exportWeights(a.store));
+    const b = new AutoencoderKL(a.config, 99);
+    loadWeights(b.store, readSafetensors(file).tensors, file);
+    for (const [k, p] of a.store.params) assert.deepEqual(b.store.params.get(k)?.variable.dataSync(), p.variable.dataSync(), k);
+    a.dispose();
+    b.dispose();
     rmSync(root, { recursive: true });
   });
 });
