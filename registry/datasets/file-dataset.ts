@@ -83,8 +83,10 @@ export class FileDataset implements SegDataset {
   readonly entries: readonly FileEntry[];
   private readonly encoding: LabelEncoding;
   private readonly tags?: Map<string, string[]>;
+  private readonly options: FileDatasetOptions;
 
   constructor(o: FileDatasetOptions) {
+    this.options = o;
     if (o.entries.length === 0) throw new UserError(`${o.source}: no images found`);
     this.type = o.type;
     this.classNames = o.classNames;
@@ -95,6 +97,11 @@ export class FileDataset implements SegDataset {
 
   get length(): number {
     return this.entries.length;
+  }
+
+  /** What a loader worker needs to rebuild this dataset (see recipe.ts). */
+  recipe(): { kind: 'file'; options: FileDatasetOptions } {
+    return { kind: 'file', options: this.options };
   }
 
   async get(index: number): Promise<SegSample> {

@@ -131,6 +131,10 @@ export class ShapesDataset implements SegDataset {
     this.classNames = SHAPES_CLASSES.slice(0, o.numClasses);
   }
 
+  recipe(): { kind: 'shapes'; options: ShapesOptions } {
+    return { kind: 'shapes', options: this.o };
+  }
+
   /** Synchronous generation (the async `get` wraps it); sample i depends only on (seed, i, size options). */
   generate(index: number): SegSample {
     const { height: H, width: W, maxObjects } = this.o;

@@ -5,7 +5,12 @@ import { flipHorizontal, pad, randomCrop, randomResize, resizeBilinear, resizeNe
 import { SegLoader } from '../../../registry/datasets/loader.js';
 import { ShapesDataset } from '../../../registry/datasets/shapes.js';
 import { LabelMapTagger, labelMapTagger } from '../../../registry/taggers/label-map.js';
-import { ctx } from './_tree.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../../../framework/api.js';
+import type { SegDataset } from '../../../framework/contracts/dataset.js';
+import { imageFolder } from '../../../registry/datasets/plugins.js';
+import { ctx, rgbPattern, tmp, writeRgb } from './_tree.js';
 
 const ds = new ShapesDataset({ length: 10, height: 48, width: 64, numClasses: 9, maxObjects: 4, seed: 2 });
 
@@ -95,5 +100,39 @@ describe('label-map tagger', () => {
     assert.equal(t.maskForTag('unicorn', label, names), null);
     const cyc = new LabelMapTagger({ synonyms: { a: ['b'], b: ['a', 'sky'] }, minFraction: 0 });
     assert.deepEqual(cyc.classesForTag('a', names), [2]);
+  });
+});
+
+describe('loader worker threads', () => {
+  it('workers produce the same batches as the in-process loader; errors keep file and reason', async () => {
+    const aug = { scale: [96, 48] as [number, number], ratioRange: [0.5, 2] as [number, number], crop: [32, 32] as [number, number], catMaxRatio: 0.75, flipProb: 0.5, photometric: true };
+    const inproc = new SegLoader(ds, { batchSize: 4, seed: 9, augment: aug });
+    const threaded = new SegLoader(ds, { batchSize: 4, seed: 9, augment: aug, workers: 2, prefetch: 3 });
+    try {
+      const a = [];
+      for await (const b of inproc.epoch(1)) a.push(b);
+      const b = [];
+      for await (const x of threaded.epoch(1)) b.push(x);
+      assert.equal(a.length, b.length);
+      a.forEach((x, i) => {
+        assert.deepEqual(x.images, b[i].images);
+        assert.deepEqual(x.labels, b[i].labels);
+        assert.deepEqual(x.tags, b[i].tags);
+      });
+    } finally {
+      await threaded.close();
+    }
+    const root = tmp('worker-bad');
+    await writeRgb(join(root, 'img/a.png'), rgbPattern(4, 3, 1), 4, 3);
+    writeFileSync(join(root, 'img/b.png'), 'broken');
+    const folder = (await imageFolder.create({ images: join(root, 'img'), labelEncoding: 'identity', labelsOptional: false, recursive: false } as never, ctx() as never)) as SegDataset;
+    const bad = new SegLoader(folder, { batchSize: 1, seed: 1, shuffle: false, workers: 1 });
+    try {
+      const it = bad.epoch(0);
+      assert.equal((await it.next()).value?.ids[0], 'a');
+      await assert.rejects(it.next(), (e: unknown) => e instanceof UserError && e.message.includes(join(root, 'img/b.png')) && e.message.includes('cannot read image'));
+    } finally {
+      await bad.close();
+    }
   });
 });
