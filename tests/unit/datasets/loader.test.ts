@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../../framework/api.js';
 import { flipHorizontal, pad, randomCrop, randomResize, resizeBilinear, resizeNearest } from '../../../registry/datasets/augment.js';
-import { SegLoader } from '../../../registry/datasets/loader.js';
+import { SegLoader, type SegBatch } from '../../../registry/datasets/loader.js';
 import { ShapesDataset } from '../../../registry/datasets/shapes.js';
 import { LabelMapTagger, labelMapTagger } from '../../../registry/taggers/label-map.js';
 import { writeFileSync } from 'node:fs';
@@ -109,9 +109,9 @@ describe('loader worker threads', () => {
     const inproc = new SegLoader(ds, { batchSize: 4, seed: 9, augment: aug });
     const threaded = new SegLoader(ds, { batchSize: 4, seed: 9, augment: aug, workers: 2, prefetch: 3 });
     try {
-      const a = [];
+      const a: SegBatch[] = [];
       for await (const b of inproc.epoch(1)) a.push(b);
-      const b = [];
+      const b: SegBatch[] = [];
       for await (const x of threaded.epoch(1)) b.push(x);
       assert.equal(a.length, b.length);
       a.forEach((x, i) => {
