@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { useBackend, type BackendName } from '../../../framework/engine/backend.js';
+import { readSafetensors, toFloat32 } from '../../../framework/engine/safetensors.js';
 import { LoraModel } from '../../../registry/adapters/lora/lora.js';
 import { loadUNet } from '../../../registry/backbones/sd/pretrained.js';
 import type { UNet2DConditionModel } from '../../../registry/backbones/sd/unet.js';
@@ -43,6 +44,20 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
       lora.mergeAndUnload();
       assert.equal(lora.adapters.size, 0);
       check('peft.merged_out', 'merge-and-unload');
+      unet.dispose();
+    });
+
+    it('the committed adapter saved by this project (checked through peft by the fixture script) still reproduces its output', () => {
+      const unet = loadUNet(TINY_SD);
+      const lora = new LoraModel(unet.store);
+      lora.load(join(FIXTURES, 'ts-adapter'), 'ts');
+      const e = readSafetensors(join(FIXTURES, 'ts-adapter', 'ts_output.safetensors')).tensors.get('out');
+      assert.ok(e, 'ts_output.safetensors has no "out"');
+      const ref = tf.tensor(toFloat32(e), e.shape);
+      const y = run(unet);
+      assertClose(y, ref, TOL, 'ts-adapter output');
+      tf.dispose([y, ref]);
+      lora.dispose();
       unet.dispose();
     });
 
