@@ -10,39 +10,46 @@ import * as tf from '@tensorflow/tfjs-core';
  * the first pixel). Returns [N, P, C]; points outside the map read zeros.
  */
 export function gridSample(input: tf.Tensor4D, grid: tf.Tensor3D): tf.Tensor3D {
+  const [N, H, W, C] = input.shape;
+  const P = grid.shape[1];
+  // Corner indices and validity are computed from the coordinate values on the CPU: they are
+  // piecewise constant in the coordinates (zero gradient), and keeping them off the gradient
+  // tape avoids tfjs' refusal of int32 gradients for gather indices.
+  const g = grid.dataSync();
+  const fx = new Float32Array(N * P);
+  const fy = new Float32Array(N * P);
+  const idx = [0, 1, 2, 3].map(() => new Int32Array(N * P));
+  const valid = [0, 1, 2, 3].map(() => new Float32Array(N * P));
+  for (let n = 0; n < N; n++) {
+    for (let p = 0; p < P; p++) {
+      const i = n * P + p;
+      const x = ((g[i * 2] + 1) * W) / 2 - 0.5;
+      const y = ((g[i * 2 + 1] + 1) * H) / 2 - 0.5;
+      const x0 = Math.floor(x);
+      const y0 = Math.floor(y);
+      fx[i] = x0;
+      fy[i] = y0;
+      [[x0, y0], [x0 + 1, y0], [x0, y0 + 1], [x0 + 1, y0 + 1]].forEach(([cx, cy], k) => {
+        const ok = cx >= 0 && cx < W && cy >= 0 && cy < H;
+        valid[k][i] = ok ? 1 : 0;
+        idx[k][i] = ok ? n * H * W + cy * W + cx : n * H * W;
+      });
+    }
+  }
   return tf.tidy(() => {
-    const [N, H, W, C] = input.shape;
-    const P = grid.shape[1];
     const flat = tf.reshape(input, [N * H * W, C]);
-    const gx = tf.reshape(tf.slice(grid, [0, 0, 0], [N, P, 1]), [N, P]);
-    const gy = tf.reshape(tf.slice(grid, [0, 0, 1], [N, P, 1]), [N, P]);
-    // unnormalise (align_corners=False): pixel centres at i + 0.5
-    const x = tf.sub(tf.mul(tf.add(gx, 1), W / 2), 0.5);
-    const y = tf.sub(tf.mul(tf.add(gy, 1), H / 2), 0.5);
-    const x0 = tf.floor(x);
-    const y0 = tf.floor(y);
-    const wx1 = tf.sub(x, x0);
-    const wy1 = tf.sub(y, y0);
+    const gx = tf.reshape(tf.slice(grid, [0, 0, 0], [N, P, 1]), [N * P]);
+    const gy = tf.reshape(tf.slice(grid, [0, 0, 1], [N, P, 1]), [N * P]);
+    // unnormalise (align_corners=False): pixel centres at i + 0.5; weights stay differentiable in the grid
+    const wx1 = tf.sub(tf.sub(tf.mul(tf.add(gx, 1), W / 2), 0.5), tf.tensor1d(fx));
+    const wy1 = tf.sub(tf.sub(tf.mul(tf.add(gy, 1), H / 2), 0.5), tf.tensor1d(fy));
     const wx0 = tf.sub(1, wx1);
     const wy0 = tf.sub(1, wy1);
-    const x1 = tf.add(x0, 1);
-    const y1 = tf.add(y0, 1);
-    const base = tf.reshape(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(H * W, 'int32')), [N, 1]);
-    const wInt = tf.scalar(W, 'int32');
+    const ws = [tf.mul(wx0, wy0), tf.mul(wx1, wy0), tf.mul(wx0, wy1), tf.mul(wx1, wy1)];
     let out: tf.Tensor | null = null;
-    const corners: [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor][] = [
-      [x0, y0, wx0, wy0],
-      [x1, y0, wx1, wy0],
-      [x0, y1, wx0, wy1],
-      [x1, y1, wx1, wy1],
-    ];
-    for (const [cx, cy, wx, wy] of corners) {
-      const valid = tf.logicalAnd(tf.logicalAnd(tf.greaterEqual(cx, 0), tf.lessEqual(cx, W - 1)), tf.logicalAnd(tf.greaterEqual(cy, 0), tf.lessEqual(cy, H - 1)));
-      const xi = tf.cast(tf.clipByValue(cx, 0, W - 1), 'int32');
-      const yi = tf.cast(tf.clipByValue(cy, 0, H - 1), 'int32');
-      const idx = tf.reshape(tf.add(base, tf.add(tf.mul(yi, wInt), xi)), [N * P]);
-      const w = tf.reshape(tf.mul(tf.mul(wx, wy), tf.cast(valid, 'float32')), [N * P, 1]);
-      const v = tf.mul(tf.gather(flat, idx), w);
+    for (let k = 0; k < 4; k++) {
+      const w = tf.reshape(tf.mul(ws[k], tf.tensor1d(valid[k])), [N * P, 1]);
+      const v = tf.mul(tf.gather(flat, tf.tensor1d(idx[k], 'int32')), w);
       out = out ? tf.add(out, v) : v;
     }
     return tf.reshape(out as tf.Tensor, [N, P, C]);

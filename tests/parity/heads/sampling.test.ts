@@ -21,7 +21,7 @@ function maxDiff(a: tf.Tensor, b: tf.Tensor): number {
 // (registerTrainingKernels). Until then gradient parity reports itself skipped, not passed.
 const GRAD_SKIP = 'tfjs gradients are not registered yet (engine training kernels pending)';
 function gradientsRegistered(): boolean {
-  return ['Sum', 'Mul', 'Sub', 'Add', 'GatherV2', 'Reshape', 'Transpose', 'Floor', 'Cast', 'ClipByValue', 'Slice'].every((k) => tf.getGradient(k));
+  return ['Sum', 'Multiply', 'Sub', 'Add', 'GatherV2', 'Reshape', 'Transpose', 'Floor', 'Cast', 'ClipByValue', 'Slice'].every((k) => tf.getGradient(k));
 }
 
 describe('sampling ops vs torch grid_sample (align_corners=False, zeros padding)', () => {
