@@ -25,3 +25,4 @@ export type { Tagger } from './contracts/tagger.js';
 export type { SegHead, HeadOutput, MaskPrediction, FeatureLevel } from './contracts/head.js';
 export type { SegLoss, SegTargets, LossResult } from './contracts/loss.js';
 export type { TapOptions, TapResult, ConditionalUNet, LatentAutoencoder, PromptEncoder } from './contracts/backbone.js';
+export type { Degradation, DegradationContext } from './contracts/degradation.js';
