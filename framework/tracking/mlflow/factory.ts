@@ -6,7 +6,7 @@ import { UserError } from '../../errors.js';
 import type { TrackerFactory, TrackerRunInfo } from '../tracker.js';
 import { MlflowClient, clientOptionsFromEnv } from './client.js';
 import { stripCredentials } from './redact.js';
-import { MlflowTracker } from './tracker.js';
+import { ThreadedMlflowTracker } from './threaded-tracker.js';
 
 interface MlflowConfig {
   uri?: string;
@@ -28,12 +28,11 @@ export const mlflowTrackerFactory: TrackerFactory = async (run) => {
   if (!/^https?:\/\//iu.test(cfg.uri)) {
     throw new UserError(`tracking.mlflow.uri / MLFLOW_TRACKING_URI: "${stripCredentials(cfg.uri)}" is not an http(s) URL of an MLflow tracking server (file stores and databricks URIs are not supported)`);
   }
-  const client = new MlflowClient(clientOptionsFromEnv(cfg.uri, run.env));
-  return new MlflowTracker({
-    client,
-    dir: run.dir,
-    env: run.env,
-    experimentName: cfg.experiment_name,
-    logCheckpoints: cfg.log_checkpoints === true,
+  const clientOptions = clientOptionsFromEnv(cfg.uri, run.env);
+  // Validates the URI here, in the caller's thread, so a bad one is a clear error at start.
+  new MlflowClient(clientOptions);
+  return ThreadedMlflowTracker.start({
+    client: clientOptions,
+    tracker: { dir: run.dir, env: run.env, experimentName: cfg.experiment_name, logCheckpoints: cfg.log_checkpoints === true },
   });
 };
