@@ -3,7 +3,7 @@
  * proxy): everything logged is read back through the REST API and compared with the journal.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MlflowClient } from '../../../framework/tracking/mlflow/client.js';
@@ -150,7 +150,6 @@ describe('MLflow tracking against a real server', { skip }, () => {
     const root = tempStore();
     const run = writeRun(root, 'run-crash-create', { steps: 3 });
     const first = await syncRuns({ runsRoot: root, runs: [], uri: server.uri, env: {}, client: FAST }, root);
-    const { rmSync } = await import('node:fs');
     rmSync(join(run.dir, 'mlflow.json')); // as if the process died right after runs/create
     const again = await syncRuns({ runsRoot: root, runs: [], uri: server.uri, env: {}, client: FAST }, root);
     assert.equal(again[0].mlflowRunId, first[0].mlflowRunId, 'found by its rass.run_id tag');
@@ -188,6 +187,28 @@ describe('MLflow tracking against a real server', { skip }, () => {
     assert.equal(p2.get('lr'), '9');
     assert.equal(res2[0].conflicts.length, 1);
     assert.match(res2[0].conflicts[0], /param "lr" is immutable: it is "9" but the run tried to log "0\.3" \(the server already had it\)/);
+  });
+
+  it('non-finite metric values and checkpoints (when asked) arrive too', async () => {
+    const root = tempStore();
+    const run = new TestRun(root, 'exp-rt', 'run-nan');
+    // JSON has no NaN: a journal writer's JSON.stringify turns it into null.
+    appendFileSync(join(run.dir, 'journal.jsonl'), JSON.stringify({ seq: 1, t: run.clock, type: 'metrics', step: 0, values: { loss: NaN, ok: 1 } }) + '\n');
+    (run as unknown as { seq: number }).seq = 2;
+    const ckpt = detBytes(300_000, 'ckpt');
+    mkdirSync(join(run.dir, 'checkpoints'), { recursive: true });
+    writeFileSync(join(run.dir, 'checkpoints', 'step-10.safetensors'), ckpt);
+    run.append({ type: 'status', status: 'FINISHED' });
+    const res = await syncRuns({ runsRoot: root, runs: [], uri: server.uri, env: {}, client: FAST, logCheckpoints: true }, root);
+    const id = res[0].mlflowRunId!;
+    const hist = await client.getMetricHistory(id, 'loss');
+    assert.equal(hist.length, 1);
+    assert.ok(Number.isNaN(Number(hist[0].value)), `NaN stored as NaN, got ${String(hist[0].value)}`);
+    const remote = await client.getRun(id);
+    const got = await client.downloadArtifact(remote.info.artifact_uri, 'checkpoints/step-10.safetensors');
+    assert.ok(got.equals(ckpt), 'checkpoint byte for byte');
+    const listed = await client.listArtifacts(id, 'checkpoints');
+    assert.deepEqual(listed.map((f) => f.path), ['checkpoints/step-10.safetensors']);
   });
 
   it('two processes creating the same experiment get the same id', async () => {
