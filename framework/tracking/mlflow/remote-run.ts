@@ -130,7 +130,12 @@ function gitCommit(dir: string): string | undefined {
 }
 
 /** The MLflow run mirroring the local run in `dir` on the client's server, created if needed. */
-export async function ensureRemoteRun(client: MlflowClient, dir: string, opts: RemoteRunOptions & { env?: Record<string, string | undefined> } = {}, depth = 0): Promise<MlflowTargetState> {
+export async function ensureRemoteRun(
+  client: MlflowClient,
+  dir: string,
+  opts: RemoteRunOptions & { env?: Record<string, string | undefined>; warn?: (m: string) => void } = {},
+  depth = 0,
+): Promise<MlflowTargetState> {
   const known = targetState(dir, client.uri);
   if (known) return known;
   const run = runEventOf(dir);
@@ -139,8 +144,9 @@ export async function ensureRemoteRun(client: MlflowClient, dir: string, opts: R
   if (run.parentRunId) {
     if (depth > 8) throw new Error(`run ${run.runId}: parent chain too deep (a cycle of parentRunId?)`);
     const pdir = (opts.resolveRunDir ?? findRunDir)(run.parentRunId, dir);
-    if (!pdir) throw new Error(`run ${run.runId}: parent run ${run.parentRunId} not found in the local run store near ${dir}`);
-    parentMlflowId = (await ensureRemoteRun(client, pdir, opts, depth + 1)).runId;
+    // Without the parent's directory the trial is still tracked, just not nested.
+    if (!pdir) opts.warn?.(`MLflow: parent run ${run.parentRunId} of ${run.runId} is not in the local run store near ${dir}; the MLflow run is created without mlflow.parentRunId`);
+    else parentMlflowId = (await ensureRemoteRun(client, pdir, opts, depth + 1)).runId;
   }
   return withLock(dir, '.mlflow-create.lock', async () => {
     const again = targetState(dir, client.uri);

@@ -185,3 +185,47 @@ describe('RunShipper batching', () => {
     assert.equal(calls.length, before);
   });
 });
+
+describe('parent runs', () => {
+  const answer = (c: Call) => {
+    if (c.path.includes('get-by-name')) return { status: 200, body: { experiment: { experiment_id: '3', name: 'e', lifecycle_stage: 'active' } } };
+    if (c.path.includes('runs/search')) return { status: 200, body: {} };
+    if (c.path.includes('runs/create')) {
+      const id = `id-${JSON.parse(c.body!).run_name as string}`;
+      return { status: 200, body: { run: { info: { run_id: id, experiment_id: '3', status: 'RUNNING', artifact_uri: `mlflow-artifacts:/3/${id}/artifacts`, lifecycle_stage: 'active' }, data: {} } } };
+    }
+    return { status: 200, body: {} };
+  };
+  const writeRun = (dir: string, ev: object) => {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'journal.jsonl'), JSON.stringify({ seq: 0, t: 5, type: 'run', experiment: 'e', ...ev }) + '\n');
+  };
+
+  it('finds the parent in the store (sibling or nested layout) and creates it first', async () => {
+    for (const layout of ['sibling', 'nested'] as const) {
+      const root = mkdtempSync(join(tmpdir(), 'rass-parent-'));
+      const pdir = join(root, 'e', 'sweep');
+      const cdir = layout === 'sibling' ? join(root, 'e', 'trial') : join(pdir, 'trials', 'trial');
+      writeRun(pdir, { runId: 'sweep', name: 'sweep' });
+      writeRun(cdir, { runId: 'trial', name: 'trial', parentRunId: 'sweep' });
+      const { fetch, calls } = fakeFetch(answer);
+      await new RunShipper({ client: new MlflowClient({ uri: 'http://127.0.0.1:1', fetch }), dir: cdir }).ship();
+      const creates = calls.filter((c) => c.path.endsWith('runs/create')).map((c) => JSON.parse(c.body!) as { run_name: string; tags: Array<{ key: string; value: string }> });
+      assert.deepEqual(creates.map((c) => c.run_name), ['sweep', 'trial'], layout);
+      assert.equal(creates[1].tags.find((t) => t.key === 'mlflow.parentRunId')?.value, 'id-sweep');
+      assert.equal(readState(pdir).targets['http://127.0.0.1:1'].runId, 'id-sweep');
+    }
+  });
+
+  it('a trial whose parent is not in the store is still tracked, with a warning', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'rass-orphan-'));
+    const cdir = join(root, 'e', 'lonely');
+    writeRun(cdir, { runId: 'lonely', name: 'lonely', parentRunId: 'gone' });
+    const { fetch, calls } = fakeFetch(answer);
+    const warnings: string[] = [];
+    await new RunShipper({ client: new MlflowClient({ uri: 'http://127.0.0.1:1', fetch }), dir: cdir, warn: (m) => warnings.push(m) }).ship();
+    const create = JSON.parse(calls.find((c) => c.path.endsWith('runs/create'))!.body!) as { tags: Array<{ key: string }> };
+    assert.ok(!create.tags.some((t) => t.key === 'mlflow.parentRunId'));
+    assert.ok(warnings.some((w) => w.includes('parent run gone')));
+  });
+});
