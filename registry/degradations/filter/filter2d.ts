@@ -37,19 +37,92 @@ function reflectPad(x: tf.Tensor4D, ph: number, pw: number): tf.Tensor4D {
 }
 
 /**
+ * Polyphase ("space-to-depth") form of one k x k filter on a reflect-padded batch: the padded
+ * image is cut into s x s phases that become s*s channels, and the filter becomes an ordinary
+ * convolution with s*s in and out channels and ceil((k+s-1)/s)^2 taps. It does ~(k+s-1)^2/k^2
+ * times the multiply-adds of the direct form, but as a dense GEMM-shaped convolution it runs
+ * 5-10x faster than a large depthwise kernel on the wasm backend (measured: k=21 on 512x512,
+ * 65 ms vs 630 ms). Each image channel is an item of the convolution batch.
+ */
+const PHASES = 4;
+function filterPolyphase(x: tf.Tensor4D, kd: ArrayLike<number>, k: number): tf.Tensor4D {
+  const s = PHASES;
+  const ss = s * s;
+  const [n, h, w, c] = x.shape;
+  const p = Math.floor(k / 2);
+  const taps = Math.ceil((k + s - 1) / s);
+  const oh = Math.ceil(h / s);
+  const ow = Math.ceil(w / s);
+  const gh = oh + taps - 1; // phase-grid size of the padded input
+  const gw = ow + taps - 1;
+  // reflect padding and the phase split in one pass (plain loops: 5-D transposes are slow on
+  // wasm); positions past the reflect-padded image are zeros that only feed cropped outputs
+  const src = x.dataSync() as Float32Array;
+  const rowIdx = Int32Array.from({ length: gh * s }, (_, i) => (i < h + 2 * p ? reflectIndex(i - p, h) : -1));
+  const colIdx = Int32Array.from({ length: gw * s }, (_, i) => (i < w + 2 * p ? reflectIndex(i - p, w) : -1));
+  const phased = new Float32Array(n * c * gh * gw * ss);
+  for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
+    const item = (b * c + ch) * gh * gw * ss;
+    for (let py = 0; py < gh * s; py++) {
+      const sy = rowIdx[py];
+      if (sy < 0) continue;
+      const gy = (py / s) | 0;
+      const ci = py - gy * s;
+      const srcRow = (b * h + sy) * w;
+      for (let px = 0; px < gw * s; px++) {
+        const sx = colIdx[px];
+        if (sx < 0) continue;
+        const gx = (px / s) | 0;
+        phased[item + (gy * gw + gx) * ss + ci * s + (px - gx * s)] = src[(srcRow + sx) * c + ch];
+      }
+    }
+  }
+  const wts = new Float32Array(taps * taps * ss * ss);
+  for (let ty = 0; ty < taps; ty++) for (let tx = 0; tx < taps; tx++) for (let ci = 0; ci < s; ci++) for (let di = 0; di < s; di++) {
+    const inCh = ((ty * taps + tx) * ss + ci * s + di) * ss;
+    for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) {
+      const dy = ty * s + ci - a;
+      const dx = tx * s + di - b;
+      if (dy >= 0 && dy < k && dx >= 0 && dx < k) wts[inCh + a * s + b] = kd[dy * k + dx];
+    }
+  }
+  const conv = tf.tidy(() => tf.conv2d(tf.tensor4d(phased, [n * c, gh, gw, ss]), tf.tensor4d(wts, [taps, taps, ss, ss]), 1, 'valid'));
+  const res = conv.dataSync() as Float32Array; // (n*c, oh, ow, s*s)
+  conv.dispose();
+  const out = new Float32Array(n * h * w * c);
+  for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
+    const item = (b * c + ch) * oh * ow * ss;
+    for (let y = 0; y < h; y++) {
+      const gy = (y / s) | 0;
+      const a = y - gy * s;
+      for (let xx = 0; xx < w; xx++) {
+        const gx = (xx / s) | 0;
+        out[((b * h + y) * w + xx) * c + ch] = res[item + (gy * ow + gx) * ss + a * s + (xx - gx * s)];
+      }
+    }
+  }
+  return tf.tensor4d(out, [n, h, w, c]);
+}
+
+/** Below this size the direct depthwise form is as fast as the polyphase one. */
+const POLYPHASE_MIN_K = 7;
+
+/**
  * Filter every image of `x` (N,H,W,C) with `kernels`: one kernel shared by all samples or one
- * per sample. Per-sample kernels of equal size run as ONE depthwise convolution by folding the
- * batch into the channel axis (the grouped-convolution trick BasicSR uses).
+ * per sample. Small per-sample kernels run as ONE depthwise convolution by folding the batch
+ * into the channel axis (the grouped-convolution trick BasicSR uses); large ones use the
+ * polyphase form per sample.
  */
 export function filter2d(x: tf.Tensor4D, kernels: KernelData | Kernel | readonly (KernelData | Kernel)[]): tf.Tensor4D {
   const [n, h, w, c] = x.shape;
   const list = Array.isArray(kernels) ? (kernels as readonly KernelData[]) : [kernels as KernelData];
   if (list.length !== 1 && list.length !== n) throw new RangeError(`filter2d: ${list.length} kernels for a batch of ${n}`);
   const k = list[0].size;
-  if (list.some((kk) => kk.size !== k)) {
-    // mixed sizes: one call per sample
+  const mixed = list.some((kk) => kk.size !== k);
+  if (mixed || (k >= POLYPHASE_MIN_K && list.length > 1)) {
     return tf.tidy(() => tf.concat(list.map((kk, i) => filter2d(tf.slice(x, [i, 0, 0, 0], [1, h, w, c]), kk)), 0) as tf.Tensor4D);
   }
+  if (k >= POLYPHASE_MIN_K) return filterPolyphase(x, list[0].data as ArrayLike<number>, k);
   const p = Math.floor(k / 2);
   return tf.tidy(() => {
     if (list.length === 1) {
@@ -64,7 +137,7 @@ export function filter2d(x: tf.Tensor4D, kernels: KernelData | Kernel | readonly
     const f = new Float32Array(k * k * n * c);
     for (let i = 0; i < k * k; i++) for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) f[i * n * c + b * c + ch] = list[b].data[i];
     const padded = reflectPad(folded as tf.Tensor4D, p, p);
-    const y = tf.depthwiseConv2d(padded as tf.Tensor4D, tf.tensor4d(f, [k, k, n * c, 1]), 1, 'valid');
+    const y = tf.depthwiseConv2d(padded, tf.tensor4d(f, [k, k, n * c, 1]), 1, 'valid');
     return tf.transpose(tf.reshape(y, [h, w, n, c]), [2, 0, 1, 3]);
   });
 }

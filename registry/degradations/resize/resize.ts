@@ -90,22 +90,45 @@ export function axisTaps(inSize: number, outSize: number, mode: ResizeMode, coor
   return { out: outSize, taps: 4, index, weight };
 }
 
-function applyAxis(x: tf.Tensor4D, axis: 1 | 2, t: AxisTaps): tf.Tensor4D {
-  return tf.tidy(() => {
-    let acc: tf.Tensor | null = null;
-    const wShape = axis === 1 ? [1, t.out, 1, 1] : [1, 1, t.out, 1];
-    for (let k = 0; k < t.taps; k++) {
-      const idx = new Int32Array(t.out);
-      const w = new Float32Array(t.out);
-      for (let i = 0; i < t.out; i++) {
-        idx[i] = t.index[i * t.taps + k];
-        w[i] = t.weight[i * t.taps + k];
+/**
+ * Resample one axis of an NHWC float32 buffer with a tap table. Plain loops: with 2-4 taps
+ * (area: a few more) this sparse op is several times faster in JS than as gathers on the wasm
+ * backend. Accumulates in float32 order like torch (acc = fround(acc + fround(v*w))).
+ */
+function resampleAxis(src: Float32Array, n: number, h: number, w: number, c: number, axis: 1 | 2, t: AxisTaps): Float32Array {
+  const f = Math.fround;
+  const T = t.taps;
+  if (axis === 2) {
+    const ow = t.out;
+    const out = new Float32Array(n * h * ow * c);
+    for (let row = 0; row < n * h; row++) {
+      const sBase = row * w * c;
+      const oBase = row * ow * c;
+      for (let x = 0; x < ow; x++) {
+        for (let ch = 0; ch < c; ch++) {
+          let acc = 0;
+          for (let k = 0; k < T; k++) acc = f(acc + f(src[sBase + t.index[x * T + k] * c + ch] * t.weight[x * T + k]));
+          out[oBase + x * c + ch] = acc;
+        }
       }
-      const term = tf.mul(tf.gather(x, tf.tensor1d(idx, 'int32'), axis), tf.tensor(w, wShape));
-      acc = acc ? tf.add(acc, term) : term;
     }
-    return acc as tf.Tensor4D;
-  });
+    return out;
+  }
+  const oh = t.out;
+  const rowLen = w * c;
+  const out = new Float32Array(n * oh * rowLen);
+  for (let b = 0; b < n; b++) {
+    for (let y = 0; y < oh; y++) {
+      const oBase = (b * oh + y) * rowLen;
+      for (let k = 0; k < T; k++) {
+        const wt = t.weight[y * T + k];
+        const sBase = (b * h + t.index[y * T + k]) * rowLen;
+        if (k === 0) for (let i = 0; i < rowLen; i++) out[oBase + i] = f(src[sBase + i] * wt);
+        else for (let i = 0; i < rowLen; i++) out[oBase + i] = f(out[oBase + i] + f(src[sBase + i] * wt));
+      }
+    }
+  }
+  return out;
 }
 
 export type ResizeTarget = { size: readonly [number, number] } | { scaleFactor: number | readonly [number, number] };
@@ -128,9 +151,9 @@ export function resize(x: tf.Tensor4D, target: ResizeTarget, mode: ResizeMode): 
     ch = 1 / sh;
     cw = 1 / sw;
   }
-  return tf.tidy(() => {
-    // width first, then height: the order torch's CPU kernel accumulates in (same float32 rounding)
-    const y = applyAxis(x, 2, axisTaps(w, ow, mode, cw));
-    return applyAxis(y, 1, axisTaps(h, oh, mode, ch));
-  });
+  // width first, then height: the order torch's CPU kernel accumulates in (same float32 rounding)
+  const [n, , , c] = x.shape;
+  const wide = resampleAxis(x.dataSync() as Float32Array, n, h, w, c, 2, axisTaps(w, ow, mode, cw));
+  const out = resampleAxis(wide, n, h, ow, c, 1, axisTaps(h, oh, mode, ch));
+  return tf.tensor4d(out, [n, oh, ow, c]);
 }

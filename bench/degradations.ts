@@ -1,0 +1,99 @@
+/**
+ * `npm run bench -- degradations [--n N] [--size S] [--reps R]`: the rass-full degradation
+ * pipeline (Real-ESRGAN second order, scale 1) on SxS images, images/s on the tfjs wasm backend,
+ * against a PyTorch CPU implementation of the same pipeline (scripts/bench/degradations/peer.py)
+ * measured in the same run; plus per-op times on both sides.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../framework/engine/backend.js';
+import { Rng } from '../framework/engine/rng.js';
+import { benchLine } from './_format.js';
+import { plugins } from '../registry/degradations/index.js';
+import { buildDegradation } from '../registry/degradations/build.js';
+import { filter2d } from '../registry/degradations/filter/filter2d.js';
+import { gaussianKernel } from '../registry/degradations/kernels/kernels.js';
+import { resize } from '../registry/degradations/resize/resize.js';
+import { diffJpeg } from '../registry/degradations/jpeg/diffjpeg.js';
+import { gaussianNoise, poissonNoise, addNoise, rngSampler } from '../registry/degradations/noise/noise.js';
+
+function findRoot(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    try {
+      readFileSync(join(d, 'package.json'));
+      return d;
+    } catch {
+      d = dirname(d);
+    }
+  }
+  throw new Error('repository root not found');
+}
+
+function arg(args: string[], name: string, dflt: number): number {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+}
+
+async function timeMs(fn: () => unknown | Promise<unknown>, reps: number): Promise<number> {
+  await fn();
+  const t = performance.now();
+  for (let i = 0; i < reps; i++) await fn();
+  return (performance.now() - t) / reps;
+}
+
+export async function run(args: string[]): Promise<void> {
+  const n = arg(args, 'n', 8);
+  const size = arg(args, 'size', 512);
+  const reps = arg(args, 'reps', 5);
+  const root = findRoot();
+  await useBackend('wasm');
+
+  const r = Rng.derive(0, 'bench-images');
+  const imgs = Array.from({ length: n }, () => tf.tensor4d(r.fillUniform(new Float32Array(size * size * 3)) as Float32Array, [1, size, size, 3]));
+  const x = imgs[0];
+  const hw = size * size;
+  const data = x.dataSync() as Float32Array;
+  const k21 = gaussianKernel(21, 2, 2, 0, true);
+  const ops: Record<string, number> = {
+    filter2d_k21: await timeMs(() => tf.dispose(filter2d(x, k21)), reps),
+    'resize_bicubic_0.5': await timeMs(() => tf.dispose(resize(x, { scaleFactor: 0.5 }, 'bicubic')), reps),
+    'resize_bilinear_up_1.3': await timeMs(() => tf.dispose(resize(x, { scaleFactor: 1.3 }, 'bilinear')), reps),
+    noise_gaussian: await timeMs(() => addNoise(data, gaussianNoise(hw, 3, 10, false, rngSampler(r).normal(hw * 3)), true, false), reps),
+    noise_poisson: await timeMs(() => addNoise(data, poissonNoise(data, hw, 3, 1, false, rngSampler(r).poisson), true, false), reps),
+    diffjpeg: await timeMs(() => tf.dispose(diffJpeg(x, 50)), reps),
+  };
+
+  const node = parse(readFileSync(join(root, 'configs/_base_/degradations/rass-full.yaml'), 'utf8'));
+  const pipe = await buildDegradation(node, { plugins });
+  const once = async (img: tf.Tensor4D, i: number) => {
+    const y = await pipe.apply(img, { rng: [Rng.derive(1, 'degradation', i)] });
+    y.dataSync();
+    if (y !== img) y.dispose();
+  };
+  await once(imgs[0], 999);
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await once(imgs[i], i);
+  const ours = n / ((performance.now() - t0) / 1000);
+  tf.dispose(imgs);
+
+  const req = join(root, 'scripts/bench/degradations/requirements.txt');
+  const venv = execFileSync(join(root, 'scripts/py-venv.sh'), ['degradations', req], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  const peerOut = execFileSync(join(venv, 'bin/python'), ['-W', 'ignore', join(root, 'scripts/bench/degradations/peer.py'), JSON.stringify({ n, size, reps })], {
+    encoding: 'utf8', maxBuffer: 1 << 20, stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const peer = JSON.parse(peerOut.trim().split('\n').pop() as string) as { images_per_s: number; ops_ms: Record<string, number>; threads: number; torch: string };
+
+  console.log(`degradations: ${n} images ${size}x${size}, tfjs ${tf.getBackend()} vs torch ${peer.torch} CPU (${peer.threads} threads)`);
+  console.log(['op', 'ours ms', 'torch ms', 'ratio (torch/ours)'].join('\t'));
+  for (const [k, v] of Object.entries(ops)) {
+    const p = peer.ops_ms[k];
+    console.log([k, v.toFixed(1), p?.toFixed(1) ?? '-', p ? (p / v).toFixed(2) : '-'].join('\t'));
+  }
+  console.log(['pipeline (images/s)', ours.toFixed(2), peer.images_per_s.toFixed(2), (ours / peer.images_per_s).toFixed(2)].join('\t'));
+  console.log(benchLine('degradations.pipeline', ours, 'images/s', 'torch-cpu', peer.images_per_s, ours / peer.images_per_s));
+}
