@@ -4,14 +4,23 @@
  * deterministic bytes, and a fault-injecting HTTP proxy in front of the real server.
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { JournalEvent, NewJournalEvent } from '../../../framework/tracking/events.js';
 
+const stores: string[] = [];
+
+/** A fresh local run store in the temp dir (removed by removeTempStores). */
 export function tempStore(prefix = 'rass-mlflow-runs-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  stores.push(d);
+  return d;
+}
+
+export function removeTempStores(): void {
+  for (const d of stores.splice(0)) rmSync(d, { recursive: true, force: true });
 }
 
 /** Writes <root>/<experiment>/<runId>/journal.jsonl the way the run store does. */

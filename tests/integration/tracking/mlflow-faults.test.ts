@@ -12,7 +12,7 @@ import { readState } from '../../../framework/tracking/mlflow/state.js';
 import { MlflowTracker } from '../../../framework/tracking/mlflow/tracker.js';
 import { syncRuns } from '../../../framework/tracking/sync.js';
 import { type MlflowServer, freePort, mlflowSkipped, startMlflowServer } from '../../../scripts/mlflow/server.js';
-import { TestRun, startFaultProxy, tempStore } from './helpers.js';
+import { TestRun, startFaultProxy, removeTempStores, tempStore } from './helpers.js';
 import { assertMirrors } from './mirror-assert.js';
 
 const skip = mlflowSkipped();
@@ -32,6 +32,7 @@ describe('MLflow tracking under faults', { skip }, () => {
   });
   after(async () => {
     await server?.stop();
+    removeTempStores();
   });
 
   /** A training loop: `steps` steps of 5 metrics, with `during(step)` hooks. */

@@ -14,7 +14,7 @@ import { MlflowTracker } from '../../../framework/tracking/mlflow/tracker.js';
 import { mlflowTrackerFactory } from '../../../framework/tracking/mlflow/factory.js';
 import { syncRuns } from '../../../framework/tracking/sync.js';
 import { type MlflowServer, mlflowSkipped, startMlflowServer } from '../../../scripts/mlflow/server.js';
-import { TestRun, detBytes, tempStore } from './helpers.js';
+import { TestRun, detBytes, removeTempStores, tempStore } from './helpers.js';
 import { assertMirrors } from './mirror-assert.js';
 
 const skip = mlflowSkipped();
@@ -29,6 +29,7 @@ describe('MLflow tracking against a real server', { skip }, () => {
   });
   after(async () => {
     await server?.stop();
+    removeTempStores();
   });
 
   /** A representative run: params (one too long), tags, metrics (one step wider than a batch), input, artifacts. */

@@ -12,7 +12,7 @@ import { PluginRegistry } from '../../../framework/plugins/registry.js';
 import { MlflowClient } from '../../../framework/tracking/mlflow/client.js';
 import { readState } from '../../../framework/tracking/mlflow/state.js';
 import { type MlflowServer, mlflowSkipped, startMlflowServer } from '../../../scripts/mlflow/server.js';
-import { TestRun, tempStore } from './helpers.js';
+import { TestRun, removeTempStores, tempStore } from './helpers.js';
 import { assertMirrors } from './mirror-assert.js';
 
 const skip = mlflowSkipped();
@@ -49,6 +49,7 @@ describe('rass runs sync', { skip }, () => {
   });
   after(async () => {
     await server?.stop();
+    removeTempStores();
   });
 
   it('uploads offline runs, parents first, and a second sync uploads nothing new', async () => {
