@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { definePlugin, type Degradation } from '../../../framework/api.js';
 import { stageProperties, rangeSchema, gated, sampleData } from '../common.js';
 import { diffJpeg } from './diffjpeg.js';
+import { diffJpegTensor } from './diffjpeg-tensor.js';
 import { sharpJpeg } from './sharp-jpeg.js';
 
 export const diffJpegPlugin = definePlugin({
@@ -16,6 +17,7 @@ export const diffJpegPlugin = definePlugin({
       ...stageProperties,
       quality_range: { ...rangeSchema('JPEG quality range (float, as Real-ESRGAN draws it)', 1), default: [30, 95] },
       differentiable: { type: 'boolean', default: false, description: 'round(x) + (x - round(x))^3 instead of round' },
+      implementation: { enum: ['loops', 'tensor'], default: 'loops', description: 'loops: fast, forward only; tensor: tfjs ops (gradients flow through)' },
     },
   } as const,
   create(o): Degradation {
@@ -25,7 +27,7 @@ export const diffJpegPlugin = definePlugin({
       apply: (batch, ctx) => gated(batch, ctx, id, o.prob, async (x, rngs) => {
         const quality = rngs.map((r) => r.uniform(o.quality_range[0], o.quality_range[1]));
         const clamped = tf.clipByValue(x, 0, 1);
-        const out = diffJpeg(clamped, quality, o.differentiable);
+        const out = (o.implementation === 'tensor' ? diffJpegTensor : diffJpeg)(clamped, quality, o.differentiable);
         clamped.dispose();
         return { out, params: quality.map((q) => ({ quality: q })) };
       }),

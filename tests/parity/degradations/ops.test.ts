@@ -15,6 +15,7 @@ import { filter2d } from '../../../registry/degradations/filter/filter2d.js';
 import { resize, type ResizeMode } from '../../../registry/degradations/resize/resize.js';
 import { gaussianNoise, poissonNoise, addNoise, quantizeForPoisson, grayOf } from '../../../registry/degradations/noise/noise.js';
 import { diffJpeg, DIFFJPEG_Y_TABLE, DIFFJPEG_C_TABLE } from '../../../registry/degradations/jpeg/diffjpeg.js';
+import { diffJpegTensor } from '../../../registry/degradations/jpeg/diffjpeg-tensor.js';
 import { usmSharpParts, usmKernel1d } from '../../../registry/degradations/sharpen/usm.js';
 
 const kernels = loadReference('kernels.json');
@@ -104,9 +105,9 @@ for (const backend of ['cpu', 'wasm'] as const) {
       for (const c of jpegs.cases) {
         for (const q of c.params.qualities as number[]) {
           for (const diff of [false, true]) {
-            it(`${c.name} q${q} differentiable=${diff}`, () => {
+            for (const [impl, fn] of [['loops', diffJpeg], ['tensor ops', diffJpegTensor]] as const) it(`${c.name} q${q} differentiable=${diff} (${impl})`, () => {
               const x = nhwcInput(c);
-              const y = diffJpeg(x, q, diff);
+              const y = fn(x, q, diff);
               const got = y.dataSync();
               const exp = nhwcExpected(c.expected[`q${q}_differentiable_${diff}`]);
               tf.dispose([x, y]);

@@ -141,3 +141,28 @@ describe('degradation ops (wasm)', () => {
     tf.dispose([x, all, one, alone]);
   });
 });
+
+describe('DiffJPEG tensor implementation', () => {
+  const hasGradients = ['Sum', 'Round', 'Pow', 'MatMul', 'Transpose'].every((k) => tf.getGradient(k) !== undefined);
+  it('passes gradients with differentiable rounding', { skip: hasGradients ? false : 'tfjs gradients are not registered in this build (engine registers them later)' }, async () => {
+    await useBackend('cpu');
+    const { diffJpegTensor } = await import('../../../registry/degradations/jpeg/diffjpeg-tensor.js');
+    const x = tf.tensor4d(Rng.derive(7, 'g').fillUniform(new Float32Array(16 * 16 * 3)) as Float32Array, [1, 16, 16, 3]);
+    const g = tf.grad((a: tf.Tensor) => tf.sum(diffJpegTensor(a as tf.Tensor4D, 50, true)))(x);
+    const m = tf.mean(tf.abs(g)).dataSync()[0];
+    tf.dispose([x, g]);
+    assert.ok(Number.isFinite(m) && m > 0.1, `mean |grad| ${m}`);
+  });
+
+  it('the diffjpeg plugin gives the same result with either implementation', async () => {
+    await useBackend('wasm');
+    const a = await build({ type: 'degradation/diffjpeg', implementation: 'loops' });
+    const b = await build({ type: 'degradation/diffjpeg', implementation: 'tensor' });
+    const x = tf.tensor4d(Rng.derive(8, 'j').fillUniform(new Float32Array(24 * 40 * 3)) as Float32Array, [1, 24, 40, 3]);
+    const ya = await a.apply(x, { rng: [Rng.derive(1, 'degradation', 3)] });
+    const yb = await b.apply(x, { rng: [Rng.derive(1, 'degradation', 3)] });
+    const d = tf.max(tf.abs(tf.sub(ya, yb))).dataSync()[0];
+    tf.dispose([x, ya, yb]);
+    assert.ok(d < 2e-4, `${d}`);
+  });
+});
