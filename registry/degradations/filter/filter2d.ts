@@ -45,59 +45,64 @@ function reflectPad(x: tf.Tensor4D, ph: number, pw: number): tf.Tensor4D {
  * 65 ms vs 630 ms). Each image channel is an item of the convolution batch.
  */
 const PHASES = 4;
-function filterPolyphase(x: tf.Tensor4D, kd: ArrayLike<number>, k: number): tf.Tensor4D {
-  const s = PHASES;
-  const ss = s * s;
+/**
+ * One kh x kw filter (row-major `kd`) on every image channel with reflect padding, in polyphase
+ * form with sy x sx phases (a 1-D filter uses phases along its own axis only).
+ */
+function filterPolyphase(x: tf.Tensor4D, kd: ArrayLike<number>, kh: number, kw: number, sy = PHASES, sx = PHASES): tf.Tensor4D {
+  const ss = sy * sx;
   const [n, h, w, c] = x.shape;
-  const p = Math.floor(k / 2);
-  const taps = Math.ceil((k + s - 1) / s);
-  const oh = Math.ceil(h / s);
-  const ow = Math.ceil(w / s);
-  const gh = oh + taps - 1; // phase-grid size of the padded input
-  const gw = ow + taps - 1;
+  const pyPad = Math.floor(kh / 2);
+  const pxPad = Math.floor(kw / 2);
+  const ty = Math.ceil((kh + sy - 1) / sy);
+  const tx = Math.ceil((kw + sx - 1) / sx);
+  const oh = Math.ceil(h / sy);
+  const ow = Math.ceil(w / sx);
+  const gh = oh + ty - 1; // phase-grid size of the padded input
+  const gw = ow + tx - 1;
   // reflect padding and the phase split in one pass (plain loops: 5-D transposes are slow on
   // wasm); positions past the reflect-padded image are zeros that only feed cropped outputs
   const src = x.dataSync() as Float32Array;
-  const rowIdx = Int32Array.from({ length: gh * s }, (_, i) => (i < h + 2 * p ? reflectIndex(i - p, h) : -1));
-  const colIdx = Int32Array.from({ length: gw * s }, (_, i) => (i < w + 2 * p ? reflectIndex(i - p, w) : -1));
+  const rowIdx = Int32Array.from({ length: gh * sy }, (_, i) => (i < h + 2 * pyPad ? reflectIndex(i - pyPad, h) : -1));
+  const colIdx = Int32Array.from({ length: gw * sx }, (_, i) => (i < w + 2 * pxPad ? reflectIndex(i - pxPad, w) : -1));
   const phased = new Float32Array(n * c * gh * gw * ss);
   for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
     const item = (b * c + ch) * gh * gw * ss;
-    for (let py = 0; py < gh * s; py++) {
-      const sy = rowIdx[py];
-      if (sy < 0) continue;
-      const gy = (py / s) | 0;
-      const ci = py - gy * s;
-      const srcRow = (b * h + sy) * w;
-      for (let px = 0; px < gw * s; px++) {
-        const sx = colIdx[px];
-        if (sx < 0) continue;
-        const gx = (px / s) | 0;
-        phased[item + (gy * gw + gx) * ss + ci * s + (px - gx * s)] = src[(srcRow + sx) * c + ch];
+    for (let py = 0; py < gh * sy; py++) {
+      const srcY = rowIdx[py];
+      if (srcY < 0) continue;
+      const gy = (py / sy) | 0;
+      const rowBase = item + gy * gw * ss + (py - gy * sy) * sx;
+      const srcRow = (b * h + srcY) * w;
+      for (let px = 0; px < gw * sx; px++) {
+        const srcX = colIdx[px];
+        if (srcX < 0) continue;
+        const gx = (px / sx) | 0;
+        phased[rowBase + gx * ss + (px - gx * sx)] = src[(srcRow + srcX) * c + ch];
       }
     }
   }
-  const wts = new Float32Array(taps * taps * ss * ss);
-  for (let ty = 0; ty < taps; ty++) for (let tx = 0; tx < taps; tx++) for (let ci = 0; ci < s; ci++) for (let di = 0; di < s; di++) {
-    const inCh = ((ty * taps + tx) * ss + ci * s + di) * ss;
-    for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) {
-      const dy = ty * s + ci - a;
-      const dx = tx * s + di - b;
-      if (dy >= 0 && dy < k && dx >= 0 && dx < k) wts[inCh + a * s + b] = kd[dy * k + dx];
+  const wts = new Float32Array(ty * tx * ss * ss);
+  for (let iy = 0; iy < ty; iy++) for (let ix = 0; ix < tx; ix++) for (let ci = 0; ci < sy; ci++) for (let di = 0; di < sx; di++) {
+    const inCh = ((iy * tx + ix) * ss + ci * sx + di) * ss;
+    for (let a = 0; a < sy; a++) for (let b = 0; b < sx; b++) {
+      const dy = iy * sy + ci - a;
+      const dx = ix * sx + di - b;
+      if (dy >= 0 && dy < kh && dx >= 0 && dx < kw) wts[inCh + a * sx + b] = kd[dy * kw + dx];
     }
   }
-  const conv = tf.tidy(() => tf.conv2d(tf.tensor4d(phased, [n * c, gh, gw, ss]), tf.tensor4d(wts, [taps, taps, ss, ss]), 1, 'valid'));
-  const res = conv.dataSync() as Float32Array; // (n*c, oh, ow, s*s)
+  const conv = tf.tidy(() => tf.conv2d(tf.tensor4d(phased, [n * c, gh, gw, ss]), tf.tensor4d(wts, [ty, tx, ss, ss]), 1, 'valid'));
+  const res = conv.dataSync() as Float32Array; // (n*c, oh, ow, sy*sx)
   conv.dispose();
   const out = new Float32Array(n * h * w * c);
   for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
     const item = (b * c + ch) * oh * ow * ss;
     for (let y = 0; y < h; y++) {
-      const gy = (y / s) | 0;
-      const a = y - gy * s;
+      const gy = (y / sy) | 0;
+      const rowBase = item + gy * ow * ss + (y - gy * sy) * sx;
       for (let xx = 0; xx < w; xx++) {
-        const gx = (xx / s) | 0;
-        out[((b * h + y) * w + xx) * c + ch] = res[item + (gy * ow + gx) * ss + a * s + (xx - gx * s)];
+        const gx = (xx / sx) | 0;
+        out[((b * h + y) * w + xx) * c + ch] = res[rowBase + gx * ss + (xx - gx * sx)];
       }
     }
   }
@@ -122,7 +127,7 @@ export function filter2d(x: tf.Tensor4D, kernels: KernelData | Kernel | readonly
   if (mixed || (k >= POLYPHASE_MIN_K && list.length > 1)) {
     return tf.tidy(() => tf.concat(list.map((kk, i) => filter2d(tf.slice(x, [i, 0, 0, 0], [1, h, w, c]), kk)), 0) as tf.Tensor4D);
   }
-  if (k >= POLYPHASE_MIN_K) return filterPolyphase(x, list[0].data as ArrayLike<number>, k);
+  if (k >= POLYPHASE_MIN_K) return filterPolyphase(x, list[0].data as ArrayLike<number>, k, k);
   const p = Math.floor(k / 2);
   return tf.tidy(() => {
     if (list.length === 1) {
@@ -147,6 +152,14 @@ export function filterSeparable(x: tf.Tensor4D, k1d: Float32Array | readonly num
   const c = x.shape[3];
   const k = k1d.length;
   const p = Math.floor(k / 2);
+  if (k >= POLYPHASE_MIN_K) {
+    // 1-D polyphase passes (8 phases along the filtered axis): long USM kernels (51 taps) run
+    // several times faster than as depthwise convolutions on wasm
+    const a = filterPolyphase(x, k1d, k, 1, 8, 1);
+    const out = filterPolyphase(a, k1d, 1, k, 1, 8);
+    a.dispose();
+    return out;
+  }
   return tf.tidy(() => {
     const fv = new Float32Array(k * c);
     for (let i = 0; i < k; i++) for (let ch = 0; ch < c; ch++) fv[i * c + ch] = k1d[i];
