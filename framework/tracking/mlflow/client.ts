@@ -103,7 +103,19 @@ export class MlflowHttpError extends Error {
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Wait `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((r) => {
+    if (signal.aborted) return r();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      r();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
 
 function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;
@@ -136,6 +148,7 @@ export class MlflowClient {
   private readonly timeoutMs: number;
   private readonly fetchImpl: typeof fetch;
   private readonly onRetry?: (message: string) => void;
+  private aborter = new AbortController();
 
   constructor(opts: MlflowClientOptions) {
     let url: URL;
@@ -167,6 +180,15 @@ export class MlflowClient {
 
   // ---------------------------------------------------------------- transport
 
+  /**
+   * Abandon the requests (and retry waits) in flight now; they fail as retryable network
+   * errors, so nothing is acknowledged and shipping can resume later. The client stays usable.
+   */
+  abortPending(): void {
+    this.aborter.abort();
+    this.aborter = new AbortController();
+  }
+
   /** One HTTP exchange with retries; returns the response body as a Buffer. */
   private async request(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown, raw?: Uint8Array): Promise<Buffer> {
     const url = this.base + path;
@@ -181,10 +203,12 @@ export class MlflowClient {
       headers['Content-Type'] = 'application/json';
     }
     let lastError: MlflowHttpError | undefined;
+    const abort = this.aborter.signal;
     for (let attempt = 1; attempt <= this.retry.maxAttempts; attempt++) {
       let waitMs: number | undefined;
+      if (abort.aborted) break;
       try {
-        const res = await this.fetchImpl(url, { method, headers, body: payload, signal: AbortSignal.timeout(this.timeoutMs) });
+        const res = await this.fetchImpl(url, { method, headers, body: payload, signal: AbortSignal.any([abort, AbortSignal.timeout(this.timeoutMs)]) });
         const buf = Buffer.from(await res.arrayBuffer());
         if (res.ok) return buf;
         const text = buf.toString('utf8');
@@ -214,12 +238,13 @@ export class MlflowClient {
           lastError = new MlflowHttpError(this.redactor.redact(`MLflow ${method} ${path.split('?')[0]} at ${this.uri}: network error (${why})`), 0, undefined, true);
         }
       }
-      if (attempt === this.retry.maxAttempts) break;
+      if (attempt === this.retry.maxAttempts || abort.aborted) break;
       const backoff = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
       const delay = Math.min(this.retry.maxDelayMs, Math.max(backoff, waitMs ?? 0));
       this.onRetry?.(`${lastError!.message}; retry ${attempt}/${this.retry.maxAttempts - 1} in ${delay} ms`);
-      await sleep(delay);
+      await sleep(delay, abort);
     }
+    if (abort.aborted) throw new MlflowHttpError(`MLflow ${method} ${path.split('?')[0]} at ${this.uri}: abandoned (tracker closed)`, 0, undefined, true);
     throw lastError!;
   }
 

@@ -106,7 +106,19 @@ export class MlflowTracker implements RunTracker {
         if (Date.now() + wait > deadline) return;
         await new Promise((r) => setTimeout(r, wait));
       }
-      await this.shipOnce();
+      // A hanging server must not hold the caller past its deadline: the shipment goes on in
+      // the background (or is dropped with the thread at close) and resumes from the state.
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        this.shipOnce().then(() => false),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(true), left);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) return;
       // shipOnce pulled everything journaled; done when it is all acknowledged.
       if (this.failures === 0 && this.shipper.caughtUp) return;
       if (Date.now() >= deadline) return;
@@ -122,7 +134,12 @@ export class MlflowTracker implements RunTracker {
       this.closed = true;
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
-      if (this.inFlight) await this.inFlight.catch(() => undefined);
+      if (this.inFlight) {
+        // Past the deadline: abandon the shipment in flight (nothing unacknowledged is lost;
+        // `rass runs sync` or the next tracker resumes from the state file).
+        this.shipper.client.abortPending();
+        await this.inFlight.catch(() => undefined);
+      }
       this.releaseLock();
     }
   }

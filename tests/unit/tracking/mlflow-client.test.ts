@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { MlflowClient, MlflowHttpError, parseRetryAfter } from '../../../framework/tracking/mlflow/client.js';
 import { JournalTail } from '../../../framework/tracking/mlflow/journal-tail.js';
@@ -13,6 +14,7 @@ import { MLFLOW_LIMITS, keyProblem, truncateValue } from '../../../framework/tra
 import { Redactor, stripCredentials } from '../../../framework/tracking/mlflow/redact.js';
 import { RunShipper } from '../../../framework/tracking/mlflow/shipper.js';
 import { readState } from '../../../framework/tracking/mlflow/state.js';
+import { MlflowTracker } from '../../../framework/tracking/mlflow/tracker.js';
 
 interface Call {
   method: string;
@@ -227,5 +229,28 @@ describe('parent runs', () => {
     const create = JSON.parse(calls.find((c) => c.path.endsWith('runs/create'))!.body!) as { tags: Array<{ key: string }> };
     assert.ok(!create.tags.some((t) => t.key === 'mlflow.parentRunId'));
     assert.ok(warnings.some((w) => w.includes('parent run gone')));
+  });
+});
+
+describe('MlflowTracker deadlines', () => {
+  it('close() returns within its timeout when the server accepts connections but never answers', async () => {
+    const sockets: Socket[] = [];
+    const hang = createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => hang.listen(0, '127.0.0.1', () => r()));
+    const port = (hang.address() as { port: number }).port;
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'rass-hang-'));
+      writeFileSync(join(dir, 'journal.jsonl'), JSON.stringify({ seq: 0, t: 1, type: 'run', runId: 'h', experiment: 'e', name: 'h' }) + '\n');
+      const tracker = new MlflowTracker({ client: new MlflowClient({ uri: `http://127.0.0.1:${port}` }), dir, batchWindowMs: 1, log: () => undefined });
+      tracker.onAppend();
+      const t0 = Date.now();
+      await tracker.close({ timeoutMs: 400 });
+      const took = Date.now() - t0;
+      assert.ok(took < 1500, `close took ${took} ms`);
+      assert.ok(sockets.length >= 1, 'the tracker did try the server');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => hang.close(r));
+    }
   });
 });
