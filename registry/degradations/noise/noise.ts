@@ -18,12 +18,76 @@ export interface NoiseSampler {
 export function rngSampler(rng: Rng): NoiseSampler {
   return {
     normal: (n) => rng.fillNormal(new Float32Array(n)) as Float32Array,
-    poisson: (lam) => {
-      const out = new Float32Array(lam.length);
-      for (let i = 0; i < lam.length; i++) out[i] = rng.poisson(lam[i]);
-      return out;
-    },
+    poisson: (lam) => poissonDraws(rng, lam),
   };
+}
+
+interface PtrsConstants { slam: number; loglam: number; b: number; a: number; invalpha: number; vr: number }
+const LOG_FACT: number[] = [0];
+function logFactorial(k: number): number {
+  if (k < 1024) {
+    while (LOG_FACT.length <= k) LOG_FACT.push(LOG_FACT[LOG_FACT.length - 1] + Math.log(LOG_FACT.length));
+    return LOG_FACT[k];
+  }
+  const x = k + 1; // Stirling series, error < 1e-12 here
+  return (x - 0.5) * Math.log(x) - x + 0.5 * Math.log(2 * Math.PI) + 1 / (12 * x) - 1 / (360 * x ** 3);
+}
+
+/**
+ * One Poisson draw per rate from `rng`: inversion below 10, Hormann's PTRS transformed rejection
+ * above. A noise image has at most 256 distinct rates (the k/255 grid times vals), so the
+ * per-rate constants are computed once per rate instead of once per pixel.
+ */
+export function poissonDraws(rng: Rng, lam: Float32Array): Float32Array {
+  const out = new Float32Array(lam.length);
+  const small = new Map<number, number>();
+  const large = new Map<number, PtrsConstants>();
+  for (let i = 0; i < lam.length; i++) {
+    const l = lam[i];
+    if (!(l > 0)) {
+      if (l < 0 || Number.isNaN(l)) throw new RangeError(`poisson rate must be >= 0, got ${l}`);
+      out[i] = 0;
+      continue;
+    }
+    if (l < 10) {
+      let e = small.get(l);
+      if (e === undefined) small.set(l, (e = Math.exp(-l)));
+      let k = 0;
+      let p = e;
+      let acc = p;
+      const u = rng.random();
+      while (u > acc && k < 1000) {
+        k++;
+        p *= l / k;
+        acc += p;
+      }
+      out[i] = k;
+      continue;
+    }
+    let c = large.get(l);
+    if (c === undefined) {
+      const slam = Math.sqrt(l);
+      const b = 0.931 + 2.53 * slam;
+      c = { slam, loglam: Math.log(l), b, a: -0.059 + 0.02483 * b, invalpha: 1.1239 + 1.1328 / (b - 3.4), vr: 0.9277 - 3.6224 / (b - 2) };
+      large.set(l, c);
+    }
+    for (;;) {
+      const u = rng.random() - 0.5;
+      const v = rng.random();
+      const us = 0.5 - Math.abs(u);
+      const k = Math.floor(((2 * c.a) / us + c.b) * u + l + 0.43);
+      if (us >= 0.07 && v <= c.vr) {
+        out[i] = k;
+        break;
+      }
+      if (k < 0 || (us < 0.013 && v > us)) continue;
+      if (Math.log(v) + Math.log(c.invalpha) - Math.log(c.a / (us * us) + c.b) <= -l + k * c.loglam - logFactorial(k)) {
+        out[i] = k;
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 /** numpy/torch round: half to even. */

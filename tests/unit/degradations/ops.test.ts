@@ -166,3 +166,22 @@ describe('DiffJPEG tensor implementation', () => {
     assert.ok(d < 2e-4, `${d}`);
   });
 });
+
+describe('Poisson draws', () => {
+  it('have mean and variance lambda for small and large rates', async () => {
+    const { poissonDraws } = await import('../../../registry/degradations/noise/noise.js');
+    for (const lam of [0.5, 4, 37, 2000]) {
+      const n = 20000;
+      const d = poissonDraws(Rng.derive(4, 'poisson', lam), new Float32Array(n).fill(lam));
+      let m = 0;
+      for (const v of d) m += v;
+      m /= n;
+      let v2 = 0;
+      for (const v of d) v2 += (v - m) ** 2;
+      v2 /= n - 1;
+      assert.ok(d.every((v) => Number.isInteger(v) && v >= 0));
+      assert.ok(Math.abs(m - lam) < 5 * Math.sqrt(lam / n), `lambda ${lam}: mean ${m}`);
+      assert.ok(Math.abs(v2 / lam - 1) < 0.06, `lambda ${lam}: variance ${v2}`);
+    }
+  });
+});
