@@ -212,7 +212,11 @@ export class RunShipper {
           break;
         case 'artifact':
           await sendBatch();
-          requests += await this.uploadArtifact(join('artifacts', ...ev.path.split('/')), ev.path, ev.sha256);
+          if (ev.path.startsWith('/') || ev.path.split(/[/\\]/u).some((p) => p === '..' || p === '')) {
+            this.warnOnce(`path:${ev.path}`, `MLflow: artifact path ${JSON.stringify(ev.path)} is not a clean relative path; not uploaded`);
+          } else {
+            requests += await this.uploadArtifact(join('artifacts', ...ev.path.split('/')), ev.path, ev.sha256);
+          }
           break;
         case 'input':
           await sendBatch();
@@ -262,6 +266,7 @@ export class RunShipper {
   private recordConflict(key: string, old: string, attempted: string, why: string): void {
     const msg = `MLflow param "${key}" is immutable: it is ${JSON.stringify(old)} but the run tried to log ${JSON.stringify(attempted)} (${why}); MLflow keeps ${JSON.stringify(old)}`;
     const t = this.target!;
+    if (t.conflicts?.includes(msg)) return; // the same event re-processed after a failed call
     t.conflicts = [...(t.conflicts ?? []), msg];
     updateTarget(this.dir, this.client.uri, t);
     this.warnOnce(`conflict:${key}:${attempted}`, msg);

@@ -254,3 +254,24 @@ describe('MlflowTracker deadlines', () => {
     }
   });
 });
+
+describe('artifact paths', () => {
+  it('a journaled artifact path that leaves the run directory is not uploaded', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rass-art-'));
+    const lines = [
+      { seq: 0, t: 1, type: 'run', runId: 'a', experiment: 'e', name: 'a' },
+      { seq: 1, t: 2, type: 'artifact', path: '../../secret.txt', size: 1, sha256: 'x' },
+    ];
+    writeFileSync(join(dir, 'journal.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    const { fetch, calls } = fakeFetch((c) => {
+      if (c.path.includes('get-by-name')) return { status: 200, body: { experiment: { experiment_id: '1', name: 'e', lifecycle_stage: 'active' } } };
+      if (c.path.includes('runs/create')) return { status: 200, body: { run: { info: { run_id: 'r', experiment_id: '1', status: 'RUNNING', artifact_uri: 'mlflow-artifacts:/1/r/artifacts', lifecycle_stage: 'active' }, data: {} } } };
+      return { status: 200, body: {} };
+    });
+    const warnings: string[] = [];
+    const p = await new RunShipper({ client: new MlflowClient({ uri: 'http://127.0.0.1:1', fetch }), dir, warn: (m) => warnings.push(m) }).ship();
+    assert.equal(p.ackedSeq, 1);
+    assert.ok(!calls.some((c) => c.method === 'PUT'), 'no upload');
+    assert.ok(warnings.some((w) => w.includes('not a clean relative path')));
+  });
+});
