@@ -11,8 +11,13 @@ import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import sharp from 'sharp';
 import { runCli } from '../../../framework/cli/main.js';
-import { registryPackage } from '../../../registry/index.js';
-import { globToRegExp, pathSampleIndex } from '../../../registry/degradations/cli/degrade.js';
+import { pluginPackage } from '../../../framework/api.js';
+import { plugins } from '../../../registry/degradations/index.js';
+import { degradeCommand, globToRegExp, pathSampleIndex } from '../../../registry/degradations/cli/degrade.js';
+
+// only this area's plugins and command: the test does not depend on other areas' plugins
+// (registration in registry/index.ts is checked by tests/unit/degradations/registration.test.ts)
+const registryPackage = pluginPackage({ name: 'rass/degradations', plugins, commands: [degradeCommand] });
 
 const PIPELINE = resolve('configs/_base_/degradations/rass-full.yaml');
 
