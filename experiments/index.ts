@@ -1,6 +1,8 @@
 import { pluginPackage, type AnyPlugin } from '../framework/api.js';
+import { toyClassifier } from './toy-classifier/plugin.js';
+import { toyCrossEntropy } from './toy-classifier/loss.js';
 
-/** Experiment plugins (kind `experiment`), listed explicitly. */
-const plugins: AnyPlugin[] = [];
+/** Experiment plugins (kind `experiment`), listed explicitly, with the components only they use. */
+const plugins: AnyPlugin[] = [toyClassifier, toyCrossEntropy];
 
 export const experimentsPackage = pluginPackage({ name: 'rass/experiments', plugins });

@@ -26,3 +26,6 @@ export type { SegHead, HeadOutput, MaskPrediction, FeatureLevel } from './contra
 export type { SegLoss, SegTargets, LossResult } from './contracts/loss.js';
 export type { TapOptions, TapResult, ConditionalUNet, LatentAutoencoder, PromptEncoder } from './contracts/backbone.js';
 export type { Degradation, DegradationContext } from './contracts/degradation.js';
+export type { Experiment, RunContext, ProgressHandle } from './contracts/experiment.js';
+// the host's tfjs, so external plugin packages compute with the same engine (no second copy)
+export * as tf from '@tensorflow/tfjs-core';

@@ -1,0 +1,123 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng } from '../../framework/api.js';
+import type { BlobData } from './data.js';
+import type { ClassifierLoss } from './loss.js';
+
+export interface TrainerOptions {
+  hidden: number;
+  lr: number;
+  seed: number;
+}
+
+const PARAMS = ['w1', 'b1', 'w2', 'b2'] as const;
+type ParamName = (typeof PARAMS)[number];
+
+/**
+ * A 2-layer MLP (dims -> hidden, ReLU -> classes) trained with Adam. Backpropagation is
+ * written out (two matmuls and a ReLU mask), so training needs only forward kernels; the
+ * optimiser state lives in plain tensors that a checkpoint saves and restores exactly.
+ */
+export class MlpTrainer {
+  readonly params: Record<ParamName, tf.Variable>;
+  private readonly m: Record<ParamName, tf.Variable>;
+  private readonly v: Record<ParamName, tf.Variable>;
+  /** Adam steps taken (the bias correction needs it) */
+  t = 0;
+
+  constructor(dims: number, classes: number, private readonly opts: TrainerOptions) {
+    const rng = Rng.derive(opts.seed, 'toy-classifier', 'init');
+    // He init for the ReLU layer, Glorot-like for the output layer
+    const init = (shape: [number, number], std: number) => tf.tensor2d(rng.fillNormal(new Float32Array(shape[0] * shape[1]), 0, std) as Float32Array, shape);
+    this.params = {
+      w1: tf.variable(init([dims, opts.hidden], Math.sqrt(2 / dims))),
+      b1: tf.variable(tf.zeros([opts.hidden])),
+      w2: tf.variable(init([opts.hidden, classes], Math.sqrt(1 / opts.hidden))),
+      b2: tf.variable(tf.zeros([classes])),
+    };
+    const zerosLike = () => Object.fromEntries(PARAMS.map((p) => [p, tf.variable(tf.zerosLike(this.params[p]))])) as Record<ParamName, tf.Variable>;
+    this.m = zerosLike();
+    this.v = zerosLike();
+  }
+
+  logits(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, this.params.w1), this.params.b1)), this.params.w2), this.params.b2) as tf.Tensor2D);
+  }
+
+  /** One Adam step on (x, onehot); returns the batch loss and accuracy. */
+  step(x: tf.Tensor2D, onehot: tf.Tensor2D, labels: Int32Array, loss: ClassifierLoss): { loss: number; accuracy: number } {
+    this.t++;
+    const [lossT, predT] = tf.tidy(() => {
+      const { w1, b1, w2 } = this.params;
+      const z = tf.add(tf.matMul(x, w1), b1);
+      const h = tf.relu(z);
+      const logits = tf.add(tf.matMul(h, w2), this.params.b2) as tf.Tensor2D;
+      const { loss: l, dLogits } = loss.compute(logits, onehot);
+      // backprop through logits = relu(x w1 + b1) w2 + b2
+      const dz = tf.mul(tf.matMul(dLogits, w2, false, true), tf.step(z));
+      this.adam({ w1: tf.matMul(x, dz, true, false), b1: tf.sum(dz, 0), w2: tf.matMul(h, dLogits, true, false), b2: tf.sum(dLogits, 0) });
+      return [l, tf.argMax(logits, 1)];
+    });
+    const lossV = lossT.dataSync()[0];
+    const pred = predT.dataSync();
+    tf.dispose([lossT, predT]);
+    let correct = 0;
+    for (let i = 0; i < labels.length; i++) if (pred[i] === labels[i]) correct++;
+    return { loss: lossV, accuracy: correct / labels.length };
+  }
+
+  private adam(grads: Record<ParamName, tf.Tensor>): void {
+    const b1 = 0.9;
+    const b2 = 0.999;
+    const eps = 1e-8;
+    const c1 = 1 - b1 ** this.t;
+    const c2 = 1 - b2 ** this.t;
+    for (const p of PARAMS) {
+      const g = grads[p];
+      this.m[p].assign(tf.add(tf.mul(this.m[p], b1), tf.mul(g, 1 - b1)));
+      this.v[p].assign(tf.add(tf.mul(this.v[p], b2), tf.mul(tf.square(g), 1 - b2)));
+      const upd = tf.mul(tf.div(tf.div(this.m[p], c1), tf.add(tf.sqrt(tf.div(this.v[p], c2)), eps)), this.opts.lr);
+      this.params[p].assign(tf.sub(this.params[p], upd));
+    }
+  }
+
+  /** Everything a checkpoint needs, as plain arrays. */
+  state(): Record<string, { shape: number[]; data: Float32Array }> {
+    const out: Record<string, { shape: number[]; data: Float32Array }> = {};
+    for (const p of PARAMS) {
+      out[p] = { shape: this.params[p].shape, data: this.params[p].dataSync() as Float32Array };
+      out[`adam.m.${p}`] = { shape: this.m[p].shape, data: this.m[p].dataSync() as Float32Array };
+      out[`adam.v.${p}`] = { shape: this.v[p].shape, data: this.v[p].dataSync() as Float32Array };
+    }
+    return out;
+  }
+
+  load(state: Record<string, { shape: number[]; data: Float32Array }>, t: number, where: string): void {
+    for (const p of PARAMS) {
+      for (const [key, target] of [[p, this.params[p]], [`adam.m.${p}`, this.m[p]], [`adam.v.${p}`, this.v[p]]] as const) {
+        const s = state[key];
+        if (!s || s.shape.join('x') !== target.shape.join('x')) {
+          throw new Error(`${where}: checkpoint tensor "${key}" is ${s ? `[${s.shape.join(', ')}]` : 'missing'}, the model needs [${target.shape.join(', ')}] (was the config changed?)`);
+        }
+        target.assign(tf.tensor(s.data, s.shape));
+      }
+    }
+    this.t = t;
+  }
+
+  dispose(): void {
+    tf.dispose([...Object.values(this.params), ...Object.values(this.m), ...Object.values(this.v)]);
+  }
+}
+
+/** Batch tensors for a set of sample indices (caller disposes). */
+export function gatherBatch(data: BlobData, idx: Int32Array): { x: tf.Tensor2D; onehot: tf.Tensor2D; labels: Int32Array } {
+  const x = new Float32Array(idx.length * data.dims);
+  const labels = new Int32Array(idx.length);
+  const oh = new Float32Array(idx.length * data.classes);
+  for (let i = 0; i < idx.length; i++) {
+    x.set(data.x.subarray(idx[i] * data.dims, (idx[i] + 1) * data.dims), i * data.dims);
+    labels[i] = data.y[idx[i]];
+    oh[i * data.classes + labels[i]] = 1;
+  }
+  return { x: tf.tensor2d(x, [idx.length, data.dims]), onehot: tf.tensor2d(oh, [idx.length, data.classes]), labels };
+}

@@ -1,0 +1,328 @@
+/**
+ * The runner: one config in, one recorded run out.
+ *
+ *   resolve config -> load its plugins -> validate -> build the experiment ->
+ *   create runs/<experiment>/<run-id>/ (config.yaml, overrides.json, journal, lock) ->
+ *   experiment.run(ctx) -> final status, trackers closed, lock released.
+ *
+ * Bad input fails before the run directory exists, with one message. Once the run exists,
+ * every outcome is journaled: FINISHED, FAILED (with the error message) or KILLED
+ * (SIGINT/SIGTERM). `resume` reopens a run directory instead of creating one.
+ */
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { buildComponent, dumpConfig, loadConfig, loadConfigPlugins, validateConfig } from '../config/index.js';
+import type { ResolvedConfig } from '../config/index.js';
+import type { Experiment, RunContext } from '../contracts/experiment.js';
+import { createProgress } from '../cli/progress.js';
+import { formatTable } from '../cli/table.js';
+import { useBackend, type BackendName } from '../engine/backend.js';
+import { UserError, isUserError } from '../errors.js';
+import { packageRoot } from '../paths.js';
+import type { ComponentNode, Logger } from '../plugins/context.js';
+import type { PluginRegistry } from '../plugins/registry.js';
+import type { RunStatus } from '../tracking/events.js';
+import { LocalRun } from '../tracking/local-run.js';
+import { newRunId } from '../tracking/run-id.js';
+import { formatDuration, formatMetric, resolveRunDir, summarizeRun } from '../tracking/run-store.js';
+import type { RunTracker, TrackerFactory } from '../tracking/tracker.js';
+import { trackerFactories as defaultTrackerFactories } from '../tracking/trackers.js';
+
+export interface RunnerOptions {
+  registry: PluginRegistry;
+  /** the config file (required unless resuming) */
+  configFile?: string;
+  /** `--set key=value` overrides */
+  sets?: readonly string[];
+  /** resume this run (id, id prefix or directory) instead of starting a new one */
+  resume?: string;
+  /** run name (default: the config's `name`, else the experiment plugin's name) */
+  name?: string;
+  /** where to look up `resume` (default: `runs`) */
+  runsDir?: string;
+  cwd: string;
+  env: Record<string, string | undefined>;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  /** install SIGINT/SIGTERM handlers (the CLI does; in-process tests don't) */
+  handleSignals?: boolean;
+  trackerFactories?: readonly TrackerFactory[];
+  /** an external abort (tests): behaves like SIGTERM */
+  signal?: AbortSignal;
+  /** how long an experiment may take to stop after a signal before the run is closed anyway */
+  killGraceMs?: number;
+}
+
+export interface RunOutcome {
+  runId: string;
+  dir: string;
+  status: RunStatus;
+  /** process exit code: 0 finished, 1 failed, 2 failed on bad input, 130/143 killed */
+  exitCode: number;
+  metrics: Record<string, number>;
+}
+
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
+  const log = makeLogger(opts.stderr);
+  const sets = [...(opts.sets ?? [])];
+
+  // 1. the config (from the file, or the resumed run's own resolved copy)
+  let resumeDir: string | undefined;
+  let file: string;
+  if (opts.resume !== undefined) {
+    if (opts.configFile) throw new UserError('rass run --resume continues a run with its recorded config; do not pass a config file too');
+    if (sets.length) throw new UserError('rass run --resume continues a run with its recorded config; --set is not allowed (start a new run to change it)');
+    resumeDir = resolveRunDir(resolve(opts.cwd, opts.runsDir ?? 'runs'), opts.resume, opts.cwd);
+    file = join(resumeDir, 'config.yaml');
+  } else {
+    if (!opts.configFile) throw new UserError('rass run: which config? pass a config file, e.g. rass run configs/quickstart.yaml');
+    file = resolve(opts.cwd, opts.configFile);
+  }
+  const cfg = await loadConfig(file, { sets, env: opts.env, cwd: opts.cwd });
+  await loadConfigPlugins(cfg, opts.registry);
+  validateConfig(cfg, opts.registry);
+  const value = cfg.value as RunConfigValue;
+
+  // 2. backend, then the experiment (bad options fail here, before any run directory exists)
+  const backend = await selectBackend(value.backend ?? 'auto', log);
+  const expNode = value.experiment;
+  const experimentName = expNode.type.slice(expNode.type.indexOf('/') + 1);
+  const runName = opts.name ?? value.name ?? experimentName;
+  const controller = new AbortController();
+  const services: Record<string, unknown> = { signal: controller.signal };
+  const build = <T>(node: ComponentNode, o: { expectKind?: string; path?: string } = {}): Promise<T> => {
+    if (o.expectKind && !node.type.startsWith(`${o.expectKind}/`)) {
+      throw new UserError(`${file}: ${o.path ?? 'component'}: expected a ${o.expectKind} plugin, got "${node.type}"`);
+    }
+    return buildComponent<T>(node, opts.registry, { seed: value.seed ?? 0, log, services, cfg, cwd: opts.cwd, ...(o.path ? { path: o.path } : {}) });
+  };
+  const experiment = await build<Experiment>(expNode, { path: 'experiment', expectKind: 'experiment' });
+  if (!experiment || typeof (experiment as Partial<Experiment>).run !== 'function') {
+    throw new UserError(`${file}: experiment: plugin ${expNode.type} did not build an experiment (an object with run(ctx))`);
+  }
+
+  // 3. the run directory
+  const configYaml = dumpConfig(withAbsolutePlugins(cfg), { origins: false });
+  // the hash identifies what was computed: where it is stored or tracked does not change it
+  const { runs_dir: _rd, tracking: _tr, ...hashed } = value;
+  const configHash = createHash('sha256').update(JSON.stringify(sortKeys(hashed))).digest('hex').slice(0, 16);
+  const warn = (m: string) => log.warn(m);
+  let run: LocalRun;
+  if (resumeDir) {
+    run = LocalRun.reopen(resumeDir, { warn });
+    run.setStatus('RUNNING', 'resumed');
+  } else {
+    const runId = newRunId();
+    const dir = join(resolve(opts.cwd, value.runs_dir ?? 'runs'), experimentName, runId);
+    run = LocalRun.create(dir, runId, { configYaml, overrides: sets }, { warn });
+    run.append({ type: 'run', runId, experiment: experimentName, name: runName, configHash });
+    run.setStatus('RUNNING');
+  }
+  services.run = run;
+  log.info(`run ${run.runId}${resumeDir ? ' (resumed)' : ''}: ${run.dir}`);
+
+  // remote trackers mirror the journal; a tracker that fails to start is a warning, not a failed run
+  const trackers: RunTracker[] = [];
+  for (const f of opts.trackerFactories ?? defaultTrackerFactories) {
+    try {
+      const t = await f({ dir: run.dir, runId: run.runId, experiment: experimentName, config: value as Record<string, unknown>, env: opts.env });
+      if (t) trackers.push(t);
+    } catch (e) {
+      if (isUserError(e)) {
+        await run.finalize('FAILED', (e as Error).message);
+        throw e;
+      }
+      warn(`tracker failed to start: ${(e as Error).message}`);
+    }
+  }
+  run.attachTrackers(trackers);
+
+  if (!resumeDir) {
+    run.logParams(paramsOf(value));
+    run.logArtifact('config.yaml', configYaml);
+    run.setTags({
+      ...(value.tags ?? {}),
+      'rass.config_hash': configHash,
+      'rass.backend': backend,
+      'rass.version': rassVersion(),
+      'rass.host': hostname(),
+      ...gitTags(opts.cwd),
+    });
+  }
+
+  // 4. signals: abort the experiment, give it a moment to checkpoint, then close the run as KILLED
+  let killedBy: string | undefined;
+  let graceTimer: NodeJS.Timeout | undefined;
+  let resolveKilled: () => void = () => {};
+  const killed = new Promise<void>((r) => (resolveKilled = r));
+  const onSignal = (sig: string) => {
+    if (killedBy !== undefined) {
+      resolveKilled(); // a second signal: stop waiting
+      return;
+    }
+    killedBy = sig;
+    log.warn(`${sig}: stopping run ${run.runId} (journal flushed, status KILLED)`);
+    run.journal.sync();
+    controller.abort(new Error(`run killed by ${sig}`));
+    graceTimer = setTimeout(resolveKilled, opts.killGraceMs ?? 10_000);
+    graceTimer.unref();
+  };
+  const sigint = () => onSignal('SIGINT');
+  const sigterm = () => onSignal('SIGTERM');
+  if (opts.handleSignals) {
+    process.on('SIGINT', sigint);
+    process.on('SIGTERM', sigterm);
+  }
+  const onExternalAbort = () => onSignal('SIGTERM');
+  opts.signal?.addEventListener('abort', onExternalAbort, { once: true });
+
+  const latest = resumeDir ? run.latestCheckpoint() : undefined;
+  const ctx: RunContext = {
+    runId: run.runId,
+    runDir: run.dir,
+    artifactsDir: run.artifactsDir,
+    checkpointsDir: run.checkpointsDir,
+    seed: value.seed ?? 0,
+    signal: controller.signal,
+    log,
+    ...(resumeDir ? { resume: latest ? { checkpointDir: latest } : {} } : {}),
+    logParams: (p) => run.logParams(p),
+    logMetrics: (step, values) => run.logMetrics(step, values),
+    setTags: (t) => run.setTags(t),
+    logArtifact: async (rel, data) => run.logArtifact(rel, data),
+    saveCheckpoint: (name, write) => run.saveCheckpoint(name, write),
+    progress: (label, total) => createProgress(label, total, { stream: opts.stderr as never }),
+    build: (node, o) => build(node, { ...(o?.path ? { path: o.path } : {}), ...(o?.expectKind ? { expectKind: o.expectKind } : {}) }),
+  };
+
+  // 5. run it
+  let status: RunStatus = 'FINISHED';
+  let message: string | undefined;
+  let exitCode = 0;
+  let finalMetrics: Record<string, number> = {};
+  const started = Date.now();
+  try {
+    const result = await Promise.race([experiment.run(ctx), killed.then(() => 'killed' as const)]);
+    if (killedBy) throw new Error(`run killed by ${killedBy}`);
+    if (result && typeof result === 'object') {
+      finalMetrics = Object.fromEntries(Object.entries(result).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
+      const lastStep = Math.max(0, ...Object.values(summarizeRun(run.dir).metrics).map((m) => m.step));
+      run.logMetrics(lastStep, finalMetrics);
+    }
+  } catch (e) {
+    if (killedBy) {
+      status = 'KILLED';
+      message = `killed by ${killedBy}`;
+      exitCode = SIGNAL_EXIT[killedBy] ?? 143;
+    } else {
+      status = 'FAILED';
+      message = e instanceof Error ? e.message : String(e);
+      exitCode = isUserError(e) ? 2 : 1;
+      opts.stderr.write(isUserError(e) ? `error: ${message}\n` : `run failed: ${e instanceof Error ? (e.stack ?? message) : message}\n`);
+    }
+  } finally {
+    if (graceTimer) clearTimeout(graceTimer);
+    if (opts.handleSignals) {
+      process.off('SIGINT', sigint);
+      process.off('SIGTERM', sigterm);
+    }
+    opts.signal?.removeEventListener('abort', onExternalAbort);
+    await run.finalize(status, message);
+  }
+
+  // 6. summary
+  const s = summarizeRun(run.dir);
+  const rows: unknown[][] = [['run', run.runId], ['status', s.status + (message ? ` (${message})` : '')], ['dir', run.dir], ['duration', formatDuration(Date.now() - started)]];
+  for (const [k, m] of Object.entries(s.metrics).sort(([a], [b]) => a.localeCompare(b))) rows.push([k, formatMetric(m.value)]);
+  opts.stdout.write(formatTable(['', ''], rows).split('\n').slice(2).join('\n') + '\n');
+  return { runId: run.runId, dir: run.dir, status, exitCode, metrics: finalMetrics };
+}
+
+interface RunConfigValue {
+  experiment: ComponentNode;
+  name?: string;
+  seed?: number;
+  backend?: 'auto' | BackendName;
+  tags?: Record<string, string>;
+  runs_dir?: string;
+  plugins?: string[];
+  vars?: unknown;
+  [k: string]: unknown;
+}
+
+/** The config as params: everything but free-form `vars` (already interpolated where used). */
+function paramsOf(value: RunConfigValue): Record<string, unknown> {
+  const { vars: _vars, extends: _ext, ...rest } = value;
+  return rest;
+}
+
+/** Plugin paths are relative to the config file; the run's config.yaml lives elsewhere, so make them absolute. */
+function withAbsolutePlugins(cfg: ResolvedConfig): ResolvedConfig {
+  const v = cfg.value as RunConfigValue;
+  if (!Array.isArray(v.plugins) || v.plugins.length === 0) return cfg;
+  const plugins = v.plugins.map((p, i) => {
+    if (!p.startsWith('.')) return p;
+    const f = cfg.origin(['plugins', i])?.file;
+    return resolve(f ? dirname(f) : dirname(cfg.file), p);
+  });
+  return { ...cfg, value: { ...v, plugins } } as ResolvedConfig;
+}
+
+async function selectBackend(want: 'auto' | BackendName, log: Logger): Promise<string> {
+  if (want !== 'auto') {
+    try {
+      await useBackend(want);
+    } catch (e) {
+      throw new UserError(`backend: "${want}" is not available here: ${(e as Error).message}`, { cause: e });
+    }
+    return tf.getBackend();
+  }
+  // auto: wasm (fast, portable), then cpu
+  try {
+    await useBackend('wasm');
+  } catch (e) {
+    log.debug(`wasm backend unavailable (${(e as Error).message}); using cpu`);
+    await useBackend('cpu');
+  }
+  return tf.getBackend();
+}
+
+function rassVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function gitTags(cwd: string): Record<string, string> {
+  try {
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd, timeout: 3000, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, timeout: 3000, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() !== '';
+    return /^[0-9a-f]{40}$/.test(commit) ? { 'rass.git_commit': commit, 'rass.git_dirty': String(dirty) } : {};
+  } catch {
+    return {};
+  }
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]));
+  return v;
+}
+
+function makeLogger(stream: NodeJS.WritableStream): Logger {
+  return {
+    info: (m) => stream.write(`[rass] ${m}\n`),
+    warn: (m) => stream.write(`warning: ${m}\n`),
+    debug: (m) => {
+      if (process.env.RASS_DEBUG) stream.write(`[debug] ${m}\n`);
+    },
+  };
+}
