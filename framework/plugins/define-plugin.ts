@@ -25,6 +25,13 @@ export type AnyPlugin = Plugin<PluginKind, any, any>;
 /** The type a plugin builds. */
 export type PluginOutput<P> = P extends Plugin<PluginKind, any, infer T> ? T : never;
 
+/**
+ * The options type of a schema: inferred from a literal schema (`as const`); a widened
+ * schema type (e.g. `Record<string, unknown>`, for schemas too deep for inference) gives
+ * loosely typed options instead of a compile error.
+ */
+export type OptionsOf<S> = S extends Record<string, unknown> ? (string extends keyof S ? Record<string, any> : FromSchema<S>) : S extends JSONSchema ? FromSchema<S> : never;
+
 export interface PluginDefinition<K extends PluginKind, S extends JSONSchema, T> {
   kind: K;
   name: string;
@@ -32,7 +39,7 @@ export interface PluginDefinition<K extends PluginKind, S extends JSONSchema, T>
   description: string;
   docs?: string;
   schema: S;
-  create(options: NoInfer<FromSchema<S>>, ctx: PluginContext): T | Promise<T>;
+  create(options: NoInfer<OptionsOf<S>>, ctx: PluginContext): T | Promise<T>;
 }
 
 /**
@@ -47,7 +54,7 @@ export interface PluginDefinition<K extends PluginKind, S extends JSONSchema, T>
  */
 export function definePlugin<K extends PluginKind, const S extends JSONSchema, T>(
   def: PluginDefinition<K, S, T>,
-): Plugin<K, FromSchema<S>, T> {
+): Plugin<K, OptionsOf<S>, T> {
   if (!/^[a-z0-9][a-z0-9._-]*$/.test(def.name)) {
     throw new Error(`plugin name "${def.name}" must be lower-case letters, digits, '.', '_' or '-'`);
   }

@@ -11,6 +11,14 @@ export function kindToken(kind: PluginKind): ServiceIdentifier<AnyPlugin> {
   return Symbol.for(`rass.plugin.${kind}`);
 }
 
+/**
+ * The identifier of the unnamed multi-binding of a kind's plugins, for listing: inversify's
+ * getAll() does not return named bindings, so each plugin is bound both ways.
+ */
+export function kindListToken(kind: PluginKind): ServiceIdentifier<AnyPlugin> {
+  return Symbol.for(`rass.plugins.${kind}`);
+}
+
 export interface RegisteredPlugin {
   plugin: AnyPlugin;
   /** Where it came from: package name plus, for external packages, the path or specifier. */
@@ -79,7 +87,7 @@ export class PluginRegistry {
     const kinds = kind ? [kind] : [...PLUGIN_KINDS];
     const out: AnyPlugin[] = [];
     for (const k of kinds) {
-      if (this.container.isBound(kindToken(k))) out.push(...this.container.getAll(kindToken(k)));
+      if (this.container.isBound(kindListToken(k))) out.push(...this.container.getAll(kindListToken(k)));
     }
     return out.sort((a, b) => (a.kind === b.kind ? a.name.localeCompare(b.name) : a.kind.localeCompare(b.kind)));
   }
@@ -99,6 +107,9 @@ export class PluginRegistry {
 
 function toContainerModule(pkg: PluginPackage): ContainerModule {
   return new ContainerModule(({ bind }) => {
-    for (const p of pkg.plugins) bind(kindToken(p.kind)).toConstantValue(p).whenNamed(p.name);
+    for (const p of pkg.plugins) {
+      bind(kindToken(p.kind)).toConstantValue(p).whenNamed(p.name);
+      bind(kindListToken(p.kind)).toConstantValue(p);
+    }
   });
 }

@@ -1,0 +1,33 @@
+import type { CommandSpec } from '../command.js';
+import { loadConfig, loadConfigPlugins, validateConfig, ConfigError } from '../../config/index.js';
+import { UserError, isUserError } from '../../errors.js';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+/** `rass validate FILE... [--set ...]`: check configs without running; every problem of every file is printed. */
+export const validateCommand: CommandSpec = {
+  name: 'validate',
+  summary: 'check config files (extends, overrides, interpolation, plugin schemas) without running',
+  configure(cmd, ctx) {
+    cmd
+      .argument('<files...>', 'config files')
+      .option('--set <path=value>', 'override a value (YAML); repeatable', collect, [])
+      .action(async (files: string[], opts: { set: string[] }) => {
+        let bad = 0;
+        for (const file of files) {
+          try {
+            const cfg = await loadConfig(file, { sets: opts.set, cwd: ctx.cwd });
+            await loadConfigPlugins(cfg, ctx.registry);
+            validateConfig(cfg, ctx.registry);
+            ctx.stdout.write(`ok ${file}\n`);
+          } catch (e) {
+            if (!isUserError(e)) throw e;
+            bad++;
+            const n = e instanceof ConfigError ? e.issues.length : 1;
+            ctx.stderr.write(`FAIL ${file} (${n} problem${n === 1 ? '' : 's'})\n  ${(e as Error).message.split('\n').filter((l) => !/^\d+ problems in the config:$/.test(l)).map((l) => l.trim()).join('\n  ')}\n`);
+          }
+        }
+        if (bad) throw new UserError(`${bad} of ${files.length} config file${files.length === 1 ? '' : 's'} invalid`);
+      });
+  },
+};

@@ -1,0 +1,98 @@
+import { dirname, resolve } from 'node:path';
+import type { PluginRegistry } from '../plugins/registry.js';
+import { loadExternalPackage } from '../plugins/load-external.js';
+import { isUserError } from '../errors.js';
+import { runConfigSchema } from '../runner/run-schema.js';
+import { loadWithExtends } from './load.js';
+import { applySets } from './overrides.js';
+import { interpolate } from './interpolate.js';
+import { validateTree } from './validate.js';
+import { dumpValue } from './dump.js';
+import { ConfigError } from './errors.js';
+import type { OriginMap, Origin } from './origins.js';
+import type { ConfigPath } from './paths.js';
+
+export type { Origin } from './origins.js';
+export { formatOrigin } from './origins.js';
+export { ConfigError, formatIssue } from './errors.js';
+export type { ConfigIssue } from './errors.js';
+export { buildComponent } from './build.js';
+export type { BuildBase } from './build.js';
+export { formatPath, parsePath, getAt } from './paths.js';
+
+export interface LoadOptions {
+  sets?: readonly string[];
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+}
+
+/** A fully resolved config: merged, overridden and interpolated, with every value's origin. */
+export interface ResolvedConfig {
+  value: Record<string, unknown>;
+  /** The entry file (absolute). */
+  file: string;
+  /** Every file that contributed, entry first. */
+  files: string[];
+  /** The --set strings, in order. */
+  overrides: string[];
+  origin(path: ConfigPath): Origin | undefined;
+  /** @internal the origin table (for dumps and further overrides) */
+  readonly origins: OriginMap;
+  /** @internal the merged value before interpolation (applyOverrides re-interpolates from it) */
+  readonly raw: Record<string, unknown>;
+  readonly env: Record<string, string | undefined>;
+}
+
+function finish(raw: Record<string, unknown>, origins: OriginMap, file: string, files: string[], overrides: string[], env: Record<string, string | undefined>): ResolvedConfig {
+  const value = structuredClone(raw);
+  interpolate(value, origins, env);
+  return { value, file, files, overrides, origins, raw, env, origin: (p) => origins.nearest(p) };
+}
+
+/** Read a config file with its extends chain, apply `--set`s, interpolate. Throws ConfigError. */
+export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<ResolvedConfig> {
+  const abs = resolve(opts.cwd ?? process.cwd(), file);
+  const { value, origins, files } = loadWithExtends(abs);
+  const sets = [...(opts.sets ?? [])];
+  applySets(value, origins, sets);
+  return finish(value, origins, abs, files, sets, opts.env ?? process.env);
+}
+
+/** A new config with more `--set`s applied on top (sweeps use this per trial), re-interpolated. */
+export function applyOverrides(cfg: ResolvedConfig, sets: readonly string[]): ResolvedConfig {
+  const raw = structuredClone(cfg.raw);
+  const origins = cfg.origins.clone();
+  applySets(raw, origins, sets, cfg.overrides.length + 1);
+  return finish(raw, origins, cfg.file, cfg.files, [...cfg.overrides, ...sets], cfg.env);
+}
+
+/** Load the third-party plugin packages a config lists under `plugins:` into the registry. */
+export async function loadConfigPlugins(cfg: ResolvedConfig, registry: PluginRegistry): Promise<void> {
+  const list = cfg.value.plugins;
+  if (list === undefined) return;
+  if (!Array.isArray(list)) throw new ConfigError([{ origin: cfg.origin(['plugins']), path: 'plugins', message: 'expected a list of npm package names or paths' }]);
+  for (let i = 0; i < list.length; i++) {
+    const spec = list[i];
+    const origin = cfg.origin(['plugins', i]);
+    if (typeof spec !== 'string') throw new ConfigError([{ origin, path: `plugins[${i}]`, message: 'expected a package name or path' }]);
+    const fromDir = origin?.file ? dirname(origin.file) : process.cwd();
+    const already = registry.loadedPackages().some((p) => p.source.endsWith(`(${spec})`));
+    if (already) continue;
+    try {
+      await loadExternalPackage(registry, spec, fromDir, `plugins[${i}]`);
+    } catch (e) {
+      if (!isUserError(e)) throw e;
+      throw new ConfigError([{ origin, path: `plugins[${i}]`, message: (e as Error).message.replace(/^plugins\[\d+\]: /, '') }]);
+    }
+  }
+}
+
+/** Validate (and fill defaults into) cfg.value; throws ConfigError listing every issue. */
+export function validateConfig(cfg: ResolvedConfig, registry: PluginRegistry, rootSchema: object = runConfigSchema): void {
+  validateTree(cfg.value, cfg.origins, registry, rootSchema);
+}
+
+/** The resolved config as YAML, optionally with each value's origin as a comment. */
+export function dumpConfig(cfg: ResolvedConfig, opts: { origins?: boolean } = {}): string {
+  return dumpValue(cfg.value, opts.origins ? cfg.origins : undefined);
+}

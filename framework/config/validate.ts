@@ -1,0 +1,149 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import type { PluginRegistry } from '../plugins/registry.js';
+import type { AnyPlugin } from '../plugins/define-plugin.js';
+import { isPluginKind, PLUGIN_KINDS } from '../plugins/kinds.js';
+import { didYouMean, isUserError } from '../errors.js';
+import type { OriginMap } from './origins.js';
+import { ConfigError, type ConfigIssue } from './errors.js';
+import { formatPath, isPlainObject, type ConfigPath } from './paths.js';
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+/**
+ * Schema validation of a resolved config: the root against the run schema, then every
+ * component node (`{ type: kind/name, ...options }`, also inside lists and inside other
+ * components' options) against its plugin's schema. ajv runs with allErrors (every problem
+ * is reported, not the first), useDefaults (defaults are written into the config, so the
+ * saved config is complete) and no type coercion ("1" is not silently 1). Unknown keys are
+ * errors with a did-you-mean, even when a plugin schema forgot additionalProperties: false.
+ */
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: false, strict: false, allowUnionTypes: true });
+addFormats(ajv);
+const compiled = new WeakMap<object, ValidateFunction>();
+
+function strictSchema(schema: Record<string, unknown>): Record<string, unknown> {
+  // Close the top-level object so a typo is an error. `type` (the node's own key) and `id`
+  // (pipeline elements are patched by id) are always allowed.
+  const props = (schema.properties ?? {}) as Record<string, unknown>;
+  const closed = schema.additionalProperties === undefined && !schema.patternProperties && !schema.allOf && !schema.anyOf && !schema.oneOf && !schema.$ref;
+  return {
+    ...schema,
+    type: schema.type ?? 'object',
+    properties: { ...props, type: { type: 'string' }, id: props.id ?? {} },
+    ...(closed ? { additionalProperties: false } : {}),
+  };
+}
+
+function validatorFor(schema: object): ValidateFunction {
+  let v = compiled.get(schema);
+  if (!v) {
+    v = ajv.compile(strictSchema(schema as Record<string, unknown>));
+    compiled.set(schema, v);
+  }
+  return v;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a map';
+  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '...' : v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+function issuesFromAjv(errors: ErrorObject[], node: unknown, nodePath: ConfigPath, origins: OriginMap, schemaProps: (p: ConfigPath) => string[]): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const rel: (string | number)[] = e.instancePath
+      .split('/')
+      .slice(1)
+      .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+      .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+    let path: ConfigPath = [...nodePath, ...rel];
+    let message: string;
+    const actual = rel.reduce<unknown>((cur, seg) => (cur as Record<string | number, unknown> | undefined)?.[seg], node);
+    switch (e.keyword) {
+      case 'additionalProperties': {
+        const key = String((e.params as { additionalProperty: string }).additionalProperty);
+        path = [...path, key];
+        message = `unknown key "${key}"${didYouMean(key, schemaProps(rel))}`;
+        const known = schemaProps(rel).filter((k) => k !== 'type' && k !== 'id');
+        if (!didYouMean(key, known) && known.length) message += `; allowed keys: ${known.join(', ')}`;
+        break;
+      }
+      case 'required':
+        message = `missing required key "${(e.params as { missingProperty: string }).missingProperty}"`;
+        break;
+      case 'type':
+        message = `expected ${(e.params as { type: string }).type}, got ${describe(actual)}`;
+        break;
+      case 'enum':
+        message = `expected one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((x) => JSON.stringify(x)).join(', ')}, got ${describe(actual)}`;
+        break;
+      case 'anyOf':
+      case 'oneOf':
+        message = `does not match any allowed form (got ${describe(actual)})`;
+        break;
+      default:
+        message = `${e.message ?? 'invalid'}${['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'pattern', 'const'].includes(e.keyword) ? `, got ${describe(actual)}` : ''}`;
+    }
+    const key = `${formatPath(path)}|${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ origin: origins.nearest(path), path: formatPath(path), message });
+  }
+  // anyOf/oneOf also report every branch's error: keep them only when nothing more specific exists
+  return out.length > 1 ? out.filter((i) => !/does not match any allowed form/.test(i.message) || out.every((j) => j.path !== i.path || j === i)) : out;
+}
+
+function propsAt(schema: unknown, rel: ConfigPath): string[] {
+  let s = schema as Record<string, any> | undefined;
+  for (const seg of rel) {
+    if (!s) return [];
+    s = typeof seg === 'number' ? s.items : s.properties?.[seg];
+  }
+  return Object.keys((s?.properties ?? {}) as object);
+}
+
+export function isComponentLike(v: unknown): v is { type: string } {
+  return isPlainObject(v) && typeof v.type === 'string' && /^[a-z]+\/[^/\s]+$/.test(v.type) && isPluginKind(v.type.split('/')[0]);
+}
+
+/** Validate `value` in place (defaults applied); throws ConfigError with every issue. */
+export function validateTree(value: Record<string, unknown>, origins: OriginMap, registry: PluginRegistry, rootSchema: object): void {
+  const issues: ConfigIssue[] = [];
+  const rootV = validatorFor(rootSchema);
+  if (!rootV(value)) issues.push(...issuesFromAjv(rootV.errors ?? [], value, [], origins, (rel) => propsAt(strictSchema(rootSchema as Record<string, unknown>), rel)));
+
+  const walk = (v: unknown, path: ConfigPath): void => {
+    if (Array.isArray(v)) {
+      v.forEach((x, i) => walk(x, [...path, i]));
+      return;
+    }
+    if (!isPlainObject(v)) return;
+    if (typeof v.type === 'string' && /^[a-z]+\//.test(v.type)) {
+      const kind = v.type.split('/')[0];
+      if (isPluginKind(kind)) {
+        let plugin: AnyPlugin | undefined;
+        try {
+          plugin = registry.resolveType(v.type);
+        } catch (e) {
+          if (!isUserError(e)) throw e;
+          issues.push({ origin: origins.nearest([...path, 'type']), path: formatPath([...path, 'type']), message: (e as Error).message });
+        }
+        if (plugin) {
+          const validate = validatorFor(plugin.schema as object);
+          if (!validate(v)) issues.push(...issuesFromAjv(validate.errors ?? [], v, path, origins, (rel) => propsAt(strictSchema(plugin.schema as Record<string, unknown>), rel)));
+        }
+      } else if (didYouMean(kind, PLUGIN_KINDS)) {
+        // only a near-miss of a kind is reported: other "a/b" strings (MIME types...) are data
+        issues.push({ origin: origins.nearest([...path, 'type']), path: formatPath([...path, 'type']), message: `"${v.type}": unknown plugin kind "${kind}"${didYouMean(kind, PLUGIN_KINDS)}` });
+      }
+    }
+    for (const [k, x] of Object.entries(v)) if (k !== 'vars') walk(x, [...path, k]);
+  };
+  walk(value, []);
+  if (issues.length) throw new ConfigError(issues);
+}

@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isMap, isSeq, isScalar, isAlias, isPair, type Node, type Document } from 'yaml';
+import { OriginMap, type Origin } from './origins.js';
+import { ConfigError } from './errors.js';
+import type { ConfigPath } from './paths.js';
+import { formatPath } from './paths.js';
+
+/**
+ * Merge directives written as YAML tags in a child config:
+ *   key: !delete        (or `key: ~`)  drop the inherited key
+ *   key: !replace {...}                 replace an inherited map instead of deep-merging it
+ *   stages: !patch [{id: blur1, ...}]   merge list elements into the inherited list by `id`
+ */
+export const DELETE = Symbol('config.delete');
+export type Directive = 'replace' | 'patch';
+
+export interface ParsedYaml {
+  value: unknown;
+  origins: OriginMap;
+  directives: Map<string, Directive>;
+}
+
+const KNOWN_TAGS = new Set(['!delete', '!replace', '!patch']);
+
+export function parseYamlText(text: string, file: string, opts: { nullDeletes?: boolean } = {}): ParsedYaml {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true }) as Document.Parsed;
+  const pos = (offset: number | undefined): Origin => {
+    if (offset === undefined) return { file };
+    const p = lc.linePos(offset);
+    return { file, line: p.line, col: p.col };
+  };
+  if (doc.errors.length) {
+    throw new ConfigError(doc.errors.map((e) => ({ origin: pos(e.pos?.[0]), path: '', message: `YAML syntax error: ${e.message.split('\n')[0]}` })));
+  }
+  const unknownTags = doc.warnings.filter((w) => !/Unresolved tag: (!delete|!replace|!patch)\b/.test(w.message));
+  if (unknownTags.length) {
+    throw new ConfigError(unknownTags.map((w) => ({ origin: pos(w.pos?.[0]), path: '', message: `YAML: ${w.message.split('\n')[0]} (known tags: !delete, !replace, !patch)` })));
+  }
+  const origins = new OriginMap();
+  const directives = new Map<string, Directive>();
+  const nullDeletes = opts.nullDeletes ?? true;
+
+  const convert = (node: Node | null | undefined, path: ConfigPath): unknown => {
+    if (node == null) return nullDeletes ? DELETE : null;
+    if (isAlias(node)) return convert(node.resolve(doc) as Node, path);
+    const tag = (node as { tag?: string }).tag;
+    if (tag && KNOWN_TAGS.has(tag)) {
+      if (tag === '!delete') return DELETE;
+      if (tag === '!replace' && !isMap(node) && !isSeq(node)) throw new ConfigError([{ origin: pos(node.range?.[0]), path: formatPath(path), message: '!replace applies to a map or a list' }]);
+      if (tag === '!patch' && !isSeq(node)) throw new ConfigError([{ origin: pos(node.range?.[0]), path: formatPath(path), message: '!patch applies to a list (of elements with `id`)' }]);
+      directives.set(JSON.stringify(path), tag === '!replace' ? 'replace' : 'patch');
+    }
+    if (isMap(node)) {
+      const out: Record<string, unknown> = {};
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const p = [...path, k];
+        origins.set(p, pos((pair.key as Node | null)?.range?.[0]));
+        out[k] = convert(pair.value as Node | null, p);
+      }
+      return out;
+    }
+    if (isSeq(node)) {
+      return node.items.map((item, i) => {
+        const p = [...path, i];
+        origins.set(p, pos((item as Node | null)?.range?.[0]));
+        const v = convert(item as Node | null, p);
+        return v === DELETE ? null : v; // a null list element is just null
+      });
+    }
+    if (isScalar(node)) {
+      if (node.value === null) return nullDeletes ? DELETE : null;
+      return node.value;
+    }
+    return null;
+  };
+  origins.set([], { file, line: 1, col: 1 });
+  const value = convert(doc.contents as Node | null, []);
+  return { value: value === DELETE ? {} : value, origins, directives };
+}
+
+export function readYamlFile(file: string, referencedFrom?: Origin): ParsedYaml {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ConfigError([{ origin: referencedFrom, path: referencedFrom ? 'extends' : '', message: `cannot read config file ${file}: ${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message}` }]);
+  }
+  return parseYamlText(text, file);
+}
