@@ -12,6 +12,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 export type ResizeMode = 'area' | 'bilinear' | 'bicubic';
+/** OpenCV-only mode: cv2.resize INTER_AREA (fractional box weights), which differs from torch 'area' for non-integer factors. */
+export type Cv2Mode = 'cv2-area';
 export const RESIZE_MODES: readonly ResizeMode[] = ['area', 'bilinear', 'bicubic'];
 
 const f32 = Math.fround;
@@ -129,6 +131,65 @@ function resampleAxis(src: Float32Array, n: number, h: number, w: number, c: num
     }
   }
   return out;
+}
+
+/**
+ * cv2.resize INTER_AREA tap tables. When both axes shrink: box filtering with fractional
+ * coverage of the border pixels (computeResizeAreaTab); otherwise OpenCV switches to a
+ * linear-like 2-tap rule with fx = (dx+1) - (sx+1)/scale, fx <= 0 ? 0 : frac(fx).
+ */
+export function cv2AreaTaps(inSize: number, outSize: number, shrinkBoth: boolean): AxisTaps {
+  const scale = inSize / outSize;
+  const rows: [number, number][][] = [];
+  if (shrinkBoth) {
+    for (let dx = 0; dx < outSize; dx++) {
+      const fsx1 = dx * scale;
+      const fsx2 = fsx1 + scale;
+      const cell = Math.min(scale, inSize - fsx1);
+      let sx2 = Math.floor(fsx2);
+      let sx1 = Math.ceil(fsx1);
+      sx2 = Math.min(sx2, inSize - 1);
+      sx1 = Math.min(sx1, sx2);
+      const r: [number, number][] = [];
+      if (sx1 - fsx1 > 1e-3) r.push([sx1 - 1, (sx1 - fsx1) / cell]);
+      for (let sx = sx1; sx < sx2; sx++) r.push([sx, 1 / cell]);
+      if (fsx2 - sx2 > 1e-3) r.push([sx2, Math.min(Math.min(fsx2 - sx2, 1), cell) / cell]);
+      rows.push(r);
+    }
+  } else {
+    for (let dx = 0; dx < outSize; dx++) {
+      let sx = Math.floor(dx * scale);
+      let fx = Math.fround((dx + 1) - (sx + 1) / scale);
+      fx = fx <= 0 ? 0 : fx - Math.floor(fx);
+      if (sx < 0) {
+        fx = 0;
+        sx = 0;
+      }
+      if (sx >= inSize - 1) {
+        fx = 0;
+        sx = inSize - 1;
+      }
+      rows.push([[sx, 1 - fx], [Math.min(sx + 1, inSize - 1), fx]]);
+    }
+  }
+  const taps = Math.max(...rows.map((r) => r.length));
+  const index = new Int32Array(outSize * taps);
+  const weight = new Float32Array(outSize * taps);
+  rows.forEach((r, i) => r.forEach(([ix, wt], k) => {
+    index[i * taps + k] = ix;
+    weight[i * taps + k] = wt;
+  }));
+  return { out: outSize, taps, index, weight };
+}
+
+/** cv2.resize(img, (W, H), interpolation=INTER_AREA) on NHWC float32 (float path, not uint8 fixed point). */
+export function resizeCv2Area(x: tf.Tensor4D, size: readonly [number, number]): tf.Tensor4D {
+  const [n, h, w, c] = x.shape;
+  const [oh, ow] = size;
+  const shrinkBoth = h >= oh && w >= ow;
+  const wide = resampleAxis(x.dataSync() as Float32Array, n, h, w, c, 2, cv2AreaTaps(w, ow, shrinkBoth));
+  const out = resampleAxis(wide, n, h, ow, c, 1, cv2AreaTaps(h, oh, shrinkBoth));
+  return tf.tensor4d(out, [n, oh, ow, c]);
 }
 
 export type ResizeTarget = { size: readonly [number, number] } | { scaleFactor: number | readonly [number, number] };

@@ -12,7 +12,7 @@ import {
   gaussianKernel, generalizedGaussianKernel, plateauKernel, sincKernel,
 } from '../../../registry/degradations/kernels/kernels.js';
 import { filter2d } from '../../../registry/degradations/filter/filter2d.js';
-import { resize, type ResizeMode } from '../../../registry/degradations/resize/resize.js';
+import { resize, resizeCv2Area, type ResizeMode } from '../../../registry/degradations/resize/resize.js';
 import { gaussianNoise, poissonNoise, addNoise, quantizeForPoisson, grayOf } from '../../../registry/degradations/noise/noise.js';
 import { diffJpeg, DIFFJPEG_Y_TABLE, DIFFJPEG_C_TABLE } from '../../../registry/degradations/jpeg/diffjpeg.js';
 import { diffJpegTensor } from '../../../registry/degradations/jpeg/diffjpeg-tensor.js';
@@ -87,8 +87,13 @@ for (const backend of ['cpu', 'wasm'] as const) {
             } else {
               const y = resize(x, { size: c.params.output_size_hw }, mode);
               const d = maxAbsDiff(y.dataSync(), nhwcExpected(c.expected[`torch_${mode}`]));
-              y.dispose();
+              // OpenCV float32: INTER_LINEAR / INTER_CUBIC equal the torch modes; INTER_AREA has its own op
+              const cvKey = { bilinear: 'INTER_LINEAR', bicubic: 'INTER_CUBIC', area: 'INTER_AREA' }[mode];
+              const yc = mode === 'area' ? resizeCv2Area(x, c.params.output_size_hw) : y;
+              const dc = maxAbsDiff(yc.dataSync(), f32(c.expected[`cv2_${cvKey}_float32`]));
+              tf.dispose([y, yc]);
               assert.ok(d <= c.tolerance.torch_float32, `${c.name} ${mode}: ${d}`);
+              assert.ok(dc <= c.tolerance.cv2_float32, `${c.name} cv2 ${cvKey}: ${dc}`);
             }
           }
           x.dispose();

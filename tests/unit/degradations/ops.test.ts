@@ -185,3 +185,19 @@ describe('Poisson draws', () => {
     }
   });
 });
+
+describe('resize plugin modes', () => {
+  it('cv2-area mode runs through the plugin and records the mode', async () => {
+    await useBackend('wasm');
+    const d = await build({ type: 'degradation/resize', to: 'origin', modes: ['cv2-area'] });
+    const x = tf.tensor4d(Rng.derive(9, 'a').fillUniform(new Float32Array(20 * 20 * 3)) as Float32Array, [1, 20, 20, 3]);
+    const rec = [{}] as Record<string, unknown>[];
+    const y = await d.apply(x, { rng: [Rng.derive(1, 'degradation', 0)], record: rec, origin: { height: 20, width: 20, scale: 2 } });
+    assert.deepEqual(y.shape, [1, 10, 10, 3]);
+    assert.equal((rec[0].resize as { mode: string }).mode, 'cv2-area');
+    // integer factor: cv2 INTER_AREA = 2x2 box mean
+    const xd = x.dataSync();
+    assert.ok(Math.abs(y.dataSync()[0] - (xd[0] + xd[3] + xd[60] + xd[63]) / 4) < 1e-6);
+    tf.dispose([x, y]);
+  });
+});
