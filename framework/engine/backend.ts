@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import { ensureTfjsGradients } from './gradients.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -10,6 +11,7 @@ let wasmRegistered = false;
  * native/wasm/cpu fallback and reasons replaces this).
  */
 export async function useBackend(name: BackendName): Promise<void> {
+  ensureTfjsGradients();
   if (name === 'wasm' && !wasmRegistered) {
     await import('@tensorflow/tfjs-backend-wasm');
     wasmRegistered = true;
