@@ -152,8 +152,6 @@ export class RunShipper {
       this.target = await ensureRemoteRun(this.client, this.dir, this.opts);
       this.queue = this.queue.filter((e) => e.seq > this.target!.ackedSeq);
       this.started = true;
-      // The resolved config goes up first, so a live run shows what it runs.
-      if (existsSync(join(this.dir, 'config.yaml'))) requests += await this.uploadArtifact('config.yaml', 'config.yaml');
     }
     this.pull();
     const before = this.ackedSeq;
@@ -306,10 +304,12 @@ export class RunShipper {
     return 1;
   }
 
-  /** Files that live outside artifacts/: the resolved config, and checkpoints when asked. */
+  /** Files that live outside artifacts/: the resolved config (unless journaled), and checkpoints when asked. */
   private async uploadRunFiles(): Promise<number> {
     let n = 0;
-    if (existsSync(join(this.dir, 'config.yaml'))) n += await this.uploadArtifact('config.yaml', 'config.yaml');
+    // The runner journals the resolved config as an artifact; a run that did not gets the
+    // run directory's config.yaml under the same name.
+    if (this.target!.uploadedArtifacts['config.yaml'] === undefined && existsSync(join(this.dir, 'config.yaml'))) n += await this.uploadArtifact('config.yaml', 'config.yaml');
     if (this.opts.logCheckpoints) {
       const root = join(this.dir, 'checkpoints');
       const walk = (d: string): string[] =>
