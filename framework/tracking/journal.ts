@@ -77,6 +77,11 @@ export interface JournalWriterOptions {
   onAppend?: () => void;
 }
 
+const tornFaultSeq = (() => {
+  const m = /^torn-at-seq:(\d+)$/.exec(process.env.RASS_JOURNAL_FAULT ?? '');
+  return m ? Number(m[1]) : undefined;
+})();
+
 const DURABLE: ReadonlySet<string> = new Set(['run', 'params', 'tags', 'status', 'artifact', 'input']);
 
 export class JournalWriter {
@@ -132,14 +137,27 @@ export class JournalWriter {
   append(e: NewJournalEvent): JournalEvent {
     if (this.fd === undefined) throw new Error(`journal ${this.file} is closed`);
     const ev = { ...e, seq: this.nextSeq, t: e.t ?? Date.now() } as JournalEvent;
+    const line = JSON.stringify(ev) + '\n';
+    if (tornFaultSeq !== undefined && ev.seq === tornFaultSeq) this.tornWriteAndHang(line);
     // One write call per record: a kill between records never leaves a partial one behind
     // except for the record being written, which the reader reports as torn.
-    writeSync(this.fd, JSON.stringify(ev) + '\n');
+    writeSync(this.fd, line);
     this.nextSeq++;
     this.unsynced++;
     if (DURABLE.has(ev.type) || this.unsynced >= this.syncEvery || Date.now() - this.lastSync >= this.syncIntervalMs) this.sync();
     this.onAppend?.();
     return ev;
+  }
+
+  /**
+   * Fault injection for the crash tests (RASS_JOURNAL_FAULT=torn-at-seq:N): write half of
+   * record N, make it durable, say so on stderr, and block until the test kills the process.
+   */
+  private tornWriteAndHang(line: string): never {
+    writeSync(this.fd!, line.slice(0, Math.max(1, Math.floor(line.length / 2))));
+    fsyncSync(this.fd!);
+    process.stderr.write(`journal fault: torn write at seq ${this.nextSeq}\n`);
+    for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
   }
 
   sync(): void {

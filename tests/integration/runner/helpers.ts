@@ -1,0 +1,41 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { runCli } from '../../../framework/cli/main.js';
+import { packageRoot } from '../../../framework/paths.js';
+import { PluginRegistry } from '../../../framework/plugins/registry.js';
+import { experimentsPackage } from '../../../experiments/index.js';
+
+export const ROOT = packageRoot();
+export const FIXTURES = join(ROOT, 'tests', 'fixtures', 'runner');
+
+export function tempDir(tag: string): string {
+  return mkdtempSync(join(tmpdir(), `rass-${tag}-`));
+}
+
+/** A capturing stream pair. */
+export function streams(): { stdout: PassThrough; stderr: PassThrough; out: () => string; err: () => string } {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (b) => (out += b));
+  stderr.on('data', (b) => (err += b));
+  return { stdout, stderr, out: () => out, err: () => err };
+}
+
+/** The registry a user's `rass` has for these tests: the experiments package (toy classifier and its default loss). */
+export function registry(): PluginRegistry {
+  const r = new PluginRegistry();
+  r.loadPackage(experimentsPackage);
+  return r;
+}
+
+/** `rass ARGS` in process; the exit code the command set does not leak into the test process. */
+export async function cli(args: string[], cwd = ROOT): Promise<{ code: number; out: string; err: string }> {
+  const s = streams();
+  const code = await runCli(args, { packages: [experimentsPackage], stdout: s.stdout, stderr: s.stderr, cwd });
+  process.exitCode = undefined;
+  return { code, out: s.out(), err: s.err() };
+}

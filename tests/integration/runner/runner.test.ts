@@ -1,0 +1,178 @@
+/**
+ * The runner in process: the example external plugin discovered from a config and used; a
+ * duplicate plugin name failing with both sources; bad input failing with one message and
+ * no run directory; an experiment error ending FAILED with its message; a stopped run
+ * resumed to the same result as an uninterrupted one; `rass runs list/show/compare`.
+ */
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { runExperiment, type RunnerOptions } from '../../../framework/runner/runner.js';
+import { readJournal } from '../../../framework/tracking/journal.js';
+import type { JournalEvent } from '../../../framework/tracking/events.js';
+import type { TrackerFactory } from '../../../framework/tracking/tracker.js';
+import { FIXTURES, ROOT, cli, registry, streams, tempDir } from './helpers.js';
+
+function opts(runsDir: string, over: Partial<RunnerOptions>): RunnerOptions {
+  const s = streams();
+  return { registry: registry(), cwd: ROOT, env: {}, stdout: s.stdout, stderr: s.stderr, trackerFactories: [], sets: [`runs_dir=${runsDir}`], ...over };
+}
+
+const statuses = (ev: JournalEvent[]) => ev.filter((e) => e.type === 'status').map((e) => (e.type === 'status' ? e.status : ''));
+
+/** A tracker that aborts the run after `n` journal appends (a deterministic "signal" mid-training). */
+function abortAfter(n: number, controller: AbortController): TrackerFactory {
+  return async () => {
+    let seen = 0;
+    return {
+      name: 'abort-after',
+      onAppend: () => {
+        if (++seen === n) controller.abort();
+      },
+      flush: async () => {},
+      close: async () => {},
+    };
+  };
+}
+
+describe('runner', () => {
+  it('discovers the example external plugin from the config and trains with its loss', async () => {
+    const runs = tempDir('ext');
+    const r = await cli(['run', join(FIXTURES, 'custom-loss.yaml'), '--set', `runs_dir=${runs}`]);
+    assert.equal(r.code, 0, r.err);
+    const [dir] = readdirSync(join(runs, 'toy-classifier')).map((d) => join(runs, 'toy-classifier', d));
+    const { events, torn, errors } = readJournal(join(dir, 'journal.jsonl'));
+    assert.equal(torn, undefined);
+    assert.deepEqual(errors, []);
+    const params = Object.assign({}, ...events.filter((e) => e.type === 'params').map((e) => (e.type === 'params' ? e.params : {})));
+    assert.equal(params['experiment.loss.type'], 'loss/label-smoothing-ce');
+    assert.equal(params['experiment.loss.smoothing'], '0.2');
+    // Label smoothing puts a floor under the loss: the entropy of the smoothed target,
+    // H(q) with q = (0.8 + 0.2/3, 0.2/3, 0.2/3) = 0.4851 nats. Plain cross-entropy on this
+    // data goes well below it, so every logged loss above the floor shows which loss ran.
+    const q = [0.8 + 0.2 / 3, 0.2 / 3, 0.2 / 3];
+    const floor = -q.reduce((a, p) => a + p * Math.log(p), 0);
+    const losses = events.flatMap((e) => (e.type === 'metrics' && e.values.loss !== undefined ? [e.values.loss] : []));
+    assert.equal(losses.length, 60);
+    assert.ok(losses.every((l) => l >= floor - 1e-5), `a loss below the smoothing floor ${floor}: ${Math.min(...losses)}`);
+    assert.ok(losses[59] < losses[0], 'training lowered the loss');
+    assert.deepEqual(statuses(events), ['RUNNING', 'FINISHED']);
+    // the run's config.yaml names the package by absolute path, so --resume finds it from the run dir
+    assert.match(readFileSync(join(dir, 'config.yaml'), 'utf8'), new RegExp(`${join(ROOT, 'examples', 'custom-loss').replace(/[/\\]/g, '.')}`));
+  });
+
+  it('a duplicate plugin name fails before the run starts, naming both sources', async () => {
+    const runs = tempDir('dup');
+    const r = await cli(['run', join(FIXTURES, 'dup-plugins.yaml'), '--set', `runs_dir=${runs}`]);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /duplicate plugin loss\/label-smoothing-ce: defined by rass-example-custom-loss \(.*examples\/custom-loss\) and by rass-test-dup-loss \(\.\/dup-loss\)/);
+    assert.equal(r.err.trim().split('\n').length, 1, `one message: ${r.err}`);
+    assert.equal(existsSync(runs) && readdirSync(runs).length, 0, 'no run directory');
+  });
+
+  it('bad input: one clear message naming the key, no run directory', async () => {
+    const runs = tempDir('bad');
+    const r = await cli(['run', join(FIXTURES, 'small.yaml'), '--set', `runs_dir=${runs}`, '--set', 'experiment.stpes=5']);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /stpes/);
+    assert.equal(r.out, '');
+    assert.equal(readdirSync(runs).length, 0);
+    const missing = await cli(['run', join(FIXTURES, 'nope.yaml')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.err, /nope\.yaml/);
+    const none = await cli(['run']);
+    assert.equal(none.code, 2);
+    assert.match(none.err, /which config/);
+  });
+
+  it('an error inside the experiment ends the run FAILED with its message, keeping what was logged', async () => {
+    const runs = tempDir('fail');
+    const r = await cli(['run', join(FIXTURES, 'failing.yaml'), '--set', `runs_dir=${runs}`]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /loss exploded on call 7/);
+    const [dir] = readdirSync(join(runs, 'toy-classifier')).map((d) => join(runs, 'toy-classifier', d));
+    const { events } = readJournal(join(dir, 'journal.jsonl'));
+    const last = events[events.length - 1];
+    assert.equal(last.type, 'status');
+    assert.equal(last.type === 'status' && last.status, 'FAILED');
+    assert.match(last.type === 'status' ? (last.message ?? '') : '', /loss exploded on call 7/);
+    assert.equal(events.filter((e) => e.type === 'metrics').length, 6, 'the six steps before the failure stay recorded');
+    assert.equal(existsSync(join(dir, 'lock')), false, 'lock released');
+    const list = await cli(['runs', 'list', '--runs-dir', runs]);
+    assert.match(list.out, /failing\s+FAILED/);
+  });
+
+  describe('stop and resume', () => {
+    const runs = tempDir('resume');
+    let full: { metrics: Record<string, number>; dir: string };
+    let stopped: { runId: string; dir: string };
+
+    before(async () => {
+      full = await runExperiment(opts(runs, { configFile: join(FIXTURES, 'small.yaml') }));
+    });
+
+    it('a stopped run is KILLED with a checkpoint; --resume continues it to the same result', async () => {
+      const controller = new AbortController();
+      const out = await runExperiment(opts(runs, { configFile: join(FIXTURES, 'small.yaml'), signal: controller.signal, trackerFactories: [abortAfter(40, controller)] }));
+      stopped = out;
+      assert.equal(out.status, 'KILLED');
+      assert.equal(out.exitCode, 143);
+      const before = readJournal(join(out.dir, 'journal.jsonl')).events;
+      assert.deepEqual(statuses(before), ['RUNNING', 'KILLED']);
+      const lastStep = Math.max(...before.flatMap((e) => (e.type === 'metrics' ? [e.step] : [])));
+      assert.ok(lastStep > 20 && lastStep < 80, `stopped mid-training (step ${lastStep})`);
+      assert.equal(readFileSync(join(out.dir, 'checkpoints', 'LATEST'), 'utf8').trim(), `step-${String(lastStep).padStart(6, '0')}`);
+
+      const resumed = await runExperiment(opts(runs, { resume: out.runId.slice(0, 18), sets: [], runsDir: runs }));
+      assert.equal(resumed.runId, out.runId);
+      assert.equal(resumed.dir, out.dir);
+      assert.equal(resumed.status, 'FINISHED');
+      const { events, torn, errors } = readJournal(join(out.dir, 'journal.jsonl'));
+      assert.equal(torn, undefined);
+      assert.deepEqual(errors, []);
+      assert.deepEqual(events.map((e) => e.seq), events.map((_, i) => i), 'seq contiguous across the resume');
+      assert.deepEqual(statuses(events), ['RUNNING', 'KILLED', 'RUNNING', 'FINISHED']);
+      const steps = events.flatMap((e) => (e.type === 'metrics' && e.values.loss !== undefined ? [e.step] : []));
+      assert.deepEqual(steps, Array.from({ length: 80 }, (_, i) => i + 1), 'every step exactly once');
+      // same batches, same weights and Adam state from the checkpoint: the same model
+      for (const k of ['test_loss', 'test_accuracy']) assert.ok(Math.abs(resumed.metrics[k] - full.metrics[k]) < 1e-6, `${k}: resumed ${resumed.metrics[k]} vs uninterrupted ${full.metrics[k]}`);
+    });
+
+    it('a run locked by a live process is not resumed; --resume refuses --set', async () => {
+      writeFileSync(join(stopped.dir, 'lock'), JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() }));
+      await assert.rejects(runExperiment(opts(runs, { resume: stopped.dir, sets: [] })), new RegExp(`locked by process ${process.pid}`));
+      await assert.rejects(runExperiment(opts(runs, { resume: stopped.dir, sets: ['seed=1'] })), /--set is not allowed/);
+    });
+
+    it('rass runs list / show / compare', async () => {
+      const list = await cli(['runs', 'list', '--runs-dir', runs]);
+      assert.equal(list.code, 0, list.err);
+      const lines = list.out.trim().split('\n');
+      assert.match(lines[0], /^run\s+experiment\s+name\s+status\s+start \(UTC\)\s+duration\s+last metrics$/);
+      assert.equal(lines.length, 4);
+      assert.ok(lines.slice(2).every((l) => /toy-classifier\s+small\s+FINISHED/.test(l)));
+      assert.match(lines[2], /accuracy=\d\.\d{4}/);
+
+      const show = await cli(['runs', 'show', stopped.runId, '--runs-dir', runs]);
+      assert.equal(show.code, 0, show.err);
+      assert.match(show.out, /status\s+FINISHED/);
+      assert.match(show.out, /experiment\.hidden\s+16/);
+      assert.match(show.out, /test_accuracy\s+\d\.\d{4}\s+80/);
+      assert.match(show.out, /rass\.config_hash\s+[0-9a-f]{16}/);
+      assert.match(show.out, /confusion_matrix\.csv\s+\d+\s+[0-9a-f]{16}/);
+
+      const cmp = await cli(['runs', 'compare', full.dir, stopped.runId, '--runs-dir', runs]);
+      assert.equal(cmp.code, 0, cmp.err);
+      assert.match(cmp.out, /params: identical/);
+      assert.match(cmp.out, /test_accuracy\s+(\d\.\d{4})\s+\1/);
+
+      const ambiguous = await cli(['runs', 'show', '2', '--runs-dir', runs]);
+      assert.equal(ambiguous.code, 2);
+      assert.match(ambiguous.err, /ambiguous/);
+      const one = await cli(['runs', 'compare', full.dir, '--runs-dir', runs]);
+      assert.equal(one.code, 2);
+    });
+  });
+});
