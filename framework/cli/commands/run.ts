@@ -37,6 +37,9 @@ export const runCommand: CommandSpec = {
           handleSignals: true,
         });
         process.exitCode = outcome.exitCode;
+        // Killed: the run is closed and journaled. If the experiment ignored the abort and
+        // keeps the event loop busy, do not let it outlive the signal for long.
+        if (outcome.status === 'KILLED') setTimeout(() => process.exit(outcome.exitCode), 2000).unref();
       });
   },
 };

@@ -104,6 +104,38 @@ describe('runner', () => {
     assert.match(list.out, /failing\s+FAILED/);
   });
 
+  it('creates trackers per run, tells them about every append, closes them after the final status; --name names the run', async () => {
+    const runs = tempDir('trackers');
+    const calls: string[] = [];
+    let info: { runId: string; dir: string; experiment: string; config: Record<string, unknown> } | undefined;
+    let appends = 0;
+    const factory: TrackerFactory = async (run) => {
+      info = run;
+      return {
+        name: 'probe',
+        onAppend: () => void appends++,
+        flush: async () => void calls.push('flush'),
+        close: async () => {
+          calls.push('close');
+          const ev = readJournal(join(run.dir, 'journal.jsonl')).events;
+          calls.push(`last:${ev[ev.length - 1].type === 'status' ? (ev[ev.length - 1] as { status: string }).status : '?'}`);
+        },
+      };
+    };
+    const out = await runExperiment(opts(runs, { configFile: join(FIXTURES, 'small.yaml'), name: 'named-run', trackerFactories: [factory], sets: [`runs_dir=${runs}`, 'experiment.steps=10'] }));
+    assert.equal(out.status, 'FINISHED');
+    assert.equal(info?.runId, out.runId);
+    assert.equal(info?.dir, out.dir);
+    assert.equal(info?.experiment, 'toy-classifier');
+    assert.equal((info?.config.experiment as { steps: number }).steps, 10);
+    const events = readJournal(join(out.dir, 'journal.jsonl')).events;
+    // the run and first status events precede the trackers; every later append is announced
+    assert.equal(appends, events.length - 2);
+    assert.deepEqual(calls.slice(-2), ['close', 'last:FINISHED']);
+    const runEv = events[0];
+    assert.equal(runEv.type === 'run' && runEv.name, 'named-run');
+  });
+
   describe('stop and resume', () => {
     const runs = tempDir('resume');
     let full: { metrics: Record<string, number>; dir: string };
