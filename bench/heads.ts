@@ -54,7 +54,10 @@ function measureOurs(iters: number): { forward: number; train: number | null } {
   const targets = { labels, batch: BATCH, height: SIZE, width: SIZE, ignoreIndex: 255 };
   const loss = new MaskClassificationLoss({ ...MASK2FORMER_LOSS_DEFAULTS, numClasses: CONFIG.numClasses, numPoints: POINTS });
   const vars = [...head.params.values()];
-  const canTrain = ['Conv2D', 'GatherV2', 'Softmax', 'LogSoftmax', 'ResizeBilinear', 'Tile', 'Floor', 'Cast', 'ClipByValue', 'Sum', 'Mean', 'BatchMatMul'].every((k) => tf.getGradient(k));
+  // gradient functions, and the kernels they call on this backend (gather's gradient needs UnsortedSegmentSum)
+  const canTrain =
+    ['Conv2D', 'GatherV2', 'Softmax', 'LogSoftmax', 'ResizeBilinear', 'Tile', 'Floor', 'Cast', 'ClipByValue', 'Sum', 'Mean', 'BatchMatMul'].every((k) => tf.getGradient(k)) &&
+    ['UnsortedSegmentSum', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'ResizeBilinearGrad'].every((k) => tf.getKernel(k, tf.getBackend()));
   const fwd: number[] = [];
   const train: number[] = [];
   for (let i = 0; i <= iters; i++) {
@@ -106,7 +109,7 @@ export async function run(args: string[]): Promise<void> {
   console.log('|---|---|---|---|---|');
   console.log(`| ${desc} | forward | ${f(ours.forward)} | ${f(peer?.forward_s)} | ${peer ? (peer.forward_s / ours.forward).toFixed(3) : 'n/a'} |`);
   console.log(`| | forward+backward (with criterion) | ${f(ours.train)} | ${f(peer?.train_s)} | ${peer && ours.train ? (peer.train_s / ours.train).toFixed(3) : 'n/a'} |`);
-  if (!ours.train) console.log('forward+backward not measured: tfjs gradients are not registered on this backend (engine training kernels pending)');
+  if (!ours.train) console.log(`forward+backward not measured: gradient functions or their kernels (UnsortedSegmentSum, Conv2DBackprop*, ResizeBilinearGrad) are missing on ${tf.getBackend()}`);
   console.log(benchLine('heads.mask2former-forward', ours.forward * 1000, 'ms', 'torch-cpu', peer ? peer.forward_s * 1000 : NaN, peer ? peer.forward_s / ours.forward : NaN));
   const train = ours.train ?? NaN;
   console.log(benchLine('heads.mask2former-train', train * 1000, 'ms', 'torch-cpu', peer ? peer.train_s * 1000 : NaN, peer ? peer.train_s / train : NaN));
