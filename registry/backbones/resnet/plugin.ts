@@ -13,6 +13,7 @@ export const resnetBackbone = definePlugin({
       preset: { enum: Object.keys(RESNET_PRESETS), default: 'resnet50' },
       weights: { type: 'string', description: 'Path to a safetensors file with torchvision ResNet keys (fc.* ignored).' },
       prefix: { type: 'string', default: '', description: 'Key prefix to strip (e.g. "backbone.").' },
+      trainable: { type: 'boolean', default: false, description: 'Fine-tune the conv kernels (FT / R2S baselines); BatchNorm stays frozen, as in Mask2Former.' },
     },
     additionalProperties: false,
   } as const,
@@ -30,7 +31,7 @@ export const resnetBackbone = definePlugin({
       }
     }
     try {
-      return new ResNet(cfg, weights, ctx.seed);
+      return new ResNet(cfg, weights, ctx.seed, o.trainable);
     } catch (e) {
       if (e instanceof UserError) throw new UserError(`${ctx.path}.weights (${o.weights}): ${e.message}`, { cause: e });
       throw e;

@@ -65,8 +65,11 @@ export class ResNet implements Backbone {
   private readonly vars = new Map<string, { variable: tf.Variable }>();
   private readonly bns = new Map<string, Bn>();
 
-  /** weights: torch-layout arrays by torchvision key (random init when absent). */
-  constructor(readonly cfg: ResNetConfig, weights: Map<string, { data: Float32Array; shape: number[] }> | null, seed: number, readonly eps = 1e-5) {
+  /**
+   * weights: torch-layout arrays by torchvision key (random init when absent). `trainable`
+   * makes the conv kernels trainable (fine-tuning baselines); BatchNorm stays frozen.
+   */
+  constructor(readonly cfg: ResNetConfig, weights: Map<string, { data: Float32Array; shape: number[] }> | null, seed: number, readonly trainable = false, readonly eps = 1e-5) {
     const keys = resnetKeys(cfg);
     const values = new Map<string, Float32Array>();
     for (const [k, shape] of keys) {
@@ -91,7 +94,7 @@ export class ResNet implements Backbone {
       if (shape.length !== 4) continue;
       // torch OIHW -> tfjs HWIO
       const t = tf.tidy(() => tf.transpose(tf.tensor4d(values.get(k) as Float32Array, shape as [number, number, number, number]), [2, 3, 1, 0]));
-      this.vars.set(k, { variable: tf.variable(t, false) });
+      this.vars.set(k, { variable: tf.variable(t, trainable) });
       t.dispose();
     }
     for (const k of keys.keys()) {
