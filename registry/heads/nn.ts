@@ -71,7 +71,9 @@ export class Conv2d {
 
   apply(x: tf.Tensor4D): tf.Tensor4D {
     const pad = (this.k - 1) / 2;
-    let y = tf.conv2d(x, this.w as tf.Tensor4D, this.stride, pad === 0 ? 'valid' : [[0, 0], [pad, pad], [pad, pad], [0, 0]]);
+    // explicit zero padding + 'valid' (the native TF backend accepts no explicit conv padding)
+    const xp = pad === 0 ? x : tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]);
+    let y = tf.conv2d(xp, this.w as tf.Tensor4D, this.stride, 'valid');
     if (this.b) y = tf.add(y, this.b);
     return y;
   }

@@ -116,7 +116,8 @@ export class ResNet implements Backbone {
     const w = (this.vars.get(`${name}.weight`) as { variable: tf.Variable }).variable as tf.Variable<tf.Rank.R4>;
     const k = w.shape[0];
     const p = (k - 1) / 2;
-    return tf.conv2d(x, w, stride, p === 0 ? 'valid' : [[0, 0], [p, p], [p, p], [0, 0]]);
+    // explicit zero padding + 'valid': torch's symmetric padding on every backend (native TF refuses explicit conv padding)
+    return tf.conv2d(p === 0 ? x : tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]), w, stride, 'valid');
   }
 
   private bn(x: tf.Tensor4D, name: string): tf.Tensor4D {
