@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- heads [--backend wasm|cpu|tensorflow] [--iters N]`: Mask2Former head
+ * `npm run bench -- heads [--backend auto|tensorflow|wasm|cpu] [--iters N]`: Mask2Former head
  * (MSDeformAttn pixel decoder + masked-attention decoder) forward, and forward+backward through
  * the full criterion (Hungarian matching, point-sampled BCE/dice, deep supervision), this project
  * on tfjs vs the same architecture and criterion in torch on CPU (scripts/fixtures/heads/bench_peer.py),
@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { useBackend, type BackendName } from '../framework/engine/backend.js';
+import { initBackend, parseBackendName } from '../framework/engine/backend.js';
 import { Rng } from '../framework/engine/rng.js';
 import { Mask2FormerHead, MASK2FORMER_DEFAULTS, type Mask2FormerOptions } from '../registry/heads/mask2former.js';
 import { MASK2FORMER_LOSS_DEFAULTS, MaskClassificationLoss } from '../registry/losses/mask-criterion.js';
@@ -96,10 +96,11 @@ function measurePeer(iters: number): { forward_s: number; train_s: number; threa
 
 export async function run(args: string[]): Promise<void> {
   const bi = args.indexOf('--backend');
-  const backend = (bi >= 0 ? args[bi + 1] : 'wasm') as BackendName;
+  // default: the engine's chain (native TensorFlow, then wasm, then cpu)
+  const backend = parseBackendName(bi >= 0 ? String(args[bi + 1]) : 'auto', '--backend');
   const ii = args.indexOf('--iters');
   const iters = ii >= 0 ? Number(args[ii + 1]) : 3;
-  await useBackend(backend);
+  await initBackend({ prefer: backend });
   const ours = measureOurs(iters);
   const peer = measurePeer(iters);
   const f = (s: number | null | undefined) => (s == null ? 'n/a' : `${(s * 1000).toFixed(1)} ms`);
