@@ -25,6 +25,19 @@ if (selected.length === 0) {
   console.error(`no test files matched ${filters.join(' ')}`);
   process.exit(2);
 }
+// The native TensorFlow backend (npm run setup:native) is optional: build or reuse it so its
+// tests run, and when it cannot be built say so in one line and run everything else.
+const childEnv = { ...process.env };
+if (process.env.RASS_NATIVE !== '0') {
+  const native = spawnSync(process.execPath, [join(process.cwd(), 'scripts', 'setup-native.mjs'), '--quiet'], { encoding: 'utf8', timeout: 15 * 60 * 1000 });
+  if (native.status === 0) {
+    childEnv.RASS_NATIVE_AVAILABLE = '1';
+    console.log((native.stdout.trim().split('\n').pop() ?? '').replace('[setup:native]', 'NATIVE BACKEND:'));
+  } else {
+    const why = native.error ? native.error.message : ((native.stderr || native.stdout || '').trim().split('\n').pop() ?? '').replace(/^\[setup:native\] (FAILED: )?/, '');
+    console.log(`NATIVE BACKEND: unavailable (${why || `exit ${native.status}`}) -- native tests skipped`);
+  }
+}
 const args = ['--test', '--test-reporter=spec', `--test-concurrency=${process.env.RASS_TEST_CONCURRENCY ?? '2'}`, ...selected];
-const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
+const r = spawnSync(process.execPath, args, { stdio: 'inherit', env: childEnv });
 process.exit(r.status ?? 1);

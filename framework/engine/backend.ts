@@ -1,24 +1,171 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import { availableParallelism } from 'node:os';
 import { ensureTfjsGradients } from './gradients.js';
+import { loadNativeTfjs } from './native-binding.js';
+import { patchNativeConvKernels } from './native-kernels.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export type BackendPreference = 'auto' | BackendName;
+
+export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+
+/** What the backend chain chose, and why it skipped the rest. */
+export interface BackendChoice {
+  readonly name: BackendName;
+  /** Where the backend came from: 'tfjs-node-gpu' | 'tfjs-node' | 'setup-native' for native, else the package. */
+  readonly via: string;
+  /** Backend (or native candidate) -> why it was not used. Empty when the first choice worked. */
+  readonly reasons: Readonly<Record<string, string>>;
+  /** Intra-op threads where known (native: TensorFlow's default = cores; wasm in Node: 1). */
+  readonly threads?: number;
+  /** How the choice was made: 'auto' or 'forced'. */
+  readonly mode: 'auto' | 'forced';
+}
+
+export interface InitBackendOptions {
+  /** 'auto' tries tensorflow (native), then wasm, then cpu; a name forces that backend (failing loudly). */
+  readonly prefer?: BackendPreference;
+  readonly env?: Record<string, string | undefined>;
+  /** Where the one-line choice is logged (default: stderr). `null` silences it. */
+  readonly log?: ((line: string) => void) | null;
+}
 
 let wasmRegistered = false;
+let nativeState: NativeState | undefined;
+let current: BackendChoice | undefined;
+let loggedKey: string | undefined;
+
+/** Load the native TensorFlow backend once (registers tfjs backend "tensorflow"). */
+type NativeState = { ok: true; via: string; skipped: Record<string, string> } | { ok: false; reasons: Record<string, string> };
+
+function ensureNative(env: Record<string, string | undefined>): NativeState {
+  if (nativeState === undefined) {
+    if (tf.findBackend('tensorflow') !== null) {
+      nativeState = { ok: true, via: 'preloaded', skipped: {} };
+    } else {
+      const r = loadNativeTfjs(env);
+      nativeState = r.ok ? { ok: true, via: r.candidate.id, skipped: r.skipped } : { ok: false, reasons: r.reasons };
+    }
+    if (nativeState.ok) patchNativeConvKernels();
+  }
+  return nativeState;
+}
+
+async function ensureWasm(): Promise<void> {
+  if (wasmRegistered) return;
+  // In Node, tfjs-backend-wasm always takes its single-threaded (SIMD) build: its
+  // WASM_HAS_MULTITHREAD_SUPPORT flag returns false under IS_NODE (tfjs issue #3830), and the
+  // threaded Emscripten factory needs a browser-style global Worker and blob: URLs.
+  await import('@tensorflow/tfjs-backend-wasm');
+  wasmRegistered = true;
+}
+
+/** Try to make `name` active; returns where it came from, or the reason it failed. */
+async function trySet(name: BackendName, env: Record<string, string | undefined>): Promise<{ via: string; skipped?: Record<string, string> } | { why: string }> {
+  try {
+    let via: string;
+    if (name === 'tensorflow') {
+      const n = ensureNative(env);
+      if (!n.ok) {
+        return { why: Object.entries(n.reasons).map(([k, v]) => `${k}: ${v}`).join('; ') };
+      }
+      via = n.via;
+      const ok = await tf.setBackend(name);
+      if (!ok) return { why: `tfjs could not initialise backend "${name}"` };
+      await tf.ready();
+      // Native candidates tried before the one that loaded (e.g. tfjs-node-gpu: not installed).
+      return { via, skipped: n.skipped };
+    } else if (name === 'wasm') {
+      await ensureWasm();
+      via = '@tensorflow/tfjs-backend-wasm';
+    } else {
+      via = '@tensorflow/tfjs-backend-cpu';
+    }
+    // tf.setBackend logs and returns false when the backend's factory throws; capture it.
+    const ok = await tf.setBackend(name);
+    if (!ok) return { why: `tfjs could not initialise backend "${name}"` };
+    await tf.ready();
+    return { via };
+  } catch (e) {
+    return { why: (e as Error).message.split('\n')[0] ?? String(e) };
+  }
+}
+
+function threadsOf(name: BackendName): number | undefined {
+  if (name === 'wasm') return 1;
+  if (name === 'cpu') return 1;
+  // TensorFlow's default intra-op pool uses every core it can see.
+  return availableParallelism();
+}
 
 /**
- * Make `name` the active tfjs backend (minimal version; the engine's backend chain with
- * native/wasm/cpu fallback and reasons replaces this).
+ * The backend chain: with `prefer: 'auto'` try native TensorFlow (tfjs-node-gpu, tfjs-node,
+ * then the `npm run setup:native` build), then wasm, then cpu. A forced name uses only that
+ * backend and throws with the reason when it cannot start. The env variable RASS_BACKEND
+ * forces one too (when `prefer` is 'auto' or absent). The choice is logged once per distinct
+ * outcome and kept for `currentBackend()` / `backendRunTags()`.
+ */
+export async function initBackend(options: InitBackendOptions = {}): Promise<BackendChoice> {
+  const env = options.env ?? process.env;
+  let prefer: BackendPreference = options.prefer ?? 'auto';
+  if (prefer === 'auto' && env.RASS_BACKEND) prefer = parseBackendName(env.RASS_BACKEND, 'RASS_BACKEND');
+  ensureTfjsGradients();
+  const order: readonly BackendName[] = prefer === 'auto' ? BACKEND_NAMES : [prefer];
+  const reasons: Record<string, string> = {};
+  for (const name of order) {
+    const r = await trySet(name, env);
+    if ('via' in r) {
+      Object.assign(reasons, r.skipped);
+      current = { name, via: r.via, reasons, threads: threadsOf(name), mode: prefer === 'auto' ? 'auto' : 'forced' };
+      logChoice(current, options.log === undefined ? (l) => process.stderr.write(l + '\n') : options.log);
+      return current;
+    }
+    reasons[name] = r.why;
+  }
+  if (prefer !== 'auto') throw new Error(`backend "${prefer}" was requested but cannot start: ${reasons[prefer]}`);
+  throw new Error(`no tfjs backend could start: ${Object.entries(reasons).map(([k, v]) => `${k}: ${v}`).join('; ')}`);
+}
+
+function logChoice(c: BackendChoice, log: ((line: string) => void) | null): void {
+  const skipped = Object.entries(c.reasons).map(([k, v]) => `${k} (${v})`);
+  const line = `[rass] backend ${c.name} via ${c.via}${c.mode === 'forced' ? ' (forced)' : ''}${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`;
+  if (line === loggedKey) return;
+  loggedKey = line;
+  log?.(line);
+}
+
+/** Validate a user-given backend name (CLI flag, config key, env). */
+export function parseBackendName(value: string, where: string): BackendPreference {
+  if (value === 'auto' || (BACKEND_NAMES as readonly string[]).includes(value)) return value as BackendPreference;
+  throw new Error(`${where}: unknown backend "${value}" (expected auto, ${BACKEND_NAMES.join(', ')})`);
+}
+
+/** The last choice made by initBackend/useBackend, if any. */
+export function currentBackend(): BackendChoice | undefined {
+  return current;
+}
+
+/** Run tags for the runner: `rass.backend`, `rass.backend.via`, `rass.backend.skipped.<name>`. */
+export function backendRunTags(choice: BackendChoice | undefined = current): Record<string, string> {
+  if (!choice) return {};
+  const tags: Record<string, string> = { 'rass.backend': choice.name, 'rass.backend.via': choice.via };
+  for (const [k, v] of Object.entries(choice.reasons)) tags[`rass.backend.skipped.${k}`] = v;
+  return tags;
+}
+
+/** Whether the native backend can be loaded here (loads it, without switching to it). */
+export function nativeBackendStatus(env: Record<string, string | undefined> = process.env): { ok: true; via: string; skipped: Record<string, string> } | { ok: false; why: string } {
+  const n = ensureNative(env);
+  return n.ok ? n : { ok: false, why: Object.entries(n.reasons).map(([k, v]) => `${k}: ${v}`).join('; ') };
+}
+
+/**
+ * Make `name` the active tfjs backend (forced, no fallback; throws when it cannot start).
+ * Kept for tests and callers that pin a backend; the chain is `initBackend`.
  */
 export async function useBackend(name: BackendName): Promise<void> {
-  ensureTfjsGradients();
-  if (name === 'wasm' && !wasmRegistered) {
-    await import('@tensorflow/tfjs-backend-wasm');
-    wasmRegistered = true;
-  }
-  const ok = await tf.setBackend(name);
-  if (!ok) throw new Error(`tfjs backend "${name}" failed to initialise`);
-  await tf.ready();
+  await initBackend({ prefer: name, log: null });
 }
 
 export { tf };

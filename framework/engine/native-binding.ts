@@ -10,7 +10,7 @@ export interface NativeCandidate {
   from: string;
 }
 
-export type NativeLoad = { ok: true; candidate: NativeCandidate; module: unknown } | { ok: false; reasons: Record<string, string> };
+export type NativeLoad = { ok: true; candidate: NativeCandidate; module: unknown; skipped: Record<string, string> } | { ok: false; reasons: Record<string, string> };
 
 /**
  * Try the native TensorFlow backends in order: `@tensorflow/tfjs-node-gpu`, then
@@ -39,12 +39,31 @@ export function loadNativeTfjs(env: Record<string, string | undefined> = process
   ];
   for (const c of candidates) {
     try {
-      const module = c.load();
-      return { ok: true, candidate: { id: c.id, from: c.from }, module };
+      const module = quietly(() => c.load());
+      return { ok: true, candidate: { id: c.id, from: c.from }, module, skipped: reasons };
     } catch (e) {
       const msg = (e as Error).message.split('\n')[0];
       reasons[c.id] = /Cannot find module/.test(msg) && c.id !== 'setup-native' ? 'not installed' : msg;
     }
   }
   return { ok: false, reasons };
+}
+
+/**
+ * tfjs-node brings its own copy of the tfjs union package; loading it re-registers the cpu and
+ * webgl kernels into the registry every copy shares, and tfjs warns once per kernel (~400
+ * lines). Those warnings are expected here, so drop just them while loading.
+ */
+function quietly<T>(load: () => T): T {
+  const warn = console.warn;
+  const expected = /is already registered|already registered\. Reusing|Platform node has already been set/;
+  console.warn = (...args: unknown[]) => {
+    if (typeof args[0] === 'string' && expected.test(args[0])) return;
+    warn(...args);
+  };
+  try {
+    return load();
+  } finally {
+    console.warn = warn;
+  }
 }

@@ -1,0 +1,97 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+type KernelFunc = tf.KernelConfig['kernelFunc'];
+type Pads = [[number, number], [number, number], [number, number], [number, number]];
+
+let patched = false;
+
+/**
+ * tfjs-node's convolution kernels accept only 'same'/'valid' padding ("TF Backend supports
+ * only 'valid' and 'same' padding while padding was EXPLICIT"), but the project's models pad
+ * explicitly ([[0,0],[p,p],[p,p],[0,0]], PyTorch-style). Explicit padding equals a 'valid'
+ * convolution of the zero-padded input, so these wrappers pad with TensorFlow's Pad, run the
+ * original kernel with 'valid', and (for the input gradient) slice the padding off again.
+ * Only explicit-padding calls are rerouted; everything else goes straight to tfjs-node.
+ */
+export function patchNativeConvKernels(): void {
+  if (patched) return;
+  const get = (name: string): KernelFunc => {
+    const k = tf.getKernel(name, 'tensorflow');
+    if (!k) throw new Error(`native backend has no ${name} kernel`);
+    return k.kernelFunc;
+  };
+  const pad = get('PadV2');
+  const slice = get('Slice');
+  const padInput = (x: tf.TensorInfo, pads: Pads, backend: object) => pad({ inputs: { x }, backend, attrs: { paddings: pads, constantValue: 0 } }) as tf.TensorInfo;
+  const explicit = (attrs: tf.NamedAttrMap | undefined): Pads | null => (attrs && Array.isArray(attrs.pad) ? (attrs.pad as unknown as Pads) : null);
+  const isZero = (p: Pads) => p.every(([a, b]) => a === 0 && b === 0);
+
+  const wrapForward = (name: string) => {
+    const orig = get(name);
+    tf.registerKernel({
+      kernelName: name,
+      backendName: 'tensorflow',
+      kernelFunc: (args) => {
+        const pads = explicit(args.attrs);
+        if (!pads) return orig(args);
+        const x = args.inputs.x as tf.TensorInfo;
+        const xp = isZero(pads) ? x : padInput(x, pads, args.backend);
+        const out = orig({ ...args, inputs: { ...args.inputs, x: xp }, attrs: { ...args.attrs, pad: 'valid' } });
+        if (xp !== x) disposeData(args.backend, xp.dataId);
+        return out;
+      },
+    });
+  };
+  const wrapFilterGrad = (name: string) => {
+    const orig = get(name);
+    tf.registerKernel({
+      kernelName: name,
+      backendName: 'tensorflow',
+      kernelFunc: (args) => {
+        const pads = explicit(args.attrs);
+        if (!pads) return orig(args);
+        const x = args.inputs.x as tf.TensorInfo;
+        const xp = isZero(pads) ? x : padInput(x, pads, args.backend);
+        const out = orig({ ...args, inputs: { ...args.inputs, x: xp }, attrs: { ...args.attrs, pad: 'valid' } });
+        if (xp !== x) disposeData(args.backend, xp.dataId);
+        return out;
+      },
+    });
+  };
+  const wrapInputGrad = (name: string) => {
+    const orig = get(name);
+    tf.registerKernel({
+      kernelName: name,
+      backendName: 'tensorflow',
+      kernelFunc: (args) => {
+        const pads = explicit(args.attrs);
+        if (!pads) return orig(args);
+        const inputShape = args.attrs!.inputShape as unknown as number[];
+        const paddedShape = inputShape.map((d, i) => d + pads[i]![0] + pads[i]![1]);
+        const full = orig({ ...args, attrs: { ...args.attrs, pad: 'valid', inputShape: paddedShape } }) as tf.TensorInfo;
+        if (isZero(pads)) return full;
+        const out = slice({ inputs: { x: full }, backend: args.backend, attrs: { begin: pads.map((p) => p[0]), size: inputShape } });
+        disposeData(args.backend, full.dataId);
+        return out;
+      },
+    });
+  };
+  const silenced = console.warn;
+  // Re-registering a kernel warns ("already registered"); these replacements are deliberate.
+  console.warn = () => {};
+  try {
+    wrapForward('Conv2D');
+    wrapFilterGrad('Conv2DBackpropFilter');
+    wrapInputGrad('Conv2DBackpropInput');
+    wrapForward('DepthwiseConv2dNative');
+    wrapFilterGrad('DepthwiseConv2dNativeBackpropFilter');
+    wrapInputGrad('DepthwiseConv2dNativeBackpropInput');
+  } finally {
+    console.warn = silenced;
+  }
+  patched = true;
+}
+
+function disposeData(backend: object, dataId: tf.DataId): void {
+  (backend as tf.KernelBackend).disposeData(dataId);
+}
