@@ -7,9 +7,28 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MlflowClient } from '../../../framework/tracking/mlflow/client.js';
-import type { TestRun } from './helpers.js';
+import type { JournalEvent } from '../../../framework/tracking/events.js';
 
-export async function assertMirrors(client: MlflowClient, run: TestRun, mlflowRunId: string, opts: { truncatedParams?: string[] } = {}): Promise<void> {
+/** A local run as the assertions need it (TestRun, or a journal read back). */
+export interface MirroredRun {
+  dir: string;
+  runId: string;
+  events: JournalEvent[];
+}
+
+function metricPoints(events: JournalEvent[]): Map<string, Array<{ step: number; timestamp: number; value: number }>> {
+  const m = new Map<string, Array<{ step: number; timestamp: number; value: number }>>();
+  for (const e of events) {
+    if (e.type !== 'metrics') continue;
+    for (const [k, v] of Object.entries(e.values)) {
+      if (!m.has(k)) m.set(k, []);
+      m.get(k)!.push({ step: e.step, timestamp: e.t, value: v });
+    }
+  }
+  return m;
+}
+
+export async function assertMirrors(client: MlflowClient, run: MirroredRun, mlflowRunId: string, opts: { truncatedParams?: string[] } = {}): Promise<void> {
   const remote = await client.getRun(mlflowRunId);
   const params = new Map((remote.data.params ?? []).map((p) => [p.key, p.value]));
   const tags = new Map((remote.data.tags ?? []).map((p) => [p.key, p.value]));
@@ -23,7 +42,7 @@ export async function assertMirrors(client: MlflowClient, run: TestRun, mlflowRu
     if (e.type === 'tags') for (const [k, v] of Object.entries(e.tags)) assert.equal(tags.get(k), v, `tag ${k}`);
   }
   assert.equal(tags.get('rass.run_id'), run.runId);
-  const points = run.metricPoints();
+  const points = metricPoints(run.events);
   // Single-point metrics (the 1500-wide step) are checked through the run's latest values in
   // one request, plus a history sample; multi-point metrics through their full history.
   const latest = new Map((remote.data.metrics ?? []).map((m) => [m.key, m]));
