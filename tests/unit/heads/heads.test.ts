@@ -110,6 +110,26 @@ describe('segmentation heads', () => {
     opt.dispose();
   });
 
+  it('fpn-seg + per-pixel loss: training steps reduce the loss without leaking (skips until gradients are registered)', async (t) => {
+    if (!gradsReady()) return t.skip('tfjs gradients are not registered yet (engine training kernels pending)');
+    const head = (await fpnSegHead.create({ numClasses: 5, inChannels: CH, inStrides: [4, 8, 16, 32], hidden: 16, groups: 4 } as never, ctx())) as SegHead;
+    const feats = levels(1, 32, 32);
+    const labels = new Uint8Array(32 * 32).map((_, i) => (Math.floor(i / 32) < 16 ? 2 : 4));
+    const targets = { labels, batch: 1, height: 32, width: 32, ignoreIndex: 255 };
+    const loss = new PerPixelLoss({ numClasses: 5, ceWeight: 1, diceWeight: 1, smooth: 1 });
+    const opt = tf.train.adam(1e-2);
+    const values: number[] = [];
+    await assertTensorCountFlat(() => {
+      const v = opt.minimize(() => loss.compute(head.forward(feats), targets).total, true, [...head.params.values()]);
+      values.push((v as tf.Scalar).dataSync()[0]);
+      v?.dispose();
+    }, { warmup: 2, steps: 6, label: 'fpn-seg training step' });
+    assert.ok(values[values.length - 1] < values[0] * 0.9, `loss ${values[0]} -> ${values[values.length - 1]}`);
+    head.dispose();
+    opt.dispose();
+    feats.forEach((f) => f.features.dispose());
+  });
+
   it('MSDeformAttn with zero offsets reads the value at the reference point (single level, analytic)', () => {
     const p = new Params(3);
     const attn = new MSDeformAttn(p, 'a', 8, 1, 2, 3);
