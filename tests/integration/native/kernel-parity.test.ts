@@ -126,3 +126,24 @@ describe('native TensorFlow kernels match the cpu and wasm backends (forward + g
     });
   }
 });
+
+describe('native resizeNearestNeighbor gradient equals the analytic block sums (batch 2)', { skip }, () => {
+  it('2x6x6x8 -> 12x12: each input pixel gets the sum of its 2x2 block of dy', async () => {
+    await useBackend('tensorflow');
+    const [n, h, w, c, oh, ow] = [2, 6, 6, 8, 12, 12];
+    const dyv = normalData('nn-grad/dy', n * oh * ow * c);
+    const ref = new Float32Array(n * h * w * c);
+    for (let b = 0; b < n; b++)
+      for (let y = 0; y < oh; y++)
+        for (let x = 0; x < ow; x++)
+          for (let k = 0; k < c; k++) ref[((b * h + (y >> 1)) * w + (x >> 1)) * c + k] += dyv[((b * oh + y) * ow + x) * c + k]!;
+    const g = tf.tidy(() => {
+      const dy = tf.tensor(dyv, [n, oh, ow, c]);
+      return tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [oh, ow]), dy)))(tf.zeros([n, h, w, c]));
+    });
+    const e = relErr(g.dataSync() as Float32Array, ref);
+    g.dispose();
+    assert.ok(e <= 1e-6, `rel err ${e}`);
+  });
+});
+
