@@ -10,7 +10,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 hash="$(sha256sum "$req" | cut -c1-12)"
 venv="$root/.venv/$name-$hash"
 if [ ! -f "$venv/.complete" ]; then
-  exec 9>"$root/.venv.$name.lock" 2>/dev/null || exec 9>/tmp/rass-venv-$name.lock
+  # (braces: a bare `exec 9>f 2>/dev/null` would silence this script's stderr for good)
+  { exec 9>"$root/.venv.$name.lock"; } 2>/dev/null || exec 9>"/tmp/rass-venv-$name.lock"
   flock 9
   if [ ! -f "$venv/.complete" ]; then
     echo "creating Python venv $venv (one-time) ..." >&2
