@@ -29,3 +29,4 @@ export type { Degradation, DegradationContext } from './contracts/degradation.js
 export type { Experiment, RunContext, ProgressHandle } from './contracts/experiment.js';
 // the host's tfjs, so external plugin packages compute with the same engine (no second copy)
 export * as tf from '@tensorflow/tfjs-core';
+export type { Metric, MetricBatch, MetricResult, MetricTable, MetricImage, LabelMap, PerSampleRecord } from './contracts/metric.js';

@@ -1,0 +1,67 @@
+/**
+ * Streaming PSNR / SSIM (`metric/psnr`, `metric/ssim`): one value per image pair, averaged over
+ * the dataset as BasicSR's validation does (the mean of per-image values). Per-image values are
+ * kept so evaluation can write them as a per-image CSV.
+ */
+import { UserError } from '../../framework/api.js';
+import type { Metric, MetricBatch, MetricImage, MetricResult, PerSampleRecord } from '../../framework/api.js';
+import { psnr, ssim, type PsnrSsimOptions } from './psnr-ssim.js';
+
+export interface PerImageState {
+  ids: string[];
+  /** PSNR of identical images is Infinity, which JSON cannot hold: it travels as the string "Infinity". */
+  values: (number | 'Infinity')[];
+}
+
+export class PerImageMetric implements Metric<PerImageState> {
+  private ids: string[] = [];
+  private values: number[] = [];
+  constructor(
+    readonly name: string,
+    private readonly fn: (a: MetricImage, b: MetricImage, o: PsnrSsimOptions, sample: string) => number,
+    private readonly opts: PsnrSsimOptions,
+  ) {}
+
+  reset(): void {
+    this.ids = [];
+    this.values = [];
+  }
+
+  update(batch: MetricBatch): void {
+    const { restored, reference, ids } = batch;
+    if (!restored || !reference) throw new UserError(`metric/${this.name}: the batch has no restored/reference images`);
+    if (restored.length !== reference.length) {
+      throw new UserError(`metric/${this.name}: ${restored.length} restored images but ${reference.length} references in the batch`);
+    }
+    for (let i = 0; i < restored.length; i++) {
+      const id = ids?.[i] ?? `#${this.values.length}`;
+      this.values.push(this.fn(restored[i], reference[i], this.opts, id));
+      this.ids.push(id);
+    }
+  }
+
+  state(): PerImageState {
+    return { ids: [...this.ids], values: this.values.map((v) => (v === Infinity ? 'Infinity' : v)) };
+  }
+
+  merge(other: PerImageState): void {
+    if (other.ids.length !== other.values.length) throw new UserError(`metric/${this.name}: malformed state (${other.ids.length} ids, ${other.values.length} values)`);
+    this.ids.push(...other.ids);
+    this.values.push(...other.values.map((v) => (v === 'Infinity' ? Infinity : v)));
+  }
+
+  compute(): MetricResult {
+    const n = this.values.length;
+    const mean = n === 0 ? NaN : this.values.reduce((a, b) => a + b, 0) / n;
+    const perSample: PerSampleRecord[] = this.ids.map((id, i) => ({ id, values: { [this.name]: this.values[i] } }));
+    return { scalars: { [this.name]: mean }, perSample };
+  }
+}
+
+export function psnrMetric(opts: PsnrSsimOptions): PerImageMetric {
+  return new PerImageMetric(opts.testYChannel ? 'psnr_y' : 'psnr', psnr, opts);
+}
+
+export function ssimMetric(opts: PsnrSsimOptions): PerImageMetric {
+  return new PerImageMetric(opts.testYChannel ? 'ssim_y' : 'ssim', ssim, opts);
+}
