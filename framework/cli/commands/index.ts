@@ -2,10 +2,12 @@ import type { CommandSpec } from '../command.js';
 import { pluginsCommand } from './plugins.js';
 import { runCommand } from './run.js';
 import { runsCommand } from './runs.js';
+import { doctorCommand } from './doctor.js';
 
 /** The framework's own sub-commands, in help order. Plugin packages may add more. */
 export const frameworkCommands: readonly CommandSpec[] = [
   pluginsCommand,
   runCommand,
   runsCommand,
+  doctorCommand,
 ];
