@@ -37,6 +37,10 @@ export class ConfusionMatrix {
     const p = pred.data;
     const g = gt.data;
     const c = this.counts;
+    if (p instanceof Uint8Array && g instanceof Uint8Array && size >= 16384) {
+      this.addUint8(p, g, ignoreIndex, sample, gt.width);
+      return;
+    }
     for (let i = 0; i < size; i++) {
       const gi = g[i];
       if (gi === ignoreIndex) continue;
@@ -48,6 +52,36 @@ export class ConfusionMatrix {
       c[gi * n + pi]++;
     }
   }
+
+  /**
+   * The common case (large uint8 label maps, e.g. decoded PNGs): a branch-free joint histogram
+   * over all 256x256 (gt, pred) byte pairs, folded into the class matrix once per image; the
+   * range check runs on the 65,536 histogram cells instead of on every pixel.
+   */
+  private addUint8(p: Uint8Array, g: Uint8Array, ignoreIndex: number, sample: string, width: number): void {
+    const n = this.numClasses;
+    const hist = (this.scratch ??= new Uint32Array(65536));
+    hist.fill(0);
+    for (let i = 0; i < g.length; i++) hist[(g[i] << 8) | p[i]]++;
+    const c = this.counts;
+    for (let gv = 0; gv < 256; gv++) {
+      if (gv === ignoreIndex) continue;
+      const row = gv << 8;
+      for (let pv = 0; pv < 256; pv++) {
+        const k = hist[row | pv];
+        if (k === 0) continue;
+        if (gv >= n || pv >= n) {
+          // locate the first offending pixel for the message
+          for (let i = 0; i < g.length; i++) {
+            if (g[i] !== ignoreIndex && (g[i] >= n || p[i] >= n)) throw this.rangeError(sample, g[i], p[i], i, width, ignoreIndex);
+          }
+        }
+        c[gv * n + pv] += k;
+      }
+    }
+  }
+
+  private scratch: Uint32Array | undefined;
 
   private rangeError(sample: string, gi: number, pi: number, i: number, width: number, ignoreIndex: number): UserError {
     const at = `pixel (y=${Math.floor(i / width)}, x=${i % width})`;

@@ -45,3 +45,25 @@ test('a batch without the inputs a metric needs says so', () => {
   assert.throws(() => seg().update({}), err(/segPred/));
   assert.throws(() => psnrMetric({ cropBorder: 0, testYChannel: false }).update({}), err(/restored/));
 });
+
+test('large uint8 maps (joint-histogram path) count exactly as the generic path and still reject bad labels', () => {
+  const H = 128;
+  const W = 160;
+  const g = new Uint8Array(H * W);
+  const p = new Uint8Array(H * W);
+  for (let i = 0; i < g.length; i++) {
+    g[i] = i % 17 === 0 ? 255 : (i * 7) % 3;
+    p[i] = (i * 5) % 3;
+  }
+  const fast = seg();
+  fast.update({ segPred: [{ data: p, height: H, width: W }], segGt: [{ data: g, height: H, width: W }] });
+  const generic = seg();
+  generic.update({ segPred: [{ data: Array.from(p), height: H, width: W }], segGt: [{ data: Array.from(g), height: H, width: W }] });
+  assert.deepEqual(fast.confusion(), generic.confusion());
+  assert.equal(fast.confusion().reduce((a, b) => a + b, 0), g.filter((v) => v !== 255).length);
+  g[5 * W + 9] = 3;
+  assert.throws(() => seg().update({ ids: ['big.png'], segPred: [{ data: p, height: H, width: W }], segGt: [{ data: g, height: H, width: W }] }), err(/"big\.png".*label 3 at pixel \(y=5, x=9\)/));
+  g[5 * W + 9] = 0;
+  p[7 * W + 1] = 200;
+  assert.throws(() => seg().update({ ids: ['big.png'], segPred: [{ data: p, height: H, width: W }], segGt: [{ data: g, height: H, width: W }] }), err(/predicted class 200 at pixel \(y=7, x=1\)/));
+});
