@@ -8,7 +8,8 @@ import { TINY_SD, assertClose, fixture } from './_fixtures.js';
 
 const TOL = 1e-4;
 
-for (const backend of ['cpu', 'wasm'] as BackendName[]) {
+// native TensorFlow too when `npm test` built it (scripts/run-tests.mjs sets RASS_NATIVE_AVAILABLE)
+for (const backend of ['cpu', 'wasm', ...(process.env.RASS_NATIVE_AVAILABLE === '1' ? ['tensorflow'] : [])] as BackendName[]) {
   describe(`diffusers parity on ${backend} (tiny models, fp32, <= ${TOL})`, () => {
     before(async () => {
       await useBackend(backend);
