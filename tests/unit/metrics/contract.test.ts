@@ -59,3 +59,12 @@ for (const p of plugins) {
     });
   }
 }
+
+test('segmentation plugins need num_classes or class_names, and names must match the count', async () => {
+  const miou = plugins.find((p) => p.name === 'miou')!;
+  await assert.rejects(async () => miou.create({ ignore_index: 255, reduce_zero_label: false }, ctx), (e: Error) => e.name === 'UserError' && /metrics\.m: set num_classes or class_names/.test(e.message));
+  await assert.rejects(async () => miou.create({ num_classes: 3, class_names: ['a', 'b'], ignore_index: 255, reduce_zero_label: false }, ctx), (e: Error) => e.name === 'UserError' && /2 names but num_classes is 3/.test(e.message));
+  const m = (await miou.create({ class_names: ['a', 'b'], ignore_index: 255, reduce_zero_label: false }, ctx)) as Metric;
+  m.update({ segPred: [{ data: [0, 1], height: 1, width: 2 }], segGt: [{ data: [0, 0], height: 1, width: 2 }] });
+  assert.deepEqual(Object.keys(m.compute().scalars).filter((k) => k.startsWith('iou/')), ['iou/a', 'iou/b']);
+});
