@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { ensureTfjsGradients } from './gradients.js';
 import { loadNativeTfjs } from './native-binding.js';
 import { patchNativeConvKernels } from './native-kernels.js';
+import { fixResizeGradients } from './resize-grad-kernels.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export type BackendPreference = 'auto' | BackendName;
@@ -115,6 +116,8 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   const reasons: Record<string, string> = {};
   for (const name of order) {
     const r = await trySet(name, env);
+    // After every load: loading tfjs-node or wasm re-registers the stock (buggy) resize gradients.
+    fixResizeGradients();
     if ('via' in r) {
       Object.assign(reasons, r.skipped);
       current = { name, via: r.via, reasons, threads: threadsOf(name), mode: prefer === 'auto' ? 'auto' : 'forced' };

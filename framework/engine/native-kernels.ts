@@ -6,6 +6,8 @@ type Pads = [[number, number], [number, number], [number, number], [number, numb
 let patched = false;
 
 /**
+ * Native kernel fixes (registered once the native backend loads).
+ *
  * tfjs-node's convolution kernels accept only 'same'/'valid' padding ("TF Backend supports
  * only 'valid' and 'same' padding while padding was EXPLICIT"), but the project's models pad
  * explicitly ([[0,0],[p,p],[p,p],[0,0]], PyTorch-style). Explicit padding equals a 'valid'
@@ -86,10 +88,49 @@ export function patchNativeConvKernels(): void {
     wrapForward('DepthwiseConv2dNative');
     wrapFilterGrad('DepthwiseConv2dNativeBackpropFilter');
     wrapInputGrad('DepthwiseConv2dNativeBackpropInput');
+    registerResizeGrads();
   } finally {
     console.warn = silenced;
   }
   patched = true;
+}
+
+interface NativeBackend {
+  binding: { TF_ATTR_BOOL: number; TF_ATTR_TYPE: number; TF_FLOAT: number };
+  executeSingleOutput(op: string, attrs: { name: string; type: number; value: unknown }[], inputs: unknown[]): tf.TensorInfo;
+}
+
+/**
+ * tfjs-node's resize gradient kernels pass TensorFlow only align_corners, so with
+ * halfPixelCenters (PyTorch's align_corners=False bilinear) the gradient is that of a
+ * different resize. Same ops, with half_pixel_centers passed through.
+ */
+function registerResizeGrads(): void {
+  const attrsOf = (be: NativeBackend, attrs: tf.NamedAttrMap | undefined) => [
+    { name: 'T', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT },
+    { name: 'align_corners', type: be.binding.TF_ATTR_BOOL, value: Boolean(attrs?.alignCorners) },
+    { name: 'half_pixel_centers', type: be.binding.TF_ATTR_BOOL, value: Boolean(attrs?.halfPixelCenters) },
+  ];
+  tf.registerKernel({
+    kernelName: 'ResizeBilinearGrad',
+    backendName: 'tensorflow',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const be = backend as unknown as NativeBackend;
+      return be.executeSingleOutput('ResizeBilinearGrad', attrsOf(be, attrs), [inputs.dy, inputs.images]);
+    },
+  });
+  tf.registerKernel({
+    kernelName: 'ResizeNearestNeighborGrad',
+    backendName: 'tensorflow',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const be = backend as unknown as NativeBackend;
+      const [, h, w] = (inputs.images as tf.TensorInfo).shape;
+      const size = tf.tensor1d([h!, w!], 'int32');
+      const out = be.executeSingleOutput('ResizeNearestNeighborGrad', attrsOf(be, attrs), [inputs.dy, size]);
+      size.dispose();
+      return out;
+    },
+  });
 }
 
 function disposeData(backend: object, dataId: tf.DataId): void {
