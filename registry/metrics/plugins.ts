@@ -1,6 +1,6 @@
 import { definePlugin } from '../../framework/api.js';
 import { SegmentationMetric } from './segmentation.js';
-import { psnrMetric, ssimMetric } from './restoration.js';
+import { niqeMetric, psnrMetric, ssimMetric } from './restoration.js';
 import { UserError } from '../../framework/api.js';
 
 const segSchema = {
@@ -63,4 +63,13 @@ export const ssimPlugin = definePlugin({
   description: 'SSIM as BasicSR calculate_ssim (11x11 Gaussian sigma 1.5, valid region, float64, optional Y channel, crop border)',
   schema: restorationSchema,
   create: (o) => ssimMetric({ cropBorder: o.crop_border, testYChannel: o.test_y_channel }),
+});
+
+export const niqePlugin = definePlugin({
+  kind: 'metric',
+  name: 'niqe',
+  description: 'NIQE as BasicSR calculate_niqe (Y channel, pristine MVG model shipped with the code); no reference image; lower is better',
+  docs: 'Needs at least two 96x96 blocks per image after crop_border. The pristine parameters come from BasicSR 1.4.2 (scripts/fixtures/metrics/make_niqe.py).',
+  schema: { type: 'object', properties: { crop_border: { type: 'integer', minimum: 0, default: 0 } }, additionalProperties: false } as const,
+  create: (o) => niqeMetric(o.crop_border),
 });

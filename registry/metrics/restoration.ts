@@ -6,6 +6,7 @@
 import { UserError } from '../../framework/api.js';
 import type { Metric, MetricBatch, MetricImage, MetricResult, PerSampleRecord } from '../../framework/api.js';
 import { psnr, ssim, type PsnrSsimOptions } from './psnr-ssim.js';
+import { niqe } from './niqe.js';
 
 export interface PerImageState {
   ids: string[];
@@ -18,8 +19,10 @@ export class PerImageMetric implements Metric<PerImageState> {
   private values: number[] = [];
   constructor(
     readonly name: string,
-    private readonly fn: (a: MetricImage, b: MetricImage, o: PsnrSsimOptions, sample: string) => number,
+    private readonly fn: (a: MetricImage, b: MetricImage | undefined, o: PsnrSsimOptions, sample: string) => number,
     private readonly opts: PsnrSsimOptions,
+    /** No-reference metrics (NIQE) read only `restored`. */
+    private readonly needsReference = true,
   ) {}
 
   reset(): void {
@@ -29,13 +32,13 @@ export class PerImageMetric implements Metric<PerImageState> {
 
   update(batch: MetricBatch): void {
     const { restored, reference, ids } = batch;
-    if (!restored || !reference) throw new UserError(`metric/${this.name}: the batch has no restored/reference images`);
-    if (restored.length !== reference.length) {
-      throw new UserError(`metric/${this.name}: ${restored.length} restored images but ${reference.length} references in the batch`);
+    if (!restored || (this.needsReference && !reference)) throw new UserError(`metric/${this.name}: the batch has no restored${this.needsReference ? '/reference' : ''} images`);
+    if (this.needsReference && restored.length !== reference?.length) {
+      throw new UserError(`metric/${this.name}: ${restored.length} restored images but ${reference?.length} references in the batch`);
     }
     for (let i = 0; i < restored.length; i++) {
       const id = ids?.[i] ?? `#${this.values.length}`;
-      this.values.push(this.fn(restored[i], reference[i], this.opts, id));
+      this.values.push(this.fn(restored[i], reference?.[i], this.opts, id));
       this.ids.push(id);
     }
   }
@@ -58,10 +61,18 @@ export class PerImageMetric implements Metric<PerImageState> {
   }
 }
 
+/** The reference of a full-reference metric (update() checked it is there). */
+const ref = (b: MetricImage | undefined): MetricImage => b as MetricImage;
+
 export function psnrMetric(opts: PsnrSsimOptions): PerImageMetric {
-  return new PerImageMetric(opts.testYChannel ? 'psnr_y' : 'psnr', psnr, opts);
+  return new PerImageMetric(opts.testYChannel ? 'psnr_y' : 'psnr', (a, b, o, s) => psnr(a, ref(b), o, s), opts);
 }
 
 export function ssimMetric(opts: PsnrSsimOptions): PerImageMetric {
-  return new PerImageMetric(opts.testYChannel ? 'ssim_y' : 'ssim', ssim, opts);
+  return new PerImageMetric(opts.testYChannel ? 'ssim_y' : 'ssim', (a, b, o, s) => ssim(a, ref(b), o, s), opts);
+}
+
+/** NIQE of each restored image (BasicSR calculate_niqe, Y channel); no reference needed. */
+export function niqeMetric(cropBorder: number): PerImageMetric {
+  return new PerImageMetric('niqe', (a, _b, o, s) => niqe(a, o.cropBorder, s), { cropBorder, testYChannel: true }, false);
 }

@@ -67,3 +67,9 @@ test('large uint8 maps (joint-histogram path) count exactly as the generic path 
   p[7 * W + 1] = 200;
   assert.throws(() => seg().update({ ids: ['big.png'], segPred: [{ data: p, height: H, width: W }], segGt: [{ data: g, height: H, width: W }] }), err(/predicted class 200 at pixel \(y=7, x=1\)/));
 });
+
+test('NIQE rejects images too small for two 96x96 blocks, naming the sample', async () => {
+  const { niqeMetric } = await import('../../../registry/metrics/restoration.js');
+  const im = { data: new Uint8Array(96 * 150 * 3), height: 96, width: 150, channels: 3 };
+  assert.throws(() => niqeMetric(0).update({ ids: ['tiny.png'], restored: [im] }), err(/"tiny\.png".*96x150.*two 96x96 blocks/));
+});

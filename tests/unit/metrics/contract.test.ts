@@ -17,9 +17,7 @@ function segBatch(rng: Rng, k: number, n: number): MetricBatch {
   return { ids: [`s${k}a`, `s${k}b`], segPred: [mk(false), mk(false)], segGt: [mk(true), mk(true)] };
 }
 
-function imgBatch(rng: Rng, k: number): MetricBatch {
-  const H = 20;
-  const W = 18;
+function imgBatch(rng: Rng, k: number, H = 20, W = 18): MetricBatch {
   const mk = () => ({ data: Uint8Array.from({ length: H * W * 3 }, () => rng.int(0, 255)), height: H, width: W, channels: 3 });
   const a = mk();
   const b = { ...a, data: a.data.map((v) => Math.min(255, Math.max(0, v + rng.int(-20, 20)))) };
@@ -32,13 +30,18 @@ const options: Record<string, Record<string, unknown>[]> = {
   'miou-mmseg': [{ num_classes: 5, ignore_index: 255, reduce_zero_label: false }],
   psnr: [{ crop_border: 0, test_y_channel: false }, { crop_border: 2, test_y_channel: true }],
   ssim: [{ crop_border: 0, test_y_channel: false }, { crop_border: 2, test_y_channel: true }],
+  niqe: [{ crop_border: 0 }],
 };
+
+test('every built-in metric is covered by the split/merge contract test', () => {
+  for (const p of plugins) assert.ok(options[p.name], `add metric/${p.name} to the contract test`);
+});
 
 for (const p of plugins) {
   for (const opt of options[p.name] ?? []) {
     test(`metric/${p.name} ${JSON.stringify(opt)}: merged workers == single pass`, async () => {
       const seg = p.name.startsWith('miou');
-      const batches = Array.from({ length: 4 }, (_, k) => (seg ? segBatch(Rng.derive(7, p.name, k), k, 5) : imgBatch(Rng.derive(7, p.name, k), k)));
+      const batches = Array.from({ length: 4 }, (_, k) => (seg ? segBatch(Rng.derive(7, p.name, k), k, 5) : p.name === 'niqe' ? imgBatch(Rng.derive(7, p.name, k), k, 96, 192) : imgBatch(Rng.derive(7, p.name, k), k)));
       const single = (await p.create(opt, ctx)) as Metric;
       for (const b of batches) single.update(b);
       const w1 = (await p.create(opt, ctx)) as Metric;
