@@ -5,6 +5,7 @@ import { ensureTfjsGradients } from './gradients.js';
 import { loadNativeTfjs } from './native-binding.js';
 import { patchNativeConvKernels } from './native-kernels.js';
 import { fixResizeGradients } from './resize-grad-kernels.js';
+import { registerWasmFallbacks } from './wasm-fallback-kernels.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export type BackendPreference = 'auto' | BackendName;
@@ -59,6 +60,7 @@ async function ensureWasm(): Promise<void> {
   // WASM_HAS_MULTITHREAD_SUPPORT flag returns false under IS_NODE (tfjs issue #3830), and the
   // threaded Emscripten factory needs a browser-style global Worker and blob: URLs.
   await import('@tensorflow/tfjs-backend-wasm');
+  registerWasmFallbacks();
   wasmRegistered = true;
 }
 
