@@ -1,5 +1,7 @@
 import type { CommandSpec } from '../command.js';
 import { pluginsCommand } from './plugins.js';
+import { configCommand } from './config.js';
+import { validateCommand } from './validate.js';
 import { runCommand } from './run.js';
 import { runsCommand } from './runs.js';
 import { doctorCommand } from './doctor.js';
@@ -7,6 +9,8 @@ import { doctorCommand } from './doctor.js';
 /** The framework's own sub-commands, in help order. Plugin packages may add more. */
 export const frameworkCommands: readonly CommandSpec[] = [
   pluginsCommand,
+  configCommand,
+  validateCommand,
   runCommand,
   runsCommand,
   doctorCommand,
