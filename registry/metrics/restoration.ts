@@ -5,8 +5,9 @@
  */
 import { UserError } from '../../framework/api.js';
 import type { Metric, MetricBatch, MetricImage, MetricResult, PerSampleRecord } from '../../framework/api.js';
-import { psnr, ssim, type PsnrSsimOptions } from './psnr-ssim.js';
+import { checkPair, psnr, ssim, type PsnrSsimOptions } from './psnr-ssim.js';
 import { niqe } from './niqe.js';
+import type { Lpips } from './lpips.js';
 
 export interface PerImageState {
   ids: string[];
@@ -75,4 +76,13 @@ export function ssimMetric(opts: PsnrSsimOptions): PerImageMetric {
 /** NIQE of each restored image (BasicSR calculate_niqe, Y channel); no reference needed. */
 export function niqeMetric(cropBorder: number): PerImageMetric {
   return new PerImageMetric('niqe', (a, _b, o, s) => niqe(a, o.cropBorder, s), { cropBorder, testYChannel: true }, false);
+}
+
+/** LPIPS of each (restored, reference) pair with a loaded model; lower = more similar. */
+export function lpipsMetric(model: Lpips): PerImageMetric {
+  return new PerImageMetric(`lpips_${model.net}`, (a, b, o, s) => {
+    checkPair(a, ref(b), o, s);
+    if (a.channels !== 3) throw new UserError(`metric/lpips: sample "${s}": LPIPS needs RGB images, not ${a.channels} channel(s)`);
+    return model.imageDistance(a, ref(b));
+  }, { cropBorder: 0, testYChannel: false });
 }

@@ -6,7 +6,27 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { plugins } from '../../../registry/metrics/index.js';
 import type { Metric, MetricBatch, PluginContext } from '../../../framework/api.js';
-import { Rng } from '../../../framework/api.js';
+import { Rng, writeSafetensors } from '../../../framework/api.js';
+import { useBackend } from '../../../framework/engine/backend.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/** Small random AlexNet-LPIPS weights (shapes from the parity fixture) in a temp safetensors file. */
+function alexWeights(): string {
+  const fx = JSON.parse(readFileSync(resolve(process.cwd(), 'tests/fixtures/metrics/lpips.json'), 'utf8'));
+  const shapes: Record<string, number[]> = fx.cases.find((c: { net: string }) => c.net === 'alex').shapes;
+  const rng = Rng.derive(3, 'lpips-contract');
+  const tensors = Object.fromEntries(Object.entries(shapes).map(([k, shape]) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    return [k, { dtype: 'F32' as const, shape, data: Float32Array.from({ length: n }, () => (k.startsWith('lin') ? rng.random() : rng.uniform(-0.05, 0.05))) }];
+  }));
+  const dir = mkdtempSync(join(tmpdir(), 'rass-metrics-contract-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'alex.safetensors');
+  writeSafetensors(file, tensors);
+  return file;
+}
 
 const ctx = { path: 'metrics.m', seed: 0, log: console, resolvePath: (p: string) => p, build: async () => undefined, services: {} } as unknown as PluginContext;
 
@@ -31,6 +51,7 @@ const options: Record<string, Record<string, unknown>[]> = {
   psnr: [{ crop_border: 0, test_y_channel: false }, { crop_border: 2, test_y_channel: true }],
   ssim: [{ crop_border: 0, test_y_channel: false }, { crop_border: 2, test_y_channel: true }],
   niqe: [{ crop_border: 0 }],
+  lpips: [{ net: 'alex', weights: alexWeights() }],
 };
 
 test('every built-in metric is covered by the split/merge contract test', () => {
@@ -40,8 +61,9 @@ test('every built-in metric is covered by the split/merge contract test', () => 
 for (const p of plugins) {
   for (const opt of options[p.name] ?? []) {
     test(`metric/${p.name} ${JSON.stringify(opt)}: merged workers == single pass`, async () => {
+      await useBackend('cpu');
       const seg = p.name.startsWith('miou');
-      const batches = Array.from({ length: 4 }, (_, k) => (seg ? segBatch(Rng.derive(7, p.name, k), k, 5) : p.name === 'niqe' ? imgBatch(Rng.derive(7, p.name, k), k, 96, 192) : imgBatch(Rng.derive(7, p.name, k), k)));
+      const batches = Array.from({ length: 4 }, (_, k) => (seg ? segBatch(Rng.derive(7, p.name, k), k, 5) : p.name === 'niqe' ? imgBatch(Rng.derive(7, p.name, k), k, 96, 192) : p.name === 'lpips' ? imgBatch(Rng.derive(7, p.name, k), k, 64, 64) : imgBatch(Rng.derive(7, p.name, k), k)));
       const single = (await p.create(opt, ctx)) as Metric;
       for (const b of batches) single.update(b);
       const w1 = (await p.create(opt, ctx)) as Metric;
@@ -70,4 +92,19 @@ test('segmentation plugins need num_classes or class_names, and names must match
   const m = (await miou.create({ class_names: ['a', 'b'], ignore_index: 255, reduce_zero_label: false }, ctx)) as Metric;
   m.update({ segPred: [{ data: [0, 1], height: 1, width: 2 }], segGt: [{ data: [0, 0], height: 1, width: 2 }] });
   assert.deepEqual(Object.keys(m.compute().scalars).filter((k) => k.startsWith('iou/')), ['iou/a', 'iou/b']);
+});
+
+test('metric/lpips without weights fails at create with where to put them and how to make them', async () => {
+  const lp = plugins.find((p) => p.name === 'lpips')!;
+  await assert.rejects(async () => lp.create({ net: 'vgg' }, ctx), (e: Error) => e.name === 'UserError' && /metrics\.m\.weights: .*net "vgg".*convert_lpips_weights\.py/.test(e.message));
+  await assert.rejects(async () => lp.create({ net: 'alex', weights: '/nonexistent/alex.safetensors' }, ctx), (e: Error) => e.name === 'UserError' && /no LPIPS weights at \/nonexistent\/alex\.safetensors.*convert_lpips_weights\.py/.test(e.message));
+});
+
+test('LPIPS weights missing a tensor name the file and the tensor', async () => {
+  const { Lpips } = await import('../../../registry/metrics/lpips.js');
+  const file = alexWeights();
+  const { readSafetensors } = await import('../../../framework/api.js');
+  const t = readSafetensors(file);
+  const m = new Map([...t.tensors].filter(([k]) => k !== 'lin3.model.1.weight').map(([k, e]) => [k, { shape: e.shape, data: new Float32Array(e.bytes.slice().buffer) }]));
+  assert.throws(() => new Lpips('alex', m, file), (e: Error) => e.name === 'UserError' && e.message.includes(file) && /"lin3\.model\.1\.weight"/.test(e.message));
 });
