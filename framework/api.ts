@@ -8,7 +8,7 @@ export type { Plugin, AnyPlugin, PluginOutput } from './plugins/define-plugin.js
 export { pluginPackage } from './plugins/plugin-package.js';
 export type { PluginPackage } from './plugins/plugin-package.js';
 export type { PluginContext, ComponentNode, Logger } from './plugins/context.js';
-export { isComponentNode } from './plugins/context.js';
+export { isComponentNode, consoleLogger } from './plugins/context.js';
 export { PLUGIN_KINDS } from './plugins/kinds.js';
 export type { PluginKind } from './plugins/kinds.js';
 export type { CommandSpec, CliContext } from './cli/command.js';
@@ -30,3 +30,6 @@ export type { Experiment, RunContext, ProgressHandle } from './contracts/experim
 // the host's tfjs, so external plugin packages compute with the same engine (no second copy)
 export * as tf from '@tensorflow/tfjs-core';
 export type { Metric, MetricBatch, MetricResult, MetricTable, MetricImage, LabelMap, PerSampleRecord } from './contracts/metric.js';
+export { loadConfig, validateConfig, buildComponent, buildNode, ConfigError, formatOrigin } from './config/index.js';
+export type { ResolvedConfig, LoadOptions } from './config/index.js';
+export { PluginRegistry } from './plugins/registry.js';

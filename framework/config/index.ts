@@ -9,7 +9,9 @@ import { interpolate } from './interpolate.js';
 import { validateTree } from './validate.js';
 import { dumpValue } from './dump.js';
 import { ConfigError } from './errors.js';
-import type { OriginMap, Origin } from './origins.js';
+import { OriginMap as OriginMapClass, type OriginMap, type Origin } from './origins.js';
+import { buildComponent } from './build.js';
+import { consoleLogger, type ComponentNode, type Logger } from '../plugins/context.js';
 import type { ConfigPath } from './paths.js';
 
 export type { Origin } from './origins.js';
@@ -95,4 +97,15 @@ export function validateConfig(cfg: ResolvedConfig, registry: PluginRegistry, ro
 /** The resolved config as YAML, optionally with each value's origin as a comment. */
 export function dumpConfig(cfg: ResolvedConfig, opts: { origins?: boolean } = {}): string {
   return dumpValue(cfg.value, opts.origins ? cfg.origins : undefined);
+}
+
+/**
+ * Validate and build one component node that did not come from a config file (tests,
+ * benchmarks, library use): the same schema checks and defaults as a run config, paths
+ * resolved against `baseDir`. The node is copied, never mutated.
+ */
+export async function buildNode<T>(node: ComponentNode, registry: PluginRegistry, base: { seed?: number; log?: Logger; baseDir?: string; path?: string } = {}): Promise<T> {
+  const value = structuredClone(node) as unknown as Record<string, unknown>;
+  validateTree(value, new OriginMapClass(), registry, {});
+  return buildComponent<T>(value as ComponentNode, registry, { seed: base.seed ?? 0, log: base.log ?? consoleLogger, path: base.path, cwd: base.baseDir });
 }

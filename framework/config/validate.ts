@@ -35,11 +35,15 @@ function strictSchema(schema: Record<string, unknown>): Record<string, unknown> 
   };
 }
 
-function validatorFor(schema: object): ValidateFunction {
-  let v = compiled.get(schema);
+const compiledRoot = new WeakMap<object, ValidateFunction>();
+
+/** Plugin schemas are closed at the top level (strictSchema); a root schema is taken as written. */
+function validatorFor(schema: object, root = false): ValidateFunction {
+  const cache = root ? compiledRoot : compiled;
+  let v = cache.get(schema);
   if (!v) {
-    v = ajv.compile(strictSchema(schema as Record<string, unknown>));
-    compiled.set(schema, v);
+    v = ajv.compile(root ? schema : strictSchema(schema as Record<string, unknown>));
+    cache.set(schema, v);
   }
   return v;
 }
@@ -114,8 +118,8 @@ export function isComponentLike(v: unknown): v is { type: string } {
 /** Validate `value` in place (defaults applied); throws ConfigError with every issue. */
 export function validateTree(value: Record<string, unknown>, origins: OriginMap, registry: PluginRegistry, rootSchema: object): void {
   const issues: ConfigIssue[] = [];
-  const rootV = validatorFor(rootSchema);
-  if (!rootV(value)) issues.push(...issuesFromAjv(rootV.errors ?? [], value, [], origins, (rel) => propsAt(strictSchema(rootSchema as Record<string, unknown>), rel)));
+  const rootV = validatorFor(rootSchema, true);
+  if (!rootV(value)) issues.push(...issuesFromAjv(rootV.errors ?? [], value, [], origins, (rel) => propsAt(rootSchema, rel)));
 
   const walk = (v: unknown, path: ConfigPath): void => {
     if (Array.isArray(v)) {

@@ -13,14 +13,12 @@
  * - Resume: outputs that exist are skipped. Files are written to NAME.tmp-PID and renamed, and
  *   stale *.tmp-* files of interrupted runs are removed, so no half-written file remains.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, appendFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, appendFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
-import { parse } from 'yaml';
-import { Rng, UserError, isComponentNode, type CommandSpec, type Degradation } from '../../../framework/api.js';
+import { PluginRegistry, Rng, UserError, buildComponent, consoleLogger, isComponentNode, loadConfig, pluginPackage, validateConfig, type CommandSpec, type Degradation } from '../../../framework/api.js';
 import { plugins } from '../index.js';
-import { buildDegradation } from '../build.js';
 import { roundHalfEven } from '../noise/noise.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff'];
@@ -85,17 +83,20 @@ function removeStaleTemps(dir: string): void {
   }
 }
 
+/**
+ * Load a pipeline preset through the config system (extends, --set-style interpolation,
+ * schema validation with file:line:col errors) and build it.
+ */
 export async function loadPipeline(file: string): Promise<Degradation> {
-  let node: unknown;
-  try {
-    node = parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new UserError(`${file}: cannot read pipeline config (${(e as Error).message})`, { cause: e });
-  }
+  const cfg = await loadConfig(file);
+  const node = cfg.value;
   if (!isComponentNode(node) || !node.type.startsWith('degradation/')) {
     throw new UserError(`${file}: expected a degradation component node at the top level ({ type: degradation/pipeline, stages: [...] })`);
   }
-  return buildDegradation(node, { plugins, path: file, baseDir: dirname(resolve(file)) });
+  const registry = new PluginRegistry();
+  registry.loadPackage(pluginPackage({ name: 'rass/degradations', plugins }));
+  validateConfig(cfg, registry, {});
+  return buildComponent<Degradation>(node, registry, { seed: 0, log: consoleLogger, cfg });
 }
 
 async function readRgb(file: string): Promise<{ data: Uint8Array; width: number; height: number }> {
