@@ -59,7 +59,17 @@ async function ensureWasm(): Promise<void> {
   // In Node, tfjs-backend-wasm always takes its single-threaded (SIMD) build: its
   // WASM_HAS_MULTITHREAD_SUPPORT flag returns false under IS_NODE (tfjs issue #3830), and the
   // threaded Emscripten factory needs a browser-style global Worker and blob: URLs.
-  await import('@tensorflow/tfjs-backend-wasm');
+  // Its kernels replace the corrected resize gradients registered earlier (put back after
+  // every load), and tfjs warns about each replacement: expected, so not shown.
+  const warn = console.warn;
+  console.warn = (...a: unknown[]) => {
+    if (!(typeof a[0] === 'string' && a[0].includes('is already registered'))) warn(...a);
+  };
+  try {
+    await import('@tensorflow/tfjs-backend-wasm');
+  } finally {
+    console.warn = warn;
+  }
   registerWasmFallbacks();
   wasmRegistered = true;
 }
