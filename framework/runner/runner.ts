@@ -14,13 +14,12 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { buildComponent, dumpConfig, loadConfig, loadConfigPlugins, validateConfig } from '../config/index.js';
 import type { ResolvedConfig } from '../config/index.js';
 import type { Experiment, RunContext } from '../contracts/experiment.js';
 import { createProgress } from '../cli/progress.js';
 import { formatTable } from '../cli/table.js';
-import { useBackend, type BackendName } from '../engine/backend.js';
+import { initBackend, backendRunTags, type BackendName } from '../engine/backend.js';
 import { UserError, isUserError } from '../errors.js';
 import { packageRoot } from '../paths.js';
 import type { ComponentNode, Logger } from '../plugins/context.js';
@@ -90,7 +89,7 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   const value = cfg.value as RunConfigValue;
 
   // 2. backend, then the experiment (bad options fail here, before any run directory exists)
-  const backend = await selectBackend(value.backend ?? 'auto', log);
+  const backendTags = await selectBackend(value.backend ?? 'auto', log);
   const expNode = value.experiment;
   const experimentName = expNode.type.slice(expNode.type.indexOf('/') + 1);
   const runName = opts.name ?? value.name ?? experimentName;
@@ -149,7 +148,7 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
     run.setTags({
       ...(value.tags ?? {}),
       'rass.config_hash': configHash,
-      'rass.backend': backend,
+      ...backendTags,
       'rass.version': rassVersion(),
       'rass.host': hostname(),
       ...gitTags(opts.cwd),
@@ -274,23 +273,16 @@ function withAbsolutePlugins(cfg: ResolvedConfig): ResolvedConfig {
   return { ...cfg, value: { ...v, plugins } } as ResolvedConfig;
 }
 
-async function selectBackend(want: 'auto' | BackendName, log: Logger): Promise<string> {
-  if (want !== 'auto') {
-    try {
-      await useBackend(want);
-    } catch (e) {
-      throw new UserError(`backend: "${want}" is not available here: ${(e as Error).message}`, { cause: e });
-    }
-    return tf.getBackend();
-  }
-  // auto: wasm (fast, portable), then cpu
+/**
+ * The engine's backend chain (native TensorFlow, then wasm, then cpu, or the forced one);
+ * its choice and the reasons other backends were skipped become run tags.
+ */
+async function selectBackend(want: 'auto' | BackendName, log: Logger): Promise<Record<string, string>> {
   try {
-    await useBackend('wasm');
+    return backendRunTags(await initBackend({ prefer: want, log: (l) => log.info(l.replace(/^\[rass\] /, '')) }));
   } catch (e) {
-    log.debug(`wasm backend unavailable (${(e as Error).message}); using cpu`);
-    await useBackend('cpu');
+    throw new UserError(`backend: ${(e as Error).message}`, { cause: e });
   }
-  return tf.getBackend();
 }
 
 function rassVersion(): string {
