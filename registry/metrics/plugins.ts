@@ -1,6 +1,7 @@
 import { definePlugin } from '../../framework/api.js';
 import { SegmentationMetric } from './segmentation.js';
-import { lpipsMetric, niqeMetric, psnrMetric, ssimMetric } from './restoration.js';
+import { distsMetric, lpipsMetric, niqeMetric, psnrMetric, ssimMetric } from './restoration.js';
+import { checkDistsWeights, Dists } from './dists.js';
 import { checkLpipsWeights, Lpips } from './lpips.js';
 import { UserError } from '../../framework/api.js';
 
@@ -92,4 +93,13 @@ export const lpipsPlugin = definePlugin({
     const path = checkLpipsWeights(o.weights === undefined ? undefined : ctx.resolvePath(o.weights), ctx.path, o.net);
     return lpipsMetric(Lpips.fromFile(o.net, path));
   },
+});
+
+export const distsPlugin = definePlugin({
+  kind: 'metric',
+  name: 'dists',
+  description: 'DISTS (VGG16 with L2 pooling, learned alpha/beta) with weights from a user-supplied safetensors file; lower = more similar',
+  docs: 'Option `weights`: safetensors with torchvision VGG16 `features.<i>.*` and DISTS `alpha`, `beta`; make it with scripts/convert_dists_weights.py. Images are RGB in [0, 255], mapped to [0, 1].',
+  schema: { type: 'object', properties: { weights: { type: 'string' } }, additionalProperties: false } as const,
+  create: (o, ctx) => distsMetric(Dists.fromFile(checkDistsWeights(o.weights === undefined ? undefined : ctx.resolvePath(o.weights), ctx.path))),
 });

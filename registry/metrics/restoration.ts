@@ -8,6 +8,7 @@ import type { Metric, MetricBatch, MetricImage, MetricResult, PerSampleRecord } 
 import { checkPair, psnr, ssim, type PsnrSsimOptions } from './psnr-ssim.js';
 import { niqe } from './niqe.js';
 import type { Lpips } from './lpips.js';
+import type { Dists } from './dists.js';
 
 export interface PerImageState {
   ids: string[];
@@ -83,6 +84,15 @@ export function lpipsMetric(model: Lpips): PerImageMetric {
   return new PerImageMetric(`lpips_${model.net}`, (a, b, o, s) => {
     checkPair(a, ref(b), o, s);
     if (a.channels !== 3) throw new UserError(`metric/lpips: sample "${s}": LPIPS needs RGB images, not ${a.channels} channel(s)`);
+    return model.imageDistance(a, ref(b));
+  }, { cropBorder: 0, testYChannel: false });
+}
+
+/** DISTS of each (restored, reference) pair with a loaded model; lower = more similar. */
+export function distsMetric(model: Dists): PerImageMetric {
+  return new PerImageMetric('dists', (a, b, o, s) => {
+    checkPair(a, ref(b), o, s);
+    if (a.channels !== 3) throw new UserError(`metric/dists: sample "${s}": DISTS needs RGB images, not ${a.channels} channel(s)`);
     return model.imageDistance(a, ref(b));
   }, { cropBorder: 0, testYChannel: false });
 }

@@ -13,40 +13,13 @@ import { tf, writeSafetensors } from '../../../framework/api.js';
 import { useBackend } from '../../../framework/engine/backend.js';
 import { Lpips, type LpipsNet } from '../../../registry/metrics/lpips.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
+import { f32FromBase64, hashInitTensors } from './_hash-init.js';
 
 const fx = JSON.parse(readFileSync(resolve(process.cwd(), 'tests/fixtures/metrics/lpips.json'), 'utf8'));
 
-/** Mirrors hash_uniform in make_lpips.py: u32 hash of (tensor index, element index) -> uniform [-bound, bound), float32. */
-function hashUniform(nameIndex: number, n: number, bound: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    // (i * 2654435761 + nameIndex * 40503 + 12345) mod 2^32, exactly
-    let x = (Math.imul(i, 2654435761 | 0) + Math.imul(nameIndex, 40503) + 12345) >>> 0;
-    for (let r = 0; r < 2; r++) {
-      x = (x ^ (x >>> 16)) >>> 0;
-      x = Math.imul(x, 0x45d9f3b) >>> 0;
-    }
-    x = (x ^ (x >>> 16)) >>> 0;
-    out[i] = (x / 4294967296 - 0.5) * 2 * bound;
-  }
-  return out;
-}
+const weightsFor = (c: { tensor_names_sorted: string[]; shapes: Record<string, number[]> }) => hashInitTensors(c.tensor_names_sorted, c.shapes, true);
 
-function weightsFor(c: { tensor_names_sorted: string[]; shapes: Record<string, number[]> }) {
-  const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
-  c.tensor_names_sorted.forEach((k, idx) => {
-    const shape = c.shapes[k];
-    const n = shape.reduce((a, b) => a * b, 1);
-    const wshape = k.endsWith('bias') ? c.shapes[k.slice(0, -4) + 'weight'] : shape;
-    const fanIn = wshape.slice(1).reduce((a, b) => a * b, 1);
-    let u = hashUniform(idx, n, 1 / Math.sqrt(fanIn));
-    if (k.startsWith('lin')) u = hashUniform(idx, n, 1).map(Math.abs);
-    tensors[k] = { dtype: 'F32', shape, data: u };
-  });
-  return tensors;
-}
-
-const f32 = (b64: string) => new Float32Array(new Uint8Array(Buffer.from(b64, 'base64')).buffer);
+const f32 = f32FromBase64;
 
 for (const c of fx.cases) {
   test(`lpips ${c.net} matches lpips==0.1.4`, async () => {

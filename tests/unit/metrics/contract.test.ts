@@ -12,6 +12,29 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
+/** Random DISTS weights (VGG16 features + alpha/beta; shapes from the parity fixture) in a temp safetensors file. */
+function distsWeights(): string {
+  const fx = JSON.parse(readFileSync(resolve(process.cwd(), 'tests/fixtures/metrics/dists.json'), 'utf8'));
+  const rng = Rng.derive(3, 'dists-contract');
+  const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+  for (const [k, shape] of Object.entries(fx.shapes as Record<string, number[]>)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const bound = 1 / Math.sqrt(k.endsWith('bias') ? 9 * 64 : shape.slice(1).reduce((a, b) => a * b, 1));
+    const data = new Float32Array(n);
+    // a cheap deterministic fill (14.7M values): a seeded offset into a fixed pattern
+    const off = rng.int(0, 1000);
+    for (let i = 0; i < n; i++) data[i] = bound * Math.sin((i + off) * 12.9898);
+    tensors[k] = { dtype: 'F32', shape, data };
+  }
+  tensors.alpha = { dtype: 'F32', shape: [1, fx.alpha.length, 1, 1], data: Float32Array.from(fx.alpha) };
+  tensors.beta = { dtype: 'F32', shape: [1, fx.beta.length, 1, 1], data: Float32Array.from(fx.beta) };
+  const dir = mkdtempSync(join(tmpdir(), 'rass-metrics-contract-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'dists.safetensors');
+  writeSafetensors(file, tensors);
+  return file;
+}
+
 /** Small random AlexNet-LPIPS weights (shapes from the parity fixture) in a temp safetensors file. */
 function alexWeights(): string {
   const fx = JSON.parse(readFileSync(resolve(process.cwd(), 'tests/fixtures/metrics/lpips.json'), 'utf8'));
@@ -52,6 +75,7 @@ const options: Record<string, Record<string, unknown>[]> = {
   ssim: [{ crop_border: 0, test_y_channel: false }, { crop_border: 2, test_y_channel: true }],
   niqe: [{ crop_border: 0 }],
   lpips: [{ net: 'alex', weights: alexWeights() }],
+  dists: [{ weights: distsWeights() }],
 };
 
 test('every built-in metric is covered by the split/merge contract test', () => {
@@ -63,7 +87,7 @@ for (const p of plugins) {
     test(`metric/${p.name} ${JSON.stringify(opt)}: merged workers == single pass`, async () => {
       await useBackend('cpu');
       const seg = p.name.startsWith('miou');
-      const batches = Array.from({ length: 4 }, (_, k) => (seg ? segBatch(Rng.derive(7, p.name, k), k, 5) : p.name === 'niqe' ? imgBatch(Rng.derive(7, p.name, k), k, 96, 192) : p.name === 'lpips' ? imgBatch(Rng.derive(7, p.name, k), k, 64, 64) : imgBatch(Rng.derive(7, p.name, k), k)));
+      const batches = Array.from({ length: 4 }, (_, k) => (seg ? segBatch(Rng.derive(7, p.name, k), k, 5) : p.name === 'niqe' ? imgBatch(Rng.derive(7, p.name, k), k, 96, 192) : p.name === 'lpips' ? imgBatch(Rng.derive(7, p.name, k), k, 64, 64) : p.name === 'dists' ? imgBatch(Rng.derive(7, p.name, k), k, 24, 24) : imgBatch(Rng.derive(7, p.name, k), k)));
       const single = (await p.create(opt, ctx)) as Metric;
       for (const b of batches) single.update(b);
       const w1 = (await p.create(opt, ctx)) as Metric;
@@ -107,4 +131,10 @@ test('LPIPS weights missing a tensor name the file and the tensor', async () => 
   const t = readSafetensors(file);
   const m = new Map([...t.tensors].filter(([k]) => k !== 'lin3.model.1.weight').map(([k, e]) => [k, { shape: e.shape, data: new Float32Array(e.bytes.slice().buffer) }]));
   assert.throws(() => new Lpips('alex', m, file), (e: Error) => e.name === 'UserError' && e.message.includes(file) && /"lin3\.model\.1\.weight"/.test(e.message));
+});
+
+test('metric/dists without weights fails at create with where to put them and how to make them', async () => {
+  const d = plugins.find((p) => p.name === 'dists')!;
+  await assert.rejects(async () => d.create({}, ctx), (e: Error) => e.name === 'UserError' && /metrics\.m\.weights: .*convert_dists_weights\.py/.test(e.message));
+  await assert.rejects(async () => d.create({ weights: '/nonexistent/d.safetensors' }, ctx), (e: Error) => e.name === 'UserError' && /no DISTS weights at \/nonexistent\/d\.safetensors/.test(e.message));
 });
