@@ -1,0 +1,54 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { ensureTfjsGradients } from '../gradients.js';
+import { conv2dBackpropFilterWasm } from './conv-backprop-filter.js';
+import { conv2dGradConfig, depthwiseConv2dGradConfig, gatherNdGradConfig } from './conv-gradients.js';
+import { depthwiseBackpropFilterWasm, depthwiseBackpropInputWasm, unsortedSegmentSumWasm } from './js-kernels.js';
+
+/**
+ * The training kernels tfjs-backend-wasm 4.22 lacks, as wasm kernels (im2col + wasm
+ * BatchMatMul for the conv filter gradient, JS loops for depthwise gradients and segment
+ * sums), plus the gradients tfjs lacks on every backend (dilated conv2d / depthwiseConv2d,
+ * gatherND). Replaces the cpu-backed fallbacks of ../wasm-fallback-kernels.ts for those names;
+ * Einsum keeps its fallback (no project model differentiates through einsum).
+ *
+ * Call after the wasm backend module is imported (initBackend/useBackend('wasm') does that).
+ * Idempotent: a kernel or gradient already ours is left alone, so it is safe after every
+ * backend load (which may re-register stock kernels).
+ */
+const ours = new Set<tf.KernelFunc | tf.GradFunc>();
+
+function kernel(kernelName: string, make: (previous: tf.KernelFunc | undefined) => tf.KernelFunc): void {
+  const prev = tf.getKernel(kernelName, 'wasm');
+  if (prev && ours.has(prev.kernelFunc)) return;
+  if (prev) tf.unregisterKernel(kernelName, 'wasm');
+  const kernelFunc = make(prev?.kernelFunc);
+  ours.add(kernelFunc);
+  tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+}
+
+function gradient(config: tf.GradConfig): void {
+  const prev = tf.getGradient(config.kernelName);
+  if (prev && ours.has(prev.gradFunc)) return;
+  ours.add(config.gradFunc);
+  tf.registerGradient(config);
+}
+
+/** Names of the wasm kernels this module provides (for reports and tests). */
+export const WASM_TRAINING_KERNELS = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum'] as const;
+/** Gradients this module (re)defines for every backend. */
+export const TRAINING_GRADIENTS = ['Conv2D', 'DepthwiseConv2dNative', 'GatherNd'] as const;
+
+export function registerWasmTrainingKernels(): void {
+  // Our gradients must land after tfjs's stock ones, or the stock ones would overwrite them.
+  ensureTfjsGradients();
+  if (tf.findBackend('wasm') !== null || tf.getKernel('BatchMatMul', 'wasm') !== undefined) {
+    // A cpu-backed fallback (if registered) stays reachable for the cases we delegate (NCHW).
+    kernel('Conv2DBackpropFilter', (prev) => conv2dBackpropFilterWasm(prev));
+    kernel('DepthwiseConv2dNativeBackpropFilter', () => depthwiseBackpropFilterWasm);
+    kernel('DepthwiseConv2dNativeBackpropInput', () => depthwiseBackpropInputWasm);
+    kernel('UnsortedSegmentSum', () => unsortedSegmentSumWasm);
+  }
+  gradient(conv2dGradConfig);
+  gradient(depthwiseConv2dGradConfig);
+  gradient(gatherNdGradConfig);
+}
