@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ensureTfjsGradients } from '../gradients.js';
 import { conv2dBackpropFilterWasm } from './conv-backprop-filter.js';
 import { conv2dGradConfig, depthwiseConv2dGradConfig, gatherNdGradConfig } from './conv-gradients.js';
+import { einsumWasm } from './einsum.js';
 import { depthwiseBackpropFilterWasm, depthwiseBackpropInputWasm, unsortedSegmentSumWasm } from './js-kernels.js';
 
 /**
@@ -9,7 +10,7 @@ import { depthwiseBackpropFilterWasm, depthwiseBackpropInputWasm, unsortedSegmen
  * BatchMatMul for the conv filter gradient, JS loops for depthwise gradients and segment
  * sums), plus the gradients tfjs lacks on every backend (dilated conv2d / depthwiseConv2d,
  * gatherND). Replaces the cpu-backed fallbacks of ../wasm-fallback-kernels.ts for those names;
- * Einsum keeps its fallback (no project model differentiates through einsum).
+ * Einsum stays on the cpu kernel (forward only, see einsum.ts) but with its operands passed right.
  *
  * Call after the wasm backend module is imported (initBackend/useBackend('wasm') does that).
  * Idempotent: a kernel or gradient already ours is left alone, so it is safe after every
@@ -34,7 +35,7 @@ function gradient(config: tf.GradConfig): void {
 }
 
 /** Names of the wasm kernels this module provides (for reports and tests). */
-export const WASM_TRAINING_KERNELS = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum'] as const;
+export const WASM_TRAINING_KERNELS = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'Einsum'] as const;
 /** Gradients this module (re)defines for every backend. */
 export const TRAINING_GRADIENTS = ['Conv2D', 'DepthwiseConv2dNative', 'GatherNd'] as const;
 
@@ -47,6 +48,7 @@ export function registerWasmTrainingKernels(): void {
     kernel('DepthwiseConv2dNativeBackpropFilter', () => depthwiseBackpropFilterWasm);
     kernel('DepthwiseConv2dNativeBackpropInput', () => depthwiseBackpropInputWasm);
     kernel('UnsortedSegmentSum', () => unsortedSegmentSumWasm);
+    kernel('Einsum', () => einsumWasm);
   }
   gradient(conv2dGradConfig);
   gradient(depthwiseConv2dGradConfig);

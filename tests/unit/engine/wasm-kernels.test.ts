@@ -207,6 +207,14 @@ describe('wasm training kernels', () => {
     assert.deepEqual(Array.from(run().slice(12, 16)), [0, 0, 0, 0]);
   });
 
+  it('einsum on wasm (operands passed as an array) matches cpu', async () => {
+    const run = () => tf.tidy(() => tf.einsum('nhwq,nqc->nhwc', tf.tensor4d(randn('e1', 2 * 3 * 4 * 5), [2, 3, 4, 5]), tf.tensor3d(randn('e2', 2 * 5 * 6), [2, 5, 6])).dataSync());
+    await onBackend('cpu');
+    const cpu = run();
+    await onBackend('wasm');
+    assert.ok(relErr(run(), cpu) <= TOL);
+  });
+
   it('a tiny SD restorer (VAE + UNet) backward pass on wasm matches cpu, memory flat', async () => {
     const SD = join(process.cwd(), 'tests/fixtures/backbones/tiny-sd');
     const cfg = <T>(c: string) => JSON.parse(readFileSync(join(SD, c, 'config.json'), 'utf8')) as T;
