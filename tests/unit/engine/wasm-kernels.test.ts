@@ -222,8 +222,8 @@ describe('wasm training kernels', () => {
       const vae = new AutoencoderKL(cfg<VaeConfig>('vae'), 1);
       const unet = new UNet2DConditionModel(cfg<UNetConfig>('unet'), 2);
       const r = Rng.derive(4, 'wasm-e2e');
-      const lq = tf.tensor4d(r.fillUniform(new Float32Array(2 * 16 * 16 * 3), -1, 1) as Float32Array, [2, 16, 16, 3]);
-      const hq = tf.tensor4d(r.fillUniform(new Float32Array(2 * 16 * 16 * 3), -1, 1) as Float32Array, [2, 16, 16, 3]);
+      const lq = tf.tensor4d(r.fillUniform(new Float32Array(2 * 8 * 8 * 3), -1, 1) as Float32Array, [2, 8, 8, 3]);
+      const hq = tf.tensor4d(r.fillUniform(new Float32Array(2 * 8 * 8 * 3), -1, 1) as Float32Array, [2, 8, 8, 3]);
       const ctx = tf.tensor3d(r.fillNormal(new Float32Array(4 * 32)) as Float32Array, [1, 4, 32]);
       const model = new OneStepRestorer(vae, unet, ctx);
       const vars = [...vae.store.params.values(), ...unet.store.params.values()].map((p) => p.variable);
