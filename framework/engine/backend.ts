@@ -6,6 +6,7 @@ import { loadNativeTfjs } from './native-binding.js';
 import { patchNativeConvKernels } from './native-kernels.js';
 import { fixResizeGradients } from './resize-grad-kernels.js';
 import { registerWasmFallbacks } from './wasm-fallback-kernels.js';
+import { registerWasmTrainingKernels } from './wasm-kernels/index.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export type BackendPreference = 'auto' | BackendName;
@@ -130,6 +131,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     const r = await trySet(name, env);
     // After every load: loading tfjs-node or wasm re-registers the stock (buggy) resize gradients.
     fixResizeGradients();
+    registerWasmTrainingKernels(); // fast wasm training kernels; dilated conv / gatherND gradients (every backend)
     if ('via' in r) {
       Object.assign(reasons, r.skipped);
       current = { name, via: r.via, reasons, threads: threadsOf(name), mode: prefer === 'auto' ? 'auto' : 'forced' };
