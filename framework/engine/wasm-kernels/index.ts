@@ -1,14 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ensureTfjsGradients } from '../gradients.js';
 import { conv2dBackpropFilterWasm } from './conv-backprop-filter.js';
+import { conv2dBackpropInputWasm } from './conv-backprop-input.js';
 import { conv2dGradConfig, depthwiseConv2dGradConfig, gatherNdGradConfig } from './conv-gradients.js';
 import { einsumWasm } from './einsum.js';
 import { depthwiseBackpropFilterWasm, depthwiseBackpropInputWasm, unsortedSegmentSumWasm } from './js-kernels.js';
 
 /**
- * The training kernels tfjs-backend-wasm 4.22 lacks, as wasm kernels (im2col + wasm
- * BatchMatMul for the conv filter gradient, JS loops for depthwise gradients and segment
- * sums), plus the gradients tfjs lacks on every backend (dilated conv2d / depthwiseConv2d,
+ * The training kernels tfjs-backend-wasm 4.22 lacks or runs slowly, as wasm kernels (im2col +
+ * wasm BatchMatMul for the conv filter gradient, a forward XNNPACK conv for the input gradient,
+ * JS loops for depthwise gradients and segment sums), plus the gradients tfjs lacks on every backend (dilated conv2d / depthwiseConv2d,
  * gatherND). Replaces the cpu-backed fallbacks of ../wasm-fallback-kernels.ts for those names;
  * Einsum stays on the cpu kernel (forward only, see einsum.ts) but with its operands passed right.
  *
@@ -35,7 +36,7 @@ function gradient(config: tf.GradConfig): void {
 }
 
 /** Names of the wasm kernels this module provides (for reports and tests). */
-export const WASM_TRAINING_KERNELS = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'Einsum'] as const;
+export const WASM_TRAINING_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'Einsum'] as const;
 /** Gradients this module (re)defines for every backend. */
 export const TRAINING_GRADIENTS = ['Conv2D', 'DepthwiseConv2dNative', 'GatherNd'] as const;
 
@@ -45,6 +46,8 @@ export function registerWasmTrainingKernels(): void {
   if (tf.findBackend('wasm') !== null || tf.getKernel('BatchMatMul', 'wasm') !== undefined) {
     // A cpu-backed fallback (if registered) stays reachable for the cases we delegate (NCHW).
     kernel('Conv2DBackpropFilter', (prev) => conv2dBackpropFilterWasm(prev));
+    // Replaces wasm's own (scalar-loop) kernel, which stays the fallback for NCHW.
+    kernel('Conv2DBackpropInput', (prev) => conv2dBackpropInputWasm(prev));
     kernel('DepthwiseConv2dNativeBackpropFilter', () => depthwiseBackpropFilterWasm);
     kernel('DepthwiseConv2dNativeBackpropInput', () => depthwiseBackpropInputWasm);
     kernel('UnsortedSegmentSum', () => unsortedSegmentSumWasm);
