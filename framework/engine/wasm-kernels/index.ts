@@ -25,7 +25,9 @@ function kernel(kernelName: string, make: (previous: tf.KernelFunc | undefined) 
   if (prev) tf.unregisterKernel(kernelName, 'wasm');
   const kernelFunc = make(prev?.kernelFunc);
   ours.add(kernelFunc);
-  tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+  // Keep the replaced kernel's setup (it binds wasm exports the fallback path calls), in case
+  // the wasm backend is initialised only after this registration.
+  tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc, ...(prev?.setupFunc ? { setupFunc: prev.setupFunc } : {}) });
 }
 
 function gradient(config: tf.GradConfig): void {
