@@ -105,7 +105,7 @@ describe('rass run (child process)', { timeout: 120_000 }, () => {
     const runs = tempDir('sigterm');
     const p = rass(['run', 'configs/quickstart.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=1000000']);
     await until(() => existsSync(join(runs, 'toy-classifier')) && readdirSync(join(runs, 'toy-classifier')).length === 1
-      && readJournal(join(onlyRun(runs), 'journal.jsonl')).events.filter((e) => e.type === 'metrics').length >= 20, 'twenty metric events', p);
+      && existsSync(join(onlyRun(runs), 'journal.jsonl')) && readJournal(join(onlyRun(runs), 'journal.jsonl')).events.filter((e) => e.type === 'metrics').length >= 20, 'twenty metric events', p);
     p.child.kill('SIGTERM');
     const { code } = await p.exit;
     assert.equal(code, 143, p.err());
