@@ -4,12 +4,12 @@ import { conv2dBackpropFilterWasm } from './conv-backprop-filter.js';
 import { conv2dBackpropInputWasm } from './conv-backprop-input.js';
 import { conv2dGradConfig, depthwiseConv2dGradConfig, gatherNdGradConfig } from './conv-gradients.js';
 import { einsumWasm } from './einsum.js';
-import { depthwiseBackpropFilterWasm, depthwiseBackpropInputWasm, unsortedSegmentSumWasm } from './js-kernels.js';
+import { depthwiseBackpropFilterWasm, depthwiseBackpropInputWasm, maxPoolGradWasm, unsortedSegmentSumWasm } from './js-kernels.js';
 
 /**
  * The training kernels tfjs-backend-wasm 4.22 lacks or runs slowly, as wasm kernels (im2col +
  * wasm BatchMatMul for the conv filter gradient, a forward XNNPACK conv for the input gradient,
- * JS loops for depthwise gradients and segment sums), plus the gradients tfjs lacks on every backend (dilated conv2d / depthwiseConv2d,
+ * JS loops for depthwise gradients, segment sums and a corrected max-pool gradient), plus the gradients tfjs lacks on every backend (dilated conv2d / depthwiseConv2d,
  * gatherND). Replaces the cpu-backed fallbacks of ../wasm-fallback-kernels.ts for those names;
  * Einsum stays on the cpu kernel (forward only, see einsum.ts) but with its operands passed right.
  *
@@ -38,7 +38,7 @@ function gradient(config: tf.GradConfig): void {
 }
 
 /** Names of the wasm kernels this module provides (for reports and tests). */
-export const WASM_TRAINING_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'Einsum'] as const;
+export const WASM_TRAINING_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'Einsum', 'MaxPoolGrad'] as const;
 /** Gradients this module (re)defines for every backend. */
 export const TRAINING_GRADIENTS = ['Conv2D', 'DepthwiseConv2dNative', 'GatherNd'] as const;
 
@@ -54,6 +54,8 @@ export function registerWasmTrainingKernels(): void {
     kernel('DepthwiseConv2dNativeBackpropInput', () => depthwiseBackpropInputWasm);
     kernel('UnsortedSegmentSum', () => unsortedSegmentSumWasm);
     kernel('Einsum', () => einsumWasm);
+    // wasm's own MaxPoolGrad is wrong for padded ('same') pooling; see js-kernels.ts.
+    kernel('MaxPoolGrad', () => maxPoolGradWasm);
   }
   gradient(conv2dGradConfig);
   gradient(depthwiseConv2dGradConfig);

@@ -133,3 +133,46 @@ export const unsortedSegmentSumWasm: tf.KernelFunc = ({ inputs, backend, attrs }
   }
   return be.makeOutput(outShape, 'float32', undefined, out);
 };
+
+/**
+ * MaxPoolGrad for wasm: tfjs-backend-wasm 4.22's kernel routes dy to the wrong input positions
+ * when the pooling is padded ('same': relative error 0.1-0.3 against the definition, measured;
+ * 'valid' is right). Each dy goes to the first maximum of its window in row-major scan order
+ * (TensorFlow's and tfjs-cpu's tie rule); padded positions never win.
+ */
+export const maxPoolGradWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const be = wasmOf(backend);
+  const { dy, input } = inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
+  const a = attrs as unknown as { filterSize: number | [number, number]; strides: number | [number, number]; pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding; dimRoundingMode?: 'floor' | 'round' | 'ceil' };
+  const c = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
+  const xv = readF32(be, input);
+  const dyv = readF32(be, dy);
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = c;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: SH, strideWidth: SW, dilationHeight: DH, dilationWidth: DW } = c;
+  const top = c.padInfo.top;
+  const left = c.padInfo.left;
+  const dx = new Float32Array(N * H * W * C);
+  for (let n = 0; n < N; n++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const dyBase = ((n * OH + oh) * OW + ow) * C;
+        for (let ch = 0; ch < C; ch++) {
+          let best = -Infinity;
+          let at = -1;
+          for (let kh = 0; kh < KH; kh++) {
+            const ih = oh * SH - top + kh * DH;
+            if (ih < 0 || ih >= H) continue;
+            for (let kw = 0; kw < KW; kw++) {
+              const iw = ow * SW - left + kw * DW;
+              if (iw < 0 || iw >= W) continue;
+              const i = ((n * H + ih) * W + iw) * C + ch;
+              if (xv[i]! > best || at < 0) { best = xv[i]!; at = i; }
+            }
+          }
+          if (at >= 0) dx[at] = dx[at]! + dyv[dyBase + ch]!;
+        }
+      }
+    }
+  }
+  return be.makeOutput(input.shape, 'float32', undefined, dx);
+};

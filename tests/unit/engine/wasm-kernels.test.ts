@@ -207,6 +207,32 @@ describe('wasm training kernels', () => {
     assert.deepEqual(Array.from(run().slice(12, 16)), [0, 0, 0, 0]);
   });
 
+  it('maxPool (our wasm MaxPoolGrad), avgPool, mirrorPad gradients on wasm match cpu (stride 1/2, same/valid, batch 2)', async () => {
+    const run = () => {
+      const res: Float32Array[] = [];
+      for (const stride of [1, 2]) for (const pad of ['same', 'valid'] as const) {
+        const g = tf.tidy(() => {
+          const x = tf.tensor4d(randn('px', 2 * 7 * 6 * 3), [2, 7, 6, 3]);
+          const f = (xx: tf.Tensor) => {
+            const m = tf.maxPool(xx as tf.Tensor4D, 3, stride, pad);
+            const a = tf.avgPool(xx as tf.Tensor4D, 2, stride, pad);
+            const p = tf.mirrorPad(xx as tf.Tensor4D, [[0, 0], [2, 1], [1, 2], [0, 0]], 'reflect');
+            return tf.addN([tf.sum(tf.mul(m, tf.tensor(randn('pm', m.size), m.shape))), tf.sum(tf.mul(a, tf.tensor(randn('pa', a.size), a.shape))), tf.sum(tf.mul(p, tf.tensor(randn('pp', p.size), p.shape)))]);
+          };
+          return tf.grad(f)(x);
+        });
+        res.push(g.dataSync() as Float32Array);
+        g.dispose();
+      }
+      return res;
+    };
+    await onBackend('cpu');
+    const cpu = run();
+    await onBackend('wasm');
+    const wasm = run();
+    wasm.forEach((v, i) => assert.ok(relErr(v, cpu[i]!) <= TOL, `case ${i}: rel err ${relErr(v, cpu[i]!)}`));
+  });
+
   it('einsum on wasm (operands passed as an array) matches cpu', async () => {
     const run = () => tf.tidy(() => tf.einsum('nhwq,nqc->nhwc', tf.tensor4d(randn('e1', 2 * 3 * 4 * 5), [2, 3, 4, 5]), tf.tensor3d(randn('e2', 2 * 5 * 6), [2, 5, 6])).dataSync());
     await onBackend('cpu');
