@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ensureTfjsGradients } from '../gradients.js';
 import { conv2dBackpropFilterWasm } from './conv-backprop-filter.js';
 import { conv2dBackpropInputWasm } from './conv-backprop-input.js';
+import { constantGradConfigs } from './constant-gradients.js';
 import { conv2dGradConfig, depthwiseConv2dGradConfig, gatherNdGradConfig } from './conv-gradients.js';
 import { einsumWasm } from './einsum.js';
 import { depthwiseBackpropFilterWasm, depthwiseBackpropInputWasm, maxPoolGradWasm, unsortedSegmentSumWasm } from './js-kernels.js';
@@ -9,8 +10,10 @@ import { depthwiseBackpropFilterWasm, depthwiseBackpropInputWasm, maxPoolGradWas
 /**
  * The training kernels tfjs-backend-wasm 4.22 lacks or runs slowly, as wasm kernels (im2col +
  * wasm BatchMatMul for the conv filter gradient, a forward XNNPACK conv for the input gradient,
- * JS loops for depthwise gradients, segment sums and a corrected max-pool gradient), plus the gradients tfjs lacks on every backend (dilated conv2d / depthwiseConv2d,
- * gatherND). Replaces the cpu-backed fallbacks of ../wasm-fallback-kernels.ts for those names;
+ * JS loops for depthwise gradients, segment sums and a corrected max-pool gradient), plus the
+ * gradients tfjs lacks on every backend (dilated conv2d / depthwiseConv2d, gatherND, zero
+ * gradients of comparisons and logical ops). Replaces the cpu-backed fallbacks of
+ * ../wasm-fallback-kernels.ts for those names;
  * Einsum stays on the cpu kernel (forward only, see einsum.ts) but with its operands passed right.
  *
  * Call after the wasm backend module is imported (initBackend/useBackend('wasm') does that).
@@ -40,7 +43,7 @@ function gradient(config: tf.GradConfig): void {
 /** Names of the wasm kernels this module provides (for reports and tests). */
 export const WASM_TRAINING_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'Einsum', 'MaxPoolGrad'] as const;
 /** Gradients this module (re)defines for every backend. */
-export const TRAINING_GRADIENTS = ['Conv2D', 'DepthwiseConv2dNative', 'GatherNd'] as const;
+export const TRAINING_GRADIENTS = ['Conv2D', 'DepthwiseConv2dNative', 'GatherNd', ...constantGradConfigs.map((c) => c.kernelName)];
 
 export function registerWasmTrainingKernels(): void {
   // Our gradients must land after tfjs's stock ones, or the stock ones would overwrite them.
@@ -60,4 +63,6 @@ export function registerWasmTrainingKernels(): void {
   gradient(conv2dGradConfig);
   gradient(depthwiseConv2dGradConfig);
   gradient(gatherNdGradConfig);
+  // Only where tfjs has none (a future tfjs may bring its own).
+  for (const c of constantGradConfigs) if (!tf.getGradient(c.kernelName) || ours.has(tf.getGradient(c.kernelName)!.gradFunc)) gradient(c);
 }

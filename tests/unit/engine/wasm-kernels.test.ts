@@ -233,6 +233,17 @@ describe('wasm training kernels', () => {
     wasm.forEach((v, i) => assert.ok(relErr(v, cpu[i]!) <= TOL, `case ${i}: rel err ${relErr(v, cpu[i]!)}`));
   });
 
+  for (const backend of ['wasm', 'cpu'] as const) {
+    it(`a where/greater branch is differentiable on ${backend} (zero comparison gradients), equal to the analytic gradient`, async () => {
+      await onBackend(backend);
+      const xv = randn('wx', 2 * 9);
+      const g = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.where(tf.logicalAnd(tf.greater(x, 0), tf.lessEqual(x, 1)), tf.mul(x, 3), tf.exp(x))))(tf.tensor2d(xv, [2, 9])));
+      const want = Array.from(xv, (v) => (v > 0 && v <= 1 ? 3 : Math.exp(v)));
+      assert.ok(relErr(g.dataSync(), want) <= TOL, `rel err ${relErr(g.dataSync(), want)}`);
+      g.dispose();
+    });
+  }
+
   it('einsum on wasm (operands passed as an array) matches cpu', async () => {
     const run = () => tf.tidy(() => tf.einsum('nhwq,nqc->nhwc', tf.tensor4d(randn('e1', 2 * 3 * 4 * 5), [2, 3, 4, 5]), tf.tensor3d(randn('e2', 2 * 5 * 6), [2, 5, 6])).dataSync());
     await onBackend('cpu');
