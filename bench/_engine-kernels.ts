@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- engine-wasm [--seconds S]`: training-speed figures of tfjs's wasm backend with
+ * `npm run bench -- engine [--seconds S]`: training-speed figures of tfjs's wasm backend with
  * the project's wasm training kernels (framework/engine/wasm-kernels) against the tfjs cpu
  * backend, same shapes, same data, measured in the same run: conv2d forward + backward (dx and
  * dW; dW is the im2col + BatchMatMul kernel this project adds to wasm), the filter gradient

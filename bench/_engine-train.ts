@@ -1,11 +1,11 @@
 /**
- * `npm run bench -- engine-native [--seconds S] [--steps N] [--wasm-train]`: the native TensorFlow backend
+ * part of `npm run bench -- engine [--seconds S] [--steps N] [--no-wasm-train]`: the native TensorFlow backend
  * (`npm run setup:native`) against PyTorch 2.13 CPU and tfjs's wasm backend, measured in the
  * same run: 1024x1024 matmul and a 3x3 conv in GFLOP/s, and one Adam training step of a small
  * conv + self-attention net (explicitly padded convs, group norm, attention over 32x32 tokens,
  * nearest upsampling) from identical initial weights (written by this bench, read by the peer,
- * scripts/bench/engine-native/peer.py). Headline: engine.train.native (training steps per
- * second, native vs PyTorch). If bench/engine.ts grows native rows, these could merge there.
+ * scripts/bench/engine-native/peer.py). Headlines: engine.train.native and engine.train.wasm
+ * (training steps per second vs PyTorch).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { execFileSync } from 'node:child_process';
@@ -93,7 +93,7 @@ async function measure(backend: BackendName, tensors: ReturnType<typeof makeTens
   const cf = tf.randomNormal([k, k, ci, co]) as tf.Tensor4D;
   const conv = rate(() => tf.tidy(() => void tf.conv2d(cx, cf, 1, 'same').dataSync()), 2 * b * h * w * ci * co * k * k, seconds);
   tf.dispose([a, cx, cf]);
-  if (!train) return { backend, matmul, conv, stepS: null, losses: [], note: 'training skipped: wasm runs the conv filter gradient through the cpu fallback (~13 s/step); --wasm-train measures it' };
+  if (!train) return { backend, matmul, conv, stepS: null, losses: [], note: 'training skipped (--no-wasm-train)' };
   const vars = Object.fromEntries(Object.entries(tensors).filter(([n]) => n !== 'x' && n !== 'y').map(([n, v]) => [n, tf.variable(tf.tensor(v.data, v.shape), true, `bench-native-${backend}-${n}`)]));
   const x = tf.tensor4d(tensors.x.data, tensors.x.shape as [number, number, number, number]);
   const y = tf.tensor4d(tensors.y.data, tensors.y.shape as [number, number, number, number]);
@@ -121,12 +121,11 @@ export async function run(args: string[]): Promise<void> {
   const seconds = opt('--seconds', 1);
   const steps = Math.max(4, opt('--steps', 10));
   const native = nativeBackendStatus();
-  if (!native.ok) {
-    console.log(`native TensorFlow backend unavailable (${native.why}); run \`npm run setup:native\` first.`);
-    return;
-  }
+  if (!native.ok) console.log(`native TensorFlow backend unavailable (${native.why}); run \`npm run setup:native\` for the native rows.`);
   const tensors = makeTensors();
-  const rows: Row[] = [await measure('tensorflow', tensors, seconds, steps), await measure('wasm', tensors, seconds, 4, args.includes('--wasm-train'))];
+  const rows: Row[] = [];
+  if (native.ok) rows.push(await measure('tensorflow', tensors, seconds, steps));
+  rows.push(await measure('wasm', tensors, seconds, Math.max(4, Math.min(steps, 6)), !args.includes('--no-wasm-train')));
 
   // The peer: same tensors through a raw float32 file.
   const root = packageRoot();
@@ -159,18 +158,25 @@ export async function run(args: string[]): Promise<void> {
   };
   rmSync(dir, { recursive: true, force: true });
 
-  const nat = rows[0]!;
+  const nat = rows.find((r) => r.backend === 'tensorflow');
+  const wasm = rows.find((r) => r.backend === 'wasm')!;
   const fmt = (x: number | null, d = 1) => (x === null ? 'n/a' : x.toFixed(d));
-  console.log(`tfjs ${tf.version_core}, native via ${native.via}; PyTorch ${peer.torch} (${peer.threads} threads)`);
+  console.log(`tfjs ${tf.version_core}, native ${native.ok ? `via ${native.via}` : 'unavailable'}; PyTorch ${peer.torch} (${peer.threads} threads)`);
   console.log(`net: batch ${BATCH} ${SIZE}x${SIZE}, conv 3->32, conv s2 32->${WIDTH}, group norm, attention over ${(SIZE / 2) ** 2} tokens, nearest up, 1x1 conv; Adam`);
   console.log('backend      matmul 1024 GFLOP/s   conv3x3 64ch GFLOP/s   train step ms   first losses');
   for (const r of [...rows, { backend: 'pytorch', matmul: peer.matmul_gflops, conv: peer.conv_gflops, stepS: peer.train_step_s, losses: peer.losses }] as Row[]) {
     console.log(`${r.backend.padEnd(12)} ${fmt(r.matmul).padStart(19)}   ${fmt(r.conv).padStart(20)}   ${fmt(r.stepS === null ? null : r.stepS * 1000).padStart(13)}   ${r.losses.map((v) => v.toFixed(6)).join(' ')}${r.note ? `  (${r.note})` : ''}`);
   }
   // Same network, same start: the first losses must agree (else the timings compare different work).
-  const rel = Math.abs(nat.losses[0]! - peer.losses[0]!) / Math.abs(peer.losses[0]!);
-  console.log(`first-step loss native vs PyTorch: rel diff ${rel.toExponential(2)}${rel > 1e-4 ? '  WARNING: the two sides do not compute the same loss' : ''}`);
-  console.log(benchLine('engine.matmul.native', nat.matmul, 'GFLOP/s', 'pytorch', peer.matmul_gflops, nat.matmul / peer.matmul_gflops));
-  console.log(benchLine('engine.conv.native', nat.conv, 'GFLOP/s', 'pytorch', peer.conv_gflops, nat.conv / peer.conv_gflops));
-  console.log(benchLine('engine.train.native', 1 / nat.stepS!, 'steps/s', 'pytorch', 1 / peer.train_step_s, peer.train_step_s / nat.stepS!));
+  for (const r of rows) {
+    if (!r.losses.length) continue;
+    const rel = Math.abs(r.losses[0]! - peer.losses[0]!) / Math.abs(peer.losses[0]!);
+    console.log(`first-step loss ${r.backend} vs PyTorch: rel diff ${rel.toExponential(2)}${rel > 1e-4 ? '  WARNING: the two sides do not compute the same loss' : ''}`);
+  }
+  if (wasm.stepS !== null) console.log(benchLine('engine.train.wasm', 1 / wasm.stepS, 'steps/s', 'pytorch', 1 / peer.train_step_s, peer.train_step_s / wasm.stepS));
+  if (nat) {
+    console.log(benchLine('engine.matmul.native', nat.matmul, 'GFLOP/s', 'pytorch', peer.matmul_gflops, nat.matmul / peer.matmul_gflops));
+    console.log(benchLine('engine.conv.native', nat.conv, 'GFLOP/s', 'pytorch', peer.conv_gflops, nat.conv / peer.conv_gflops));
+    console.log(benchLine('engine.train.native', 1 / nat.stepS!, 'steps/s', 'pytorch', 1 / peer.train_step_s, peer.train_step_s / nat.stepS!));
+  }
 }
