@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- backbones [--backend wasm|cpu|tensorflow] [--iters N]`: the SD UNet
+ * `npm run bench -- backbones [--backend auto|wasm|cpu|tensorflow] [--iters N]`: the SD UNet
  * (tiny and a mid-size config) forward and forward+backward (gradients for every
  * parameter, loss mean(y^2)), this project on tfjs vs diffusers on torch CPU, same shapes,
  * measured in the same run. Headline: backbones.unet-train (tiny UNet forward+backward).
@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { useBackend, type BackendName } from '../framework/engine/backend.js';
+import { initBackend, parseBackendName } from '../framework/engine/backend.js';
 import { Rng } from '../framework/engine/rng.js';
 import { TINY_UNET } from '../registry/backbones/sd/presets.js';
 import { UNet2DConditionModel, type UNetConfig } from '../registry/backbones/sd/unet.js';
@@ -84,11 +84,12 @@ function measurePeer(cases: Case[]): Map<string, { forward_s: number; train_s: n
 }
 
 export async function run(args: string[]): Promise<void> {
+  // default: the engine's chain (native TensorFlow when `npm run setup:native` built it, else wasm)
   const bi = args.indexOf('--backend');
-  const backend = (bi >= 0 ? args[bi + 1] : 'wasm') as BackendName;
+  const backend = bi >= 0 ? parseBackendName(args[bi + 1] ?? '', '--backend') : 'auto';
   const ii = args.indexOf('--iters');
   const iters = ii >= 0 ? Number(args[ii + 1]) : 3;
-  await useBackend(backend);
+  await initBackend({ prefer: backend, log: null });
   const cases: Case[] = [
     { name: 'tiny', config: TINY_UNET, batch: 2, size: 16, tokens: 8, iters },
     { name: 'mid', config: MID_UNET, batch: 1, size: 32, tokens: 16, iters: Math.max(1, Math.ceil(iters / 2)) },
