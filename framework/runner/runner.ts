@@ -54,6 +54,12 @@ export interface RunnerOptions {
   signal?: AbortSignal;
   /** how long an experiment may take to stop after a signal before the run is closed anyway */
   killGraceMs?: number;
+  /** a fixed run id (sweeps derive trial run ids from trial ids); default: a new time-sortable id */
+  runId?: string;
+  /** local run id of the parent run (a sweep), journaled so trackers nest the run under it */
+  parentRunId?: string;
+  /** extra tags (sweeps tag trials with their trial id and labels) */
+  tags?: Record<string, string>;
 }
 
 export interface RunOutcome {
@@ -117,10 +123,11 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
     run = LocalRun.reopen(resumeDir, { warn });
     run.setStatus('RUNNING', 'resumed');
   } else {
-    const runId = newRunId();
+    const runId = opts.runId ?? newRunId();
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(runId)) throw new UserError(`run id "${runId}": use letters, digits, '.', '_' and '-'`);
     const dir = join(resolve(opts.cwd, value.runs_dir ?? 'runs'), experimentName, runId);
     run = LocalRun.create(dir, runId, { configYaml, overrides: sets }, { warn });
-    run.append({ type: 'run', runId, experiment: experimentName, name: runName, configHash });
+    run.append({ type: 'run', runId, experiment: experimentName, name: runName, configHash, ...(opts.parentRunId ? { parentRunId: opts.parentRunId } : {}) });
     run.setStatus('RUNNING');
   }
   services.run = run;
@@ -147,6 +154,7 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
     run.logArtifact('config.yaml', configYaml);
     run.setTags({
       ...(value.tags ?? {}),
+      ...(opts.tags ?? {}),
       'rass.config_hash': configHash,
       ...backendTags,
       'rass.version': rassVersion(),

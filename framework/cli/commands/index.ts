@@ -5,6 +5,7 @@ import { validateCommand } from './validate.js';
 import { runCommand } from './run.js';
 import { runsCommand } from './runs.js';
 import { doctorCommand } from './doctor.js';
+import { sweepCommand } from './sweep.js';
 
 /** The framework's own sub-commands, in help order. Plugin packages may add more. */
 export const frameworkCommands: readonly CommandSpec[] = [
@@ -13,5 +14,6 @@ export const frameworkCommands: readonly CommandSpec[] = [
   validateCommand,
   runCommand,
   runsCommand,
+  sweepCommand,
   doctorCommand,
 ];

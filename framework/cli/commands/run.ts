@@ -4,12 +4,16 @@
  */
 import type { CommandSpec } from '../command.js';
 import { runExperiment } from '../../runner/runner.js';
+import { UserError } from '../../errors.js';
 
 interface RunCliOptions {
   set: string[];
   name?: string;
   resume?: string;
   runsDir?: string;
+  runId?: string;
+  parent?: string;
+  tag: string[];
 }
 
 export const runCommand: CommandSpec = {
@@ -22,7 +26,16 @@ export const runCommand: CommandSpec = {
       .option('--name <name>', 'run name (default: config `name`, else the experiment plugin name)')
       .option('--resume <run>', 'continue a run (id, id prefix or directory) from its latest checkpoint')
       .option('--runs-dir <dir>', 'run store to find --resume in', 'runs')
+      .option('--run-id <id>', 'use this run id instead of a new one (sweeps use stable trial run ids)')
+      .option('--parent <run-id>', 'record this run as a child of that run (a sweep)')
+      .option('--tag <key=value>', 'add a run tag (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
       .action(async (config: string | undefined, opts: RunCliOptions) => {
+        const tags: Record<string, string> = {};
+        for (const t of opts.tag) {
+          const eq = t.indexOf('=');
+          if (eq <= 0) throw new UserError(`--tag "${t}": expected key=value`);
+          tags[t.slice(0, eq)] = t.slice(eq + 1);
+        }
         const outcome = await runExperiment({
           registry: ctx.registry,
           configFile: config,
@@ -30,6 +43,9 @@ export const runCommand: CommandSpec = {
           name: opts.name,
           resume: opts.resume,
           runsDir: opts.runsDir,
+          runId: opts.runId,
+          parentRunId: opts.parent,
+          tags,
           cwd: ctx.cwd,
           env: process.env,
           stdout: ctx.stdout,

@@ -1,0 +1,247 @@
+/**
+ * Running a sweep: validate every trial's config up front, then run the trials as child
+ * processes (`rass run` with the trial's overrides, a stable run id and the sweep's parent
+ * run id) on a local pool of N workers. The sweep itself is a run (the parent) in the same
+ * store; re-running the same sweep reopens it, skips FINISHED trials, resumes trials that
+ * were interrupted (same run directory, so nothing is recorded twice, in MLflow either) and,
+ * with --retry-failed, re-runs FAILED/KILLED ones. A crashing trial fails alone.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { basename, extname, join, resolve } from 'node:path';
+import { applyOverrides, dumpConfig, loadConfigPlugins, validateConfig, formatOrigin, ConfigError, type ResolvedConfig } from '../config/index.js';
+import type { PluginRegistry } from '../plugins/registry.js';
+import { UserError, isUserError } from '../errors.js';
+import { LocalRun } from '../tracking/local-run.js';
+import { summarizeRun, formatDuration, formatMetric, type RunSummary } from '../tracking/run-store.js';
+import { trackerFactories } from '../tracking/trackers.js';
+import type { RunTracker } from '../tracking/tracker.js';
+import { packageRoot } from '../paths.js';
+import { formatTable } from '../cli/table.js';
+import { expandSweep, formatOverrides, parseSweepSpec, type SweepSpec, type Trial } from './spec.js';
+
+export type TrialState = 'FINISHED' | 'FAILED' | 'KILLED' | 'RUNNING' | 'PENDING' | 'SKIPPED';
+
+export interface TrialRecord {
+  id: string;
+  overrides: string[];
+  labels: Record<string, string>;
+  runId: string;
+  dir: string;
+  state: TrialState;
+  message?: string;
+  metrics: Record<string, number>;
+}
+
+export interface SweepPlan {
+  name: string;
+  spec: SweepSpec;
+  cfg: ResolvedConfig;
+  parentRunId: string;
+  parentDir: string;
+  runsDir: string;
+  experiment: string;
+  trials: Trial[];
+  records: TrialRecord[];
+}
+
+/** Load a sweep config, expand and validate every trial (before anything runs). */
+export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, cwd: string): Promise<SweepPlan> {
+  const raw = cfg.value.sweep;
+  if (raw === undefined) throw new UserError(`${cfg.file}: no \`sweep:\` block (see configs/ablations/ for examples)`);
+  const spec = parseSweepSpec(raw, (p) => {
+    const segs = p.split('.').filter(Boolean);
+    return `${formatOrigin(cfg.origin(['sweep', ...segs]))} sweep${p}`.trim();
+  });
+  const seed = typeof cfg.value.seed === 'number' ? cfg.value.seed : 0;
+  const trials = expandSweep(spec, seed);
+  const name = spec.name ?? basename(cfg.file, extname(cfg.file));
+  // the parent's id depends on what the sweep computes (base config + spec), not on when it ran
+  const { sweep: _s, runs_dir: _r, tracking: _t, ...base } = cfg.value;
+  const hash = createHash('sha256').update(JSON.stringify([base, spec])).digest('hex').slice(0, 8);
+  const parentRunId = `sweep-${name.replace(/[^A-Za-z0-9._-]/g, '_')}-${hash}`;
+  const runsDir = resolve(cwd, typeof cfg.value.runs_dir === 'string' ? cfg.value.runs_dir : 'runs');
+  const expType = (cfg.value.experiment as { type?: string } | undefined)?.type ?? '';
+  const experiment = expType.slice(expType.indexOf('/') + 1);
+
+  await loadConfigPlugins(cfg, registry);
+  const issues: string[] = [];
+  for (const t of trials) {
+    try {
+      const tc = applyOverrides(cfg, [...formatOverrides(t.overrides), 'sweep=~']);
+      validateConfig(tc, registry);
+    } catch (e) {
+      if (!isUserError(e)) throw e;
+      const lines = e instanceof ConfigError ? e.message.split('\n').filter((l) => !/problems in the config:$/.test(l)).map((l) => l.trim()) : [(e as Error).message];
+      issues.push(`trial ${t.id} (${formatOverrides(t.overrides).join(' ')}):\n    ${lines.join('\n    ')}`);
+    }
+  }
+  if (issues.length) throw new UserError(`${issues.length} of ${trials.length} sweep trials have invalid configs (nothing was run):\n  ${issues.join('\n  ')}`);
+
+  const parentDir = join(runsDir, name, parentRunId);
+  const records = trials.map((t) => {
+    const runId = `${parentRunId}.${t.id}`;
+    const dir = join(runsDir, experiment, runId);
+    const rec: TrialRecord = { id: t.id, overrides: formatOverrides(t.overrides), labels: t.labels, runId, dir, state: 'PENDING', metrics: {} };
+    if (existsSync(join(dir, 'journal.jsonl'))) updateFromRun(rec);
+    return rec;
+  });
+  return { name, spec, cfg, parentRunId, parentDir, runsDir, experiment, trials, records };
+}
+
+function updateFromRun(rec: TrialRecord): RunSummary | undefined {
+  let s: RunSummary;
+  try {
+    s = summarizeRun(rec.dir);
+  } catch {
+    return undefined;
+  }
+  rec.state = s.status === 'FINISHED' ? 'FINISHED' : s.status === 'FAILED' ? 'FAILED' : s.status === 'KILLED' ? 'KILLED' : 'RUNNING';
+  rec.message = s.statusMessage;
+  rec.metrics = Object.fromEntries(Object.entries(s.metrics).map(([k, v]) => [k, v.value]));
+  return s;
+}
+
+export function trialTable(plan: SweepPlan): string {
+  return formatTable(
+    ['trial', 'state', 'overrides'],
+    plan.records.map((r) => [r.id, r.state === 'RUNNING' ? 'unfinished' : r.state, r.overrides.join(' ') || '(base config)']),
+  );
+}
+
+export interface SweepOptions {
+  maxParallel?: number;
+  retryFailed?: boolean;
+  /** the sweep command's own --set overrides (passed on to every trial) */
+  sets: readonly string[];
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  cwd: string;
+  env: Record<string, string | undefined>;
+  /** aborting stops the sweep like SIGINT (tests); the CLI wires SIGINT/SIGTERM to it */
+  signal?: AbortSignal;
+}
+
+export interface SweepOutcome {
+  parentRunId: string;
+  parentDir: string;
+  records: TrialRecord[];
+  exitCode: number;
+}
+
+/** The trials this invocation runs: new ones, interrupted ones, and failed ones when asked. */
+function needsRun(r: TrialRecord, retryFailed: boolean): boolean {
+  if (r.state === 'FINISHED') return false;
+  if (r.state === 'FAILED' || r.state === 'KILLED') return retryFailed;
+  return true; // PENDING (never started) or RUNNING (its process died without a final status)
+}
+
+export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise<SweepOutcome> {
+  const out = (s: string) => opts.stdout.write(s + '\n');
+  const bin = join(packageRoot(), 'dist', 'bin', 'rass.js');
+  if (!existsSync(bin)) throw new UserError(`${bin} not found: build the project first (npm run build)`);
+  const maxParallel = Math.max(1, opts.maxParallel ?? availableParallelism());
+
+  // the parent run: created once, reopened by later invocations of the same sweep
+  const warn = (m: string) => opts.stderr.write(`[rass] warning: ${m}\n`);
+  let parent: LocalRun;
+  if (existsSync(join(plan.parentDir, 'journal.jsonl'))) {
+    parent = LocalRun.reopen(plan.parentDir, { warn });
+    parent.setStatus('RUNNING', 'sweep re-run');
+  } else {
+    parent = LocalRun.create(plan.parentDir, plan.parentRunId, { configYaml: dumpConfig(plan.cfg), overrides: plan.cfg.overrides }, { warn });
+    parent.append({ type: 'run', runId: plan.parentRunId, experiment: plan.name, name: plan.name });
+    parent.setStatus('RUNNING');
+    parent.logParams({ sweep: plan.spec, base_config: plan.cfg.file });
+    parent.setTags({ 'rass.sweep': plan.name, 'rass.sweep.trials': String(plan.records.length), 'rass.sweep.experiment': plan.experiment });
+  }
+  const trackers: RunTracker[] = [];
+  for (const f of trackerFactories) {
+    try {
+      const t = await f({ dir: parent.dir, runId: plan.parentRunId, experiment: plan.name, config: plan.cfg.value, env: opts.env });
+      if (t) trackers.push(t);
+    } catch (e) {
+      warn(`tracker failed to start: ${(e as Error).message}`);
+    }
+  }
+  parent.attachTrackers(trackers);
+  mkdirSync(join(plan.parentDir, 'artifacts', 'logs'), { recursive: true });
+
+  const todo = plan.records.filter((r) => needsRun(r, !!opts.retryFailed));
+  const skipped = plan.records.filter((r) => r.state === 'FINISHED').length;
+  out(`sweep ${plan.name}: ${plan.records.length} trials (${skipped} finished earlier, ${todo.length} to run, ${maxParallel} in parallel); parent run ${plan.parentRunId}`);
+
+  const running = new Map<string, ChildProcess>();
+  let stopping: string | undefined;
+  const onAbort = () => {
+    if (stopping) return;
+    stopping = 'SIGINT';
+    out(`sweep ${plan.name}: stopping (${running.size} running trial${running.size === 1 ? '' : 's'} get SIGINT)`);
+    for (const c of running.values()) c.kill('SIGINT');
+  };
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+  let done = 0;
+  const runTrial = (rec: TrialRecord): Promise<void> =>
+    new Promise((resolveTrial) => {
+      const resume = existsSync(join(rec.dir, 'journal.jsonl'));
+      const args = resume
+        ? [bin, 'run', '--resume', rec.dir, '--runs-dir', plan.runsDir]
+        : [bin, 'run', plan.cfg.file, ...[...opts.sets, ...rec.overrides, 'sweep=~'].flatMap((s) => ['--set', s]),
+          '--run-id', rec.runId, '--parent', plan.parentRunId, '--name', `${plan.name}/${rec.id}`,
+          '--tag', `rass.trial_id=${rec.id}`, '--tag', `rass.sweep=${plan.name}`,
+          ...Object.entries(rec.labels).flatMap(([k, v]) => ['--tag', `rass.trial.${k}=${v}`])];
+      const logFile = join(plan.parentDir, 'artifacts', 'logs', `${rec.id}.log`);
+      const fd = openSync(logFile, 'a');
+      writeSync(fd, `\n=== ${new Date().toISOString()} ${resume ? 'resume' : 'start'}: rass ${args.slice(1).join(' ')}\n`);
+      const t0 = Date.now();
+      const child = spawn(process.execPath, args, { cwd: opts.cwd, env: { ...opts.env, CI: opts.env.CI ?? 'true' }, stdio: ['ignore', fd, fd] });
+      running.set(rec.id, child);
+      rec.state = 'RUNNING';
+      child.on('exit', (code, signal) => {
+        running.delete(rec.id);
+        closeSync(fd);
+        updateFromRun(rec);
+        if (rec.state === 'RUNNING') {
+          // no final status: the process died hard (crash, out of memory, SIGKILL)
+          rec.state = stopping ? 'KILLED' : 'FAILED';
+          rec.message = `trial process exited without a final status (${signal ?? `exit code ${code}`}); see ${logFile}`;
+        }
+        done++;
+        const metrics = Object.entries(rec.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ');
+        out(`[${done}/${todo.length}] ${rec.id} ${rec.state} ${formatDuration(Date.now() - t0)} ${rec.overrides.join(' ')}${metrics ? `  ${metrics}` : ''}${rec.state !== 'FINISHED' && rec.message ? `  (${rec.message})` : ''}`);
+        resolveTrial();
+      });
+    });
+
+  // the pool: at most maxParallel children; trials start in spec order
+  const queue = [...todo];
+  await new Promise<void>((allDone) => {
+    let active = 0;
+    const next = () => {
+      while (!stopping && active < maxParallel && queue.length) {
+        const rec = queue.shift()!;
+        active++;
+        void runTrial(rec).then(() => {
+          active--;
+          next();
+        });
+      }
+      if (active === 0) allDone();
+    };
+    next();
+  });
+  opts.signal?.removeEventListener('abort', onAbort);
+  for (const r of queue) if (r.state === 'PENDING') r.state = 'KILLED';
+
+  const failed = plan.records.filter((r) => r.state !== 'FINISHED');
+  parent.logArtifact('trials.json', JSON.stringify(plan.records.map(({ dir: _d, ...r }) => r), null, 2) + '\n');
+  parent.logMetrics(0, { trials_finished: plan.records.length - failed.length, trials_failed: failed.length });
+  const status = stopping ? 'KILLED' : failed.length ? 'FAILED' : 'FINISHED';
+  await parent.finalize(status, stopping ? `stopped by ${stopping}` : failed.length ? `${failed.length} of ${plan.records.length} trials did not finish` : undefined);
+  out(formatTable(['trial', 'state', 'overrides', 'metrics'], plan.records.map((r) => [r.id, r.state, r.overrides.join(' '), Object.entries(r.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ')])));
+  out(`sweep ${plan.name}: ${status}; parent run ${plan.parentDir}`);
+  return { parentRunId: plan.parentRunId, parentDir: plan.parentDir, records: plan.records, exitCode: stopping ? 130 : failed.length ? 1 : 0 };
+}

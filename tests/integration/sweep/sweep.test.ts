@@ -1,0 +1,93 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readJournal } from '../../../framework/tracking/journal.js';
+
+// These tests drive the compiled CLI (trials are child processes of `rass sweep`).
+const bin = join(process.cwd(), 'dist', 'bin', 'rass.js');
+
+function rass(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: process.cwd(), env: { ...process.env, CI: 'true' } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('exit', (code) => done({ code, out, err }));
+  });
+}
+
+const statuses = (dir: string) => readJournal(join(dir, 'journal.jsonl')).events.flatMap((e) => (e.type === 'status' ? [e.status] : []));
+
+describe('rass sweep (local executor)', () => {
+  it('dry-run prints the trial table with stable ids and validates every trial up front', async () => {
+    const runs = mkdtempSync(join(tmpdir(), 'sweep-dry-'));
+    const a = await rass(['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--dry-run', '--set', `runs_dir=${runs}`]);
+    assert.equal(a.code, 0, a.err);
+    const ids = [...a.out.matchAll(/^(t[0-9a-f]{10})\s+PENDING\s+(.*)$/gm)].map((m) => [m[1], m[2]]);
+    assert.equal(ids.length, 8);
+    assert.deepEqual(ids[0][1].trim(), 'experiment.lr=0.003 experiment.hidden=16 seed=0');
+    const b = await rass(['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--dry-run', '--set', `runs_dir=${runs}`]);
+    assert.equal(b.out, a.out, 'same spec, same trial ids');
+    assert.equal(existsSync(join(runs, 'toy-classifier')), false, 'a dry run runs nothing');
+    // an invalid trial config stops the sweep before anything runs, naming the trial
+    const bad2 = await rass(['sweep', 'tests/fixtures/sweep/mixed.yaml', '--dry-run', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=-1']);
+    assert.equal(bad2.code, 2);
+    assert.match(bad2.err, /4 of 4 sweep trials have invalid configs \(nothing was run\)/);
+    assert.match(bad2.err, /trial t[0-9a-f]{10} \(experiment\.hidden=8 experiment\.loss=.*\):\n\s+--set #2 experiment\.steps: must be >= 1, got number -1/);
+  });
+
+  it('a failing trial fails alone; a re-run skips finished trials; --retry-failed re-runs failed ones in the same run dirs', async () => {
+    const runs = mkdtempSync(join(tmpdir(), 'sweep-mixed-'));
+    const first = await rass(['sweep', 'tests/fixtures/sweep/mixed.yaml', '--set', `runs_dir=${runs}`, '--max-parallel', '2']);
+    assert.equal(first.code, 1, first.err);
+    const trialDirs = readdirSync(join(runs, 'toy-classifier')).map((d) => join(runs, 'toy-classifier', d));
+    assert.equal(trialDirs.length, 4);
+    const byStatus = (s: string) => trialDirs.filter((d) => statuses(d).at(-1) === s);
+    assert.equal(byStatus('FINISHED').length, 2);
+    assert.equal(byStatus('FAILED').length, 2);
+    // each child run names the sweep's parent run
+    const parentId = readdirSync(join(runs, 'mixed'))[0];
+    for (const d of trialDirs) {
+      const runEv = readJournal(join(d, 'journal.jsonl')).events.find((e) => e.type === 'run');
+      assert.ok(runEv && runEv.type === 'run' && runEv.parentRunId === parentId);
+    }
+    const parentDir = join(runs, 'mixed', parentId);
+    assert.deepEqual(statuses(parentDir), ['RUNNING', 'FAILED']);
+    const trials = JSON.parse(readFileSync(join(parentDir, 'artifacts', 'trials.json'), 'utf8')) as { id: string; state: string }[];
+    assert.equal(trials.filter((t) => t.state === 'FAILED').length, 2);
+    for (const t of trials) assert.ok(existsSync(join(parentDir, 'artifacts', 'logs', `${t.id}.log`)), 'per-trial log kept');
+
+    const again = await rass(['sweep', 'tests/fixtures/sweep/mixed.yaml', '--set', `runs_dir=${runs}`]);
+    assert.match(again.out, /4 trials \(2 finished earlier, 0 to run/);
+    const retry = await rass(['sweep', 'tests/fixtures/sweep/mixed.yaml', '--set', `runs_dir=${runs}`, '--retry-failed']);
+    assert.match(retry.out, /4 trials \(2 finished earlier, 2 to run/);
+    assert.equal(readdirSync(join(runs, 'toy-classifier')).length, 4, 'retries reuse the trial run directories');
+    assert.equal(readdirSync(join(runs, 'mixed')).length, 1, 'one parent run for the sweep');
+  });
+
+  it('a sweep killed with SIGKILL resumes without redoing finished trials', async () => {
+    const runs = mkdtempSync(join(tmpdir(), 'sweep-kill-'));
+    const args = ['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=400', '--max-parallel', '1'];
+    const child = spawn(process.execPath, [bin, ...args], { cwd: process.cwd(), env: { ...process.env, CI: 'true' }, detached: true });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const t0 = Date.now();
+    while (!/\[2\/8\] \S+ FINISHED/.test(out) && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 50));
+    assert.match(out, /\[2\/8\] \S+ FINISHED/, 'two trials finished before the kill');
+    process.kill(-child.pid!, 'SIGKILL'); // the sweep and its running trial, like a lost machine
+    await new Promise((r) => child.on('exit', r));
+    const finishedBefore = readdirSync(join(runs, 'toy-classifier')).filter((d) => statuses(join(runs, 'toy-classifier', d)).at(-1) === 'FINISHED');
+    assert.ok(finishedBefore.length >= 2);
+    const resumed = await rass(args);
+    assert.equal(resumed.code, 0, resumed.err + resumed.out);
+    assert.match(resumed.out, new RegExp(`8 trials \\(${finishedBefore.length} finished earlier, ${8 - finishedBefore.length} to run`));
+    const dirs = readdirSync(join(runs, 'toy-classifier'));
+    assert.equal(dirs.length, 8, 'no duplicate trial runs');
+    for (const d of finishedBefore) assert.deepEqual(statuses(join(runs, 'toy-classifier', d)), ['RUNNING', 'FINISHED'], `${d} was not run again`);
+    for (const d of dirs) assert.equal(statuses(join(runs, 'toy-classifier', d)).at(-1), 'FINISHED');
+  });
+});
