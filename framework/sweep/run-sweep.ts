@@ -21,6 +21,7 @@ import type { RunTracker } from '../tracking/tracker.js';
 import { packageRoot } from '../paths.js';
 import { formatTable } from '../cli/table.js';
 import { expandSweep, formatOverrides, parseSweepSpec, type SweepSpec, type Trial } from './spec.js';
+import { buildSweepReport } from './report.js';
 
 export type TrialState = 'FINISHED' | 'FAILED' | 'KILLED' | 'RUNNING' | 'PENDING' | 'SKIPPED';
 
@@ -239,6 +240,13 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
   const failed = plan.records.filter((r) => r.state !== 'FINISHED');
   parent.logArtifact('trials.json', JSON.stringify(plan.records.map(({ dir: _d, ...r }) => r), null, 2) + '\n');
   parent.logMetrics(0, { trials_finished: plan.records.length - failed.length, trials_failed: failed.length });
+  try {
+    const report = buildSweepReport(plan.parentDir);
+    parent.logArtifact('report.md', report.markdown);
+    parent.logArtifact('report.html', report.html);
+  } catch (e) {
+    warn(`sweep report not written: ${(e as Error).message}`);
+  }
   const status = stopping ? 'KILLED' : failed.length ? 'FAILED' : 'FINISHED';
   await parent.finalize(status, stopping ? `stopped by ${stopping}` : failed.length ? `${failed.length} of ${plan.records.length} trials did not finish` : undefined);
   out(formatTable(['trial', 'state', 'overrides', 'metrics'], plan.records.map((r) => [r.id, r.state, r.overrides.join(' '), Object.entries(r.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ')])));

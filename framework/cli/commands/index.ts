@@ -6,6 +6,7 @@ import { runCommand } from './run.js';
 import { runsCommand } from './runs.js';
 import { doctorCommand } from './doctor.js';
 import { sweepCommand } from './sweep.js';
+import { reportCommand } from './report.js';
 
 /** The framework's own sub-commands, in help order. Plugin packages may add more. */
 export const frameworkCommands: readonly CommandSpec[] = [
@@ -15,5 +16,6 @@ export const frameworkCommands: readonly CommandSpec[] = [
   runCommand,
   runsCommand,
   sweepCommand,
+  reportCommand,
   doctorCommand,
 ];

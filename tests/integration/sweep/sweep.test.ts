@@ -91,3 +91,40 @@ describe('rass sweep (local executor)', () => {
     for (const d of dirs) assert.equal(statuses(join(runs, 'toy-classifier', d)).at(-1), 'FINISHED');
   });
 });
+
+describe('sweep reports', () => {
+  it('the parent run gets report.md and a self-contained report.html: trials x metrics (best marked), one chart per axis', async () => {
+    const runs = mkdtempSync(join(tmpdir(), 'sweep-report-'));
+    const r = await rass(['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=30', '--set', 'sweep.repeats=1', '--max-parallel', '2']);
+    assert.equal(r.code, 0, r.err + r.out);
+    const parentDir = join(runs, 'quickstart-lr-hidden', readdirSync(join(runs, 'quickstart-lr-hidden'))[0]);
+    const html = readFileSync(join(parentDir, 'artifacts', 'report.html'), 'utf8');
+    assert.doesNotMatch(html, /<script|<link|src="http/, 'self-contained');
+    const rows = [...html.matchAll(/<tr><td class="id"><a href="[^"]*">(t[0-9a-f]{10})<\/a>/g)].map((m) => m[1]);
+    assert.equal(rows.length, 4);
+    // the highlighted test_accuracy is the maximum over the trials' own journals
+    const accs = readdirSync(join(runs, 'toy-classifier')).map((d) => {
+      const ev = readJournal(join(runs, 'toy-classifier', d, 'journal.jsonl')).events;
+      const last = ev.filter((e) => e.type === 'metrics' && e.values.test_accuracy !== undefined).at(-1);
+      return last && last.type === 'metrics' ? last.values.test_accuracy : NaN;
+    });
+    const header = [...html.matchAll(/<th>([^<]*)<\/th>/g)].map((m) => m[1]);
+    const col = header.indexOf('test_accuracy');
+    assert.ok(col > 0);
+    const bestCells = [...html.matchAll(/<tr>(.*?)<\/tr>/g)].map((m) => [...m[1].matchAll(/<td([^>]*)>(.*?)<\/td>/g)]).filter((cells) => cells.length === header.length && / class="best"/.test(cells[col][1]));
+    assert.ok(bestCells.length >= 1);
+    assert.equal(Number(bestCells[0][col][2]), Number(Math.max(...accs).toPrecision(4)));
+    // one chart per ablation axis (lr, hidden), each with one bar per axis value
+    const svgs = html.match(/<svg[\s\S]*?<\/svg>/g) ?? [];
+    assert.equal(svgs.length, 2);
+    for (const svg of svgs) assert.equal((svg.match(/<rect class="bar"/g) ?? []).length, 2);
+    const md = readFileSync(join(parentDir, 'artifacts', 'report.md'), 'utf8');
+    assert.match(md, /^\| trial \| state \| experiment\.lr \| experiment\.hidden \|/m);
+    const arts = readJournal(join(parentDir, 'journal.jsonl')).events.flatMap((e) => (e.type === 'artifact' ? [e.path] : []));
+    assert.ok(arts.includes('report.html') && arts.includes('report.md') && arts.includes('trials.json'));
+    // `rass report` regenerates it from the run store
+    const again = await rass(['report', parentDir]);
+    assert.equal(again.code, 0, again.err);
+    assert.equal(readFileSync(join(parentDir, 'artifacts', 'report.html'), 'utf8'), html);
+  });
+});
