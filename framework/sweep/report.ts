@@ -114,7 +114,8 @@ export function buildSweepReport(parentDir: string): SweepReport {
     return v !== undefined && v === best[m] ? { text: fmt(v), best: true } : { text: fmt(v), best: false };
   };
   const title = `Sweep ${spec.name ?? ''}`.trim();
-  const chartAxes = axes.filter((a) => new Set(rows.map((r) => r.labels[a])).size > 1);
+  // repeats (seed) are spread, not an ablation axis: no chart of their own
+  const chartAxes = axes.filter((a) => a !== 'seed' && new Set(rows.map((r) => r.labels[a])).size > 1);
   const charts = main ? chartAxes.map((a) => ({ axis: a, svg: barChart(a, main, axisStats(rows, a, main)) })) : [];
 
   const md: string[] = [`# ${title}`, '', `${rows.length} trials; best value per column in **bold** (${metrics.map((m) => `${m}: ${goal(m)}`).join(', ')}).`, ''];
