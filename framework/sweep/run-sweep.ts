@@ -22,6 +22,42 @@ import { packageRoot } from '../paths.js';
 import { formatTable } from '../cli/table.js';
 import { expandSweep, formatOverrides, parseSweepSpec, type SweepSpec, type Trial } from './spec.js';
 import { buildSweepReport } from './report.js';
+import { accountedStates, activeTasks, cancel, submitArray, type SlurmOptions } from './slurm.js';
+
+/** Submit the trials as one Slurm job array and follow it until no task is left. */
+async function runOnSlurm(
+  plan: SweepPlan,
+  o: SlurmOptions,
+  trials: { rec: TrialRecord; args: string[] }[],
+  maxParallel: number,
+  io: { out: (s: string) => void; report: (rec: TrialRecord, ms: number) => void; stopping: () => string | undefined; onCancel: (f: () => void) => void },
+): Promise<void> {
+  if (trials.length === 0) return;
+  const logDir = join(plan.parentDir, 'artifacts', 'logs');
+  const t0 = Date.now();
+  const { jobId, script } = submitArray(join(plan.parentDir, 'slurm'), o, plan.name, trials.map((t) => ({ id: t.rec.id, args: t.args })), maxParallel, logDir);
+  io.out(`sweep ${plan.name}: submitted Slurm job array ${jobId} (${trials.length} tasks, ${script})`);
+  io.onCancel(() => cancel(jobId));
+  const reported = new Set<string>();
+  const pollMs = (o.poll_s ?? 2) * 1000;
+  while (true) {
+    // squeue -r lists every array task still pending or running as <job>_<index>
+    const active = new Set(activeTasks(jobId).map((a) => a.task));
+    for (const [i, t] of trials.entries()) {
+      if (reported.has(t.rec.id) || active.has(`${jobId}_${i}`)) continue;
+      updateFromRun(t.rec);
+      if (t.rec.state === 'RUNNING' || t.rec.state === 'PENDING') {
+        const acct = accountedStates(jobId).get(`${jobId}_${i}`);
+        t.rec.state = io.stopping() ? 'KILLED' : 'FAILED';
+        t.rec.message = `Slurm task ${jobId}_${i} ended without a final run status${acct ? ` (sacct: ${acct})` : ''}; see ${join(logDir, `slurm-${jobId}_${i}.log`)}`;
+      }
+      reported.add(t.rec.id);
+      io.report(t.rec, Date.now() - t0);
+    }
+    if (active.size === 0) break;
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
 
 export type TrialState = 'FINISHED' | 'FAILED' | 'KILLED' | 'RUNNING' | 'PENDING' | 'SKIPPED';
 
@@ -185,15 +221,25 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
   opts.signal?.addEventListener('abort', onAbort, { once: true });
 
   let done = 0;
+  /** `rass run` arguments of a trial: a fresh run, or a resume of its interrupted run directory. */
+  const trialArgs = (rec: TrialRecord): { resume: boolean; args: string[] } => {
+    const resume = existsSync(join(rec.dir, 'journal.jsonl'));
+    const args = resume
+      ? [bin, 'run', '--resume', rec.dir, '--runs-dir', plan.runsDir]
+      : [bin, 'run', plan.cfg.file, ...[...opts.sets, ...rec.overrides, 'sweep=~'].flatMap((s) => ['--set', s]),
+        '--run-id', rec.runId, '--parent', plan.parentRunId, '--name', `${plan.name}/${rec.id}`,
+        '--tag', `rass.trial_id=${rec.id}`, '--tag', `rass.sweep=${plan.name}`,
+        ...Object.entries(rec.labels).flatMap(([k, v]) => ['--tag', `rass.trial.${k}=${v}`])];
+    return { resume, args };
+  };
+  const report = (rec: TrialRecord, ms: number) => {
+    done++;
+    const metrics = Object.entries(rec.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ');
+    out(`[${done}/${todo.length}] ${rec.id} ${rec.state} ${formatDuration(ms)} ${rec.overrides.join(' ')}${metrics ? `  ${metrics}` : ''}${rec.state !== 'FINISHED' && rec.message ? `  (${rec.message})` : ''}`);
+  };
   const runTrial = (rec: TrialRecord): Promise<void> =>
     new Promise((resolveTrial) => {
-      const resume = existsSync(join(rec.dir, 'journal.jsonl'));
-      const args = resume
-        ? [bin, 'run', '--resume', rec.dir, '--runs-dir', plan.runsDir]
-        : [bin, 'run', plan.cfg.file, ...[...opts.sets, ...rec.overrides, 'sweep=~'].flatMap((s) => ['--set', s]),
-          '--run-id', rec.runId, '--parent', plan.parentRunId, '--name', `${plan.name}/${rec.id}`,
-          '--tag', `rass.trial_id=${rec.id}`, '--tag', `rass.sweep=${plan.name}`,
-          ...Object.entries(rec.labels).flatMap(([k, v]) => ['--tag', `rass.trial.${k}=${v}`])];
+      const { resume, args } = trialArgs(rec);
       const logFile = join(plan.parentDir, 'artifacts', 'logs', `${rec.id}.log`);
       const fd = openSync(logFile, 'a');
       writeSync(fd, `\n=== ${new Date().toISOString()} ${resume ? 'resume' : 'start'}: rass ${args.slice(1).join(' ')}\n`);
@@ -210,15 +256,22 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
           rec.state = stopping ? 'KILLED' : 'FAILED';
           rec.message = `trial process exited without a final status (${signal ?? `exit code ${code}`}); see ${logFile}`;
         }
-        done++;
-        const metrics = Object.entries(rec.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ');
-        out(`[${done}/${todo.length}] ${rec.id} ${rec.state} ${formatDuration(Date.now() - t0)} ${rec.overrides.join(' ')}${metrics ? `  ${metrics}` : ''}${rec.state !== 'FINISHED' && rec.message ? `  (${rec.message})` : ''}`);
+        report(rec, Date.now() - t0);
         resolveTrial();
       });
     });
 
-  // the pool: at most maxParallel children; trials start in spec order
   const queue = [...todo];
+  if (plan.spec.executor?.type === 'slurm') {
+    await runOnSlurm(plan, plan.spec.executor, todo.map((r) => ({ rec: r, args: trialArgs(r).args })), maxParallel, {
+      out,
+      report,
+      stopping: () => stopping,
+      onCancel: (cancelJob) => opts.signal?.addEventListener('abort', cancelJob, { once: true }),
+    });
+    queue.length = 0;
+  }
+  // the local pool: at most maxParallel children; trials start in spec order
   await new Promise<void>((allDone) => {
     let active = 0;
     const next = () => {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Ajv } from 'ajv';
 import { UserError } from '../errors.js';
 import { Rng } from '../engine/rng.js';
+import { slurmExecutorSchema, type SlurmOptions } from './slurm.js';
 
 /**
  * Sweep specs: how one experiment config expands into an ablation's trials.
@@ -14,6 +15,7 @@ import { Rng } from '../engine/rng.js';
  *     random:   { count: 8, seed: 0, params: { a.lr: { loguniform: [1e-5, 1e-3] } } }
  *     repeats:  3            # or seeds: [0, 1, 2] -> the top-level `seed`
  *     metric:   { name: miou, goal: max }
+ *     executor: { type: slurm, partition: gpu, gpus: 1, cpus: 8, mem: 32G, time: '04:00:00' }
  *
  * Every axis (each grid key, each zip group, each variants group, the random block, the
  * repeats) multiplies the trial count. A trial is an ordered list of overrides (config path
@@ -29,6 +31,8 @@ export interface SweepSpec {
   repeats?: number;
   seeds?: number[];
   metric?: { name: string; goal?: 'max' | 'min' };
+  /** where trials run: this machine's worker pool (default) or a Slurm job array */
+  executor?: { type: 'local' } | SlurmOptions;
 }
 
 export type RandomDist =
@@ -74,6 +78,7 @@ export const sweepSpecSchema = {
     repeats: { type: 'integer', minimum: 1 },
     seeds: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1 },
     metric: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string' }, goal: { enum: ['max', 'min'] } } },
+    executor: slurmExecutorSchema,
   },
 } as const;
 
