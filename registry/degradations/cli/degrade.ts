@@ -20,6 +20,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { PluginRegistry, Rng, UserError, buildComponent, consoleLogger, isComponentNode, loadConfig, pluginPackage, validateConfig, type CommandSpec, type Degradation } from '../../../framework/api.js';
 import { plugins } from '../index.js';
 import { roundHalfEven } from '../noise/noise.js';
+import { readRgb } from '../../datasets/image-io.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff'];
 export const LABEL_DIRS = ['annotations', 'gtFine', 'labels', 'label', 'masks', 'ann_dir', 'SegmentationClass'];
@@ -99,15 +100,6 @@ export async function loadPipeline(file: string): Promise<Degradation> {
   return buildComponent<Degradation>(node, registry, { seed: 0, log: consoleLogger, cfg });
 }
 
-async function readRgb(file: string): Promise<{ data: Uint8Array; width: number; height: number }> {
-  try {
-    const { data, info } = await sharp(file).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
-  } catch (e) {
-    throw new UserError(`${file}: cannot read image (${(e as Error).message})`, { cause: e });
-  }
-}
 
 async function encode(rgb: Uint8Array, width: number, height: number, ext: string): Promise<Buffer> {
   const img = sharp(rgb, { raw: { width, height, channels: 3 } });
