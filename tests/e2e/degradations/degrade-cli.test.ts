@@ -8,11 +8,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, readdirSync, existsSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { PassThrough } from 'node:stream';
 import sharp from 'sharp';
-import { runCli } from '../../../framework/cli/main.js';
 import { pluginPackage } from '../../../framework/api.js';
 import { plugins } from '../../../registry/degradations/index.js';
+import { runCliCaptured } from '../../helpers/cli.js';
 import { degradeCommand, globToRegExp, pathSampleIndex } from '../../../registry/degradations/cli/degrade.js';
 
 // only this area's plugins and command: the test does not depend on other areas' plugins
@@ -21,16 +20,7 @@ const registryPackage = pluginPackage({ name: 'rass/degradations', plugins, comm
 
 const PIPELINE = resolve('configs/_base_/degradations/rass-full.yaml');
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (b) => (out += b));
-  stderr.on('data', (b) => (err += b));
-  const code = await runCli(args, { packages: [registryPackage], stdout, stderr });
-  return { code, out, err };
-}
+const cli = (args: string[]) => runCliCaptured(args, [registryPackage]);
 
 function allFiles(dir: string, base = dir): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? allFiles(join(dir, e.name), base) : [join(dir, e.name).slice(base.length + 1)])).sort();

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { runCli } from '../../../framework/cli/main.js';
+import { runCliCaptured } from '../../helpers/cli.js';
 import { packageRoot } from '../../../framework/paths.js';
 import { PluginRegistry } from '../../../framework/plugins/registry.js';
 import { experimentsPackage } from '../../../experiments/index.js';
@@ -34,8 +34,5 @@ export function registry(): PluginRegistry {
 
 /** `rass ARGS` in process; the exit code the command set does not leak into the test process. */
 export async function cli(args: string[], cwd = ROOT): Promise<{ code: number; out: string; err: string }> {
-  const s = streams();
-  const code = await runCli(args, { packages: [experimentsPackage], stdout: s.stdout, stderr: s.stderr, cwd });
-  process.exitCode = undefined;
-  return { code, out: s.out(), err: s.err() };
+  return runCliCaptured(args, [experimentsPackage], cwd);
 }

@@ -1,19 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
 import { join } from 'node:path';
-import { runCli } from '../../../framework/cli/main.js';
+import { runCliCaptured } from '../../helpers/cli.js';
 import { testPackage } from './_plugins.js';
 
 async function cli(args: string[]) {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let stdout = '';
-  let stderr = '';
-  out.on('data', (d) => (stdout += d));
-  err.on('data', (d) => (stderr += d));
-  const code = await runCli(args, { packages: [testPackage], stdout: out, stderr: err });
-  return { code, stdout, stderr };
+  const r = await runCliCaptured(args, [testPackage]);
+  return { code: r.code, stdout: r.out, stderr: r.err };
 }
 const fixture = (p: string) => join(process.cwd(), 'tests/fixtures/config', p);
 
