@@ -33,3 +33,7 @@ export type { Metric, MetricBatch, MetricResult, MetricTable, MetricImage, Label
 export { loadConfig, validateConfig, buildComponent, buildNode, ConfigError, formatOrigin } from './config/index.js';
 export type { ResolvedConfig, LoadOptions } from './config/index.js';
 export { PluginRegistry } from './plugins/registry.js';
+export { Optimizer, clipByGlobalNorm } from './engine/optim.js';
+export type { OptimizerOptions, OptimizerState, ParamGroup } from './engine/optim.js';
+export { lrAt, warmupFactor } from './engine/schedules.js';
+export type { ScheduleSpec } from './engine/schedules.js';

@@ -1,0 +1,150 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { lrAt, type ScheduleSpec } from './schedules.js';
+
+/**
+ * Optimisers over named tf.Variables with torch semantics (the RASS recipe is torch's):
+ * - AdamW (torch.optim.AdamW): decoupled decay p *= 1 - lr*wd, then Adam with bias
+ *   correction, eps added to sqrt(v)/sqrt(1-b2^t);
+ * - SGD with momentum (torch.optim.SGD): coupled decay g += wd*p, buf = mu*buf + g
+ *   (buf = g on the first step), optional Nesterov.
+ * Parameter groups give each variable an lr multiplier and a weight decay (the first group
+ * whose names/pattern match wins; others use the defaults). All updates run inside tf.tidy.
+ */
+export interface ParamGroup {
+  name?: string;
+  /** variable names, or a regular expression source matched against the full name */
+  params: string[] | string;
+  lr_mult?: number;
+  weight_decay?: number;
+}
+
+export interface OptimizerOptions {
+  type: 'adamw' | 'sgd';
+  /** base learning rate; each group runs the schedule from lr * lr_mult (as torch schedulers do per group) */
+  lr?: number;
+  schedule?: ScheduleSpec;
+  weight_decay?: number;
+  betas?: [number, number];
+  eps?: number;
+  momentum?: number;
+  nesterov?: boolean;
+  groups?: ParamGroup[];
+}
+
+export interface OptimizerState {
+  step: number;
+  slots: Record<string, { shape: number[]; data: Float32Array }>;
+}
+
+export class Optimizer {
+  private readonly slots = new Map<string, tf.Variable[]>();
+  private readonly settings = new Map<string, { lrMult: number; wd: number }>();
+  private stepCount = 0;
+
+  constructor(private readonly vars: Record<string, tf.Variable>, private readonly o: OptimizerOptions) {
+    const groups = o.groups ?? [];
+    for (const name of Object.keys(vars)) {
+      const g = groups.find((gr) => (Array.isArray(gr.params) ? gr.params.includes(name) : new RegExp(`^(?:${gr.params})$`).test(name)));
+      this.settings.set(name, { lrMult: g?.lr_mult ?? 1, wd: g?.weight_decay ?? o.weight_decay ?? 0 });
+    }
+    for (const [i, g] of groups.entries()) {
+      const hit = Object.keys(vars).some((n) => (Array.isArray(g.params) ? g.params.includes(n) : new RegExp(`^(?:${g.params})$`).test(n)));
+      if (!hit) throw new Error(`optimizer group ${g.name ?? i} matches no parameter (${JSON.stringify(g.params)})`);
+    }
+  }
+
+  get step(): number {
+    return this.stepCount;
+  }
+
+  private slotsOf(name: string, v: tf.Variable): tf.Variable[] {
+    let s = this.slots.get(name);
+    if (!s) {
+      const n = this.o.type === 'adamw' ? 2 : 1;
+      s = Array.from({ length: n }, () => tf.variable(tf.zerosLike(v), false));
+      this.slots.set(name, s);
+    }
+    return s;
+  }
+
+  /** The learning rate a group with `lrMult` uses at the next step (the schedule at step = updates so far). */
+  lrFor(lrMult = 1): number {
+    return lrAt(this.stepCount, (this.o.lr ?? 1e-3) * lrMult, this.o.schedule ?? { type: 'constant' });
+  }
+
+  /**
+   * One update. Without `lr`, each group's learning rate comes from the schedule (started
+   * from lr * lr_mult, so e.g. a cosine floor `min_lr` is shared by all groups, as in torch);
+   * an explicit `lr` is scaled by each group's lr_mult instead.
+   */
+  apply(grads: Record<string, tf.Tensor>, lr?: number): void {
+    const done = this.stepCount; // the schedule is read at the step being taken, before counting it
+    const lrOf = (mult: number) => (lr === undefined ? lrAt(done, (this.o.lr ?? 1e-3) * mult, this.o.schedule ?? { type: 'constant' }) : lr * mult);
+    this.stepCount++;
+    const t = this.stepCount;
+    const [b1, b2] = this.o.betas ?? [0.9, 0.999];
+    const eps = this.o.eps ?? 1e-8;
+    const mu = this.o.momentum ?? 0;
+    for (const [name, g] of Object.entries(grads)) {
+      const p = this.vars[name];
+      if (!p) throw new Error(`optimizer: gradient for unknown parameter "${name}"`);
+      const { lrMult, wd } = this.settings.get(name)!;
+      const glr = lrOf(lrMult);
+      const s = this.slotsOf(name, p);
+      tf.tidy(() => {
+        if (this.o.type === 'adamw') {
+          const [m, v] = s;
+          const decayed = wd ? tf.mul(p, 1 - glr * wd) : p;
+          m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
+          v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)));
+          const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(1 - b2 ** t)), eps);
+          p.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), glr / (1 - b1 ** t))));
+        } else {
+          const [buf] = s;
+          const d = wd ? tf.add(g, tf.mul(p, wd)) : g;
+          let upd: tf.Tensor = d;
+          if (mu) {
+            buf.assign(t === 1 ? d : tf.add(tf.mul(buf, mu), d));
+            upd = this.o.nesterov ? tf.add(d, tf.mul(buf, mu)) : buf;
+          }
+          p.assign(tf.sub(p, tf.mul(upd, glr)));
+        }
+      });
+    }
+  }
+
+  getState(): OptimizerState {
+    const slots: OptimizerState['slots'] = {};
+    for (const [name, s] of this.slots) s.forEach((v, i) => (slots[`${name}/${i}`] = { shape: v.shape, data: v.dataSync() as Float32Array }));
+    return { step: this.stepCount, slots };
+  }
+
+  setState(state: OptimizerState): void {
+    this.stepCount = state.step;
+    for (const [key, { shape, data }] of Object.entries(state.slots)) {
+      const [name, idx] = [key.slice(0, key.lastIndexOf('/')), Number(key.slice(key.lastIndexOf('/') + 1))];
+      const p = this.vars[name];
+      if (!p) throw new Error(`optimizer state: unknown parameter "${name}"`);
+      const s = this.slotsOf(name, p);
+      if (!s[idx]) throw new Error(`optimizer state: slot ${key} does not exist for ${this.o.type}`);
+      s[idx].assign(tf.tensor(data, shape));
+    }
+  }
+
+  dispose(): void {
+    for (const s of this.slots.values()) tf.dispose(s);
+    this.slots.clear();
+  }
+}
+
+/**
+ * torch.nn.utils.clip_grad_norm_: scale every gradient by min(1, max_norm/(total+1e-6)),
+ * total = the global L2 norm over all of them. Returns new tensors (callers dispose) and the norm.
+ */
+export function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): { grads: Record<string, tf.Tensor>; norm: number } {
+  const norm = tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
+  const coef = Math.min(1, maxNorm / (norm + 1e-6));
+  const out: Record<string, tf.Tensor> = {};
+  for (const [k, g] of Object.entries(grads)) out[k] = tf.mul(g, coef);
+  return { grads: out, norm };
+}
