@@ -37,3 +37,5 @@ export { Optimizer, clipByGlobalNorm } from './engine/optim.js';
 export type { OptimizerOptions, OptimizerState, ParamGroup } from './engine/optim.js';
 export { lrAt, warmupFactor } from './engine/schedules.js';
 export type { ScheduleSpec } from './engine/schedules.js';
+export { saveCheckpoint, loadCheckpoint, restoreWeights } from './engine/checkpoint.js';
+export type { CheckpointContents, LoadedCheckpoint } from './engine/checkpoint.js';
