@@ -6,8 +6,11 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1; then
   echo "installing slurm-wlm and munge (Debian packages, one-time) ..." >&2
+  # tests may set up several Debian packages at once: one apt at a time
+  exec 8>/tmp/rass-apt.lock; flock 8
   apt-get update -q >&2
-  apt-get install -y -q slurm-wlm munge >&2
+  apt-get install -y -q -o DPkg::Lock::Timeout=300 slurm-wlm munge >&2
+  flock -u 8
 fi
 host=$(hostname -s)
 cpus=$(nproc)
