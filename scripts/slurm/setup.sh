@@ -51,12 +51,13 @@ chmod 0700 /etc/munge; chmod 0400 /etc/munge/munge.key
 pgrep -x munged >/dev/null || su -s /bin/sh munge -c '/usr/sbin/munged' || /usr/sbin/munged --force
 pgrep -x slurmctld >/dev/null || /usr/sbin/slurmctld
 pgrep -x slurmd >/dev/null || /usr/sbin/slurmd
-for _ in $(seq 1 60); do
-  state=$(sinfo -h -N -o '%T' 2>/dev/null | head -1 || true)
+deadline=$((SECONDS + 90))
+while [ "$SECONDS" -lt "$deadline" ]; do
+  state=$(timeout 5 sinfo -h -N -o '%T' 2>/dev/null | head -1 || true)
   case "$state" in idle*|mix*|alloc*) echo "slurm ready: node $host $state"; exit 0;; esac
   if [ "$state" = "down" ] || [ "$state" = "drained" ] || [ "$state" = "down*" ]; then scontrol update nodename="$host" state=resume 2>/dev/null || true; fi
   sleep 1
 done
-echo "slurm did not become ready (sinfo: $(sinfo 2>&1 | tr '\n' ' '))" >&2
-tail -5 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log >&2 || true
+echo "slurm did not become ready in 90 s (sinfo: $(timeout 5 sinfo 2>&1 | tr '\n' ' '))" >&2
+tail -n 5 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log >&2 || true
 exit 1
