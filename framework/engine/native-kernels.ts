@@ -28,23 +28,8 @@ export function patchNativeConvKernels(): void {
   const explicit = (attrs: tf.NamedAttrMap | undefined): Pads | null => (attrs && Array.isArray(attrs.pad) ? (attrs.pad as unknown as Pads) : null);
   const isZero = (p: Pads) => p.every(([a, b]) => a === 0 && b === 0);
 
-  const wrapForward = (name: string) => {
-    const orig = get(name);
-    tf.registerKernel({
-      kernelName: name,
-      backendName: 'tensorflow',
-      kernelFunc: (args) => {
-        const pads = explicit(args.attrs);
-        if (!pads) return orig(args);
-        const x = args.inputs.x as tf.TensorInfo;
-        const xp = isZero(pads) ? x : padInput(x, pads, args.backend);
-        const out = orig({ ...args, inputs: { ...args.inputs, x: xp }, attrs: { ...args.attrs, pad: 'valid' } });
-        if (xp !== x) disposeData(args.backend, xp.dataId);
-        return out;
-      },
-    });
-  };
-  const wrapFilterGrad = (name: string) => {
+  // forward convs and filter gradients both read x: pad it explicitly, then run 'valid'
+  const wrapPaddedInput = (name: string) => {
     const orig = get(name);
     tf.registerKernel({
       kernelName: name,
@@ -82,11 +67,11 @@ export function patchNativeConvKernels(): void {
   // Re-registering a kernel warns ("already registered"); these replacements are deliberate.
   console.warn = () => {};
   try {
-    wrapForward('Conv2D');
-    wrapFilterGrad('Conv2DBackpropFilter');
+    wrapPaddedInput('Conv2D');
+    wrapPaddedInput('Conv2DBackpropFilter');
     wrapInputGrad('Conv2DBackpropInput');
-    wrapForward('DepthwiseConv2dNative');
-    wrapFilterGrad('DepthwiseConv2dNativeBackpropFilter');
+    wrapPaddedInput('DepthwiseConv2dNative');
+    wrapPaddedInput('DepthwiseConv2dNativeBackpropFilter');
     wrapInputGrad('DepthwiseConv2dNativeBackpropInput');
     registerResizeGrads();
   } finally {
