@@ -8,6 +8,8 @@ export interface CliContext {
   readonly stderr: NodeJS.WritableStream;
   /** Working directory the command runs in (tests set it; defaults to process.cwd()). */
   readonly cwd: string;
+  /** A new registry with the same built-in packages (for work that must not share plugin state, e.g. sweep trials). */
+  readonly newRegistry: () => PluginRegistry;
 }
 
 /**
@@ -18,5 +20,7 @@ export interface CliContext {
 export interface CommandSpec {
   readonly name: string;
   readonly summary: string;
+  /** internal commands (started by other commands) are left out of `rass --help` */
+  readonly hidden?: boolean;
   configure(cmd: Command, ctx: CliContext): void;
 }

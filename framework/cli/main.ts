@@ -15,10 +15,14 @@ export interface CliOptions {
 
 /** Build the `rass` program: framework commands plus commands contributed by plugin packages. */
 export function buildProgram(opts: CliOptions): { program: Command; ctx: CliContext } {
-  const registry = new PluginRegistry();
-  for (const p of opts.packages) registry.loadPackage(p);
+  const newRegistry = () => {
+    const r = new PluginRegistry();
+    for (const p of opts.packages) r.loadPackage(p);
+    return r;
+  };
   const ctx: CliContext = {
-    registry,
+    registry: newRegistry(),
+    newRegistry,
     stdout: opts.stdout ?? process.stdout,
     stderr: opts.stderr ?? process.stderr,
     cwd: opts.cwd ?? process.cwd(),
@@ -31,9 +35,9 @@ export function buildProgram(opts: CliOptions): { program: Command; ctx: CliCont
       writeOut: (s) => ctx.stdout.write(s),
       writeErr: (s) => ctx.stderr.write(s),
     });
-  const specs: CommandSpec[] = [...frameworkCommands, ...registry.commands().map((c) => c.command)];
+  const specs: CommandSpec[] = [...frameworkCommands, ...ctx.registry.commands().map((c) => c.command)];
   for (const spec of specs) {
-    const cmd = program.command(spec.name).description(spec.summary).exitOverride();
+    const cmd = program.command(spec.name, { hidden: spec.hidden ?? false }).description(spec.summary).exitOverride();
     spec.configure(cmd, ctx);
   }
   return { program, ctx };

@@ -1,14 +1,14 @@
 /**
- * Running a sweep: validate every trial's config up front, then run the trials as child
- * processes (`rass run` with the trial's overrides, a stable run id and the sweep's parent
- * run id) on a local pool of N workers. The sweep itself is a run (the parent) in the same
- * store; re-running the same sweep reopens it, skips FINISHED trials, resumes trials that
- * were interrupted (same run directory, so nothing is recorded twice, in MLflow either) and,
- * with --retry-failed, re-runs FAILED/KILLED ones. A crashing trial fails alone.
+ * Running a sweep: validate every trial's config up front, then run the trials (what
+ * `rass run` does with the trial's overrides, a stable run id and the sweep's parent run id)
+ * on a local pool of N worker processes (local-pool.ts) or as a Slurm job array. The sweep
+ * itself is a run (the parent) in the same store; re-running the same sweep reopens it, skips
+ * FINISHED trials, resumes trials that were interrupted or KILLED (same run directory, so
+ * nothing is recorded twice, in MLflow either) and, with --retry-failed, re-runs FAILED ones.
+ * A crashing trial fails alone.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, extname, join, resolve } from 'node:path';
 import { applyOverrides, dumpConfig, loadConfigPlugins, validateConfig, formatOrigin, ConfigError, type ResolvedConfig } from '../config/index.js';
@@ -23,6 +23,8 @@ import { formatTable } from '../cli/table.js';
 import { expandSweep, formatOverrides, parseSweepSpec, type SweepSpec, type Trial } from './spec.js';
 import { buildSweepReport } from './report.js';
 import { accountedStates, activeTasks, cancel, submitArray, type SlurmOptions } from './slurm.js';
+import { WorkerPool } from './local-pool.js';
+import { runArgv, type TrialRequest } from './trial-protocol.js';
 
 /** Submit the trials as one Slurm job array and follow it until no task is left. */
 async function runOnSlurm(
@@ -168,11 +170,15 @@ export interface SweepOutcome {
   exitCode: number;
 }
 
-/** The trials this invocation runs: new ones, interrupted ones, and failed ones when asked. */
+/**
+ * The trials this invocation runs: new ones, interrupted ones (RUNNING: their process died
+ * without a final status; KILLED: stopped by a signal, with a checkpoint), and FAILED ones
+ * when asked.
+ */
 function needsRun(r: TrialRecord, retryFailed: boolean): boolean {
   if (r.state === 'FINISHED') return false;
-  if (r.state === 'FAILED' || r.state === 'KILLED') return retryFailed;
-  return true; // PENDING (never started) or RUNNING (its process died without a final status)
+  if (r.state === 'FAILED') return retryFailed;
+  return true;
 }
 
 export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise<SweepOutcome> {
@@ -210,60 +216,62 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
   const skipped = plan.records.filter((r) => r.state === 'FINISHED').length;
   out(`sweep ${plan.name}: ${plan.records.length} trials (${skipped} finished earlier, ${todo.length} to run, ${maxParallel} in parallel); parent run ${plan.parentRunId}`);
 
-  const running = new Map<string, ChildProcess>();
+  const executor = plan.spec.executor ?? { type: 'local' as const };
+  const pool = executor.type === 'local'
+    ? new WorkerPool({ bin, cwd: opts.cwd, env: { ...opts.env, CI: opts.env.CI ?? 'true' }, options: executor, stray: (t) => opts.stderr.write(t) })
+    : undefined;
+  let running = 0;
   let stopping: string | undefined;
   const onAbort = () => {
     if (stopping) return;
     stopping = 'SIGINT';
-    out(`sweep ${plan.name}: stopping (${running.size} running trial${running.size === 1 ? '' : 's'} get SIGINT)`);
-    for (const c of running.values()) c.kill('SIGINT');
+    out(`sweep ${plan.name}: stopping (${running} running trial${running === 1 ? '' : 's'} get SIGINT)`);
+    pool?.signalRunning('SIGINT');
   };
   opts.signal?.addEventListener('abort', onAbort, { once: true });
 
   let done = 0;
-  /** `rass run` arguments of a trial: a fresh run, or a resume of its interrupted run directory. */
-  const trialArgs = (rec: TrialRecord): { resume: boolean; args: string[] } => {
-    const resume = existsSync(join(rec.dir, 'journal.jsonl'));
-    const args = resume
-      ? [bin, 'run', '--resume', rec.dir, '--runs-dir', plan.runsDir]
-      : [bin, 'run', plan.cfg.file, ...[...opts.sets, ...rec.overrides, 'sweep=~'].flatMap((s) => ['--set', s]),
-        '--run-id', rec.runId, '--parent', plan.parentRunId, '--name', `${plan.name}/${rec.id}`,
-        '--tag', `rass.trial_id=${rec.id}`, '--tag', `rass.sweep=${plan.name}`,
-        ...Object.entries(rec.labels).flatMap(([k, v]) => ['--tag', `rass.trial.${k}=${v}`])];
-    return { resume, args };
-  };
+  /** A trial as `rass run` options: a fresh run, or a resume of its interrupted run directory. */
+  const trialRequest = (rec: TrialRecord): TrialRequest =>
+    existsSync(join(rec.dir, 'journal.jsonl'))
+      ? { resume: rec.dir, runsDir: plan.runsDir, sets: [], tags: {} }
+      : {
+          configFile: plan.cfg.file,
+          sets: [...opts.sets, ...rec.overrides, 'sweep=~'],
+          runId: rec.runId,
+          parentRunId: plan.parentRunId,
+          name: `${plan.name}/${rec.id}`,
+          tags: { 'rass.trial_id': rec.id, 'rass.sweep': plan.name, ...Object.fromEntries(Object.entries(rec.labels).map(([k, v]) => [`rass.trial.${k}`, v])) },
+        };
   const report = (rec: TrialRecord, ms: number) => {
     done++;
     const metrics = Object.entries(rec.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ');
     out(`[${done}/${todo.length}] ${rec.id} ${rec.state} ${formatDuration(ms)} ${rec.overrides.join(' ')}${metrics ? `  ${metrics}` : ''}${rec.state !== 'FINISHED' && rec.message ? `  (${rec.message})` : ''}`);
   };
-  const runTrial = (rec: TrialRecord): Promise<void> =>
-    new Promise((resolveTrial) => {
-      const { resume, args } = trialArgs(rec);
-      const logFile = join(plan.parentDir, 'artifacts', 'logs', `${rec.id}.log`);
-      const fd = openSync(logFile, 'a');
-      writeSync(fd, `\n=== ${new Date().toISOString()} ${resume ? 'resume' : 'start'}: rass ${args.slice(1).join(' ')}\n`);
-      const t0 = Date.now();
-      const child = spawn(process.execPath, args, { cwd: opts.cwd, env: { ...opts.env, CI: opts.env.CI ?? 'true' }, stdio: ['ignore', fd, fd] });
-      running.set(rec.id, child);
-      rec.state = 'RUNNING';
-      child.on('exit', (code, signal) => {
-        running.delete(rec.id);
-        closeSync(fd);
-        updateFromRun(rec);
-        if (rec.state === 'RUNNING') {
-          // no final status: the process died hard (crash, out of memory, SIGKILL)
-          rec.state = stopping ? 'KILLED' : 'FAILED';
-          rec.message = `trial process exited without a final status (${signal ?? `exit code ${code}`}); see ${logFile}`;
-        }
-        report(rec, Date.now() - t0);
-        resolveTrial();
-      });
-    });
+  const runTrial = async (rec: TrialRecord, workers: WorkerPool): Promise<void> => {
+    const request = trialRequest(rec);
+    const logFile = join(plan.parentDir, 'artifacts', 'logs', `${rec.id}.log`);
+    appendFileSync(logFile, `\n=== ${new Date().toISOString()} ${request.resume ? 'resume' : 'start'}: rass ${runArgv(request).join(' ')}\n`);
+    const t0 = Date.now();
+    rec.state = 'RUNNING';
+    running++;
+    const r = await workers.run({ trialId: rec.id, logFile, request });
+    running--;
+    updateFromRun(rec);
+    if (rec.state === 'RUNNING' || !existsSync(join(rec.dir, 'journal.jsonl'))) {
+      // no final status: the worker died (crash, out of memory, SIGKILL), or the trial failed before its run existed
+      rec.state = stopping ? 'KILLED' : 'FAILED';
+      rec.message = r.crashed
+        ? `trial process died without a final status (${r.signal ?? `exit code ${r.exitCode}`}); see ${logFile}`
+        : `${r.error ?? `trial exited with code ${r.exitCode}`}; see ${logFile}`;
+    }
+    if (!r.crashed && (r.leakedTensors ?? 0) > 0) opts.stderr.write(`[rass] warning: trial ${rec.id} left ${r.leakedTensors} tfjs tensors allocated (its worker was replaced)\n`);
+    report(rec, Date.now() - t0);
+  };
 
   const queue = [...todo];
-  if (plan.spec.executor?.type === 'slurm') {
-    await runOnSlurm(plan, plan.spec.executor, todo.map((r) => ({ rec: r, args: trialArgs(r).args })), maxParallel, {
+  if (executor.type === 'slurm') {
+    await runOnSlurm(plan, executor, todo.map((r) => ({ rec: r, args: [bin, ...runArgv(trialRequest(r))] })), maxParallel, {
       out,
       report,
       stopping: () => stopping,
@@ -271,22 +279,25 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     });
     queue.length = 0;
   }
-  // the local pool: at most maxParallel children; trials start in spec order
-  await new Promise<void>((allDone) => {
-    let active = 0;
-    const next = () => {
-      while (!stopping && active < maxParallel && queue.length) {
-        const rec = queue.shift()!;
-        active++;
-        void runTrial(rec).then(() => {
-          active--;
-          next();
-        });
-      }
-      if (active === 0) allDone();
-    };
-    next();
-  });
+  // the local pool: at most maxParallel trials at once; trials start in spec order
+  if (pool) {
+    await new Promise<void>((allDone) => {
+      let active = 0;
+      const next = () => {
+        while (!stopping && active < maxParallel && queue.length) {
+          const rec = queue.shift()!;
+          active++;
+          void runTrial(rec, pool).then(() => {
+            active--;
+            next();
+          });
+        }
+        if (active === 0) allDone();
+      };
+      next();
+    });
+    await pool.close();
+  }
   opts.signal?.removeEventListener('abort', onAbort);
   for (const r of queue) if (r.state === 'PENDING') r.state = 'KILLED';
 

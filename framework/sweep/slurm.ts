@@ -23,12 +23,20 @@ export interface SlurmOptions {
   poll_s?: number;
 }
 
-export const slurmExecutorSchema = {
+/** Keys of the `executor:` block that only the Slurm executor reads. */
+export const slurmOnlyKeys = ['partition', 'gpus', 'cpus', 'mem', 'time', 'account', 'extra', 'poll_s'] as const;
+
+/** The sweep's `executor:` block: `type: local` (this machine's worker pool) or `type: slurm`. */
+export const executorSchema = {
   type: 'object',
   required: ['type'],
   additionalProperties: false,
   properties: {
     type: { enum: ['local', 'slurm'] },
+    // local
+    max_trials_per_worker: { type: 'integer', minimum: 1, description: 'local: trials a worker process runs before it is replaced (1 = a fresh process per trial)' },
+    memory_mb: { type: 'integer', minimum: 16, description: 'local: V8 heap limit per worker process in MiB' },
+    // slurm
     partition: { type: 'string' },
     gpus: { type: 'integer', minimum: 0 },
     cpus: { type: 'integer', minimum: 1 },

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { Ajv } from 'ajv';
 import { UserError } from '../errors.js';
 import { Rng } from '../engine/rng.js';
-import { slurmExecutorSchema, type SlurmOptions } from './slurm.js';
+import { executorSchema, slurmOnlyKeys, type SlurmOptions } from './slurm.js';
+import type { LocalExecutorOptions } from './local-pool.js';
 
 /**
  * Sweep specs: how one experiment config expands into an ablation's trials.
@@ -16,6 +17,7 @@ import { slurmExecutorSchema, type SlurmOptions } from './slurm.js';
  *     repeats:  3            # or seeds: [0, 1, 2] -> the top-level `seed`
  *     metric:   { name: miou, goal: max }
  *     executor: { type: slurm, partition: gpu, gpus: 1, cpus: 8, mem: 32G, time: '04:00:00' }
+ *     # or { type: local, max_trials_per_worker: 1, memory_mb: 4096 } (the default: local, workers reused)
  *
  * Every axis (each grid key, each zip group, each variants group, the random block, the
  * repeats) multiplies the trial count. A trial is an ordered list of overrides (config path
@@ -32,7 +34,7 @@ export interface SweepSpec {
   seeds?: number[];
   metric?: { name: string; goal?: 'max' | 'min' };
   /** where trials run: this machine's worker pool (default) or a Slurm job array */
-  executor?: { type: 'local' } | SlurmOptions;
+  executor?: LocalExecutorOptions | SlurmOptions;
 }
 
 export type RandomDist =
@@ -78,7 +80,7 @@ export const sweepSpecSchema = {
     repeats: { type: 'integer', minimum: 1 },
     seeds: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1 },
     metric: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string' }, goal: { enum: ['max', 'min'] } } },
-    executor: slurmExecutorSchema,
+    executor: executorSchema,
   },
 } as const;
 
@@ -101,6 +103,12 @@ export function parseSweepSpec(raw: unknown, where: (path: string) => string = (
     if (new Set(lens).size > 1) {
       throw new UserError(`${where(`.zip[${i}]`)}: linked axes must have equal lengths, got ${Object.entries(group).map(([k, v]) => `${k}: ${v.length}`).join(', ')}`);
     }
+  }
+  if (spec.executor) {
+    const slurmKeys: readonly string[] = slurmOnlyKeys;
+    const localKeys = ['max_trials_per_worker', 'memory_mb'];
+    const foreign = Object.keys(spec.executor).filter((k) => (spec.executor?.type === 'local' ? slurmKeys : localKeys).includes(k));
+    if (foreign.length) throw new UserError(`${where('.executor')}: ${foreign.map((k) => `"${k}"`).join(', ')} ${foreign.length === 1 ? 'is' : 'are'} not an option of the ${spec.executor.type} executor`);
   }
   const paths = new Map<string, string>();
   const claim = (path: string, axis: string) => {

@@ -7,6 +7,7 @@ import { runsCommand } from './runs.js';
 import { doctorCommand } from './doctor.js';
 import { sweepCommand } from './sweep.js';
 import { reportCommand } from './report.js';
+import { trialWorkerCommand } from './trial-worker.js';
 
 /** The framework's own sub-commands, in help order. Plugin packages may add more. */
 export const frameworkCommands: readonly CommandSpec[] = [
@@ -18,4 +19,5 @@ export const frameworkCommands: readonly CommandSpec[] = [
   sweepCommand,
   reportCommand,
   doctorCommand,
+  trialWorkerCommand,
 ];

@@ -24,7 +24,7 @@ async function runSync(args: string[], cwd: string): Promise<{ out: string; err:
   let err = '';
   stdout.on('data', (d: Buffer) => (out += d.toString()));
   stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const ctx: CliContext = { registry: new PluginRegistry(), stdout, stderr, cwd };
+  const ctx: CliContext = { registry: new PluginRegistry(), newRegistry: () => new PluginRegistry(), stdout, stderr, cwd };
   const program = new Command('rass').exitOverride();
   program.configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
   const runs = program.command('runs').exitOverride();

@@ -1,0 +1,156 @@
+/**
+ * The local executor's worker processes. Each worker (`rass _trial-worker`) is a long-lived
+ * child with an IPC channel that runs one trial at a time; the pool starts workers on demand
+ * (the sweep bounds how many trials run at once), reuses idle ones, and replaces a worker
+ * whenever reuse could carry state from one trial into the next:
+ * - the trial did not exit cleanly (failed, killed, or crashed the worker);
+ * - it left tfjs tensors allocated;
+ * - the worker has run `max_trials_per_worker` trials (1 = a fresh process per trial).
+ * A worker that dies mid-trial (native crash, out of memory, SIGKILL) fails only that trial.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import type { FromWorker, ToWorker, TrialRequest } from './trial-protocol.js';
+
+export interface LocalExecutorOptions {
+  type: 'local';
+  /** trials a worker runs before it is replaced (default: no limit; 1 = a fresh process per trial) */
+  max_trials_per_worker?: number;
+  /** V8 heap limit of each worker in MiB (node --max-old-space-size): a runaway trial fails alone */
+  memory_mb?: number;
+}
+
+export interface PoolJob {
+  trialId: string;
+  logFile: string;
+  request: TrialRequest;
+}
+
+export interface PoolResult {
+  exitCode: number | null;
+  /** the signal that ended the worker when it died during the trial */
+  signal: NodeJS.Signals | null;
+  /** the worker died during the trial (no result was reported) */
+  crashed: boolean;
+  error?: string;
+  leakedTensors?: number;
+}
+
+interface WorkerSlot {
+  child: ChildProcess;
+  ready: Promise<boolean>;
+  trials: number;
+  job?: { job: PoolJob; resolve: (r: PoolResult) => void };
+  retiring: boolean;
+  closed: Promise<void>;
+}
+
+export class WorkerPool {
+  private readonly idle: WorkerSlot[] = [];
+  private readonly all = new Set<WorkerSlot>();
+
+  constructor(
+    private readonly cfg: {
+      bin: string;
+      cwd: string;
+      env: Record<string, string | undefined>;
+      options: LocalExecutorOptions;
+      /** output of a worker while it runs no trial (startup problems) */
+      stray: (text: string) => void;
+    },
+  ) {}
+
+  /** Run one trial on an idle worker or a new one; resolves when it has ended, however it ended. */
+  async run(job: PoolJob): Promise<PoolResult> {
+    let slot = this.idle.pop();
+    if (!slot) {
+      slot = this.spawnWorker();
+      if (!(await slot.ready)) return { exitCode: slot.child.exitCode, signal: slot.child.signalCode, crashed: true, error: 'the trial worker exited before it was ready' };
+    }
+    const s = slot;
+    const result = await new Promise<PoolResult>((resolve) => {
+      s.job = { job, resolve };
+      s.trials++;
+      s.child.send({ type: 'trial', trialId: job.trialId, logFile: job.logFile, request: job.request } satisfies ToWorker);
+    });
+    const max = this.cfg.options.max_trials_per_worker ?? 0;
+    if (!result.crashed) {
+      const dirty = result.exitCode !== 0 || (result.leakedTensors ?? 0) > 0 || (max > 0 && s.trials >= max);
+      if (dirty) this.retire(s);
+      else this.idle.push(s);
+    }
+    return result;
+  }
+
+  /** Forward a signal to every worker running a trial (its runner stops the trial). */
+  signalRunning(sig: NodeJS.Signals): void {
+    for (const s of this.all) if (s.job) s.child.kill(sig);
+  }
+
+  /** Ask every worker to exit; resolves when they have (those that do not within 5 s are killed). */
+  async close(): Promise<void> {
+    for (const s of [...this.all]) this.retire(s);
+    await Promise.all([...this.all].map((s) => s.closed));
+  }
+
+  private spawnWorker(): WorkerSlot {
+    const heap = this.cfg.options.memory_mb ? [`--max-old-space-size=${this.cfg.options.memory_mb}`] : [];
+    const child = spawn(process.execPath, [...heap, this.cfg.bin, '_trial-worker'], {
+      cwd: this.cfg.cwd,
+      env: this.cfg.env,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    let markReady: (ok: boolean) => void = () => {};
+    const slot: WorkerSlot = {
+      child,
+      ready: new Promise<boolean>((r) => (markReady = r)),
+      trials: 0,
+      retiring: false,
+      closed: new Promise<void>((r) => child.on('close', () => r())),
+    };
+    this.all.add(slot);
+    // Trials write their own log files; what still reaches the worker's stdout/stderr is
+    // output from native code or from the process dying (V8's out-of-memory report, a
+    // native abort): it belongs to the trial running then.
+    const route = (d: Buffer) => {
+      if (slot.job) appendFileSync(slot.job.job.logFile, d);
+      else this.cfg.stray(d.toString());
+    };
+    child.stdout?.on('data', route);
+    child.stderr?.on('data', route);
+    child.on('message', (m: FromWorker) => {
+      if (m.type === 'ready') markReady(true);
+      else if (m.type === 'done' && slot.job) {
+        const { resolve } = slot.job;
+        slot.job = undefined;
+        resolve({ exitCode: m.exitCode, signal: null, crashed: false, ...(m.error !== undefined ? { error: m.error } : {}), leakedTensors: m.leakedTensors });
+      }
+    });
+    // 'close' comes after the worker's stdout/stderr are drained, so a crash report is in the log first
+    child.on('close', (code, signal) => {
+      this.all.delete(slot);
+      const i = this.idle.indexOf(slot);
+      if (i >= 0) this.idle.splice(i, 1);
+      markReady(false);
+      if (slot.job) {
+        const { job, resolve } = slot.job;
+        slot.job = undefined;
+        appendFileSync(job.logFile, `\n=== the trial worker (pid ${child.pid}) died during this trial: ${signal ?? `exit code ${code}`}\n`);
+        resolve({ exitCode: code, signal, crashed: true });
+      }
+    });
+    child.on('error', (e) => this.cfg.stray(`trial worker: ${e.message}\n`));
+    return slot;
+  }
+
+  private retire(s: WorkerSlot): void {
+    if (s.retiring) return;
+    s.retiring = true;
+    const i = this.idle.indexOf(s);
+    if (i >= 0) this.idle.splice(i, 1);
+    if (s.child.connected) s.child.send({ type: 'exit' } satisfies ToWorker);
+    const t = setTimeout(() => s.child.kill('SIGKILL'), 5000);
+    t.unref();
+    void s.closed.then(() => clearTimeout(t));
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * What the sweep's local executor and its trial workers say to each other over the worker's
+ * IPC channel. A worker is a long-lived `rass _trial-worker` process that runs trials one at
+ * a time, so the CLI, the plugin registry and tfjs are loaded once per worker, not per trial.
+ */
+
+/** One trial, as the options of `rass run` (a fresh run, or `--resume` of its run directory). */
+export interface TrialRequest {
+  configFile?: string;
+  sets: string[];
+  resume?: string;
+  runsDir?: string;
+  runId?: string;
+  parentRunId?: string;
+  name?: string;
+  tags: Record<string, string>;
+}
+
+export type ToWorker =
+  | { type: 'trial'; trialId: string; logFile: string; request: TrialRequest }
+  /** finish nothing new; exit once idle */
+  | { type: 'exit' };
+
+export type FromWorker =
+  | { type: 'ready'; pid: number }
+  | {
+      type: 'done';
+      trialId: string;
+      /** what `rass run` would have exited with */
+      exitCode: number;
+      /** set when the trial failed before its run existed (e.g. a bad config) */
+      error?: string;
+      /** tfjs tensors alive after the trial minus before it: > 0 means the trial leaked */
+      leakedTensors: number;
+      rssBytes: number;
+    };
+
+/** The `rass run` command line of a request: shown in trial logs, and what Slurm tasks run. */
+export function runArgv(req: TrialRequest): string[] {
+  if (req.resume !== undefined) return ['run', '--resume', req.resume, ...(req.runsDir ? ['--runs-dir', req.runsDir] : [])];
+  return [
+    'run',
+    req.configFile ?? '',
+    ...req.sets.flatMap((s) => ['--set', s]),
+    ...(req.runId ? ['--run-id', req.runId] : []),
+    ...(req.parentRunId ? ['--parent', req.parentRunId] : []),
+    ...(req.name ? ['--name', req.name] : []),
+    ...Object.entries(req.tags).flatMap(([k, v]) => ['--tag', `${k}=${v}`]),
+  ];
+}

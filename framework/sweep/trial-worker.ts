@@ -1,0 +1,125 @@
+/**
+ * The trial worker (`rass _trial-worker`, started by the local executor): runs the trials it
+ * is sent one at a time, in-process, exactly as `rass run` would, and reports each result.
+ *
+ * Why a long-lived worker: starting `rass` costs ~0.5 s of CPU (module loading, tfjs), more
+ * than a tiny trial itself. Isolation is kept where it matters: each trial gets a fresh
+ * plugin registry and its own log file; a trial that crashes the process (native abort, out of
+ * memory) takes only its worker down and the executor starts another; and the executor
+ * replaces a worker after any failed trial or one that left tensors allocated.
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import type { PluginRegistry } from '../plugins/registry.js';
+import { runExperiment } from '../runner/runner.js';
+import { UserError, isUserError } from '../errors.js';
+import type { FromWorker, ToWorker } from './trial-protocol.js';
+
+export interface TrialWorkerOptions {
+  /** a registry with the built-in packages only: every trial gets its own */
+  newRegistry: () => PluginRegistry;
+  cwd: string;
+}
+
+type Write = typeof process.stdout.write;
+
+/** Serve trials until the executor says `exit` or goes away; resolves when the worker may exit. */
+export function serveTrials(opts: TrialWorkerOptions): Promise<void> {
+  const send = process.send?.bind(process);
+  if (!send) throw new UserError('rass _trial-worker is started by `rass sweep` (it needs the IPC channel of its parent)');
+  const post = (m: FromWorker) => send(m);
+  let busy = false;
+  let exitWhenIdle = false;
+
+  // Idle, a signal just ends the worker; during a trial the runner's own handlers stop the
+  // trial (status KILLED, checkpoint kept) and these do nothing.
+  const onSignal = (code: number) => () => {
+    if (!busy) process.exit(code);
+  };
+  process.on('SIGINT', onSignal(130));
+  process.on('SIGTERM', onSignal(143));
+
+  return new Promise<void>((finished) => {
+    const finish = () => {
+      process.off('message', onMessage);
+      process.channel?.unref();
+      finished();
+    };
+    const onMessage = (m: ToWorker) => {
+      if (m.type === 'exit') {
+        if (busy) exitWhenIdle = true;
+        else finish();
+        return;
+      }
+      busy = true;
+      void runTrial(m, opts).then((result) => {
+        busy = false;
+        if (process.connected) post(result);
+        if (exitWhenIdle || !process.connected) finish();
+      });
+    };
+    process.on('message', onMessage);
+    // The executor died (e.g. SIGKILL): stop the running trial like SIGTERM would (it is
+    // journaled KILLED with a checkpoint, and the next `rass sweep` resumes it), then exit.
+    process.on('disconnect', () => {
+      if (busy) process.kill(process.pid, 'SIGTERM');
+      else finish();
+    });
+    post({ type: 'ready', pid: process.pid });
+  });
+}
+
+async function runTrial(m: Extract<ToWorker, { type: 'trial' }>, opts: TrialWorkerOptions): Promise<FromWorker> {
+  const tensorsBefore = tf.engine().state.numTensors;
+  // Everything the trial prints (runner, plugins, console.*) goes to its log file, written
+  // synchronously so it is complete before the result is reported.
+  const fd = openSync(m.logFile, 'a');
+  const toLog = ((chunk: string | Uint8Array, enc?: unknown, cb?: unknown): boolean => {
+    if (typeof chunk === 'string') writeSync(fd, chunk);
+    else writeSync(fd, chunk);
+    const callback = typeof enc === 'function' ? enc : cb;
+    if (typeof callback === 'function') (callback as () => void)();
+    return true;
+  }) as Write;
+  const saved = { out: process.stdout.write, err: process.stderr.write };
+  process.stdout.write = toLog;
+  process.stderr.write = toLog;
+  let exitCode: number;
+  let error: string | undefined;
+  try {
+    const r = m.request;
+    const outcome = await runExperiment({
+      registry: opts.newRegistry(),
+      configFile: r.configFile,
+      sets: r.sets,
+      resume: r.resume,
+      runsDir: r.runsDir,
+      runId: r.runId,
+      parentRunId: r.parentRunId,
+      name: r.name,
+      tags: r.tags,
+      cwd: opts.cwd,
+      env: process.env,
+      stdout: process.stdout,
+      stderr: process.stderr,
+      handleSignals: true,
+    });
+    exitCode = outcome.exitCode;
+  } catch (e) {
+    error = e instanceof Error ? e.message : String(e);
+    exitCode = isUserError(e) ? ((e as { exitCode?: number }).exitCode ?? 2) : 1;
+    process.stderr.write(isUserError(e) ? `error: ${error}\n` : `internal error: ${e instanceof Error ? (e.stack ?? error) : error}\n`);
+  } finally {
+    process.stdout.write = saved.out;
+    process.stderr.write = saved.err;
+    closeSync(fd);
+  }
+  return {
+    type: 'done',
+    trialId: m.trialId,
+    exitCode,
+    ...(error !== undefined ? { error } : {}),
+    leakedTensors: tf.engine().state.numTensors - tensorsBefore,
+    rssBytes: process.memoryUsage.rss(),
+  };
+}
