@@ -28,13 +28,15 @@ export class MlpTrainer {
     const rng = Rng.derive(opts.seed, 'toy-classifier', 'init');
     // He init for the ReLU layer, Glorot-like for the output layer
     const init = (shape: [number, number], std: number) => tf.tensor2d(rng.fillNormal(new Float32Array(shape[0] * shape[1]), 0, std) as Float32Array, shape);
+    // tidy: a variable keeps its own reference to the data; the initial tensor is released
+    const variable = (make: () => tf.Tensor) => tf.tidy(() => tf.variable(make()));
     this.params = {
-      w1: tf.variable(init([dims, opts.hidden], Math.sqrt(2 / dims))),
-      b1: tf.variable(tf.zeros([opts.hidden])),
-      w2: tf.variable(init([opts.hidden, classes], Math.sqrt(1 / opts.hidden))),
-      b2: tf.variable(tf.zeros([classes])),
+      w1: variable(() => init([dims, opts.hidden], Math.sqrt(2 / dims))),
+      b1: variable(() => tf.zeros([opts.hidden])),
+      w2: variable(() => init([opts.hidden, classes], Math.sqrt(1 / opts.hidden))),
+      b2: variable(() => tf.zeros([classes])),
     };
-    const zerosLike = () => Object.fromEntries(PARAMS.map((p) => [p, tf.variable(tf.zerosLike(this.params[p]))])) as Record<ParamName, tf.Variable>;
+    const zerosLike = () => Object.fromEntries(PARAMS.map((p) => [p, variable(() => tf.zerosLike(this.params[p]))])) as Record<ParamName, tf.Variable>;
     this.m = zerosLike();
     this.v = zerosLike();
   }
@@ -98,7 +100,7 @@ export class MlpTrainer {
         if (!s || s.shape.join('x') !== target.shape.join('x')) {
           throw new Error(`${where}: checkpoint tensor "${key}" is ${s ? `[${s.shape.join(', ')}]` : 'missing'}, the model needs [${target.shape.join(', ')}] (was the config changed?)`);
         }
-        target.assign(tf.tensor(s.data, s.shape));
+        tf.tidy(() => target.assign(tf.tensor(s.data, s.shape)));
       }
     }
     this.t = t;

@@ -100,6 +100,9 @@ async function trySet(name: BackendName, env: Record<string, string | undefined>
     const ok = await tf.setBackend(name);
     if (!ok) return { why: `tfjs could not initialise backend "${name}"` };
     await tf.ready();
+    // The cpu backend prints a "install tfjs-node" banner on first use; the chain has already
+    // logged which backends it skipped and why (and `npm run setup:native` is the way here).
+    if (name === 'cpu') (tf.backend() as { firstUse?: boolean }).firstUse = false;
     return { via };
   } catch (e) {
     return { why: (e as Error).message.split('\n')[0] ?? String(e) };

@@ -301,7 +301,19 @@ function rassVersion(): string {
   }
 }
 
+/**
+ * Cached per working directory for the life of the process: a sweep's trial worker runs many
+ * trials with the code it loaded at its start, so the first answer is the right one, and it
+ * saves two git processes per trial.
+ */
+const gitTagCache = new Map<string, Record<string, string>>();
 function gitTags(cwd: string): Record<string, string> {
+  let tags = gitTagCache.get(cwd);
+  if (!tags) gitTagCache.set(cwd, (tags = readGitTags(cwd)));
+  return tags;
+}
+
+function readGitTags(cwd: string): Record<string, string> {
   try {
     const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd, timeout: 3000, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, timeout: 3000, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() !== '';
