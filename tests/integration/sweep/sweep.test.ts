@@ -80,6 +80,14 @@ describe('rass sweep (local executor)', () => {
     assert.match(out, /\[2\/8\] \S+ FINISHED/, 'two trials finished before the kill');
     process.kill(-child.pid!, 'SIGKILL'); // the sweep and its running trial, like a lost machine
     await new Promise((r) => child.on('exit', r));
+    // and wait for the whole group (its trial worker) to be gone, as after a lost machine
+    for (let t = Date.now(); Date.now() - t < 10_000; await new Promise((r) => setTimeout(r, 50))) {
+      try {
+        process.kill(-child.pid!, 0);
+      } catch {
+        break;
+      }
+    }
     const finishedBefore = readdirSync(join(runs, 'toy-classifier')).filter((d) => statuses(join(runs, 'toy-classifier', d)).at(-1) === 'FINISHED');
     assert.ok(finishedBefore.length >= 2);
     const resumed = await rass(args);
