@@ -20,6 +20,12 @@ export interface LocalExecutorOptions {
   memory_mb?: number;
 }
 
+/** Options of the local executor (besides `type`), as JSON Schema properties. */
+export const localExecutorProperties = {
+  max_trials_per_worker: { type: 'integer', minimum: 1, description: 'trials a worker process runs before it is replaced (1 = a fresh process per trial)' },
+  memory_mb: { type: 'integer', minimum: 16, description: 'V8 heap limit per worker process in MiB' },
+} as const;
+
 export interface PoolJob {
   trialId: string;
   logFile: string;

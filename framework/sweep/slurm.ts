@@ -23,29 +23,16 @@ export interface SlurmOptions {
   poll_s?: number;
 }
 
-/** Keys of the `executor:` block that only the Slurm executor reads. */
-export const slurmOnlyKeys = ['partition', 'gpus', 'cpus', 'mem', 'time', 'account', 'extra', 'poll_s'] as const;
-
-/** The sweep's `executor:` block: `type: local` (this machine's worker pool) or `type: slurm`. */
-export const executorSchema = {
-  type: 'object',
-  required: ['type'],
-  additionalProperties: false,
-  properties: {
-    type: { enum: ['local', 'slurm'] },
-    // local
-    max_trials_per_worker: { type: 'integer', minimum: 1, description: 'local: trials a worker process runs before it is replaced (1 = a fresh process per trial)' },
-    memory_mb: { type: 'integer', minimum: 16, description: 'local: V8 heap limit per worker process in MiB' },
-    // slurm
-    partition: { type: 'string' },
-    gpus: { type: 'integer', minimum: 0 },
-    cpus: { type: 'integer', minimum: 1 },
-    mem: { type: 'string', pattern: '^[0-9]+[KMGT]?$' },
-    time: { type: 'string' },
-    account: { type: 'string' },
-    extra: { type: 'array', items: { type: 'string' } },
-    poll_s: { type: 'number', exclusiveMinimum: 0 },
-  },
+/** Options of the Slurm executor (besides `type`), as JSON Schema properties. */
+export const slurmExecutorProperties = {
+  partition: { type: 'string' },
+  gpus: { type: 'integer', minimum: 0 },
+  cpus: { type: 'integer', minimum: 1 },
+  mem: { type: 'string', pattern: '^[0-9]+[KMGT]?$' },
+  time: { type: 'string' },
+  account: { type: 'string' },
+  extra: { type: 'array', items: { type: 'string' } },
+  poll_s: { type: 'number', exclusiveMinimum: 0 },
 } as const;
 
 export function sbatchScript(o: SlurmOptions, p: { name: string; count: number; maxParallel: number; manifest: string; logDir: string }): string {

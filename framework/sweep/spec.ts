@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { Ajv } from 'ajv';
 import { UserError } from '../errors.js';
 import { Rng } from '../engine/rng.js';
-import { executorSchema, slurmOnlyKeys, type SlurmOptions } from './slurm.js';
-import type { LocalExecutorOptions } from './local-pool.js';
+import { slurmExecutorProperties, type SlurmOptions } from './slurm.js';
+import { localExecutorProperties, type LocalExecutorOptions } from './local-pool.js';
 
 /**
  * Sweep specs: how one experiment config expands into an ablation's trials.
@@ -80,9 +80,20 @@ export const sweepSpecSchema = {
     repeats: { type: 'integer', minimum: 1 },
     seeds: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1 },
     metric: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string' }, goal: { enum: ['max', 'min'] } } },
-    executor: executorSchema,
+    executor: {
+      type: 'object',
+      required: ['type'],
+      additionalProperties: false,
+      properties: { type: { enum: ['local', 'slurm'] }, ...localExecutorProperties, ...slurmExecutorProperties },
+    },
   },
 } as const;
+
+/** Each executor's own options: a key of the other one is an error that names it. */
+const executorOptionKeys: Record<'local' | 'slurm', readonly string[]> = {
+  local: Object.keys(localExecutorProperties),
+  slurm: Object.keys(slurmExecutorProperties),
+};
 
 const ajv = new Ajv({ allErrors: true, strict: false });
 const validateSpec = ajv.compile(sweepSpecSchema);
@@ -105,9 +116,8 @@ export function parseSweepSpec(raw: unknown, where: (path: string) => string = (
     }
   }
   if (spec.executor) {
-    const slurmKeys: readonly string[] = slurmOnlyKeys;
-    const localKeys = ['max_trials_per_worker', 'memory_mb'];
-    const foreign = Object.keys(spec.executor).filter((k) => (spec.executor?.type === 'local' ? slurmKeys : localKeys).includes(k));
+    const own = executorOptionKeys[spec.executor.type];
+    const foreign = Object.keys(spec.executor).filter((k) => k !== 'type' && !own.includes(k));
     if (foreign.length) throw new UserError(`${where('.executor')}: ${foreign.map((k) => `"${k}"`).join(', ')} ${foreign.length === 1 ? 'is' : 'are'} not an option of the ${spec.executor.type} executor`);
   }
   const paths = new Map<string, string>();
