@@ -16,6 +16,16 @@ export function isUserError(e: unknown): e is UserError {
   return e instanceof Error && (e as { name?: string }).name === 'UserError' || e instanceof UserError;
 }
 
+/** Print an error the way the CLI does (a user error's message; a bug's stack) and return its exit code. */
+export function reportError(e: unknown, stderr: NodeJS.WritableStream): number {
+  if (isUserError(e)) {
+    stderr.write(`error: ${e.message}\n`);
+    return e.exitCode ?? 2;
+  }
+  stderr.write(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  return 1;
+}
+
 /** Levenshtein distance, for "did you mean" suggestions. */
 export function editDistance(a: string, b: string): number {
   const m = a.length;

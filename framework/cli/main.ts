@@ -2,7 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { PluginRegistry } from '../plugins/registry.js';
 import type { PluginPackage } from '../plugins/plugin-package.js';
 import type { CliContext, CommandSpec } from './command.js';
-import { isUserError } from '../errors.js';
+import { reportError } from '../errors.js';
 import { frameworkCommands } from './commands/index.js';
 
 export interface CliOptions {
@@ -56,11 +56,6 @@ export async function runCli(argv: readonly string[], opts: CliOptions): Promise
       if (e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
       return 2;
     }
-    if (isUserError(e)) {
-      stderr.write(`error: ${(e as Error).message}\n`);
-      return (e as { exitCode?: number }).exitCode ?? 2;
-    }
-    stderr.write(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    return 1;
+    return reportError(e, stderr);
   }
 }

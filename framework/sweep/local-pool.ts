@@ -88,6 +88,11 @@ export class WorkerPool {
     return result;
   }
 
+  /** Trials running now. */
+  get running(): number {
+    return [...this.all].filter((s) => s.job).length;
+  }
+
   /** Forward a signal to every worker running a trial (its runner stops the trial). */
   signalRunning(sig: NodeJS.Signals): void {
     for (const s of this.all) if (s.job) s.child.kill(sig);

@@ -220,11 +220,11 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
   const pool = executor.type === 'local'
     ? new WorkerPool({ bin, cwd: opts.cwd, env: { ...opts.env, CI: opts.env.CI ?? 'true' }, options: executor, stray: (t) => opts.stderr.write(t) })
     : undefined;
-  let running = 0;
   let stopping: string | undefined;
   const onAbort = () => {
     if (stopping) return;
     stopping = 'SIGINT';
+    const running = pool?.running ?? 0;
     out(`sweep ${plan.name}: stopping (${running} running trial${running === 1 ? '' : 's'} get SIGINT)`);
     pool?.signalRunning('SIGINT');
   };
@@ -254,12 +254,10 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     appendFileSync(logFile, `\n=== ${new Date().toISOString()} ${request.resume ? 'resume' : 'start'}: rass ${runArgv(request).join(' ')}\n`);
     const t0 = Date.now();
     rec.state = 'RUNNING';
-    running++;
     const r = await workers.run({ trialId: rec.id, logFile, request });
-    running--;
-    updateFromRun(rec);
-    if (rec.state === 'RUNNING' || !existsSync(join(rec.dir, 'journal.jsonl'))) {
-      // no final status: the worker died (crash, out of memory, SIGKILL), or the trial failed before its run existed
+    updateFromRun(rec); // leaves RUNNING when the run has no journal or no final status
+    if (rec.state === 'RUNNING') {
+      // the worker died (crash, out of memory, SIGKILL), or the trial failed before its run existed
       rec.state = stopping ? 'KILLED' : 'FAILED';
       rec.message = r.crashed
         ? `trial process died without a final status (${r.signal ?? `exit code ${r.exitCode}`}); see ${logFile}`

@@ -12,7 +12,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import type { PluginRegistry } from '../plugins/registry.js';
 import { runExperiment } from '../runner/runner.js';
-import { UserError, isUserError } from '../errors.js';
+import { UserError, reportError } from '../errors.js';
 import type { FromWorker, ToWorker } from './trial-protocol.js';
 
 export interface TrialWorkerOptions {
@@ -107,8 +107,7 @@ async function runTrial(m: Extract<ToWorker, { type: 'trial' }>, opts: TrialWork
     exitCode = outcome.exitCode;
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);
-    exitCode = isUserError(e) ? ((e as { exitCode?: number }).exitCode ?? 2) : 1;
-    process.stderr.write(isUserError(e) ? `error: ${error}\n` : `internal error: ${e instanceof Error ? (e.stack ?? error) : error}\n`);
+    exitCode = reportError(e, process.stderr);
   } finally {
     process.stdout.write = saved.out;
     process.stderr.write = saved.err;
