@@ -18,6 +18,11 @@ export const runConfigSchema = {
     seed: { type: 'integer', minimum: 0, default: 0, description: 'master seed: initialisation, data order, degradations' },
     backend: { enum: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', description: 'tfjs backend; auto tries native, then wasm, then cpu' },
     tags: { type: 'object', additionalProperties: { type: 'string' }, description: 'extra run tags' },
+    fail_on_nan: {
+      anyOf: [{ type: 'boolean' }, { type: 'array', items: { type: 'string', minLength: 1 } }],
+      default: ['*loss*'],
+      description: 'fail the run when a logged metric matching one of these name globs (* = any characters) becomes NaN or infinite; true: any metric, false: never',
+    },
     runs_dir: { type: 'string', default: 'runs', description: 'local run store directory (relative to the working directory)' },
     tracking: {
       type: 'object',

@@ -21,6 +21,7 @@ import { createProgress } from '../cli/progress.js';
 import { formatTable } from '../cli/table.js';
 import { initBackend, backendRunTags, type BackendName } from '../engine/backend.js';
 import { UserError, isUserError } from '../errors.js';
+import { NonFiniteMetricError, nanGuard, type NanPolicy } from './nan-guard.js';
 import { packageRoot } from '../paths.js';
 import type { ComponentNode, Logger } from '../plugins/context.js';
 import type { PluginRegistry } from '../plugins/registry.js';
@@ -115,7 +116,7 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   // 3. the run directory
   const configYaml = dumpConfig(withAbsolutePlugins(cfg), { origins: false });
   // the hash identifies what was computed: where it is stored or tracked does not change it
-  const { runs_dir: _rd, tracking: _tr, ...hashed } = value;
+  const { runs_dir: _rd, tracking: _tr, fail_on_nan: _fn, ...hashed } = value;
   const configHash = createHash('sha256').update(JSON.stringify(sortKeys(hashed))).digest('hex').slice(0, 16);
   const warn = (m: string) => log.warn(m);
   let run: LocalRun;
@@ -189,6 +190,21 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   const onExternalAbort = () => onSignal('SIGTERM');
   opts.signal?.addEventListener('abort', onExternalAbort, { once: true });
 
+  // the NaN policy: checked after the values are journaled; the first violation is kept so an
+  // experiment that swallows the error still ends FAILED (and cannot log past it)
+  const checkMetrics = nanGuard(value.fail_on_nan);
+  let nanError: NonFiniteMetricError | undefined;
+  const logMetrics = (step: number, values: Record<string, number>) => {
+    run.logMetrics(step, values);
+    if (nanError) throw nanError;
+    try {
+      checkMetrics(step, values);
+    } catch (e) {
+      nanError = e as NonFiniteMetricError;
+      throw e;
+    }
+  };
+
   const latest = resumeDir ? run.latestCheckpoint() : undefined;
   const ctx: RunContext = {
     runId: run.runId,
@@ -200,7 +216,7 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
     log,
     ...(resumeDir ? { resume: latest ? { checkpointDir: latest } : {} } : {}),
     logParams: (p) => run.logParams(p),
-    logMetrics: (step, values) => run.logMetrics(step, values),
+    logMetrics,
     setTags: (t) => run.setTags(t),
     logArtifact: async (rel, data) => run.logArtifact(rel, data),
     saveCheckpoint: (name, write) => run.saveCheckpoint(name, write),
@@ -217,10 +233,11 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   try {
     const result = await Promise.race([experiment.run(ctx), killed.then(() => 'killed' as const)]);
     if (killedBy) throw new Error(`run killed by ${killedBy}`);
+    if (nanError) throw nanError;
     if (result && typeof result === 'object') {
       finalMetrics = Object.fromEntries(Object.entries(result).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
       const lastStep = Math.max(0, ...Object.values(summarizeRun(run.dir).metrics).map((m) => m.step));
-      run.logMetrics(lastStep, finalMetrics);
+      logMetrics(lastStep, finalMetrics);
     }
   } catch (e) {
     if (killedBy) {
@@ -229,9 +246,12 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
       exitCode = SIGNAL_EXIT[killedBy] ?? 143;
     } else {
       status = 'FAILED';
-      message = e instanceof Error ? e.message : String(e);
-      exitCode = isUserError(e) ? 2 : 1;
-      opts.stderr.write(isUserError(e) ? `error: ${message}\n` : `run failed: ${e instanceof Error ? (e.stack ?? message) : message}\n`);
+      // a NaN stops the run even when the experiment wrapped or replaced the guard's error
+      const err = nanError ?? e;
+      message = err instanceof Error ? err.message : String(err);
+      exitCode = isUserError(err) ? 2 : 1;
+      const clean = isUserError(err) || err instanceof NonFiniteMetricError;
+      opts.stderr.write(clean ? `${nanError ? 'run failed' : 'error'}: ${message}\n` : `run failed: ${err instanceof Error ? (err.stack ?? message) : message}\n`);
     }
   } finally {
     if (graceTimer) clearTimeout(graceTimer);
@@ -258,6 +278,7 @@ interface RunConfigValue {
   backend?: 'auto' | BackendName;
   tags?: Record<string, string>;
   runs_dir?: string;
+  fail_on_nan?: NanPolicy;
   plugins?: string[];
   vars?: unknown;
   [k: string]: unknown;

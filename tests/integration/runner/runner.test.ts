@@ -104,6 +104,29 @@ describe('runner', () => {
     assert.match(list.out, /failing\s+FAILED/);
   });
 
+  it('a loss that becomes NaN fails the run at that step (fail_on_nan), keeping the NaN on record; fail_on_nan=false trains on', async () => {
+    const runs = tempDir('nan');
+    const r = await cli(['run', join(FIXTURES, 'nan.yaml'), '--set', `runs_dir=${runs}`]);
+    assert.equal(r.code, 1, r.err);
+    assert.match(r.err, /run failed: metric "loss" became NaN at step 12/);
+    assert.doesNotMatch(r.err, /at .*nan-guard/, 'a policy stop is explained, not a stack trace');
+    const [dir] = readdirSync(join(runs, 'toy-classifier')).map((d) => join(runs, 'toy-classifier', d));
+    const { events } = readJournal(join(dir, 'journal.jsonl'));
+    const last = events[events.length - 1];
+    assert.equal(last.type === 'status' && last.status, 'FAILED');
+    assert.match(last.type === 'status' ? (last.message ?? '') : '', /metric "loss" became NaN at step 12/);
+    const losses = events.flatMap((e) => (e.type === 'metrics' && 'loss' in e.values ? [[e.step, e.values.loss]] : []));
+    assert.equal(losses.length, 12, 'steps 1..12 recorded, nothing after the NaN');
+    assert.ok(losses.slice(0, 11).every(([, l]) => Number.isFinite(l)));
+    assert.ok(losses[11][1] === null || Number.isNaN(losses[11][1]), 'the NaN itself is journaled (as null)');
+
+    const off = await cli(['run', join(FIXTURES, 'nan.yaml'), '--set', `runs_dir=${runs}`, '--set', 'fail_on_nan=false']);
+    assert.equal(off.code, 0, off.err);
+    const offDir = readdirSync(join(runs, 'toy-classifier')).map((d) => join(runs, 'toy-classifier', d)).find((d) => d !== dir)!;
+    const offEvents = readJournal(join(offDir, 'journal.jsonl')).events;
+    assert.equal(offEvents.filter((e) => e.type === 'metrics' && 'loss' in e.values).length, 50, 'policy off: all 50 steps ran');
+  });
+
   it('creates trackers per run, tells them about every append, closes them after the final status; --name names the run', async () => {
     const runs = tempDir('trackers');
     const calls: string[] = [];
