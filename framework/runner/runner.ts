@@ -51,7 +51,7 @@ export interface RunnerOptions {
   /** install SIGINT/SIGTERM handlers (the CLI does; in-process tests don't) */
   handleSignals?: boolean;
   trackerFactories?: readonly TrackerFactory[];
-  /** an external abort (tests): behaves like SIGTERM */
+  /** an external abort (tests, trial workers): behaves like SIGTERM, or SIGINT when that is the abort reason */
   signal?: AbortSignal;
   /** how long an experiment may take to stop after a signal before the run is closed anyway */
   killGraceMs?: number;
@@ -187,7 +187,8 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
     process.on('SIGINT', sigint);
     process.on('SIGTERM', sigterm);
   }
-  const onExternalAbort = () => onSignal('SIGTERM');
+  // the abort reason may name the signal it stands for (a sweep's trial worker passes SIGINT on)
+  const onExternalAbort = () => onSignal(opts.signal?.reason === 'SIGINT' ? 'SIGINT' : 'SIGTERM');
   opts.signal?.addEventListener('abort', onExternalAbort, { once: true });
 
   // the NaN policy: checked after the values are journaled; the first violation is kept so an

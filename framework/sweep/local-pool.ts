@@ -38,6 +38,8 @@ export interface PoolResult {
   signal: NodeJS.Signals | null;
   /** the worker died during the trial (no result was reported) */
   crashed: boolean;
+  /** the crash was V8 running out of heap (the worker's output says so) */
+  outOfMemory?: boolean;
   error?: string;
   leakedTensors?: number;
 }
@@ -47,6 +49,8 @@ interface WorkerSlot {
   ready: Promise<boolean>;
   trials: number;
   job?: { job: PoolJob; resolve: (r: PoolResult) => void };
+  /** the end of what the worker printed during the current trial (to name the cause of a crash) */
+  outputTail: string;
   retiring: boolean;
   closed: Promise<void>;
 }
@@ -76,6 +80,7 @@ export class WorkerPool {
     const s = slot;
     const result = await new Promise<PoolResult>((resolve) => {
       s.job = { job, resolve };
+      s.outputTail = '';
       s.trials++;
       s.child.send({ type: 'trial', trialId: job.trialId, logFile: job.logFile, request: job.request } satisfies ToWorker);
     });
@@ -88,14 +93,19 @@ export class WorkerPool {
     return result;
   }
 
+  /** the V8 heap limit of each worker in MiB, when one is set */
+  get memoryLimit(): number | undefined {
+    return this.cfg.options.memory_mb;
+  }
+
   /** Trials running now. */
   get running(): number {
     return [...this.all].filter((s) => s.job).length;
   }
 
-  /** Forward a signal to every worker running a trial (its runner stops the trial). */
-  signalRunning(sig: NodeJS.Signals): void {
-    for (const s of this.all) if (s.job) s.child.kill(sig);
+  /** Stop every running trial as `sig` would stop `rass run` (journaled KILLED, checkpoint kept). */
+  stopRunning(sig: 'SIGINT' | 'SIGTERM'): void {
+    for (const s of this.all) if (s.job && s.child.connected) s.child.send({ type: 'stop', signal: sig } satisfies ToWorker);
   }
 
   /** Ask every worker to exit; resolves when they have (those that do not within 5 s are killed). */
@@ -116,6 +126,7 @@ export class WorkerPool {
       child,
       ready: new Promise<boolean>((r) => (markReady = r)),
       trials: 0,
+      outputTail: '',
       retiring: false,
       closed: new Promise<void>((r) => child.on('close', () => r())),
     };
@@ -124,8 +135,10 @@ export class WorkerPool {
     // output from native code or from the process dying (V8's out-of-memory report, a
     // native abort): it belongs to the trial running then.
     const route = (d: Buffer) => {
-      if (slot.job) appendFileSync(slot.job.job.logFile, d);
-      else this.cfg.stray(d.toString());
+      if (slot.job) {
+        appendFileSync(slot.job.job.logFile, d);
+        slot.outputTail = (slot.outputTail + d.toString()).slice(-8192);
+      } else this.cfg.stray(d.toString());
     };
     child.stdout?.on('data', route);
     child.stderr?.on('data', route);
@@ -147,7 +160,7 @@ export class WorkerPool {
         const { job, resolve } = slot.job;
         slot.job = undefined;
         appendFileSync(job.logFile, `\n=== the trial worker (pid ${child.pid}) died during this trial: ${signal ?? `exit code ${code}`}\n`);
-        resolve({ exitCode: code, signal, crashed: true });
+        resolve({ exitCode: code, signal, crashed: true, outOfMemory: /JavaScript heap out of memory|Reached heap limit/.test(slot.outputTail) });
       }
     });
     child.on('error', (e) => this.cfg.stray(`trial worker: ${e.message}\n`));

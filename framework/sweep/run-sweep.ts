@@ -24,6 +24,7 @@ import { expandSweep, formatOverrides, parseSweepSpec, type SweepSpec, type Tria
 import { buildSweepReport } from './report.js';
 import { accountedStates, activeTasks, cancel, submitArray, type SlurmOptions } from './slurm.js';
 import { WorkerPool } from './local-pool.js';
+import { closeDeadTrialRun } from './close-dead-trial.js';
 import { runArgv, type TrialRequest } from './trial-protocol.js';
 
 /** Submit the trials as one Slurm job array and follow it until no task is left. */
@@ -139,7 +140,8 @@ function updateFromRun(rec: TrialRecord): RunSummary | undefined {
   }
   rec.state = s.status === 'FINISHED' ? 'FINISHED' : s.status === 'FAILED' ? 'FAILED' : s.status === 'KILLED' ? 'KILLED' : 'RUNNING';
   rec.message = s.statusMessage;
-  rec.metrics = Object.fromEntries(Object.entries(s.metrics).map(([k, v]) => [k, v.value]));
+  // a non-finite value is journaled as null (JSON has no NaN)
+  rec.metrics = Object.fromEntries(Object.entries(s.metrics).map(([k, v]) => [k, v.value ?? NaN]));
   return s;
 }
 
@@ -226,7 +228,7 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     stopping = 'SIGINT';
     const running = pool?.running ?? 0;
     out(`sweep ${plan.name}: stopping (${running} running trial${running === 1 ? '' : 's'} get SIGINT)`);
-    pool?.signalRunning('SIGINT');
+    pool?.stopRunning('SIGINT');
   };
   opts.signal?.addEventListener('abort', onAbort, { once: true });
 
@@ -260,8 +262,15 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
       // the worker died (crash, out of memory, SIGKILL), or the trial failed before its run existed
       rec.state = stopping ? 'KILLED' : 'FAILED';
       rec.message = r.crashed
-        ? `trial process died without a final status (${r.signal ?? `exit code ${r.exitCode}`}); see ${logFile}`
+        ? `trial process died without a final status (${r.outOfMemory ? `out of memory${pool?.memoryLimit ? ` at the ${pool.memoryLimit} MiB heap limit` : ''}, ` : ''}${r.signal ?? `exit code ${r.exitCode}`}); see ${logFile}`
         : `${r.error ?? `trial exited with code ${r.exitCode}`}; see ${logFile}`;
+      if (r.crashed) {
+        try {
+          await closeDeadTrialRun(rec.dir, rec.state, rec.message, opts.env, warn);
+        } catch (e) {
+          warn(`trial ${rec.id}: could not close its run ${rec.dir}: ${(e as Error).message}`);
+        }
+      }
     }
     if (!r.crashed && (r.leakedTensors ?? 0) > 0) opts.stderr.write(`[rass] warning: trial ${rec.id} left ${r.leakedTensors} tfjs tensors allocated (its worker was replaced)\n`);
     report(rec, Date.now() - t0);

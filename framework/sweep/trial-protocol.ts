@@ -18,6 +18,12 @@ export interface TrialRequest {
 
 export type ToWorker =
   | { type: 'trial'; trialId: string; logFile: string; request: TrialRequest }
+  /**
+   * stop the running trial as this signal would stop `rass run` (journaled KILLED, checkpoint
+   * kept). The executor sends it, not the terminal: workers ignore a terminal's SIGINT, which
+   * reaches the whole process group, so a trial is stopped exactly once and in order.
+   */
+  | { type: 'stop'; signal: 'SIGINT' | 'SIGTERM' }
   /** finish nothing new; exit once idle */
   | { type: 'exit' };
 

@@ -30,14 +30,17 @@ export function serveTrials(opts: TrialWorkerOptions): Promise<void> {
   const post = (m: FromWorker) => send(m);
   let busy = false;
   let exitWhenIdle = false;
+  /** stops the running trial (its runner journals KILLED and keeps a checkpoint) */
+  let stopTrial: AbortController | undefined;
 
-  // Idle, a signal just ends the worker; during a trial the runner's own handlers stop the
-  // trial (status KILLED, checkpoint kept) and these do nothing.
-  const onSignal = (code: number) => () => {
-    if (!busy) process.exit(code);
-  };
-  process.on('SIGINT', onSignal(130));
-  process.on('SIGTERM', onSignal(143));
+  // SIGINT is ignored: a terminal's Ctrl-C reaches the whole process group, and the executor,
+  // which got it too, stops each running trial by message. SIGTERM (sent to this process
+  // alone, e.g. by an administrator) stops the trial, or ends an idle worker.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => {
+    if (busy) stopTrial?.abort('SIGTERM');
+    else process.exit(143);
+  });
 
   return new Promise<void>((finished) => {
     const finish = () => {
@@ -51,9 +54,15 @@ export function serveTrials(opts: TrialWorkerOptions): Promise<void> {
         else finish();
         return;
       }
+      if (m.type === 'stop') {
+        stopTrial?.abort(m.signal);
+        return;
+      }
       busy = true;
-      void runTrial(m, opts).then((result) => {
+      stopTrial = new AbortController();
+      void runTrial(m, opts, stopTrial.signal).then((result) => {
         busy = false;
+        stopTrial = undefined;
         if (process.connected) post(result);
         if (exitWhenIdle || !process.connected) finish();
       });
@@ -62,14 +71,14 @@ export function serveTrials(opts: TrialWorkerOptions): Promise<void> {
     // The executor died (e.g. SIGKILL): stop the running trial like SIGTERM would (it is
     // journaled KILLED with a checkpoint, and the next `rass sweep` resumes it), then exit.
     process.on('disconnect', () => {
-      if (busy) process.kill(process.pid, 'SIGTERM');
+      if (busy) stopTrial?.abort('SIGTERM');
       else finish();
     });
     post({ type: 'ready', pid: process.pid });
   });
 }
 
-async function runTrial(m: Extract<ToWorker, { type: 'trial' }>, opts: TrialWorkerOptions): Promise<FromWorker> {
+async function runTrial(m: Extract<ToWorker, { type: 'trial' }>, opts: TrialWorkerOptions, signal: AbortSignal): Promise<FromWorker> {
   const tensorsBefore = tf.engine().state.numTensors;
   // Everything the trial prints (runner, plugins, console.*) goes to its log file, written
   // synchronously so it is complete before the result is reported.
@@ -102,7 +111,7 @@ async function runTrial(m: Extract<ToWorker, { type: 'trial' }>, opts: TrialWork
       env: process.env,
       stdout: process.stdout,
       stderr: process.stderr,
-      handleSignals: true,
+      signal,
     });
     exitCode = outcome.exitCode;
   } catch (e) {

@@ -69,6 +69,72 @@ describe('rass sweep (local executor)', () => {
     assert.equal(readdirSync(join(runs, 'mixed')).length, 1, 'one parent run for the sweep');
   });
 
+  it('a NaN loss, process.exit, SIGKILL and heap exhaustion each fail their trial alone; the trials around them finish', async () => {
+    const runs = mkdtempSync(join(tmpdir(), 'sweep-crash-'));
+    const r = await rass(['sweep', 'tests/fixtures/sweep/crashing.yaml', '--set', `runs_dir=${runs}`, '--max-parallel', '2']);
+    assert.equal(r.code, 1, r.err);
+    assert.doesNotMatch(r.err, /stale lock/, 'closing a dead trial\'s run is not worth a warning');
+    const parentDir = join(runs, 'crashing', readdirSync(join(runs, 'crashing'))[0]);
+    const trials = JSON.parse(readFileSync(join(parentDir, 'artifacts', 'trials.json'), 'utf8')) as { id: string; labels: Record<string, string>; runId: string; state: string; message?: string }[];
+    const by = Object.fromEntries(trials.map((t) => [t.labels.loss, t]));
+    assert.equal(by.ok.state, 'FINISHED');
+    assert.equal(by.ok_after.state, 'FINISHED', 'a new worker ran the trial after the crashes');
+    assert.match(by.nan.message ?? '', /metric "loss" became NaN at step 15/);
+    assert.match(by.exit.message ?? '', /died without a final status \(exit code 3\)/);
+    assert.match(by.kill.message ?? '', /died without a final status \(SIGKILL\)/);
+    assert.match(by.oom.message ?? '', /died without a final status \(out of memory at the 160 MiB heap limit, SIGABRT\)/);
+    assert.match(readFileSync(join(parentDir, 'artifacts', 'logs', `${by.oom.id}.log`), 'utf8'), /JavaScript heap out of memory/, 'V8\'s report is kept in the trial log');
+    for (const mode of ['nan', 'exit', 'kill', 'oom']) {
+      assert.equal(by[mode].state, 'FAILED', mode);
+      // the executor closes the run of a trial whose process died: FAILED, lock released
+      const dir = join(runs, 'toy-classifier', by[mode].runId);
+      assert.deepEqual(statuses(dir), ['RUNNING', 'FAILED'], mode);
+      assert.equal(existsSync(join(dir, 'lock')), false, `${mode}: lock released`);
+      const steps = readJournal(join(dir, 'journal.jsonl')).events.filter((e) => e.type === 'metrics' && 'loss' in e.values).length;
+      assert.equal(steps, mode === 'nan' ? 15 : 14, `${mode}: the steps before the failure stay recorded`);
+    }
+    // crashed trials are FAILED, not interrupted: a plain re-run leaves them for --retry-failed
+    const again = await rass(['sweep', 'tests/fixtures/sweep/crashing.yaml', '--set', `runs_dir=${runs}`]);
+    assert.match(again.out, /6 trials \(2 finished earlier, 0 to run/);
+  });
+
+  it('SIGINT (Ctrl-C to the process group) stops running trials once, marks unfinished trials KILLED, and a re-run resumes them', async () => {
+    const runs = mkdtempSync(join(tmpdir(), 'sweep-int-'));
+    const args = ['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=300', '--max-parallel', '2'];
+    const child = spawn(process.execPath, [bin, ...args], { cwd: process.cwd(), env: { ...process.env, CI: 'true' }, detached: true });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const expDir = join(runs, 'toy-classifier');
+    const stepsLogged = (d: string) => readJournal(join(expDir, d, 'journal.jsonl')).events.filter((e) => e.type === 'metrics').length;
+    const t0 = Date.now();
+    const running = () => (existsSync(expDir) ? readdirSync(expDir).filter((d) => existsSync(join(expDir, d, 'journal.jsonl')) && stepsLogged(d) >= 20) : []);
+    while (running().length < 2 && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(running().length, 2, 'two trials training before the interrupt');
+    process.kill(-child.pid!, 'SIGINT'); // what a terminal's Ctrl-C does: the sweep and its workers get it
+    assert.equal(await exited, 130);
+    assert.match(out, /stopping \(2 running trials get SIGINT\)/);
+    const parentDir = join(runs, 'quickstart-lr-hidden', readdirSync(join(runs, 'quickstart-lr-hidden'))[0]);
+    assert.equal(statuses(parentDir).at(-1), 'KILLED');
+    const trials = JSON.parse(readFileSync(join(parentDir, 'artifacts', 'trials.json'), 'utf8')) as { runId: string; state: string }[];
+    const finished = trials.filter((t) => t.state === 'FINISHED');
+    assert.equal(trials.filter((t) => t.state === 'KILLED').length, 8 - finished.length, 'every unfinished trial is KILLED');
+    const interrupted = readdirSync(expDir).filter((d) => statuses(join(expDir, d)).at(-1) !== 'FINISHED');
+    assert.ok(interrupted.length >= 1);
+    for (const d of interrupted) {
+      const ev = readJournal(join(expDir, d, 'journal.jsonl')).events;
+      const last = ev.at(-1)!;
+      // stopped once, cleanly: SIGINT (not a second signal's hurry), with a checkpoint to resume from
+      assert.equal(last.type === 'status' && last.message, 'killed by SIGINT', d);
+      assert.ok(readdirSync(join(expDir, d, 'checkpoints')).length >= 1, `${d}: checkpoint kept`);
+    }
+    const resumed = await rass(args);
+    assert.equal(resumed.code, 0, resumed.err + resumed.out);
+    assert.match(resumed.out, new RegExp(`8 trials \\(${finished.length} finished earlier, ${8 - finished.length} to run`));
+    assert.equal(readdirSync(expDir).length, 8, 'no duplicate trial runs');
+    for (const d of interrupted) assert.deepEqual(statuses(join(expDir, d)), ['RUNNING', 'KILLED', 'RUNNING', 'FINISHED'], `${d} resumed in place`);
+  });
+
   it('a sweep killed with SIGKILL resumes without redoing finished trials', async () => {
     const runs = mkdtempSync(join(tmpdir(), 'sweep-kill-'));
     const args = ['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=400', '--max-parallel', '1'];

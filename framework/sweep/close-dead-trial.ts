@@ -1,0 +1,44 @@
+/**
+ * Closing the run of a trial whose process died (native crash, out of memory, SIGKILL, a
+ * plugin calling process.exit): nothing in that process could write the final status, so the
+ * executor does, with the run's own trackers attached. Without this the trial's run stays
+ * RUNNING forever, locally and in MLflow, and a plain re-run would resume a trial that will
+ * crash the same way; closed FAILED, it waits for --retry-failed like any failed trial.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import type { RunStatus } from '../tracking/events.js';
+import { LocalRun } from '../tracking/local-run.js';
+import type { RunTracker } from '../tracking/tracker.js';
+import { trackerFactories } from '../tracking/trackers.js';
+
+export async function closeDeadTrialRun(
+  dir: string,
+  status: Extract<RunStatus, 'FAILED' | 'KILLED'>,
+  message: string,
+  env: Record<string, string | undefined>,
+  warn: (m: string) => void,
+): Promise<void> {
+  if (!existsSync(join(dir, 'journal.jsonl'))) return; // it died before its run existed
+  // its lock names the dead process: taking it over is expected here, not worth a warning
+  const run = LocalRun.reopen(dir, { warn: (m) => (/taking over a stale lock/.test(m) ? undefined : warn(m)) });
+  const runEv = run.reopened?.events.find((e) => e.type === 'run');
+  let config: Record<string, unknown> = {};
+  try {
+    config = (parse(readFileSync(join(dir, 'config.yaml'), 'utf8')) as Record<string, unknown> | null) ?? {};
+  } catch (e) {
+    warn(`${join(dir, 'config.yaml')}: ${(e as Error).message} (closing the run without its trackers)`);
+  }
+  const trackers: RunTracker[] = [];
+  for (const f of trackerFactories) {
+    try {
+      const t = await f({ dir, runId: run.runId, experiment: runEv?.type === 'run' ? runEv.experiment : '', config, env });
+      if (t) trackers.push(t);
+    } catch (e) {
+      warn(`tracker failed to start for ${dir}: ${(e as Error).message}`);
+    }
+  }
+  run.attachTrackers(trackers);
+  await run.finalize(status, message);
+}
