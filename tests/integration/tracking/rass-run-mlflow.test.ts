@@ -4,13 +4,14 @@
  * token never reaches a run file, and `rass runs sync` afterwards finds nothing new.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { readJournal } from '../../../framework/tracking/journal.js';
 import { MlflowClient } from '../../../framework/tracking/mlflow/client.js';
+import { LOCAL_RUN_ID_TAG } from '../../../framework/tracking/mlflow/remote-run.js';
 import { readState } from '../../../framework/tracking/mlflow/state.js';
 import { packageRoot } from '../../../framework/paths.js';
 import { type MlflowServer, mlflowSkipped, startMlflowServer } from '../../../scripts/mlflow/server.js';
@@ -71,5 +72,42 @@ describe('rass run with MLflow tracking', { skip }, () => {
     const sync = rass(['runs', 'sync', '--to', server.uri, '--runs-dir', runs], {});
     assert.equal(sync.status, 0, sync.stderr);
     assert.match(sync.stdout, new RegExp(`${id}\\s+${state.runId}\\s+up-to-date\\s+0\\s+0`));
+  });
+
+  it('a sweep SIGKILLed part-way and re-run: exactly one MLflow parent and one child per trial, all FINISHED', async () => {
+    const runs = tempStore('rass-sweep-mlflow-');
+    const env = { MLFLOW_TRACKING_URI: server.uri };
+    const args = ['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=300', '--set', 'tracking.mlflow.experiment_name=e2e-sweep', '--max-parallel', '2'];
+    const child = spawn(process.execPath, [...cliArgs, ...args], { cwd: ROOT, env: { ...process.env, CI: 'true', ...env }, detached: true });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const exited = new Promise((r) => child.on('exit', r));
+    for (const t0 = Date.now(); !/\[3\/8\] \S+ FINISHED/.test(out) && Date.now() - t0 < 120_000; ) await new Promise((r) => setTimeout(r, 50));
+    assert.match(out, /\[3\/8\] \S+ FINISHED/, 'three trials finished before the kill');
+    process.kill(-child.pid!, 'SIGKILL'); // the sweep and its workers, mid-trial, like a lost machine
+    await exited;
+    for (const t0 = Date.now(); Date.now() - t0 < 10_000; await new Promise((r) => setTimeout(r, 50))) {
+      try {
+        process.kill(-child.pid!, 0);
+      } catch {
+        break;
+      }
+    }
+    const again = rass(args, env);
+    assert.equal(again.status, 0, again.stderr + again.stdout);
+    assert.match(again.stdout, /8 trials \([3-7] finished earlier, [1-5] to run/);
+
+    const client = new MlflowClient({ uri: server.uri });
+    const expId = (await client.getExperimentByName('e2e-sweep'))!.experiment_id;
+    const all = await client.searchAllRuns([expId], '');
+    const parentLocalId = readdirSync(join(runs, 'quickstart-lr-hidden'))[0];
+    const parents = all.filter((r) => r.data.tags?.find((t) => t.key === LOCAL_RUN_ID_TAG)?.value === parentLocalId);
+    assert.equal(parents.length, 1, 'one MLflow run for the sweep');
+    assert.equal(parents[0].info.status, 'FINISHED');
+    const kids = all.filter((r) => r.data.tags?.find((t) => t.key === 'mlflow.parentRunId')?.value === parents[0].info.run_id);
+    const kidLocalIds = kids.map((k) => k.data.tags?.find((t) => t.key === LOCAL_RUN_ID_TAG)?.value).sort();
+    assert.deepEqual(kidLocalIds, readdirSync(join(runs, 'toy-classifier')).sort(), 'one child per trial, none twice');
+    assert.equal(all.length, 9, 'nothing else was created');
+    for (const k of kids) assert.equal(k.info.status, 'FINISHED', k.info.run_name);
   });
 });
