@@ -18,12 +18,15 @@ export interface LocalExecutorOptions {
   max_trials_per_worker?: number;
   /** V8 heap limit of each worker in MiB (node --max-old-space-size): a runaway trial fails alone */
   memory_mb?: number;
+  /** extra node / V8 flags for each worker process */
+  node_args?: string[];
 }
 
 /** Options of the local executor (besides `type`), as JSON Schema properties. */
 export const localExecutorProperties = {
   max_trials_per_worker: { type: 'integer', minimum: 1, description: 'trials a worker process runs before it is replaced (1 = a fresh process per trial)' },
   memory_mb: { type: 'integer', minimum: 16, description: 'V8 heap limit per worker process in MiB' },
+  node_args: { type: 'array', items: { type: 'string', pattern: '^--' }, description: 'extra node / V8 flags for each worker process, e.g. [--single-threaded]' },
 } as const;
 
 export interface PoolJob {
@@ -75,7 +78,12 @@ export class WorkerPool {
     let slot = this.idle.pop();
     if (!slot) {
       slot = this.spawnWorker();
-      if (!(await slot.ready)) return { exitCode: slot.child.exitCode, signal: slot.child.signalCode, crashed: true, error: 'the trial worker exited before it was ready' };
+      if (!(await slot.ready)) {
+        await slot.closed; // its output is all in
+        const said = slot.outputTail.trim().split('\n').filter(Boolean).slice(-3).join(' | ');
+        const how = slot.child.signalCode ?? `exit code ${slot.child.exitCode}`;
+        return { exitCode: slot.child.exitCode, signal: slot.child.signalCode, crashed: true, error: `the trial worker failed to start (${how})${said ? `: ${said}` : ''}` };
+      }
     }
     const s = slot;
     const result = await new Promise<PoolResult>((resolve) => {
@@ -116,7 +124,7 @@ export class WorkerPool {
 
   private spawnWorker(): WorkerSlot {
     const heap = this.cfg.options.memory_mb ? [`--max-old-space-size=${this.cfg.options.memory_mb}`] : [];
-    const child = spawn(process.execPath, [...heap, this.cfg.bin, '_trial-worker'], {
+    const child = spawn(process.execPath, [...heap, ...(this.cfg.options.node_args ?? []), this.cfg.bin, '_trial-worker'], {
       cwd: this.cfg.cwd,
       env: this.cfg.env,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -138,7 +146,10 @@ export class WorkerPool {
       if (slot.job) {
         appendFileSync(slot.job.job.logFile, d);
         slot.outputTail = (slot.outputTail + d.toString()).slice(-8192);
-      } else this.cfg.stray(d.toString());
+      } else {
+        slot.outputTail = (slot.outputTail + d.toString()).slice(-8192);
+        this.cfg.stray(d.toString());
+      }
     };
     child.stdout?.on('data', route);
     child.stderr?.on('data', route);

@@ -261,9 +261,12 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     if (rec.state === 'RUNNING') {
       // the worker died (crash, out of memory, SIGKILL), or the trial failed before its run existed
       rec.state = stopping ? 'KILLED' : 'FAILED';
-      rec.message = r.crashed
+      rec.message = r.crashed && r.error
+        ? `${r.error}; see ${logFile}`
+        : r.crashed
         ? `trial process died without a final status (${r.outOfMemory ? `out of memory${pool?.memoryLimit ? ` at the ${pool.memoryLimit} MiB heap limit` : ''}, ` : ''}${r.signal ?? `exit code ${r.exitCode}`}); see ${logFile}`
         : `${r.error ?? `trial exited with code ${r.exitCode}`}; see ${logFile}`;
+      if (r.crashed && r.error) appendFileSync(logFile, `=== ${r.error}\n`);
       if (r.crashed) {
         try {
           await closeDeadTrialRun(rec.dir, rec.state, rec.message, opts.env, warn);

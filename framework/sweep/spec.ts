@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import { UserError } from '../errors.js';
 import { Rng } from '../engine/rng.js';
 import { slurmExecutorProperties, type SlurmOptions } from './slurm.js';
@@ -95,11 +95,12 @@ const executorOptionKeys: Record<'local' | 'slurm', readonly string[]> = {
   slurm: Object.keys(slurmExecutorProperties),
 };
 
-const ajv = new Ajv({ allErrors: true, strict: false });
-const validateSpec = ajv.compile(sweepSpecSchema);
+// compiled on first use: trial workers import this module but never parse a spec
+let validateSpec: ValidateFunction | undefined;
 
 /** Validate a `sweep:` block; `where(path)` names the origin of a key for error messages. */
 export function parseSweepSpec(raw: unknown, where: (path: string) => string = (p) => `sweep${p}`): SweepSpec {
+  validateSpec ??= new Ajv({ allErrors: true, strict: false }).compile(sweepSpecSchema);
   if (!validateSpec(raw)) {
     const lines = (validateSpec.errors ?? []).map((e) => {
       const path = e.instancePath.replace(/\//g, '.');

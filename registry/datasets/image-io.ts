@@ -1,6 +1,6 @@
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join, relative } from 'node:path';
-import sharp from 'sharp';
+import { loadSharp } from '../image/load-sharp.js';
 import { UserError } from '../../framework/api.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.bmp'];
@@ -14,6 +14,7 @@ export interface DecodedImage {
 /** Decode an image file to HWC RGB uint8 (alpha dropped, greyscale expanded). Unreadable files are UserErrors naming the file. */
 export async function readRgb(file: string): Promise<DecodedImage> {
   try {
+    const sharp = await loadSharp();
     const { data, info } = await sharp(file).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
@@ -31,6 +32,7 @@ export async function readLabel(file: string): Promise<DecodedImage> {
   let raw: { data: Buffer; info: { width: number; height: number; channels: number } };
   let palette: boolean;
   try {
+    const sharp = await loadSharp();
     const img = sharp(file);
     palette = (await img.metadata()).isPalette === true;
     raw = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });

@@ -15,7 +15,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, appendFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join, relative, resolve, sep } from 'node:path';
-import sharp from 'sharp';
+import { loadSharp } from '../../image/load-sharp.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { PluginRegistry, Rng, UserError, buildComponent, consoleLogger, isComponentNode, loadConfig, pluginPackage, validateConfig, type CommandSpec, type Degradation } from '../../../framework/api.js';
 import { plugins } from '../index.js';
@@ -102,6 +102,7 @@ export async function loadPipeline(file: string): Promise<Degradation> {
 
 
 async function encode(rgb: Uint8Array, width: number, height: number, ext: string): Promise<Buffer> {
+  const sharp = await loadSharp();
   const img = sharp(rgb, { raw: { width, height, channels: 3 } });
   switch (ext) {
     case '.jpg':

@@ -98,6 +98,21 @@ describe('rass sweep (local executor)', () => {
     assert.match(again.out, /6 trials \(2 finished earlier, 0 to run/);
   });
 
+  it('a worker that cannot start fails its trials with the reason, and the sweep ends instead of hanging', async () => {
+    const runs = mkdtempSync(join(tmpdir(), 'sweep-nostart-'));
+    const r = await rass(['sweep', 'tests/fixtures/sweep/mixed.yaml', '--set', `runs_dir=${runs}`, '--set', 'sweep.executor={type: local, node_args: [--no-such-node-flag]}']);
+    assert.equal(r.code, 1, r.err);
+    const parentDir = join(runs, 'mixed', readdirSync(join(runs, 'mixed'))[0]);
+    const trials = JSON.parse(readFileSync(join(parentDir, 'artifacts', 'trials.json'), 'utf8')) as { id: string; state: string; message?: string }[];
+    assert.equal(trials.length, 4);
+    for (const t of trials) {
+      assert.equal(t.state, 'FAILED');
+      assert.match(t.message ?? '', /the trial worker failed to start \(exit code 9\): .*bad option: --no-such-node-flag/);
+      assert.match(readFileSync(join(parentDir, 'artifacts', 'logs', `${t.id}.log`), 'utf8'), /failed to start/);
+    }
+    assert.equal(existsSync(join(runs, 'toy-classifier')), false, 'no trial run was created');
+  });
+
   it('SIGINT (Ctrl-C to the process group) stops running trials once, marks unfinished trials KILLED, and a re-run resumes them', async () => {
     const runs = mkdtempSync(join(tmpdir(), 'sweep-int-'));
     const args = ['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=300', '--max-parallel', '2'];
