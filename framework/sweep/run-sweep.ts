@@ -25,6 +25,7 @@ import { buildSweepReport } from './report.js';
 import { accountedStates, activeTasks, cancel, submitArray, type SlurmOptions } from './slurm.js';
 import { WorkerPool } from './local-pool.js';
 import { closeDeadTrialRun } from './close-dead-trial.js';
+import { catchUpMirrors } from './mirror-catch-up.js';
 import { runArgv, type TrialRequest } from './trial-protocol.js';
 
 /** Submit the trials as one Slurm job array and follow it until no task is left. */
@@ -310,6 +311,9 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
   }
   opts.signal?.removeEventListener('abort', onAbort);
   for (const r of queue) if (r.state === 'PENDING') r.state = 'KILLED';
+
+  // trials whose live MLflow upload was cut short (this invocation or an earlier, killed one)
+  await catchUpMirrors(plan.records.map((r) => r.dir), plan.runsDir, opts.env, warn);
 
   const failed = plan.records.filter((r) => r.state !== 'FINISHED');
   parent.logArtifact('trials.json', JSON.stringify(plan.records.map(({ dir: _d, ...r }) => r), null, 2) + '\n');

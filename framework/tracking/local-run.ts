@@ -60,7 +60,9 @@ export class LocalRun {
 
   /** Make `runsDir/<experiment>/<runId>/` and start its journal. */
   static create(dir: string, runId: string, files: { configYaml: string; overrides: readonly string[] }, opts: LocalRunOptions = {}): LocalRun {
-    if (existsSync(dir)) throw new UserError(`run directory ${dir} already exists`);
+    // A directory without a journal records nothing: a process killed while creating it (a
+    // sweep trial resumed after SIGKILL) left it; the lock below still refuses a live creator.
+    if (existsSync(join(dir, 'journal.jsonl'))) throw new UserError(`run directory ${dir} already exists`);
     mkdirSync(join(dir, 'artifacts'), { recursive: true });
     mkdirSync(join(dir, 'checkpoints'), { recursive: true });
     const lock = RunLock.acquire(dir, opts.warn);

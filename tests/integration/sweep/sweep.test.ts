@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readJournal } from '../../../framework/tracking/journal.js';
+import { startGroup } from '../../helpers/process-group.js';
 
 // These tests drive the compiled CLI (trials are child processes of `rass sweep`).
 const bin = join(process.cwd(), 'dist', 'bin', 'rass.js');
@@ -116,19 +117,14 @@ describe('rass sweep (local executor)', () => {
   it('SIGINT (Ctrl-C to the process group) stops running trials once, marks unfinished trials KILLED, and a re-run resumes them', async () => {
     const runs = mkdtempSync(join(tmpdir(), 'sweep-int-'));
     const args = ['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=300', '--max-parallel', '2'];
-    const child = spawn(process.execPath, [bin, ...args], { cwd: process.cwd(), env: { ...process.env, CI: 'true' }, detached: true });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const job = startGroup([bin, ...args], { cwd: process.cwd() });
     const expDir = join(runs, 'toy-classifier');
     const stepsLogged = (d: string) => readJournal(join(expDir, d, 'journal.jsonl')).events.filter((e) => e.type === 'metrics').length;
-    const t0 = Date.now();
     const running = () => (existsSync(expDir) ? readdirSync(expDir).filter((d) => existsSync(join(expDir, d, 'journal.jsonl')) && stepsLogged(d) >= 20) : []);
-    while (running().length < 2 && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(running().length, 2, 'two trials training before the interrupt');
-    process.kill(-child.pid!, 'SIGINT'); // what a terminal's Ctrl-C does: the sweep and its workers get it
-    assert.equal(await exited, 130);
-    assert.match(out, /stopping \(2 running trials get SIGINT\)/);
+    assert.ok(await job.waitFor(() => running().length === 2, 60_000), 'two trials training before the interrupt');
+    job.signal('SIGINT'); // what a terminal's Ctrl-C does: the sweep and its workers get it
+    assert.equal(await job.exited, 130);
+    assert.match(job.out(), /stopping \(2 running trials get SIGINT\)/);
     const parentDir = join(runs, 'quickstart-lr-hidden', readdirSync(join(runs, 'quickstart-lr-hidden'))[0]);
     assert.equal(statuses(parentDir).at(-1), 'KILLED');
     const trials = JSON.parse(readFileSync(join(parentDir, 'artifacts', 'trials.json'), 'utf8')) as { runId: string; state: string }[];
@@ -153,22 +149,11 @@ describe('rass sweep (local executor)', () => {
   it('a sweep killed with SIGKILL resumes without redoing finished trials', async () => {
     const runs = mkdtempSync(join(tmpdir(), 'sweep-kill-'));
     const args = ['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=400', '--max-parallel', '1'];
-    const child = spawn(process.execPath, [bin, ...args], { cwd: process.cwd(), env: { ...process.env, CI: 'true' }, detached: true });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    const t0 = Date.now();
-    while (!/\[2\/8\] \S+ FINISHED/.test(out) && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 50));
-    assert.match(out, /\[2\/8\] \S+ FINISHED/, 'two trials finished before the kill');
-    process.kill(-child.pid!, 'SIGKILL'); // the sweep and its running trial, like a lost machine
-    await new Promise((r) => child.on('exit', r));
-    // and wait for the whole group (its trial worker) to be gone, as after a lost machine
-    for (let t = Date.now(); Date.now() - t < 10_000; await new Promise((r) => setTimeout(r, 50))) {
-      try {
-        process.kill(-child.pid!, 0);
-      } catch {
-        break;
-      }
-    }
+    const job = startGroup([bin, ...args], { cwd: process.cwd() });
+    assert.ok(await job.waitFor(() => /\[2\/8\] \S+ FINISHED/.test(job.out()), 60_000), 'two trials finished before the kill');
+    job.signal('SIGKILL'); // the sweep and its running trial, like a lost machine
+    await job.exited;
+    await job.groupGone(); // its trial worker too, as after a lost machine
     const finishedBefore = readdirSync(join(runs, 'toy-classifier')).filter((d) => statuses(join(runs, 'toy-classifier', d)).at(-1) === 'FINISHED');
     assert.ok(finishedBefore.length >= 2);
     const resumed = await rass(args);

@@ -4,7 +4,7 @@
  * token never reaches a run file, and `rass runs sync` afterwards finds nothing new.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { readState } from '../../../framework/tracking/mlflow/state.js';
 import { packageRoot } from '../../../framework/paths.js';
 import { type MlflowServer, mlflowSkipped, startMlflowServer } from '../../../scripts/mlflow/server.js';
 import { removeTempStores, tempStore } from './helpers.js';
+import { startGroup } from '../../helpers/process-group.js';
 import { assertMirrors } from './mirror-assert.js';
 
 const skip = mlflowSkipped();
@@ -78,21 +79,11 @@ describe('rass run with MLflow tracking', { skip }, () => {
     const runs = tempStore('rass-sweep-mlflow-');
     const env = { MLFLOW_TRACKING_URI: server.uri };
     const args = ['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=300', '--set', 'tracking.mlflow.experiment_name=e2e-sweep', '--max-parallel', '2'];
-    const child = spawn(process.execPath, [...cliArgs, ...args], { cwd: ROOT, env: { ...process.env, CI: 'true', ...env }, detached: true });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    const exited = new Promise((r) => child.on('exit', r));
-    for (const t0 = Date.now(); !/\[3\/8\] \S+ FINISHED/.test(out) && Date.now() - t0 < 120_000; ) await new Promise((r) => setTimeout(r, 50));
-    assert.match(out, /\[3\/8\] \S+ FINISHED/, 'three trials finished before the kill');
-    process.kill(-child.pid!, 'SIGKILL'); // the sweep and its workers, mid-trial, like a lost machine
-    await exited;
-    for (const t0 = Date.now(); Date.now() - t0 < 10_000; await new Promise((r) => setTimeout(r, 50))) {
-      try {
-        process.kill(-child.pid!, 0);
-      } catch {
-        break;
-      }
-    }
+    const job = startGroup([...cliArgs, ...args], { cwd: ROOT, env });
+    assert.ok(await job.waitFor(() => /\[3\/8\] \S+ FINISHED/.test(job.out()), 120_000), 'three trials finished before the kill');
+    job.signal('SIGKILL'); // the sweep and its workers, mid-trial, like a lost machine
+    await job.exited;
+    await job.groupGone();
     const again = rass(args, env);
     assert.equal(again.status, 0, again.stderr + again.stdout);
     assert.match(again.stdout, /8 trials \([3-7] finished earlier, [1-5] to run/);
@@ -109,5 +100,30 @@ describe('rass run with MLflow tracking', { skip }, () => {
     assert.deepEqual(kidLocalIds, readdirSync(join(runs, 'toy-classifier')).sort(), 'one child per trial, none twice');
     assert.equal(all.length, 9, 'nothing else was created');
     for (const k of kids) assert.equal(k.info.status, 'FINISHED', k.info.run_name);
+  });
+
+  it('a sweep recorded offline and re-run with a tracking URI uploads its finished trials (the mirror catches up), once', async () => {
+    const runs = tempStore('rass-sweep-offline-');
+    const args = ['sweep', 'tests/fixtures/sweep/mixed.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=20', '--max-parallel', '2'];
+    const offline = rass(args, { MLFLOW_TRACKING_URI: '' });
+    assert.equal(offline.status, 1, offline.stderr); // the 'broken' variant fails, as designed
+    const env = { MLFLOW_TRACKING_URI: server.uri, MLFLOW_EXPERIMENT_NAME: 'e2e-sweep-offline' };
+    const online = rass(args, env);
+    assert.match(online.stdout, /4 trials \(2 finished earlier, 0 to run/);
+    const client = new MlflowClient({ uri: server.uri });
+    const expId = (await client.getExperimentByName('e2e-sweep-offline'))!.experiment_id;
+    const all = await client.searchAllRuns([expId], '');
+    assert.equal(all.length, 5, 'the parent and its 4 trials');
+    const parent = all.find((r) => !r.data.tags?.some((t) => t.key === 'mlflow.parentRunId'))!;
+    const kids = all.filter((r) => r.data.tags?.find((t) => t.key === 'mlflow.parentRunId')?.value === parent.info.run_id);
+    assert.deepEqual(kids.map((k) => k.info.status).sort(), ['FAILED', 'FAILED', 'FINISHED', 'FINISHED']);
+    for (const k of kids) {
+      const localId = k.data.tags!.find((t) => t.key === LOCAL_RUN_ID_TAG)!.value;
+      const dir = join(runs, 'toy-classifier', localId);
+      await assertMirrors(client, { dir, runId: localId, events: readJournal(join(dir, 'journal.jsonl')).events }, k.info.run_id);
+    }
+    const third = rass(args, env);
+    assert.doesNotMatch(third.stderr, /not fully mirrored/);
+    assert.equal((await client.searchAllRuns([expId], '')).length, 5, 'nothing uploaded twice');
   });
 });
