@@ -162,7 +162,7 @@ export interface SweepOptions {
   stderr: NodeJS.WritableStream;
   cwd: string;
   env: Record<string, string | undefined>;
-  /** aborting stops the sweep like SIGINT (tests); the CLI wires SIGINT/SIGTERM to it */
+  /** aborting stops the sweep like SIGINT, or SIGTERM when that is the abort reason; the CLI wires both signals to it */
   signal?: AbortSignal;
 }
 
@@ -226,10 +226,11 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
   let stopping: string | undefined;
   const onAbort = () => {
     if (stopping) return;
-    stopping = 'SIGINT';
+    const sig = opts.signal?.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
+    stopping = sig;
     const running = pool?.running ?? 0;
-    out(`sweep ${plan.name}: stopping (${running} running trial${running === 1 ? '' : 's'} get SIGINT)`);
-    pool?.stopRunning('SIGINT');
+    out(`sweep ${plan.name}: stopping (${running} running trial${running === 1 ? '' : 's'} get ${sig})`);
+    pool?.stopRunning(sig);
   };
   opts.signal?.addEventListener('abort', onAbort, { once: true });
 
@@ -329,5 +330,5 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
   await parent.finalize(status, stopping ? `stopped by ${stopping}` : failed.length ? `${failed.length} of ${plan.records.length} trials did not finish` : undefined);
   out(formatTable(['trial', 'state', 'overrides', 'metrics'], plan.records.map((r) => [r.id, r.state, r.overrides.join(' '), Object.entries(r.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ')])));
   out(`sweep ${plan.name}: ${status}; parent run ${plan.parentDir}`);
-  return { parentRunId: plan.parentRunId, parentDir: plan.parentDir, records: plan.records, exitCode: stopping ? 130 : failed.length ? 1 : 0 };
+  return { parentRunId: plan.parentRunId, parentDir: plan.parentDir, records: plan.records, exitCode: stopping ? (stopping === 'SIGTERM' ? 143 : 130) : failed.length ? 1 : 0 };
 }

@@ -33,15 +33,17 @@ export const sweepCommand: CommandSpec = {
         ctx.stdout.write(`sweep ${plan.name}: ${plan.records.length} trials (all configs valid); parent run ${plan.parentRunId}\n${trialTable(plan)}\n`);
         if (opts.dryRun) return;
         const controller = new AbortController();
-        const onSignal = () => controller.abort();
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
+        // the abort reason names the signal: trials are stopped as that signal stops `rass run`
+        const onInt = () => controller.abort('SIGINT');
+        const onTerm = () => controller.abort('SIGTERM');
+        process.once('SIGINT', onInt);
+        process.once('SIGTERM', onTerm);
         try {
           const outcome = await executeSweep(plan, { maxParallel, retryFailed: opts.retryFailed, sets: opts.set, stdout: ctx.stdout, stderr: ctx.stderr, cwd: ctx.cwd, env: process.env, signal: controller.signal });
           process.exitCode = outcome.exitCode;
         } finally {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
+          process.off('SIGINT', onInt);
+          process.off('SIGTERM', onTerm);
         }
       });
   },
