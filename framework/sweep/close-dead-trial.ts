@@ -5,11 +5,11 @@
  * RUNNING forever, locally and in MLflow, and a plain re-run would resume a trial that will
  * crash the same way; closed FAILED, it waits for --retry-failed like any failed trial.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'yaml';
 import type { RunStatus } from '../tracking/events.js';
 import { LocalRun } from '../tracking/local-run.js';
+import { readRunConfig } from '../tracking/run-store.js';
 import type { RunTracker } from '../tracking/tracker.js';
 import { trackerFactories } from '../tracking/trackers.js';
 
@@ -24,16 +24,12 @@ export async function closeDeadTrialRun(
   // its lock names the dead process: taking it over is expected here, not worth a warning
   const run = LocalRun.reopen(dir, { warn: (m) => (/taking over a stale lock/.test(m) ? undefined : warn(m)) });
   const runEv = run.reopened?.events.find((e) => e.type === 'run');
-  let config: Record<string, unknown> = {};
-  try {
-    config = (parse(readFileSync(join(dir, 'config.yaml'), 'utf8')) as Record<string, unknown> | null) ?? {};
-  } catch (e) {
-    warn(`${join(dir, 'config.yaml')}: ${(e as Error).message} (closing the run without its trackers)`);
-  }
+  const config = readRunConfig(dir);
+  if (!config) warn(`${join(dir, 'config.yaml')}: missing or unreadable (closing the run without its trackers)`);
   const trackers: RunTracker[] = [];
   for (const f of trackerFactories) {
     try {
-      const t = await f({ dir, runId: run.runId, experiment: runEv?.type === 'run' ? runEv.experiment : '', config, env });
+      const t = config && (await f({ dir, runId: run.runId, experiment: runEv?.type === 'run' ? runEv.experiment : '', config, env }));
       if (t) trackers.push(t);
     } catch (e) {
       warn(`tracker failed to start for ${dir}: ${(e as Error).message}`);

@@ -6,11 +6,11 @@
  * a trial, so the sweep itself ships what is missing, from the last acknowledged event (no
  * duplicates), for every trial whose mirror is behind its journal.
  */
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'yaml';
 import { mlflowConfigOf } from '../tracking/mlflow/factory.js';
 import { targetState } from '../tracking/mlflow/state.js';
+import { readRunConfig } from '../tracking/run-store.js';
 import { syncRuns } from '../tracking/sync.js';
 
 /** seq of the journal's last complete event (reads only the file's tail), or -1. */
@@ -41,13 +41,8 @@ export function lastJournalSeq(file: string): number {
 export async function catchUpMirrors(dirs: readonly string[], runsRoot: string, env: Record<string, string | undefined>, warn: (m: string) => void): Promise<void> {
   const byTarget = new Map<string, { experimentName?: string; logCheckpoints: boolean; dirs: string[] }>();
   for (const dir of dirs) {
-    if (!existsSync(join(dir, 'journal.jsonl')) || !existsSync(join(dir, 'config.yaml'))) continue;
-    let config: Record<string, unknown>;
-    try {
-      config = (parse(readFileSync(join(dir, 'config.yaml'), 'utf8')) as Record<string, unknown> | null) ?? {};
-    } catch {
-      continue;
-    }
+    const config = existsSync(join(dir, 'journal.jsonl')) ? readRunConfig(dir) : undefined;
+    if (!config) continue;
     const m = mlflowConfigOf({ config, env });
     if (!m) continue;
     const acked = targetState(dir, m.uri)?.ackedSeq ?? -1;

@@ -3,7 +3,8 @@
  * config.yaml, overrides.json, artifacts/, checkpoints/ and, while a process writes it, `lock`.
  * Everything `rass runs` shows is read back from the journal.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { parse } from 'yaml';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import type { JournalEvent, RunStatus } from './events.js';
@@ -129,6 +130,16 @@ export function summarizeRun(dir: string): RunSummary {
   const stale = base.status === 'RUNNING' && (lock === 'stale' || lock === 'none');
   const displayStatus = stale ? 'RUNNING? (stale: process gone)' : base.status === 'RUNNING' && lock === 'foreign' ? 'RUNNING (other host)' : base.status;
   return { ...base, stale, displayStatus, finished: base.status === 'FINISHED', torn: r.torn, errors: r.errors };
+}
+
+/** A run's resolved config (`config.yaml`) as a plain object; undefined when missing or unreadable. */
+export function readRunConfig(dir: string): Record<string, unknown> | undefined {
+  try {
+    const v = parse(readFileSync(join(dir, 'config.yaml'), 'utf8')) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function formatDuration(ms: number | undefined): string {
