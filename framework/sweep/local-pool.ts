@@ -20,13 +20,19 @@ export interface LocalExecutorOptions {
   memory_mb?: number;
   /** extra node / V8 flags for each worker process */
   node_args?: string[];
+  /** wall-clock limit per trial in seconds: the trial is stopped (SIGTERM, then SIGKILL) and fails */
+  trial_timeout_s?: number;
 }
+
+/** After a timed-out trial is asked to stop, how long it may take to checkpoint before its worker is killed. */
+const TIMEOUT_GRACE_MS = 5000;
 
 /** Options of the local executor (besides `type`), as JSON Schema properties. */
 export const localExecutorProperties = {
   max_trials_per_worker: { type: 'integer', minimum: 1, description: 'trials a worker process runs before it is replaced (1 = a fresh process per trial)' },
   memory_mb: { type: 'integer', minimum: 16, description: 'V8 heap limit per worker process in MiB' },
   node_args: { type: 'array', items: { type: 'string', pattern: '^--' }, description: 'extra node / V8 flags for each worker process, e.g. [--single-threaded]' },
+  trial_timeout_s: { type: 'number', exclusiveMinimum: 0, description: 'wall-clock limit per trial: it is stopped like SIGTERM (checkpoint kept), killed if it does not stop within 5 s, and FAILED; --retry-failed resumes it' },
 } as const;
 
 export interface PoolJob {
@@ -43,6 +49,8 @@ export interface PoolResult {
   crashed: boolean;
   /** the crash was V8 running out of heap (the worker's output says so) */
   outOfMemory?: boolean;
+  /** the trial ran past `trial_timeout_s` and was stopped */
+  timedOut?: boolean;
   error?: string;
   leakedTensors?: number;
 }
@@ -86,12 +94,25 @@ export class WorkerPool {
       }
     }
     const s = slot;
+    let timedOut = false;
+    const timers: NodeJS.Timeout[] = [];
+    const limit = this.cfg.options.trial_timeout_s;
     const result = await new Promise<PoolResult>((resolve) => {
       s.job = { job, resolve };
       s.outputTail = '';
       s.trials++;
       s.child.send({ type: 'trial', trialId: job.trialId, logFile: job.logFile, request: job.request } satisfies ToWorker);
-    });
+      if (limit) {
+        timers.push(setTimeout(() => {
+          timedOut = true;
+          appendFileSync(job.logFile, `\n=== trial timeout: ${limit} s of wall time used; stopping it (SIGTERM)\n`);
+          if (s.child.connected) s.child.send({ type: 'stop', signal: 'SIGTERM' } satisfies ToWorker);
+          // a trial that blocks its event loop never sees the message
+          timers.push(setTimeout(() => s.child.kill('SIGKILL'), TIMEOUT_GRACE_MS));
+        }, limit * 1000));
+      }
+    }).finally(() => timers.forEach(clearTimeout));
+    if (timedOut) result.timedOut = true;
     const max = this.cfg.options.max_trials_per_worker ?? 0;
     if (!result.crashed) {
       const dirty = result.exitCode !== 0 || (result.leakedTensors ?? 0) > 0 || (max > 0 && s.trials >= max);

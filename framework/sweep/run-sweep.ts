@@ -24,7 +24,7 @@ import { expandSweep, formatOverrides, parseSweepSpec, type SweepSpec, type Tria
 import { buildSweepReport } from './report.js';
 import { accountedStates, activeTasks, cancel, submitArray, type SlurmOptions } from './slurm.js';
 import { WorkerPool } from './local-pool.js';
-import { closeDeadTrialRun } from './close-dead-trial.js';
+import { closeTrialRun } from './close-trial-run.js';
 import { catchUpMirrors } from './mirror-catch-up.js';
 import { runArgv, type TrialRequest } from './trial-protocol.js';
 
@@ -260,7 +260,17 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     rec.state = 'RUNNING';
     const r = await workers.run({ trialId: rec.id, logFile, request });
     updateFromRun(rec); // leaves RUNNING when the run has no journal or no final status
-    if (rec.state === 'RUNNING') {
+    if (r.timedOut) {
+      // stopped by the executor, not by the user: FAILED (a plain re-run must not resume it
+      // into the same timeout), with a checkpoint when it could write one
+      rec.state = 'FAILED';
+      rec.message = `timed out after ${executor.type === 'local' ? executor.trial_timeout_s : '?'} s (trial_timeout_s); --retry-failed resumes it; see ${logFile}`;
+      try {
+        await closeTrialRun(rec.dir, 'FAILED', rec.message, opts.env, warn);
+      } catch (e) {
+        warn(`trial ${rec.id}: could not close its run ${rec.dir}: ${(e as Error).message}`);
+      }
+    } else if (rec.state === 'RUNNING') {
       // the worker died (crash, out of memory, SIGKILL), or the trial failed before its run existed
       rec.state = stopping ? 'KILLED' : 'FAILED';
       rec.message = r.crashed && r.error
@@ -271,7 +281,7 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
       if (r.crashed && r.error) appendFileSync(logFile, `=== ${r.error}\n`);
       if (r.crashed) {
         try {
-          await closeDeadTrialRun(rec.dir, rec.state, rec.message, opts.env, warn);
+          await closeTrialRun(rec.dir, rec.state, rec.message, opts.env, warn);
         } catch (e) {
           warn(`trial ${rec.id}: could not close its run ${rec.dir}: ${(e as Error).message}`);
         }

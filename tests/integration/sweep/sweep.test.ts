@@ -99,6 +99,28 @@ describe('rass sweep (local executor)', () => {
     assert.match(again.out, /6 trials \(2 finished earlier, 0 to run/);
   });
 
+  it('trial_timeout_s: a slow trial is stopped with a checkpoint, a hung one is killed; both FAILED, not resumed by a plain re-run', async () => {
+    const runs = mkdtempSync(join(tmpdir(), 'sweep-timeout-'));
+    const t0 = Date.now();
+    const r = await rass(['sweep', 'tests/fixtures/sweep/timeout.yaml', '--set', `runs_dir=${runs}`, '--max-parallel', '2']);
+    assert.equal(r.code, 1, r.err);
+    assert.ok(Date.now() - t0 < 30_000, 'the sweep did not wait for the 2000-step trials');
+    const parentDir = join(runs, 'timeout', readdirSync(join(runs, 'timeout'))[0]);
+    const trials = JSON.parse(readFileSync(join(parentDir, 'artifacts', 'trials.json'), 'utf8')) as { id: string; labels: Record<string, string>; runId: string; state: string; message?: string }[];
+    const by = Object.fromEntries(trials.map((t) => [t.labels.loss, t]));
+    for (const mode of ['slow', 'hang']) {
+      assert.equal(by[mode].state, 'FAILED', mode);
+      assert.match(by[mode].message ?? '', /timed out after 4 s \(trial_timeout_s\); --retry-failed resumes it/, mode);
+      assert.match(readFileSync(join(parentDir, 'artifacts', 'logs', `${by[mode].id}.log`), 'utf8'), /trial timeout: 4 s of wall time used/);
+    }
+    const slowDir = join(runs, 'toy-classifier', by.slow.runId);
+    assert.deepEqual(statuses(slowDir), ['RUNNING', 'KILLED', 'FAILED'], 'the slow trial stopped itself, then the executor failed it');
+    assert.ok(readdirSync(join(slowDir, 'checkpoints')).length >= 1, 'the slow trial checkpointed when stopped');
+    assert.deepEqual(statuses(join(runs, 'toy-classifier', by.hang.runId)), ['RUNNING', 'FAILED'], 'the hung trial was killed and closed by the executor');
+    const again = await rass(['sweep', 'tests/fixtures/sweep/timeout.yaml', '--set', `runs_dir=${runs}`]);
+    assert.match(again.out, /2 trials \(0 finished earlier, 0 to run/);
+  });
+
   it('a worker that cannot start fails its trials with the reason, and the sweep ends instead of hanging', async () => {
     const runs = mkdtempSync(join(tmpdir(), 'sweep-nostart-'));
     const r = await rass(['sweep', 'tests/fixtures/sweep/mixed.yaml', '--set', `runs_dir=${runs}`, '--set', 'sweep.executor={type: local, node_args: [--no-such-node-flag]}']);

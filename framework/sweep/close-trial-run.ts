@@ -1,9 +1,11 @@
 /**
- * Closing the run of a trial whose process died (native crash, out of memory, SIGKILL, a
- * plugin calling process.exit): nothing in that process could write the final status, so the
- * executor does, with the run's own trackers attached. Without this the trial's run stays
- * RUNNING forever, locally and in MLflow, and a plain re-run would resume a trial that will
- * crash the same way; closed FAILED, it waits for --retry-failed like any failed trial.
+ * The executor writing a trial run's final status, with the run's own trackers attached:
+ * - the trial's process died (native crash, out of memory, SIGKILL, a plugin calling
+ *   process.exit) and nothing in it could. Without this the run stays RUNNING forever,
+ *   locally and in MLflow, and a plain re-run would resume a trial that crashes the same way;
+ * - the executor stopped it for running past its time limit: its runner journaled KILLED,
+ *   and FAILED (with the reason) keeps a plain re-run from resuming it into the same timeout.
+ * Closed FAILED, the trial waits for --retry-failed like any failed trial.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +15,7 @@ import { readRunConfig } from '../tracking/run-store.js';
 import type { RunTracker } from '../tracking/tracker.js';
 import { trackerFactories } from '../tracking/trackers.js';
 
-export async function closeDeadTrialRun(
+export async function closeTrialRun(
   dir: string,
   status: Extract<RunStatus, 'FAILED' | 'KILLED'>,
   message: string,
@@ -21,7 +23,7 @@ export async function closeDeadTrialRun(
   warn: (m: string) => void,
 ): Promise<void> {
   if (!existsSync(join(dir, 'journal.jsonl'))) return; // it died before its run existed
-  // its lock names the dead process: taking it over is expected here, not worth a warning
+  // a dead process's lock: taking it over is expected here, not worth a warning
   const run = LocalRun.reopen(dir, { warn: (m) => (/taking over a stale lock/.test(m) ? undefined : warn(m)) });
   const runEv = run.reopened?.events.find((e) => e.type === 'run');
   const config = readRunConfig(dir);
