@@ -23,7 +23,7 @@ import { formatTable } from '../cli/table.js';
 import { expandSweep, formatOverrides, parseSweepSpec, type SweepSpec, type Trial } from './spec.js';
 import { buildSweepReport } from './report.js';
 import { accountedStates, activeTasks, cancel, submitArray, type SlurmOptions } from './slurm.js';
-import { WorkerPool } from './local-pool.js';
+import { WorkerPool, type PoolResult } from './local-pool.js';
 import { closeTrialRun } from './close-trial-run.js';
 import { catchUpMirrors } from './mirror-catch-up.js';
 import { runArgv, type TrialRequest } from './trial-protocol.js';
@@ -61,6 +61,26 @@ async function runOnSlurm(
     if (active.size === 0) break;
     await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/**
+ * What the executor records for a trial the local pool ran, when the trial's own run did not
+ * record the outcome (its process died, or it failed before its run existed) or must be
+ * overridden (stopped for its time limit: FAILED, so a plain re-run does not resume it into
+ * the same timeout). `closeRun`: the executor writes that final status into the trial's run.
+ */
+function executorVerdict(
+  rec: TrialRecord,
+  r: PoolResult,
+  o: { stopping: boolean; logFile: string; timeoutS: number | undefined; memoryLimitMb: number | undefined },
+): { state: 'FAILED' | 'KILLED'; message: string; closeRun: boolean } | undefined {
+  if (r.timedOut) return { state: 'FAILED', message: `timed out after ${o.timeoutS} s (trial_timeout_s); --retry-failed resumes it; see ${o.logFile}`, closeRun: true };
+  if (rec.state !== 'RUNNING') return undefined;
+  const state = o.stopping ? 'KILLED' : 'FAILED';
+  if (!r.crashed) return { state, message: `${r.error ?? `trial exited with code ${r.exitCode}`}; see ${o.logFile}`, closeRun: false };
+  const oom = r.outOfMemory ? `out of memory${o.memoryLimitMb ? ` at the ${o.memoryLimitMb} MiB heap limit` : ''}, ` : '';
+  const cause = r.error ?? `trial process died without a final status (${oom}${r.signal ?? `exit code ${r.exitCode}`})`;
+  return { state, message: `${cause}; see ${o.logFile}`, closeRun: true };
 }
 
 export type TrialState = 'FINISHED' | 'FAILED' | 'KILLED' | 'RUNNING' | 'PENDING' | 'SKIPPED';
@@ -260,28 +280,14 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     rec.state = 'RUNNING';
     const r = await workers.run({ trialId: rec.id, logFile, request });
     updateFromRun(rec); // leaves RUNNING when the run has no journal or no final status
-    if (r.timedOut) {
-      // stopped by the executor, not by the user: FAILED (a plain re-run must not resume it
-      // into the same timeout), with a checkpoint when it could write one
-      rec.state = 'FAILED';
-      rec.message = `timed out after ${executor.type === 'local' ? executor.trial_timeout_s : '?'} s (trial_timeout_s); --retry-failed resumes it; see ${logFile}`;
-      try {
-        await closeTrialRun(rec.dir, 'FAILED', rec.message, opts.env, warn);
-      } catch (e) {
-        warn(`trial ${rec.id}: could not close its run ${rec.dir}: ${(e as Error).message}`);
-      }
-    } else if (rec.state === 'RUNNING') {
-      // the worker died (crash, out of memory, SIGKILL), or the trial failed before its run existed
-      rec.state = stopping ? 'KILLED' : 'FAILED';
-      rec.message = r.crashed && r.error
-        ? `${r.error}; see ${logFile}`
-        : r.crashed
-        ? `trial process died without a final status (${r.outOfMemory ? `out of memory${pool?.memoryLimit ? ` at the ${pool.memoryLimit} MiB heap limit` : ''}, ` : ''}${r.signal ?? `exit code ${r.exitCode}`}); see ${logFile}`
-        : `${r.error ?? `trial exited with code ${r.exitCode}`}; see ${logFile}`;
+    const verdict = executorVerdict(rec, r, { stopping: !!stopping, logFile, timeoutS: executor.type === 'local' ? executor.trial_timeout_s : undefined, memoryLimitMb: pool?.memoryLimit });
+    if (verdict) {
+      rec.state = verdict.state;
+      rec.message = verdict.message;
       if (r.crashed && r.error) appendFileSync(logFile, `=== ${r.error}\n`);
-      if (r.crashed) {
+      if (verdict.closeRun) {
         try {
-          await closeTrialRun(rec.dir, rec.state, rec.message, opts.env, warn);
+          await closeTrialRun(rec.dir, verdict.state, verdict.message, opts.env, warn);
         } catch (e) {
           warn(`trial ${rec.id}: could not close its run ${rec.dir}: ${(e as Error).message}`);
         }
