@@ -138,11 +138,12 @@ describe('rass sweep (local executor)', () => {
 
   it('SIGINT (Ctrl-C to the process group) stops running trials once, marks unfinished trials KILLED, and a re-run resumes them', async () => {
     const runs = mkdtempSync(join(tmpdir(), 'sweep-int-'));
-    const args = ['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=300', '--max-parallel', '2'];
+    const args = ['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=600', '--max-parallel', '2'];
     const job = startGroup([bin, ...args], { cwd: process.cwd() });
     const expDir = join(runs, 'toy-classifier');
     const stepsLogged = (d: string) => readJournal(join(expDir, d, 'journal.jsonl')).events.filter((e) => e.type === 'metrics').length;
-    const running = () => (existsSync(expDir) ? readdirSync(expDir).filter((d) => existsSync(join(expDir, d, 'journal.jsonl')) && stepsLogged(d) >= 20) : []);
+    // training (20+ steps logged) and not finished yet: both workers are mid-trial
+    const running = () => (existsSync(expDir) ? readdirSync(expDir).filter((d) => existsSync(join(expDir, d, 'journal.jsonl')) && stepsLogged(d) >= 20 && statuses(join(expDir, d)).at(-1) === 'RUNNING') : []);
     assert.ok(await job.waitFor(() => running().length === 2, 60_000), 'two trials training before the interrupt');
     job.signal('SIGINT'); // what a terminal's Ctrl-C does: the sweep and its workers get it
     assert.equal(await job.exited, 130);
