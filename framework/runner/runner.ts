@@ -251,8 +251,10 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
       const err = nanError ?? e;
       message = err instanceof Error ? err.message : String(err);
       exitCode = isUserError(err) ? 2 : 1;
-      const clean = isUserError(err) || err instanceof NonFiniteMetricError;
-      opts.stderr.write(clean ? `${nanError ? 'run failed' : 'error'}: ${message}\n` : `run failed: ${err instanceof Error ? (err.stack ?? message) : message}\n`);
+      // a policy stop and bad input are explained; anything else is a bug: its stack helps
+      if (nanError) opts.stderr.write(`run failed: ${message}\n`);
+      else if (isUserError(err)) opts.stderr.write(`error: ${message}\n`);
+      else opts.stderr.write(`run failed: ${err instanceof Error ? (err.stack ?? message) : message}\n`);
     }
   } finally {
     if (graceTimer) clearTimeout(graceTimer);

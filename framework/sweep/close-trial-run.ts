@@ -12,8 +12,7 @@ import { join } from 'node:path';
 import type { RunStatus } from '../tracking/events.js';
 import { LocalRun } from '../tracking/local-run.js';
 import { readRunConfig } from '../tracking/run-store.js';
-import type { RunTracker } from '../tracking/tracker.js';
-import { trackerFactories } from '../tracking/trackers.js';
+import { startTrackers } from '../tracking/trackers.js';
 
 export async function closeTrialRun(
   dir: string,
@@ -28,15 +27,6 @@ export async function closeTrialRun(
   const runEv = run.reopened?.events.find((e) => e.type === 'run');
   const config = readRunConfig(dir);
   if (!config) warn(`${join(dir, 'config.yaml')}: missing or unreadable (closing the run without its trackers)`);
-  const trackers: RunTracker[] = [];
-  for (const f of trackerFactories) {
-    try {
-      const t = config && (await f({ dir, runId: run.runId, experiment: runEv?.type === 'run' ? runEv.experiment : '', config, env }));
-      if (t) trackers.push(t);
-    } catch (e) {
-      warn(`tracker failed to start for ${dir}: ${(e as Error).message}`);
-    }
-  }
-  run.attachTrackers(trackers);
+  if (config) run.attachTrackers(await startTrackers({ dir, runId: run.runId, experiment: runEv?.type === 'run' ? runEv.experiment : '', config, env }, warn));
   await run.finalize(status, message);
 }

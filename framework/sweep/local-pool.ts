@@ -122,9 +122,9 @@ export class WorkerPool {
     return result;
   }
 
-  /** the V8 heap limit of each worker in MiB, when one is set */
-  get memoryLimit(): number | undefined {
-    return this.cfg.options.memory_mb;
+  /** the executor options the workers run with */
+  get options(): LocalExecutorOptions {
+    return this.cfg.options;
   }
 
   /** Trials running now. */
@@ -164,13 +164,9 @@ export class WorkerPool {
     // output from native code or from the process dying (V8's out-of-memory report, a
     // native abort): it belongs to the trial running then.
     const route = (d: Buffer) => {
-      if (slot.job) {
-        appendFileSync(slot.job.job.logFile, d);
-        slot.outputTail = (slot.outputTail + d.toString()).slice(-8192);
-      } else {
-        slot.outputTail = (slot.outputTail + d.toString()).slice(-8192);
-        this.cfg.stray(d.toString());
-      }
+      slot.outputTail = (slot.outputTail + d.toString()).slice(-8192);
+      if (slot.job) appendFileSync(slot.job.job.logFile, d);
+      else this.cfg.stray(d.toString());
     };
     child.stdout?.on('data', route);
     child.stderr?.on('data', route);

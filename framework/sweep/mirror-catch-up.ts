@@ -39,7 +39,8 @@ export function lastJournalSeq(file: string): number {
 
 /** Ship the missing tail of every run in `dirs` whose config mirrors it to MLflow and whose mirror is behind. */
 export async function catchUpMirrors(dirs: readonly string[], runsRoot: string, env: Record<string, string | undefined>, warn: (m: string) => void): Promise<void> {
-  const byTarget = new Map<string, { experimentName?: string; logCheckpoints: boolean; dirs: string[] }>();
+  // one sync per destination (server, experiment, checkpoint policy)
+  const byTarget = new Map<string, { uri: string; experimentName?: string; logCheckpoints: boolean; dirs: string[] }>();
   for (const dir of dirs) {
     const config = existsSync(join(dir, 'journal.jsonl')) ? readRunConfig(dir) : undefined;
     if (!config) continue;
@@ -48,14 +49,13 @@ export async function catchUpMirrors(dirs: readonly string[], runsRoot: string, 
     const acked = targetState(dir, m.uri)?.ackedSeq ?? -1;
     if (acked >= lastJournalSeq(join(dir, 'journal.jsonl'))) continue;
     const key = JSON.stringify([m.uri, m.experiment_name ?? '', m.log_checkpoints === true]);
-    const group = byTarget.get(key) ?? { ...(m.experiment_name ? { experimentName: m.experiment_name } : {}), logCheckpoints: m.log_checkpoints === true, dirs: [] };
+    const group = byTarget.get(key) ?? { uri: m.uri, ...(m.experiment_name ? { experimentName: m.experiment_name } : {}), logCheckpoints: m.log_checkpoints === true, dirs: [] };
     group.dirs.push(dir);
     byTarget.set(key, group);
   }
-  for (const [key, g] of byTarget) {
-    const uri = (JSON.parse(key) as string[])[0];
+  for (const g of byTarget.values()) {
     try {
-      const results = await syncRuns({ runsRoot, runs: g.dirs, uri, env, experimentName: g.experimentName, logCheckpoints: g.logCheckpoints, warn });
+      const results = await syncRuns({ runsRoot, runs: g.dirs, uri: g.uri, env, experimentName: g.experimentName, logCheckpoints: g.logCheckpoints, warn });
       for (const r of results) {
         if (r.outcome === 'failed' || r.outcome === 'skipped') warn(`MLflow: run ${r.runId} is not fully mirrored yet (${r.message ?? r.outcome}); \`rass runs sync\` or the next sweep run finishes it`);
       }

@@ -16,14 +16,13 @@ import type { PluginRegistry } from '../plugins/registry.js';
 import { UserError, isUserError } from '../errors.js';
 import { LocalRun } from '../tracking/local-run.js';
 import { summarizeRun, formatDuration, formatMetric, type RunSummary } from '../tracking/run-store.js';
-import { trackerFactories } from '../tracking/trackers.js';
-import type { RunTracker } from '../tracking/tracker.js';
+import { startTrackers } from '../tracking/trackers.js';
 import { packageRoot } from '../paths.js';
 import { formatTable } from '../cli/table.js';
 import { expandSweep, formatOverrides, parseSweepSpec, type SweepSpec, type Trial } from './spec.js';
 import { buildSweepReport } from './report.js';
 import { accountedStates, activeTasks, cancel, submitArray, type SlurmOptions } from './slurm.js';
-import { WorkerPool, type PoolResult } from './local-pool.js';
+import { WorkerPool, type LocalExecutorOptions, type PoolResult } from './local-pool.js';
 import { closeTrialRun } from './close-trial-run.js';
 import { catchUpMirrors } from './mirror-catch-up.js';
 import { runArgv, type TrialRequest } from './trial-protocol.js';
@@ -72,13 +71,13 @@ async function runOnSlurm(
 function executorVerdict(
   rec: TrialRecord,
   r: PoolResult,
-  o: { stopping: boolean; logFile: string; timeoutS: number | undefined; memoryLimitMb: number | undefined },
+  o: { stopping: boolean; logFile: string; executor: LocalExecutorOptions },
 ): { state: 'FAILED' | 'KILLED'; message: string; closeRun: boolean } | undefined {
-  if (r.timedOut) return { state: 'FAILED', message: `timed out after ${o.timeoutS} s (trial_timeout_s); --retry-failed resumes it; see ${o.logFile}`, closeRun: true };
+  if (r.timedOut) return { state: 'FAILED', message: `timed out after ${o.executor.trial_timeout_s} s (trial_timeout_s); --retry-failed resumes it; see ${o.logFile}`, closeRun: true };
   if (rec.state !== 'RUNNING') return undefined;
   const state = o.stopping ? 'KILLED' : 'FAILED';
   if (!r.crashed) return { state, message: `${r.error ?? `trial exited with code ${r.exitCode}`}; see ${o.logFile}`, closeRun: false };
-  const oom = r.outOfMemory ? `out of memory${o.memoryLimitMb ? ` at the ${o.memoryLimitMb} MiB heap limit` : ''}, ` : '';
+  const oom = r.outOfMemory ? `out of memory${o.executor.memory_mb ? ` at the ${o.executor.memory_mb} MiB heap limit` : ''}, ` : '';
   const cause = r.error ?? `trial process died without a final status (${oom}${r.signal ?? `exit code ${r.exitCode}`})`;
   return { state, message: `${cause}; see ${o.logFile}`, closeRun: true };
 }
@@ -223,16 +222,7 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     parent.logParams({ sweep: plan.spec, base_config: plan.cfg.file });
     parent.setTags({ 'rass.sweep': plan.name, 'rass.sweep.trials': String(plan.records.length), 'rass.sweep.experiment': plan.experiment });
   }
-  const trackers: RunTracker[] = [];
-  for (const f of trackerFactories) {
-    try {
-      const t = await f({ dir: parent.dir, runId: plan.parentRunId, experiment: plan.name, config: plan.cfg.value, env: opts.env });
-      if (t) trackers.push(t);
-    } catch (e) {
-      warn(`tracker failed to start: ${(e as Error).message}`);
-    }
-  }
-  parent.attachTrackers(trackers);
+  parent.attachTrackers(await startTrackers({ dir: parent.dir, runId: plan.parentRunId, experiment: plan.name, config: plan.cfg.value, env: opts.env }, warn));
   mkdirSync(join(plan.parentDir, 'artifacts', 'logs'), { recursive: true });
 
   const todo = plan.records.filter((r) => needsRun(r, !!opts.retryFailed));
@@ -280,7 +270,7 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     rec.state = 'RUNNING';
     const r = await workers.run({ trialId: rec.id, logFile, request });
     updateFromRun(rec); // leaves RUNNING when the run has no journal or no final status
-    const verdict = executorVerdict(rec, r, { stopping: !!stopping, logFile, timeoutS: executor.type === 'local' ? executor.trial_timeout_s : undefined, memoryLimitMb: pool?.memoryLimit });
+    const verdict = executorVerdict(rec, r, { stopping: !!stopping, logFile, executor: workers.options });
     if (verdict) {
       rec.state = verdict.state;
       rec.message = verdict.message;

@@ -38,7 +38,6 @@ export type FromWorker =
       error?: string;
       /** tfjs tensors alive after the trial minus before it: > 0 means the trial leaked */
       leakedTensors: number;
-      rssBytes: number;
     };
 
 /** The `rass run` command line of a request: shown in trial logs, and what Slurm tasks run. */

@@ -84,8 +84,7 @@ async function runTrial(m: Extract<ToWorker, { type: 'trial' }>, opts: TrialWork
   // synchronously so it is complete before the result is reported.
   const fd = openSync(m.logFile, 'a');
   const toLog = ((chunk: string | Uint8Array, enc?: unknown, cb?: unknown): boolean => {
-    if (typeof chunk === 'string') writeSync(fd, chunk);
-    else writeSync(fd, chunk);
+    writeSync(fd, chunk as Uint8Array);
     const callback = typeof enc === 'function' ? enc : cb;
     if (typeof callback === 'function') (callback as () => void)();
     return true;
@@ -128,6 +127,5 @@ async function runTrial(m: Extract<ToWorker, { type: 'trial' }>, opts: TrialWork
     exitCode,
     ...(error !== undefined ? { error } : {}),
     leakedTensors: tf.engine().state.numTensors - tensorsBefore,
-    rssBytes: process.memoryUsage.rss(),
   };
 }

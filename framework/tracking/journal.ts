@@ -5,8 +5,9 @@
  * `syncEvery` events or `syncIntervalMs`, because fsync per training step costs more
  * than the step on small models (measured: fsync every 50 events still took ~5% of a tiny
  * trial's time). A killed process loses no written event (it is in the OS already); only a
- * machine crash can lose the unsynced tail of metrics, at most `syncIntervalMs` of them. A process killed mid-write leaves at most one torn last
- * line, which the reader reports (never hides) and `openForAppend` truncates before it continues.
+ * machine crash can lose the unsynced tail of metrics, at most `syncIntervalMs` of them.
+ * A process killed mid-write leaves at most one torn last line, which the reader reports
+ * (never hides) and `openForAppend` truncates before it continues.
  */
 import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { UserError } from '../errors.js';
