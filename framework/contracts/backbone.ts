@@ -88,4 +88,10 @@ export interface LatentAutoencoder extends Backbone {
 /** `backbone/clip-text`: prompts -> [B, tokens, hidden] (tokenised and padded to the max length). */
 export interface PromptEncoder extends Backbone {
   encodeText(texts: readonly string[]): tf.Tensor3D;
+  /**
+   * The prompt `phrases.join(', ')` and, per phrase, the positions of its tokens in the encoded
+   * prompt (position 0 is the start token); a phrase cut off by the length limit has the
+   * positions that remain (possibly none).
+   */
+  promptTokens(phrases: readonly string[]): { prompt: string; spans: number[][] };
 }

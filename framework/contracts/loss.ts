@@ -23,3 +23,45 @@ export interface SegLoss {
   readonly type: string;
   compute(output: HeadOutput, targets: SegTargets, rng: Rng): LossResult;
 }
+
+/**
+ * What `loss/*` plugins for image restoration build (l1, mse, ssim, lpips, weighted-sum, ...).
+ * `pred` and `target` are NHWC RGB in [-1, 1] (the restorer's range; a loss that needs [0, 1]
+ * maps them itself). `compute` uses plain ops (no tf.tidy around its result), so it can be
+ * called inside a gradient function; `total` is the value to differentiate.
+ */
+export interface ImageLoss {
+  readonly type: string;
+  compute(pred: tf.Tensor4D, target: tf.Tensor4D): LossResult;
+}
+
+/** One tag of one sample as the Semantic-Constraint Loss sees it. */
+export interface AttentionTarget {
+  readonly tag: string;
+  /** Positions of the tag's tokens in the encoded prompt (position 0 is the start token). */
+  readonly tokens: readonly number[];
+  /** HW binary mask (1 = the tag's pixels) at the sample's image resolution. */
+  readonly mask: Uint8Array;
+}
+
+/** The attention targets of one sample of the batch. */
+export interface AttentionSample {
+  readonly height: number;
+  readonly width: number;
+  /** Tags that matched a class (they have a mask). */
+  readonly targets: readonly AttentionTarget[];
+  /** Tags that matched no class: excluded from the loss, counted. */
+  readonly unmatched: readonly string[];
+}
+
+/**
+ * What losses on cross-attention maps build (`loss/scl`). `attention` maps a captured layer name
+ * to its head-averaged probabilities [B, Nq, Nk]: Nq = h*w image tokens of that layer (row-major,
+ * h/w = the image's aspect ratio), Nk = prompt tokens. Plain ops, callable inside a gradient function.
+ */
+export interface AttentionLoss {
+  readonly type: string;
+  /** Full-match regexes of the attention layers to capture (e.g. `.*attn2`). */
+  readonly layers: readonly string[];
+  compute(attention: ReadonlyMap<string, tf.Tensor>, samples: readonly AttentionSample[]): LossResult & { readonly matched: number; readonly unmatched: number };
+}

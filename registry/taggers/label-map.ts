@@ -1,5 +1,6 @@
 import { definePlugin, UserError } from '../../framework/api.js';
 import type { Tagger } from '../../framework/contracts/tagger.js';
+import type { SegSample } from '../../framework/contracts/dataset.js';
 
 /**
  * A few common open-vocabulary tags and the ADE20K classes whose masks they inherit
@@ -48,6 +49,11 @@ export class LabelMapTagger implements Tagger {
       if (c !== ignoreIndex && counts[c] > 0 && counts[c] >= this.o.minFraction * total) out.push(classNames[c]);
     }
     return out;
+  }
+
+  /** The classes present in the sample's label map (no label: no tags). */
+  tagsFor(sample: SegSample, classNames: readonly string[], ignoreIndex: number): string[] {
+    return sample.label ? this.tagsFromLabel(sample.label, classNames, ignoreIndex) : [];
   }
 
   classesForTag(tag: string, classNames: readonly string[]): number[] {

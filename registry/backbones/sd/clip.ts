@@ -111,6 +111,12 @@ export class ClipTextModel implements PromptEncoder {
     return out;
   }
 
+  promptTokens(phrases: readonly string[]): { prompt: string; spans: number[][] } {
+    const tok = this.tokenizer;
+    if (!tok) throw new Error('clip-text model has no tokenizer');
+    return tok.phraseSpans(phrases, Math.min(tok.maxLength, this.config.max_position_embeddings));
+  }
+
   dispose(): void {
     this.store.dispose();
   }

@@ -124,6 +124,28 @@ export class ClipTokenizer {
     if (opts.pad) while (ids.length < max) ids.push(this.padId);
     return ids;
   }
+
+  /**
+   * Token positions of each phrase in `phrases.join(', ')` (BOS at 0). The split pattern cuts
+   * at word and punctuation boundaries, so a prefix of the prompt tokenizes to a prefix of its
+   * ids: a phrase's positions are those its prefix adds. Positions at or past the truncation
+   * point (maxLength - 1 keeps EOS) are dropped.
+   */
+  phraseSpans(phrases: readonly string[], maxLength = this.maxLength): { prompt: string; spans: number[][] } {
+    const spans: number[][] = [];
+    let prefix = '';
+    let before = 1; // BOS
+    phrases.forEach((p, i) => {
+      prefix += (i > 0 ? ', ' : '') + p;
+      const through = this.encode(prefix).length - 1; // minus EOS
+      const start = i > 0 ? before + this.encode(',').length - 2 : before; // skip the comma's token(s)
+      const span: number[] = [];
+      for (let k = start; k < through && k < maxLength - 1; k++) span.push(k);
+      spans.push(span);
+      before = through;
+    });
+    return { prompt: phrases.join(', '), spans };
+  }
 }
 
 /** A byte-level CLIP tokenizer without merges (ids 0..511 bytes/`</w>` bytes, 512 BOS, 513 EOS): the `tiny` preset's. */
