@@ -3,7 +3,14 @@ import { readYamlFile } from './yaml-source.js';
 import { mergeLayers, type Layer } from './merge.js';
 import { OriginMap, type Origin, formatOrigin } from './origins.js';
 import { ConfigError } from './errors.js';
-import { isPlainObject } from './paths.js';
+import { formatPath, isPlainObject, type ConfigPath } from './paths.js';
+
+/** Set `value` at `path` inside an already-built tree (the path exists up to its parent). */
+function setAt(root: Record<string, unknown>, path: ConfigPath, value: unknown): void {
+  let cur: unknown = root;
+  for (const seg of path.slice(0, -1)) cur = (cur as Record<string | number, unknown>)[seg];
+  (cur as Record<string | number, unknown>)[path[path.length - 1]] = value;
+}
 
 export interface LoadedFiles {
   value: Record<string, unknown>;
@@ -18,15 +25,23 @@ export interface LoadedFiles {
  */
 export function loadWithExtends(file: string): LoadedFiles {
   const files: string[] = [];
-  const load = (f: string, chain: string[], referencedFrom?: Origin): Layer => {
+  const load = (f: string, chain: string[], referencedFrom?: Origin, referencedAt?: string): Layer => {
     const abs = resolve(f);
     if (chain.includes(abs)) {
       throw new ConfigError([{ origin: referencedFrom, path: 'extends', message: `extends cycle: ${[...chain, abs].map((x) => formatOrigin({ file: x })).join(' -> ')}` }]);
     }
     if (!files.includes(abs)) files.push(abs);
-    const parsed = readYamlFile(abs, referencedFrom);
+    const parsed = readYamlFile(abs, referencedFrom, referencedAt);
     if (!isPlainObject(parsed.value)) {
       throw new ConfigError([{ origin: { file: abs, line: 1, col: 1 }, path: '', message: `a config file must be a YAML mapping, found ${Array.isArray(parsed.value) ? 'a list' : typeof parsed.value}` }]);
+    }
+    for (const inc of parsed.includes) {
+      // an included file is loaded like a base (its extends resolved, cycles caught) and grafted in
+      const sub = load(resolve(dirname(abs), inc.file), [...chain, abs], inc.origin, `${formatPath(inc.path)} (!include)`);
+      setAt(parsed.value, inc.path, sub.value);
+      parsed.origins.deleteSubtree(inc.path);
+      parsed.origins.remapSubtree(sub.origins.withVia(abs), [], inc.path);
+      parsed.origins.set(inc.path, inc.origin);
     }
     const ext = parsed.value.extends;
     const extOrigins = parsed.origins.clone();

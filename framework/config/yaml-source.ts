@@ -10,6 +10,9 @@ import { formatPath } from './paths.js';
  *   key: !delete        (or `key: ~`)  drop the inherited key
  *   key: !replace {...}                 replace an inherited map instead of deep-merging it
  *   stages: !patch [{id: blur1, ...}]   merge list elements into the inherited list by `id`
+ * and one that inlines another file:
+ *   degradation: !include ../_base_/degradations/mild.yaml   (the file's mapping, with its own
+ *                extends resolved, replaces the key; origins point into that file)
  */
 export const DELETE = Symbol('config.delete');
 export type Directive = 'replace' | 'patch';
@@ -18,9 +21,11 @@ export interface ParsedYaml {
   value: unknown;
   origins: OriginMap;
   directives: Map<string, Directive>;
+  /** `!include` sites: the config path and the file named there (relative to this file). */
+  includes: { path: ConfigPath; file: string; origin: Origin }[];
 }
 
-const KNOWN_TAGS = new Set(['!delete', '!replace', '!patch']);
+const KNOWN_TAGS = new Set(['!delete', '!replace', '!patch', '!include']);
 
 export function parseYamlText(text: string, file: string, opts: { nullDeletes?: boolean } = {}): ParsedYaml {
   const lc = new LineCounter();
@@ -33,12 +38,13 @@ export function parseYamlText(text: string, file: string, opts: { nullDeletes?: 
   if (doc.errors.length) {
     throw new ConfigError(doc.errors.map((e) => ({ origin: pos(e.pos?.[0]), path: '', message: `YAML syntax error: ${e.message.split('\n')[0]}` })));
   }
-  const unknownTags = doc.warnings.filter((w) => !/Unresolved tag: (!delete|!replace|!patch)\b/.test(w.message));
+  const unknownTags = doc.warnings.filter((w) => !/Unresolved tag: (!delete|!replace|!patch|!include)\b/.test(w.message));
   if (unknownTags.length) {
-    throw new ConfigError(unknownTags.map((w) => ({ origin: pos(w.pos?.[0]), path: '', message: `YAML: ${w.message.split('\n')[0]} (known tags: !delete, !replace, !patch)` })));
+    throw new ConfigError(unknownTags.map((w) => ({ origin: pos(w.pos?.[0]), path: '', message: `YAML: ${w.message.split('\n')[0]} (known tags: !delete, !replace, !patch, !include)` })));
   }
   const origins = new OriginMap();
   const directives = new Map<string, Directive>();
+  const includes: ParsedYaml['includes'] = [];
   const nullDeletes = opts.nullDeletes ?? true;
 
   const convert = (node: Node | null | undefined, path: ConfigPath): unknown => {
@@ -47,6 +53,17 @@ export function parseYamlText(text: string, file: string, opts: { nullDeletes?: 
     const tag = (node as { tag?: string }).tag;
     if (tag && KNOWN_TAGS.has(tag)) {
       if (tag === '!delete') return DELETE;
+      if (tag === '!include') {
+        const where = pos(node.range?.[0]);
+        if (!isScalar(node) || typeof node.value !== 'string' || node.value.trim() === '') {
+          throw new ConfigError([{ origin: where, path: formatPath(path), message: '!include takes a file path, e.g. `!include ../_base_/degradations/mild.yaml`' }]);
+        }
+        if (path.length === 0) throw new ConfigError([{ origin: where, path: '', message: 'a whole file cannot be !include-d: use `extends:`' }]);
+        includes.push({ path, file: node.value, origin: where });
+        // an included mapping replaces what a base set here (a pipeline is not merged stage by stage)
+        directives.set(JSON.stringify(path), 'replace');
+        return {};
+      }
       if (tag === '!replace' && !isMap(node) && !isSeq(node)) throw new ConfigError([{ origin: pos(node.range?.[0]), path: formatPath(path), message: '!replace applies to a map or a list' }]);
       if (tag === '!patch' && !isSeq(node)) throw new ConfigError([{ origin: pos(node.range?.[0]), path: formatPath(path), message: '!patch applies to a list (of elements with `id`)' }]);
       directives.set(JSON.stringify(path), tag === '!replace' ? 'replace' : 'patch');
@@ -78,16 +95,16 @@ export function parseYamlText(text: string, file: string, opts: { nullDeletes?: 
   };
   origins.set([], { file, line: 1, col: 1 });
   const value = convert(doc.contents as Node | null, []);
-  return { value: value === DELETE ? {} : value, origins, directives };
+  return { value: value === DELETE ? {} : value, origins, directives, includes };
 }
 
-export function readYamlFile(file: string, referencedFrom?: Origin): ParsedYaml {
+export function readYamlFile(file: string, referencedFrom?: Origin, referencedAt = 'extends'): ParsedYaml {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new ConfigError([{ origin: referencedFrom, path: referencedFrom ? 'extends' : '', message: `cannot read config file ${file}: ${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message}` }]);
+    throw new ConfigError([{ origin: referencedFrom, path: referencedFrom ? referencedAt : '', message: `cannot read config file ${file}: ${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message}` }]);
   }
   return parseYamlText(text, file);
 }
