@@ -24,7 +24,7 @@ export type { SegDataset, SegSample } from './contracts/dataset.js';
 export type { Tagger } from './contracts/tagger.js';
 export type { SegHead, HeadOutput, MaskPrediction, FeatureLevel } from './contracts/head.js';
 export type { SegLoss, SegTargets, LossResult, ImageLoss, AttentionLoss, AttentionSample, AttentionTarget } from './contracts/loss.js';
-export type { TapOptions, TapResult, ConditionalUNet, LatentAutoencoder, PromptEncoder } from './contracts/backbone.js';
+export type { TapOptions, TapResult, ConditionalUNet, LatentAutoencoder, PromptEncoder, OneStepRestorer } from './contracts/backbone.js';
 export type { Degradation, DegradationContext } from './contracts/degradation.js';
 export type { Experiment, RunContext, ProgressHandle } from './contracts/experiment.js';
 // the host's tfjs, so external plugin packages compute with the same engine (no second copy)
@@ -39,3 +39,4 @@ export { lrAt, warmupFactor } from './engine/schedules.js';
 export type { ScheduleSpec } from './engine/schedules.js';
 export { saveCheckpoint, loadCheckpoint, restoreWeights } from './engine/checkpoint.js';
 export type { CheckpointContents, LoadedCheckpoint } from './engine/checkpoint.js';
+export { encodePng } from './image/png.js';

@@ -32,6 +32,8 @@ export interface ParameterHolder {
   readonly params: ReadonlyMap<string, { readonly variable: tf.Variable }>;
   /** Layers adapters may target, by module name. */
   readonly modules: ReadonlyMap<string, TargetableLayer>;
+  /** Names of parameters marked trainable by the backbone's `trainable` option (e.g. `conv_in.weight`). */
+  readonly trainable?: ReadonlySet<string>;
 }
 
 /** The object a `backbone/*` plugin builds. */
@@ -94,4 +96,24 @@ export interface PromptEncoder extends Backbone {
    * positions that remain (possibly none).
    */
   promptTokens(phrases: readonly string[]): { prompt: string; spans: number[][] };
+}
+
+/**
+ * `backbone/one-step`: an OSEDiff-style one-step restorer built from a VAE, a UNet and a text
+ * encoder. LQ image -> VAE encoder (posterior mean x scaling factor) -> UNet at a fixed
+ * timestep with the prompt embedding -> x0 from the prediction (one DDPM step t -> 0) ->
+ * VAE decoder. Images NHWC in [-1, 1]. Adapters attach to `unet.store` (so a saved SCR
+ * adapter loads with peft onto the diffusers UNet).
+ */
+export interface OneStepRestorer extends Backbone {
+  readonly unet: ConditionalUNet;
+  readonly vae: LatentAutoencoder;
+  readonly textEncoder: PromptEncoder;
+  readonly timestep: number;
+  readonly predictionType: 'epsilon' | 'v_prediction' | 'sample';
+  /**
+   * Plain ops (call inside tf.tidy or a gradient function). `context`: [B or 1, tokens, dim].
+   * With `opts`, the UNet's taps and attention maps are recorded (kept tensors the caller disposes).
+   */
+  run(lq: tf.Tensor4D, context: tf.Tensor3D, opts?: TapOptions): TapResult & { image: tf.Tensor4D };
 }

@@ -193,6 +193,15 @@ export class LoraModel {
     for (const a of this.adapters.values()) for (const l of a.layers.values()) l.unmerge();
   }
 
+  /** Merge adapter `name` into the base weights and remove it (the merged weights stay). */
+  mergeAndUnloadOne(name: string): void {
+    for (const l of this.get(name).layers.values()) {
+      l.merge();
+      l.dispose();
+    }
+    this.adapters.delete(name);
+  }
+
   /** Merge the enabled adapters into the base weights and remove all adapters. */
   mergeAndUnload(): void {
     this.merge();

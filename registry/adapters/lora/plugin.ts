@@ -35,6 +35,34 @@ export class LoraAdapter implements Adapter {
     return this.model ? this.model.trainableVariables(this.name) : [];
   }
 
+  namedVariables(): Record<string, tf.Variable> {
+    const out: Record<string, tf.Variable> = {};
+    for (const [path, l] of this.attached().adapters.get(this.name)?.layers ?? []) {
+      out[`${this.name}.${path}.lora_A`] = l.A;
+      out[`${this.name}.${path}.lora_B`] = l.B;
+    }
+    return out;
+  }
+
+  setTraining(on: boolean): void {
+    for (const l of this.attached().adapters.get(this.name)?.layers.values() ?? []) l.training = on;
+  }
+
+  save(dir: string): void {
+    this.attached().save(dir, this.name);
+  }
+
+  /** Fold this adapter into the base weights and drop it; other adapters on the backbone stay. */
+  mergeAndUnload(): void {
+    this.attached().mergeAndUnloadOne(this.name);
+    this.model = null;
+  }
+
+  private attached(): LoraModel {
+    if (!this.model) throw new UserError(`${this.where}: adapter "${this.name}" is not attached to a backbone`);
+    return this.model;
+  }
+
   dispose(): void {
     if (this.model?.adapters.has(this.name)) this.model.remove(this.name);
     this.model = null;

@@ -1,0 +1,60 @@
+import { encodePng } from '../../framework/api.js';
+
+/** A picture for an artifact: HWC RGB uint8. */
+export interface Picture {
+  readonly pixels: Uint8Array;
+  readonly height: number;
+  readonly width: number;
+}
+
+/** Rows x columns of equally sized pictures with a 2-pixel white gutter, as PNG. */
+export function gridPng(rows: readonly (readonly Picture[])[]): Buffer {
+  const ph = Math.max(...rows.flat().map((p) => p.height));
+  const pw = Math.max(...rows.flat().map((p) => p.width));
+  const cols = Math.max(...rows.map((r) => r.length));
+  const g = 2;
+  const H = rows.length * (ph + g) + g;
+  const W = cols * (pw + g) + g;
+  const out = new Uint8Array(H * W * 3).fill(255);
+  rows.forEach((row, r) => {
+    row.forEach((p, c) => {
+      const oy = g + r * (ph + g);
+      const ox = g + c * (pw + g);
+      for (let y = 0; y < p.height; y++) out.set(p.pixels.subarray(y * p.width * 3, (y + 1) * p.width * 3), ((oy + y) * W + ox) * 3);
+    });
+  });
+  return encodePng(out, W, H, 3);
+}
+
+/** A heat colour (black-red-yellow-white) for v in [0, 1]. */
+function heat(v: number): [number, number, number] {
+  const t = Math.max(0, Math.min(1, v)) * 3;
+  return [Math.min(1, t), Math.max(0, Math.min(1, t - 1)), Math.max(0, Math.min(1, t - 2))].map((c) => Math.round(c * 255)) as [number, number, number];
+}
+
+/**
+ * `map` (h x w, any scale) upsampled to the picture's size (nearest) and blended over it:
+ * the picture at half brightness plus the map's heat colour, normalised to its maximum.
+ */
+export function overlay(p: Picture, map: Float32Array, h: number, w: number): Picture {
+  let max = 0;
+  for (const v of map) max = Math.max(max, v);
+  const out = new Uint8Array(p.pixels.length);
+  for (let y = 0; y < p.height; y++) {
+    const my = Math.min(h - 1, Math.floor((y * h) / p.height));
+    for (let x = 0; x < p.width; x++) {
+      const mx = Math.min(w - 1, Math.floor((x * w) / p.width));
+      const c = heat(max > 0 ? (map[my * w + mx] as number) / max : 0);
+      const i = (y * p.width + x) * 3;
+      for (let k = 0; k < 3; k++) out[i + k] = Math.round(0.4 * (p.pixels[i + k] as number) + 0.6 * (c[k] as number));
+    }
+  }
+  return { pixels: out, height: p.height, width: p.width };
+}
+
+/** A binary mask as a white-on-black picture. */
+export function maskPicture(mask: Uint8Array, height: number, width: number): Picture {
+  const out = new Uint8Array(height * width * 3);
+  for (let i = 0; i < mask.length; i++) if (mask[i]) out.fill(255, i * 3, i * 3 + 3);
+  return { pixels: out, height, width };
+}
