@@ -2,8 +2,9 @@ import { pluginPackage, type AnyPlugin } from '../framework/api.js';
 import { toyClassifier } from './toy-classifier/plugin.js';
 import { toyCrossEntropy } from './toy-classifier/loss.js';
 import { scrExperiment } from './scr/plugin.js';
+import { rassExperiment } from './rass/plugin.js';
 
 /** Experiment plugins (kind `experiment`), listed explicitly, with the components only they use. */
-const plugins: AnyPlugin[] = [toyClassifier, toyCrossEntropy, scrExperiment];
+const plugins: AnyPlugin[] = [toyClassifier, toyCrossEntropy, scrExperiment, rassExperiment];
 
 export const experimentsPackage = pluginPackage({ name: 'rass/experiments', plugins });

@@ -58,3 +58,26 @@ export function maskPicture(mask: Uint8Array, height: number, width: number): Pi
   for (let i = 0; i < mask.length; i++) if (mask[i]) out.fill(255, i * 3, i * 3 + 3);
   return { pixels: out, height, width };
 }
+
+/** A fixed colour per class (golden-angle hues), black for ignored pixels. */
+export function classColour(c: number): [number, number, number] {
+  const h = (c * 137.508) % 360;
+  const s = 0.65;
+  const v = c % 2 ? 0.95 : 0.75;
+  const f = (n: number) => {
+    const k = (n + h / 60) % 6;
+    return Math.round(255 * (v - v * s * Math.max(0, Math.min(k, 4 - k, 1))));
+  };
+  return [f(5), f(3), f(1)];
+}
+
+/** A label map as a colour picture. */
+export function labelPicture(label: Uint8Array, height: number, width: number, ignoreIndex: number): Picture {
+  const out = new Uint8Array(height * width * 3);
+  for (let i = 0; i < label.length; i++) {
+    const c = label[i] as number;
+    if (c === ignoreIndex) continue;
+    out.set(classColour(c), i * 3);
+  }
+  return { pixels: out, height, width };
+}

@@ -84,6 +84,8 @@ export interface LatentAutoencoder extends Backbone {
   /** Plain-ops encode that also records taps (kept tensors the caller disposes); for use inside gradient functions. */
   runEncodeWithTaps(x: tf.Tensor4D, opts: TapOptions): { mean: tf.Tensor4D; logvar: tf.Tensor4D; features: Map<string, tf.Tensor> };
   runDecode(z: tf.Tensor4D): tf.Tensor4D;
+  /** Plain-ops decode that also records taps (kept tensors the caller disposes); for use inside gradient functions. */
+  runDecodeWithTaps(z: tf.Tensor4D, opts: TapOptions): { sample: tf.Tensor4D; features: Map<string, tf.Tensor> };
   tapNames(): string[];
 }
 
@@ -116,4 +118,13 @@ export interface OneStepRestorer extends Backbone {
    * With `opts`, the UNet's taps and attention maps are recorded (kept tensors the caller disposes).
    */
   run(lq: tf.Tensor4D, context: tf.Tensor3D, opts?: TapOptions): TapResult & { image: tf.Tensor4D };
+  /**
+   * The feature pass of a segmentation backbone (RASS): the same encode -> UNet path, returning
+   * the requested taps by prefixed name (`vae.encoder.down_blocks.1`, `unet.up_blocks.0`,
+   * `vae.decoder.up_blocks.2`); the VAE decoder runs only when one of its taps is asked for.
+   * Plain ops; the returned tensors are kept (the caller disposes them). Unknown names: a UserError.
+   */
+  features(lq: tf.Tensor4D, context: tf.Tensor3D, taps: readonly string[]): Map<string, tf.Tensor>;
+  /** Every tap name `features` accepts. */
+  tapNames(): string[];
 }

@@ -28,6 +28,8 @@ export interface SegHead {
   readonly numClasses: number;
   /** Strides the head expects, finest first (e.g. [4, 8, 16, 32]). */
   readonly inStrides: readonly number[];
+  /** Channels of each input level, finest first. */
+  readonly inChannels: readonly number[];
   /** Trainable variables by reference-style name. */
   readonly params: ReadonlyMap<string, tf.Variable>;
   forward(levels: readonly FeatureLevel[], opts?: { training?: boolean }): HeadOutput;

@@ -58,6 +58,7 @@ export class FpnSegHead implements SegHead {
   readonly type = 'fpn-seg';
   readonly numClasses: number;
   readonly inStrides: number[];
+  readonly inChannels: number[];
   private readonly p: Params;
   private readonly fpn: Fpn;
   private readonly fuse: Conv2d;
@@ -67,6 +68,7 @@ export class FpnSegHead implements SegHead {
   constructor(readonly o: FpnSegOptions, seed: number) {
     this.numClasses = o.numClasses;
     this.inStrides = o.inStrides;
+    this.inChannels = o.inChannels;
     this.p = new Params(seed);
     this.fpn = new Fpn(this.p, 'fpn', o.inChannels, o.hidden, o.groups);
     this.fuse = new Conv2d(this.p, 'fuse_conv', o.hidden, o.hidden, 3, { bias: false });

@@ -68,6 +68,7 @@ export class Mask2FormerHead implements SegHead {
   readonly type = 'mask2former';
   readonly numClasses: number;
   readonly inStrides: number[];
+  readonly inChannels: number[];
   private readonly p: Params;
   private readonly pixel: PixelDecoder;
   private readonly queryFeat: tf.Variable;
@@ -81,6 +82,7 @@ export class Mask2FormerHead implements SegHead {
   constructor(readonly o: Mask2FormerOptions, seed: number) {
     this.numClasses = o.numClasses;
     this.inStrides = o.inStrides;
+    this.inChannels = o.inChannels;
     const p = (this.p = new Params(seed));
     const d = o.hidden;
     this.pixel =

@@ -29,22 +29,52 @@ export class OneStep implements OneStepRestorer {
   }
 
   run(lq: tf.Tensor4D, context: tf.Tensor3D, opts?: TapOptions): TapResult & { image: tf.Tensor4D } {
-    const b = lq.shape[0];
     const { mean } = this.vae.runEncode(lq);
     const z = tf.mul(mean, this.vae.scalingFactor) as tf.Tensor4D;
-    const ctx = context.shape[0] === b ? context : (tf.tile(context, [b, 1, 1]) as tf.Tensor3D);
+    const ctx = this.batchContext(context, lq.shape[0]);
     const out = opts ? this.unet.runWithTaps(z, this.timestep, ctx, opts) : { sample: this.unet.run(z, this.timestep, ctx), features: new Map(), attention: new Map() };
-    const pred = out.sample;
-    // one DDPM step from t straight to 0: the x0 estimate
-    const x0 = (
+    const img = this.vae.runDecode(tf.div(this.x0(z, out.sample), this.vae.scalingFactor) as tf.Tensor4D);
+    return { image: tf.clipByValue(img, -1, 1), features: out.features, attention: out.attention };
+  }
+
+  features(lq: tf.Tensor4D, context: tf.Tensor3D, taps: readonly string[]): Map<string, tf.Tensor> {
+    const known = new Set(this.tapNames());
+    const unknown = taps.filter((t) => !known.has(t));
+    if (unknown.length) throw new UserError(`unknown feature tap(s) ${unknown.join(', ')}; this backbone has: ${[...known].join(', ')}`);
+    const pick = (prefix: string) => taps.filter((t) => t.startsWith(prefix)).map((t) => t.slice(prefix.length));
+    const out = new Map<string, tf.Tensor>();
+    const put = (prefix: string, m: Map<string, tf.Tensor>) => {
+      for (const [k, v] of m) out.set(`${prefix}${k}`, v);
+    };
+    const enc = this.vae.runEncodeWithTaps(lq, { taps: pick('vae.').filter((t) => t.startsWith('encoder.')) });
+    put('vae.', enc.features);
+    const z = tf.mul(enc.mean, this.vae.scalingFactor) as tf.Tensor4D;
+    const ctx = this.batchContext(context, lq.shape[0]);
+    const unetTaps = pick('unet.');
+    const decTaps = pick('vae.').filter((t) => t.startsWith('decoder.'));
+    const u = unetTaps.length || decTaps.length ? this.unet.runWithTaps(z, this.timestep, ctx, { taps: unetTaps }) : null;
+    if (u) put('unet.', u.features);
+    if (u && decTaps.length) put('vae.', this.vae.runDecodeWithTaps(tf.div(this.x0(z, u.sample), this.vae.scalingFactor) as tf.Tensor4D, { taps: decTaps }).features);
+    return out;
+  }
+
+  tapNames(): string[] {
+    return [...this.vae.tapNames().map((t) => `vae.${t}`), ...this.unet.tapNames().map((t) => `unet.${t}`)];
+  }
+
+  private batchContext(context: tf.Tensor3D, b: number): tf.Tensor3D {
+    return context.shape[0] === b ? context : (tf.tile(context, [b, 1, 1]) as tf.Tensor3D);
+  }
+
+  /** One DDPM step from t straight to 0: the x0 estimate from the UNet's prediction. */
+  private x0(z: tf.Tensor4D, pred: tf.Tensor4D): tf.Tensor4D {
+    return (
       this.predictionType === 'epsilon'
         ? tf.div(tf.sub(z, tf.mul(pred, this.sqrtOneMinusAb)), this.sqrtAb)
         : this.predictionType === 'v_prediction'
           ? tf.sub(tf.mul(z, this.sqrtAb), tf.mul(pred, this.sqrtOneMinusAb))
           : pred
     ) as tf.Tensor4D;
-    const img = this.vae.runDecode(tf.div(x0, this.vae.scalingFactor) as tf.Tensor4D);
-    return { image: tf.clipByValue(img, -1, 1), features: out.features, attention: out.attention };
   }
 
   dispose(): void {

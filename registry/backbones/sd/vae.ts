@@ -164,6 +164,17 @@ export class AutoencoderKL implements LatentAutoencoder {
     return { mean, logvar, features: rec.features };
   }
 
+  runDecodeWithTaps(z: tf.Tensor4D, opts: ForwardOptions): { sample: tf.Tensor4D; features: Map<string, tf.Tensor> } {
+    const rec = new Recorder(opts);
+    const sample = this.runDecode(z, rec);
+    const missing = rec.missing();
+    if (missing.length) {
+      rec.dispose();
+      throw new Error(`unknown tap name(s) ${missing.join(', ')}; available: ${this.tapNames().filter((t) => t.startsWith('decoder')).join(', ')}`);
+    }
+    return { sample, features: rec.features };
+  }
+
   encode(x: tf.Tensor4D, opts: ForwardOptions = {}): VaeEncodeOutput {
     const rec = opts.taps?.length ? new Recorder(opts) : NO_RECORD;
     const { mean, logvar } = tf.tidy(() => this.runEncode(x, rec));
