@@ -138,6 +138,9 @@ async function buildComponents(o: RassOptions, ctx: PluginContext): Promise<Rass
     owned.push(seg);
     const head = await build<SegHead>(o.head, 'head', 'head', (v) => typeof v.forward === 'function' && typeof v.semantic === 'function', 'a segmentation head');
     owned.push(head);
+    if (head.inChannels.some((ch) => ch !== o.projection_dim)) {
+      throw new UserError(`${ctx.path}.head.inChannels: ${JSON.stringify(head.inChannels)} must all be projection_dim (${o.projection_dim}): every tapped feature is projected to projection_dim channels`);
+    }
     const loss = await build<SegLoss>(o.loss, 'loss', 'loss', (v) => typeof v.compute === 'function', 'a segmentation loss');
     const trainData = await build<SegDataset>(o.train.dataset, 'dataset', 'train.dataset', (v) => typeof v.get === 'function', 'a dataset');
     const valData = await build<SegDataset>(o.val.dataset, 'dataset', 'val.dataset', (v) => typeof v.get === 'function', 'a dataset');

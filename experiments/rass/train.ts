@@ -141,9 +141,6 @@ function buildModel(o: RassOptions, c: RassComponents, rc: RunContext, first: Im
   });
   const geometry = tapGeometry(feats, first.height);
   tf.dispose([ctx, ...feats.values()]);
-  if (c.head.inChannels.some((ch) => ch !== o.projection_dim)) {
-    throw new UserError(`experiment.head.inChannels: ${JSON.stringify(c.head.inChannels)} must all be projection_dim (${o.projection_dim}): every tapped feature is projected to projection_dim channels`);
-  }
   const projector = new FeatureProjector(geometry, o.projection_dim, c.head.inStrides, rc.seed, 'experiment.head.inStrides');
   rc.log.info(`RASS features: ${geometry.map((g) => `${g.name} (${g.channels} ch, stride ${g.stride})`).join(', ')} -> head strides ${c.head.inStrides.join('/')}`);
   const vars: Record<string, tf.Variable> = {};
