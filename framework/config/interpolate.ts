@@ -10,7 +10,7 @@ const ESCAPED = '\uE000';
  * Resolve `${path.to.key}` and `${env:NAME}` / `${env:NAME,default}` in every string, after
  * all merging and overrides (so a reference sees the final value). A string that is exactly
  * one reference takes the referenced value with its type; otherwise the result is a string.
- * `$${` escapes a literal `${`. Missing keys, missing variables and cycles are errors that
+ * `$${` escapes a literal `${`; `${stage:ID}` is left for the pipeline runner. Missing keys, missing variables and cycles are errors that
  * name the reference and where it was written.
  */
 export function interpolate(root: Record<string, unknown>, origins: OriginMap, env: Record<string, string | undefined>): void {
@@ -20,6 +20,8 @@ export function interpolate(root: Record<string, unknown>, origins: OriginMap, e
 
   const resolveRef = (expr: string): unknown => {
     const e = expr.trim();
+    // `${stage:ID}` names a pipeline stage's output: the pipeline resolves it when the stage starts
+    if (e.startsWith('stage:')) return `\${${expr}}`;
     if (e.startsWith('env:')) {
       const body = e.slice(4);
       const comma = body.indexOf(',');

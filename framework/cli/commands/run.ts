@@ -4,6 +4,7 @@
  */
 import type { CommandSpec } from '../command.js';
 import { runExperiment } from '../../runner/runner.js';
+import { isPipelineConfig, runPipeline } from '../../runner/pipeline.js';
 import { UserError } from '../../errors.js';
 
 interface RunCliOptions {
@@ -14,6 +15,7 @@ interface RunCliOptions {
   runId?: string;
   parent?: string;
   tag: string[];
+  retryFailed?: boolean;
 }
 
 export const runCommand: CommandSpec = {
@@ -29,12 +31,20 @@ export const runCommand: CommandSpec = {
       .option('--run-id <id>', 'use this run id instead of a new one (sweeps use stable trial run ids)')
       .option('--parent <run-id>', 'record this run as a child of that run (a sweep)')
       .option('--tag <key=value>', 'add a run tag (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+      .option('--retry-failed', 'pipelines: resume stages that failed earlier instead of stopping at them')
       .action(async (config: string | undefined, opts: RunCliOptions) => {
         const tags: Record<string, string> = {};
         for (const t of opts.tag) {
           const eq = t.indexOf('=');
           if (eq <= 0) throw new UserError(`--tag "${t}": expected key=value`);
           tags[t.slice(0, eq)] = t.slice(eq + 1);
+        }
+        // a config with `stages:` is a pipeline: one child run per stage under a parent run
+        if (config && !opts.resume && (await isPipelineConfig(config, { env: process.env, cwd: ctx.cwd, sets: opts.set }))) {
+          const outcome = await runPipeline({ registry: ctx.registry, configFile: config, sets: opts.set, name: opts.name, runsDir: opts.runsDir, tags, cwd: ctx.cwd, env: process.env, stdout: ctx.stdout, stderr: ctx.stderr, handleSignals: true, retryFailed: opts.retryFailed });
+          process.exitCode = outcome.exitCode;
+          if (outcome.status === 'KILLED') setTimeout(() => process.exit(outcome.exitCode), 2000).unref();
+          return;
         }
         const outcome = await runExperiment({
           registry: ctx.registry,
