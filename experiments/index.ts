@@ -3,8 +3,9 @@ import { toyClassifier } from './toy-classifier/plugin.js';
 import { toyCrossEntropy } from './toy-classifier/loss.js';
 import { scrExperiment } from './scr/plugin.js';
 import { rassExperiment } from './rass/plugin.js';
+import { evaluateExperiment, restoreThenSegmentExperiment } from './evaluate/plugin.js';
 
 /** Experiment plugins (kind `experiment`), listed explicitly, with the components only they use. */
-const plugins: AnyPlugin[] = [toyClassifier, toyCrossEntropy, scrExperiment, rassExperiment];
+const plugins: AnyPlugin[] = [toyClassifier, toyCrossEntropy, scrExperiment, rassExperiment, evaluateExperiment, restoreThenSegmentExperiment];
 
 export const experimentsPackage = pluginPackage({ name: 'rass/experiments', plugins });

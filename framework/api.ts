@@ -40,3 +40,4 @@ export type { ScheduleSpec } from './engine/schedules.js';
 export { saveCheckpoint, loadCheckpoint, restoreWeights } from './engine/checkpoint.js';
 export type { CheckpointContents, LoadedCheckpoint } from './engine/checkpoint.js';
 export { encodePng } from './image/png.js';
+export { finishedRun } from './tracking/run-reference.js';

@@ -8,6 +8,7 @@ import { makeOptimizer, type OptimizerConfig, type ScheduleConfig } from '../sha
 import { PromptCache } from '../shared/prompts.js';
 import { gridPng, labelPicture, type Picture } from '../shared/images.js';
 import { FeatureProjector, tapGeometry } from './features.js';
+import { predictLabels, type SegmenterMeta } from './segmenter.js';
 
 export interface RassOptions {
   backbone: ComponentNode;
@@ -216,7 +217,7 @@ async function evaluate(o: RassOptions, c: RassComponents, m: Model, val: BatchS
       const batch = await val.batch(items);
       const context = prompts.batch(batch.samples.map((s) => c.valTagger.tagsFor(s, c.valData.classNames, c.valData.ignoreIndex).join(', ')));
       const input = split === 'lq' ? batch.lq : batch.hq;
-      const pred = predict(o, c, m, input, context, batch.height, batch.width);
+      const pred = predictLabels(c.backbone, c.head, m.projector, o.features, input, context, batch.height, batch.width);
       const ids = batch.samples.map((s) => s.id);
       const labelMap = (data: ArrayLike<number>) => ({ data, height: batch.height, width: batch.width });
       const gts = batch.samples.map((s) => s.label ?? new Uint8Array(batch.height * batch.width).fill(c.valData.ignoreIndex));
@@ -249,22 +250,6 @@ async function evaluate(o: RassOptions, c: RassComponents, m: Model, val: BatchS
   return { scalars };
 }
 
-/** Predicted label maps (argmax of the head's semantic scores at the input size). */
-function predict(o: RassOptions, c: RassComponents, m: Model, input: tf.Tensor4D, context: tf.Tensor3D, height: number, width: number): Uint8Array[] {
-  const labels = tf.tidy(() => {
-    const feats = c.backbone.features(input, context, o.features);
-    const out = c.head.forward(m.projector.levels(feats), { training: false });
-    const scores = c.head.semantic(out, height, width);
-    const r = tf.argMax(scores, 3);
-    tf.dispose([...feats.values()]);
-    return r;
-  });
-  const v = labels.dataSync() as Int32Array;
-  labels.dispose();
-  const size = height * width;
-  return Array.from({ length: input.shape[0] }, (_, i) => Uint8Array.from(v.subarray(i * size, (i + 1) * size)));
-}
-
 /** The trained segmenter: Seg adapter (PEFT), projections + head + trained backbone params, and how to rebuild it. */
 async function saveModel(o: RassOptions, c: RassComponents, m: Model, rc: RunContext): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'rass-model-'));
@@ -273,7 +258,7 @@ async function saveModel(o: RassOptions, c: RassComponents, m: Model, rc: RunCon
     const weights: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
     for (const [k, v] of Object.entries(m.vars)) if (!k.startsWith(`${c.seg.name}.`)) weights[k] = { dtype: 'F32', shape: v.shape, data: Float32Array.from(v.dataSync() as Float32Array) };
     writeSafetensors(join(dir, 'weights.safetensors'), weights, { format: 'rass-segmenter/1' });
-    const meta = { features: o.features, projection_dim: o.projection_dim, head_strides: c.head.inStrides, num_classes: c.head.numClasses, scr_merged: c.scrMerged, taps: m.projector.taps };
+    const meta: SegmenterMeta = { features: o.features, projection_dim: o.projection_dim, head_strides: [...c.head.inStrides], num_classes: c.head.numClasses, scr_merged: c.scrMerged, seg_adapter: `adapter_${c.seg.name}`, taps: [...m.projector.taps] };
     for (const [sub, files] of [['', ['weights.safetensors']], [`adapter_${c.seg.name}`, readdirSync(join(dir, `adapter_${c.seg.name}`))]] as const) {
       for (const f of files) await rc.logArtifact(`model/${sub ? `${sub}/` : ''}${f}`, readFileSync(join(dir, sub, f)));
     }

@@ -95,6 +95,6 @@ export function restoreWeights(vars: Record<string, tf.Variable>, loaded: Loaded
   for (const [k, v] of Object.entries(vars)) {
     const w = loaded[k];
     if (w.shape.join('x') !== v.shape.join('x')) throw new UserError(`${where}: weight ${k} has shape [${w.shape}] in the checkpoint but [${v.shape}] in the model`);
-    v.assign(tf.tensor(w.data, w.shape));
+    tf.tidy(() => v.assign(tf.tensor(w.data, w.shape)));
   }
 }

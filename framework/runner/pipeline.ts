@@ -2,7 +2,7 @@
  * Staged pipelines: a config with `stages:` instead of `experiment:` runs its stages one after
  * another (SCR -> RASS -> evaluate), each as an ordinary run (a child), under a parent run that
  * records the stages, their run ids and their final metrics. A later stage reads an earlier
- * one's output through `${stage:ID}` (that stage run's artifacts directory) in its `set`
+ * one's output through `${stage:ID}` (that stage's run directory) in its `set`
  * overrides or inline node. The parent's id is a hash of the pipeline config, so running the
  * same pipeline again reopens it: FINISHED stages are skipped, interrupted ones resume from
  * their checkpoint, FAILED ones stop the pipeline unless `--retry-failed` resumes them.
@@ -72,12 +72,12 @@ function checkPipeline(cfg: ResolvedConfig): PipelineValue {
   return v;
 }
 
-/** Replace `${stage:ID}` with that stage run's artifacts directory (an earlier, finished stage). */
+/** Replace `${stage:ID}` with that stage's run directory (an earlier, finished stage). */
 function substituteStages(text: string, done: ReadonlyMap<string, string>, where: string): string {
   return text.replace(/\$\{stage:([^}]*)\}/g, (_, id: string) => {
     const dir = done.get(id);
     if (!dir) throw new UserError(`${where}: \${stage:${id}} names no earlier finished stage (earlier stages: ${[...done.keys()].join(', ') || 'none'})`);
-    return join(dir, 'artifacts');
+    return dir;
   });
 }
 

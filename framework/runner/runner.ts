@@ -101,7 +101,8 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   const experimentName = expNode.type.slice(expNode.type.indexOf('/') + 1);
   const runName = opts.name ?? value.name ?? experimentName;
   const controller = new AbortController();
-  const services: Record<string, unknown> = { signal: controller.signal };
+  // runsDir: plugins that read earlier runs (`finishedRun`) look them up in this run's store
+  const services: Record<string, unknown> = { signal: controller.signal, runsDir: resolve(opts.cwd, value.runs_dir ?? 'runs'), cwd: opts.cwd };
   const build = <T>(node: ComponentNode, o: { expectKind?: string; path?: string } = {}): Promise<T> => {
     if (o.expectKind && !node.type.startsWith(`${o.expectKind}/`)) {
       throw new UserError(`${file}: ${o.path ?? 'component'}: expected a ${o.expectKind} plugin, got "${node.type}"`);

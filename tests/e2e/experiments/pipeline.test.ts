@@ -6,7 +6,7 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -46,7 +46,7 @@ function killDuring(experiment: string, controller: AbortController): TrackerFac
   });
 }
 
-const SUMMARY = ['scr/val/psnr', 'scr/zero_lora/psnr', 'rass/val_lq/miou'];
+const SUMMARY = ['scr/val/psnr', 'scr/zero_lora/psnr', 'rass/val_lq/miou', 'evaluate/miou', 'r2s/miou', 'r2s/restored/psnr'];
 
 describe('pipeline: SCR -> RASS (tiny)', () => {
   const runs = mkdtempSync(join(tmpdir(), 'rass-pipe-'));
@@ -72,6 +72,10 @@ describe('pipeline: SCR -> RASS (tiny)', () => {
     }
     const rassConfig = readFileSync(join(rassDir, 'config.yaml'), 'utf8');
     assert.ok(rassConfig.includes(join(scrDir, 'artifacts', 'adapters', 'scr')), 'the RASS stage loads the SCR stage\'s adapter');
+    // the evaluate stage rebuilds the segmenter from the RASS run and scores the same validation
+    // images (same dataset, degradation seed and tags): it must reproduce the run's own evaluation
+    assert.equal(full.metrics['evaluate/miou'], full.metrics['rass/val_lq/miou']);
+    assert.ok((full.metrics['r2s/restored/psnr'] as number) > 5, 'R2S restores with the SCR run\'s restorer');
   });
 
   it('a re-run skips finished stages and reports the same metrics', async () => {
@@ -96,7 +100,7 @@ describe('pipeline: SCR -> RASS (tiny)', () => {
       const resumed = await runPipeline(o);
       assert.equal(resumed.status, 'FINISHED');
       assert.match(o.out(), new RegExp(`stage ${stage}: resuming run`));
-      assert.equal(readdirSync(dir).length, 3, 'one parent folder and one folder per experiment, no extra runs');
+      assert.equal(findRunDirs(dir).length, 5, 'the parent and one run per stage, no extra runs');
       for (const k of SUMMARY) assert.ok(Math.abs((resumed.metrics[k] as number) - (full.metrics[k] as number)) < 1e-6, `${k}: ${resumed.metrics[k]} vs uninterrupted ${full.metrics[k]}`);
     });
   }

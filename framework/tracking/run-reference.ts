@@ -1,0 +1,27 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../errors.js';
+import { resolveRunDir, summarizeRun } from './run-store.js';
+
+/**
+ * An earlier run named in a config (`from_run`-style options: an id, an id prefix or a
+ * directory), resolved in the run store and checked: it must be FINISHED, and each named
+ * artifact must exist. Errors name the option, the run and what is missing.
+ */
+export function finishedRun(selector: string, opts: { runsDir: string; cwd: string; where: string; artifacts?: readonly string[] }): { dir: string; runId: string; artifactsDir: string } {
+  let dir: string;
+  try {
+    dir = resolveRunDir(opts.runsDir, selector, opts.cwd);
+  } catch (e) {
+    throw new UserError(`${opts.where}: ${(e as Error).message}`, { cause: e });
+  }
+  const s = summarizeRun(dir);
+  if (s.status !== 'FINISHED') {
+    throw new UserError(`${opts.where}: run ${s.runId} is ${s.displayStatus}${s.statusMessage ? ` (${s.statusMessage})` : ''}, not FINISHED; finish it first (rass run --resume ${s.runId})`);
+  }
+  const artifactsDir = join(dir, 'artifacts');
+  for (const a of opts.artifacts ?? []) {
+    if (!existsSync(join(artifactsDir, a))) throw new UserError(`${opts.where}: run ${s.runId} has no artifact ${a} (in ${artifactsDir}); is it a run of the right experiment?`);
+  }
+  return { dir, runId: s.runId, artifactsDir };
+}
