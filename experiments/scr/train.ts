@@ -125,7 +125,7 @@ export async function runScr(o: ScrOptions, c: ScrComponents, rc: RunContext): P
 }
 
 /** One optimisation step; returns the step's scalar values (loss, its terms, SCL counts, grad norm). */
-function trainStep(o: ScrOptions, c: ScrComponents, optimizer: ReturnType<typeof makeOptimizer>, vars: Record<string, tf.Variable>, batch: ImageBatch, context: tf.Tensor3D, targets: readonly AttentionSample[], sclOn: boolean): Record<string, number> {
+export function trainStep(o: ScrOptions, c: ScrComponents, optimizer: ReturnType<typeof makeOptimizer>, vars: Record<string, tf.Variable>, batch: ImageBatch, context: tf.Tensor3D, targets: readonly AttentionSample[], sclOn: boolean): Record<string, number> {
   const kept: tf.Tensor[] = [];
   const terms: [string, tf.Tensor][] = [];
   let counts = { matched: 0, unmatched: 0 };

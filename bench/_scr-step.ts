@@ -1,0 +1,59 @@
+/**
+ * One process measuring this project's SCR training step (the real `experiment/scr` step:
+ * VAE encode, UNet + LoRA with attention capture, decode, restoration + SCL, backward, AdamW)
+ * on a diffusers folder, for `npm run bench -- scr`. Prints one JSON line: median step time,
+ * peak RSS, backend and threads. Run in its own process so peak RSS is this step's alone.
+ * argv: PRIOR_DIR BATCH SIZE ITERS
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../framework/engine/backend.js';
+import { buildNode } from '../framework/config/index.js';
+import { PluginRegistry } from '../framework/plugins/registry.js';
+import { registryPackage } from '../registry/index.js';
+import { experimentsPackage } from '../experiments/index.js';
+import type { AttentionLoss, ImageLoss, OneStepRestorer, SegDataset, Tagger, Adapter, Degradation } from '../framework/api.js';
+import { BatchSource } from '../experiments/shared/data.js';
+import { promptsAndTargets } from '../experiments/shared/attention.js';
+import { PromptCache } from '../experiments/shared/prompts.js';
+import { makeOptimizer } from '../experiments/shared/train.js';
+import { SCR_LORA_TARGETS } from '../experiments/scr/plugin.js';
+import { trainStep, type ScrComponents, type ScrOptions } from '../experiments/scr/train.js';
+
+const [prior, batchArg, sizeArg, itersArg] = process.argv.slice(2);
+const batch = Number(batchArg);
+const size = Number(sizeArg);
+const iters = Number(itersArg);
+const quiet = { info: () => {}, warn: () => {}, debug: () => {} };
+const info = await initBackend({ prefer: 'auto', log: null });
+const registry = new PluginRegistry();
+registry.loadPackage(registryPackage);
+registry.loadPackage(experimentsPackage);
+const build = <T>(node: Record<string, unknown>) => buildNode<T>(node as never, registry, { seed: 0, log: quiet });
+const part = (kind: string) => ({ type: `backbone/${kind}`, preset: 'sd21-base', path: prior });
+const restorer = await build<OneStepRestorer>({ type: 'backbone/one-step', unet: part('unet2d-condition'), vae: part('autoencoder-kl'), text_encoder: part('clip-text') });
+const lora = await build<Adapter>({ type: 'adapter/lora', name: 'scr', r: 4, alpha: 4, target_modules: SCR_LORA_TARGETS });
+lora.attach(restorer.unet.store);
+const dataset = await build<SegDataset>({ type: 'dataset/shapes', length: 64, height: size, width: size });
+const degradation = await build<Degradation>({ type: 'degradation/pipeline', stages: [{ id: 'noise', type: 'degradation/noise', gaussian_prob: 1, sigma_range: [1, 10] }] });
+const tagger = await build<Tagger>({ type: 'tagger/label-map' });
+const loss = await build<ImageLoss>({ type: 'loss/mse' });
+const scl = await build<AttentionLoss>({ type: 'loss/scl' });
+const c = { restorer, lora, trainData: dataset, tagger, loss, scl, layers: scl.layers } as unknown as ScrComponents;
+const o = { scl_weight: 1, clip_grad_norm: 1 } as ScrOptions;
+const vars = lora.namedVariables();
+const optimizer = makeOptimizer(vars, { type: 'adamw', lr: 1e-4, weight_decay: 0.01, betas: [0.9, 0.999], eps: 1e-8, momentum: 0 }, { type: 'constant', power: 1, min_lr: 0, warmup_iters: 0, warmup_ratio: 1 }, 1000);
+const source = new BatchSource({ dataset, degradation, seed: 0, split: 'train', randomCrop: false, where: 'bench' });
+const prompts = new PromptCache(restorer.textEncoder);
+const times: number[] = [];
+lora.setTraining(true);
+for (let i = 0; i <= iters; i++) {
+  const b = await source.batch(source.trainIndices(i, batch));
+  const { prompts: texts, targets } = promptsAndTargets(b.samples, tagger, restorer.textEncoder, dataset.classNames, dataset.ignoreIndex);
+  const context = prompts.batch(texts);
+  const t0 = performance.now();
+  trainStep(o, c, optimizer, vars, b, context, targets, true);
+  times.push((performance.now() - t0) / 1000);
+  tf.dispose([b.hq, b.lq, context]);
+}
+const sorted = times.slice(1).sort((a, b) => a - b);
+console.log(JSON.stringify({ step_s: sorted[Math.floor(sorted.length / 2)], peak_rss_mb: process.resourceUsage().maxRSS / 1024, backend: info.name, threads: info.threads ?? null }));
