@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { definePlugin, UserError, type Logger } from '../../../framework/api.js';
+import { join } from 'node:path';
+import { definePlugin, finishedRun, UserError, type Logger } from '../../../framework/api.js';
 import type { Adapter } from '../../../framework/contracts/adapter.js';
 import type { ParameterHolder } from '../../../framework/contracts/backbone.js';
 import { LoraModel, type LoraConfig } from './lora.js';
@@ -95,6 +96,7 @@ Trainable and total parameter counts are logged when the adapter is attached.`,
       init_b: { enum: ['zero', 'gaussian'], default: 'zero', description: 'B init; zero makes a fresh adapter a no-op (PEFT).' },
       use_rslora: { type: 'boolean', default: false, description: 'Scale alpha / sqrt(r) instead of alpha / r.' },
       load: { type: 'string', description: 'Load weights and config from a PEFT adapter folder (adapter_config.json + adapter_model.safetensors).' },
+      from_run: { type: 'string', description: 'Load the adapter `name` a finished run saved (its artifacts/adapters/<name>/): a run id, id prefix or directory.' },
     },
     additionalProperties: false,
   } as const,
@@ -108,6 +110,13 @@ Trainable and total parameter counts are logged when the adapter is attached.`,
       initB: opts.init_b,
       useRslora: opts.use_rslora,
     };
-    return new LoraAdapter(opts.name, config, ctx.seed, ctx.log, ctx.path, opts.load ? ctx.resolvePath(opts.load) : null);
+    if (opts.load && opts.from_run) throw new UserError(`${ctx.path}: give load or from_run, not both`);
+    let from: string | null = opts.load ? ctx.resolvePath(opts.load) : null;
+    if (opts.from_run) {
+      const runsDir = (ctx.services.runsDir as string | undefined) ?? ctx.resolvePath('runs');
+      const cwd = (ctx.services.cwd as string | undefined) ?? process.cwd();
+      from = join(finishedRun(opts.from_run, { runsDir, cwd, where: `${ctx.path}.from_run`, artifacts: [`adapters/${opts.name}/adapter_config.json`] }).artifactsDir, 'adapters', opts.name);
+    }
+    return new LoraAdapter(opts.name, config, ctx.seed, ctx.log, ctx.path, from);
   },
 });

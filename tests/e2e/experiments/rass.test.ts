@@ -43,6 +43,7 @@ const firstLoss = (dir: string) => metricEvents(dir).find((e) => e.step === 1)?.
 describe('experiment/rass (tiny, SCR adapter from an SCR run)', () => {
   const runs = mkdtempSync(join(tmpdir(), 'rass-rass-'));
   let scrAdapter = '';
+  let scrRunId = '';
   let merged: Awaited<ReturnType<typeof runExperiment>>;
   const withScr = (merge: boolean) => [`experiment.scr_adapter={type: adapter/lora, name: scr, load: ${scrAdapter}}`, `experiment.merge_scr=${merge}`];
 
@@ -50,6 +51,7 @@ describe('experiment/rass (tiny, SCR adapter from an SCR run)', () => {
     const scr = await runExperiment(opts(runs, { configFile: SCR, sets: ['experiment.steps=2', 'experiment.eval_every=100'] }));
     assert.equal(scr.status, 'FINISHED');
     scrAdapter = join(scr.dir, 'artifacts/adapters/scr');
+    scrRunId = scr.runId;
     merged = await runExperiment(opts(runs, { sets: withScr(true) }));
   });
 
@@ -91,7 +93,8 @@ describe('experiment/rass (tiny, SCR adapter from an SCR run)', () => {
   });
 
   it('a merged SCR adapter is the same model as an unmerged one; no adapter is a different model', async () => {
-    const unmerged = await runExperiment(opts(runs, { sets: [...withScr(false), 'experiment.steps=1', 'experiment.val.splits=[lq]'] }));
+    // the same adapter named by its run (from_run) instead of its folder
+    const unmerged = await runExperiment(opts(runs, { sets: [`experiment.scr_adapter={type: adapter/lora, name: scr, from_run: ${scrRunId}}`, 'experiment.merge_scr=false', 'experiment.steps=1', 'experiment.val.splits=[lq]'] }));
     const none = await runExperiment(opts(runs, { sets: ['experiment.steps=1', 'experiment.val.splits=[lq]'] }));
     const a = firstLoss(merged.dir);
     const b = firstLoss(unmerged.dir);
@@ -124,6 +127,8 @@ describe('experiment/rass (tiny, SCR adapter from an SCR run)', () => {
       [['experiment.head.numClasses=5', 'experiment.loss.numClasses=5'], /experiment\.head: the head has 5 classes but the training dataset has 9/],
       [[...withScr(true), 'experiment.backbone.unet.config={in_channels: 4, out_channels: 4, block_out_channels: [32, 32], down_block_types: [CrossAttnDownBlock2D, DownBlock2D], up_block_types: [UpBlock2D, CrossAttnUpBlock2D], layers_per_block: 1, cross_attention_dim: 32, attention_head_dim: 2, use_linear_projection: true, mid_block_type: UNetMidBlock2DCrossAttn, norm_num_groups: 32, norm_eps: 1e-5, flip_sin_to_cos: true, freq_shift: 0, sample_size: 16}'], /experiment\.scr_adapter: the SCR adapter does not fit this backbone's UNet .*does not fit the module/],
     ];
+    cases.push([[`experiment.scr_adapter={type: adapter/lora, name: scr, from_run: ${merged.runId}}`], new RegExp(`experiment\\.scr_adapter\\.from_run: run ${merged.runId} has no artifact adapters/scr/adapter_config\\.json`)]);
+    cases.push([['experiment.scr_adapter={type: adapter/lora, name: scr, from_run: no-such-run}'], /experiment\.scr_adapter\.from_run: run "no-such-run": no run with that id/]);
     for (const [sets, re] of cases) {
       await assert.rejects(runExperiment(opts(runs, { sets })), re);
     }
