@@ -5,7 +5,7 @@ export const sclLoss = definePlugin({
   kind: 'loss',
   name: 'scl',
   description: 'Semantic-Constraint Loss on cross-attention maps: token term (1 - mass inside the tag mask)^2 + pixel term BCE(max-normalised map, soft mask)',
-  docs: 'For each tag with a class mask and each selected layer: A = mean of the tag tokens\' maps, mask area-averaged to the map grid (soft), token = (1 - sum(A M)/sum(A))^2, pixel = mean BCE(1e-4 + (1 - 2e-4) A/max(A), M). `reduction`: mean over (sample, tag, layer) triples, sample-mean (per sample, then over samples), or sum. Unmatched tags are excluded and counted. See registry/losses/scl/scl.ts.',
+  docs: 'For each tag with a class mask and each selected layer: A = mean of the tag tokens\' maps, mask area-averaged to the map grid (soft), token = (1 - sum(A M)/sum(A))^2, pixel = mean BCE(1e-3 + (1 - 2e-3) A/max(A), M). `reduction`: mean over (sample, tag, layer) triples, sample-mean (per sample, then over samples), or sum. Unmatched tags are excluded and counted. See registry/losses/scl/scl.ts.',
   schema: {
     type: 'object',
     properties: {

@@ -11,13 +11,15 @@
  *           interpolate(mode='area') -- kept SOFT (the fraction of each cell covered by the tag)
  *   token = (1 - sum(A*M) / max(sum(A), 1e-12))^2
  *   pixel = mean over the h*w cells of BCE(p, M), p = eps + (1 - 2 eps) * A / max(max(A), 1e-12),
- *           eps = 1e-4, BCE(p, m) = -(m log p + (1 - m) log(1 - p))
+ *           eps = 1e-3, BCE(p, m) = -(m log p + (1 - m) log(1 - p))
  *
  * Normalising by the map's maximum makes the pixel term about WHERE the tag attends, not how much
  * probability mass the tag token takes from the others (the token term covers that). The affine
  * squeeze into [eps, 1 - eps] keeps BCE finite at the maximum (A / max(A) = 1 exactly there, and a
  * soft mask is rarely 1 at that cell) without clamping, which would cut the gradient of every cell
- * that reaches the bound.
+ * that reaches the bound. eps bounds a cell's BCE by -log(eps) ~ 6.9 and its gradient by ~1/eps:
+ * 1e-4 made the term stiff enough that float32 cancellation at the peak cell (its direct gradient
+ * against the one through max(A), each ~1/eps) cost 1e-4 relative gradient accuracy.
  *
  * total = token_weight * sum_i r_i token_i + pixel_weight * sum_i r_i pixel_i over the (sample, tag,
  * layer) triples i, with r_i from `reduction`: `mean` 1 / #triples; `sample-mean` the mean over
@@ -41,7 +43,7 @@ export interface SclOptions {
 }
 
 /** Margin of the pixel term's normalisation: p lies in [SCL_PIXEL_EPS, 1 - SCL_PIXEL_EPS]. */
-export const SCL_PIXEL_EPS = 1e-4;
+export const SCL_PIXEL_EPS = 1e-3;
 /** Floor of the sums and maxima that divide (attention probabilities are > 0; padding is 0). */
 export const SCL_TINY = 1e-12;
 
@@ -177,8 +179,12 @@ export class SemanticConstraintLoss implements AttentionLoss {
       const inside = tf.sum(tf.mul(A, M), 1);
       tokenParts.push(tf.square(tf.sub(1, tf.div(inside, mass))));
       const peak = tf.maximum(tf.max(A, 1, true), SCL_TINY); // [B, 1, K]
-      const p = tf.add(tf.mul(tf.div(A, peak), 1 - 2 * SCL_PIXEL_EPS), SCL_PIXEL_EPS);
-      const bce = tf.neg(tf.add(tf.mul(M, tf.log(p)), tf.mul(tf.sub(1, M), tf.log(tf.sub(1, p)))));
+      const squeeze = (x: tf.Tensor) => tf.add(tf.mul(tf.div(x, peak), 1 - 2 * SCL_PIXEL_EPS), SCL_PIXEL_EPS);
+      const p = squeeze(A);
+      // 1 - p written as eps + (1 - 2 eps)(peak - A)/peak: the same number, but `1 - p` in float32
+      // loses ~1e-3 of 1 - p near the peak (where 1 - p ~ eps), and with it the BCE gradient's precision
+      const notP = squeeze(tf.sub(peak, A));
+      const bce = tf.neg(tf.add(tf.mul(M, tf.log(p)), tf.mul(tf.sub(1, M), tf.log(notP))));
       pixelParts.push(tf.mean(bce, 1));
     }
     const R = tf.tensor2d(r, [B, K]);
