@@ -5,7 +5,8 @@
  * selected layer l with head-averaged probabilities P [B, Nq, Nk]:
  *
  *   A     = mean over the tag's token positions k of P[b, :, k]        (a tag the byte-level tokenizer
- *           splits into many tokens gets the mean of their maps; one map per tag, not per token)
+ *           splits into many tokens gets the mean of their maps; one map per tag, not per token;
+ *           both terms below are invariant to A's scale, so mean and sum give the same loss)
  *   (h,w) = the factorisation h*w = Nq whose h/w is closest to the image's height/width (log ratio)
  *   M     = the binary mask area-averaged to (h, w) -- adaptive average pooling, torch's
  *           interpolate(mode='area') -- kept SOFT (the fraction of each cell covered by the tag)

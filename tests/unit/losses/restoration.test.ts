@@ -1,6 +1,6 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -8,6 +8,7 @@ import { buildNode, PluginRegistry, type ComponentNode, type ImageLoss } from '.
 import { useBackend } from '../../../framework/engine/backend.js';
 import { registryPackage } from '../../../registry/index.js';
 import { plugins as lossPlugins } from '../../../registry/losses/index.js';
+import { Lpips } from '../../../registry/metrics/lpips.js';
 
 const reg = new PluginRegistry();
 reg.loadPackage(registryPackage);
@@ -60,6 +61,22 @@ describe('restoration losses', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('lpips gradient stays finite where a feature vector is all zero (ReLU-dead pixels)', () => {
+    // every first-layer unit dead (weights 0, bias -1): all taps are zero, the norm is sqrt(0)
+    const shapes = (JSON.parse(readFileSync(join(process.cwd(), 'tests/fixtures/losses/image.json'), 'utf8')).cases as { name: string; shapes: Record<string, number[]> }[])
+      .find((c) => c.name === 'lpips-alex')?.shapes as Record<string, number[]>;
+    const m = new Map(Object.entries(shapes).map(([k, shape]) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      return [k, { shape, data: new Float32Array(n).fill(k === 'features.0.bias' ? -1 : k.startsWith('lin') ? 1 : 0) }];
+    }));
+    const net = new Lpips('alex', m, 'dead.safetensors', 'loss/lpips');
+    const a = tf.randomUniform([1, 48, 40, 3], -1, 1, 'float32', 7) as tf.Tensor4D;
+    const b = tf.randomUniform([1, 48, 40, 3], -1, 1, 'float32', 8) as tf.Tensor4D;
+    const g = tf.grad((x: tf.Tensor) => tf.mean(net.distanceTensor(x as tf.Tensor4D, b)) as tf.Scalar)(a);
+    assert.ok(g.dataSync().every((x) => x === 0), 'zero gradient, no NaN');
+    net.dispose();
   });
 
   it('weighted-sum: weights, ids (default: the loss name), nested sums report id.term, terms add up to the total', async () => {
