@@ -25,9 +25,12 @@
  * total = token_weight * sum_i r_i token_i + pixel_weight * sum_i r_i pixel_i over the (sample, tag,
  * layer) triples i, with r_i from `reduction`: `mean` 1 / #triples; `sample-mean` the mean over
  * each sample's tags and layers, then over the samples that have a target; `sum` 1. Tags without
- * a class (AttentionSample.unmatched) and targets whose tokens were all cut off by the prompt
- * length limit are left out and counted as unmatched. With no target in the batch the loss is 0,
- * still connected to the attention maps so their gradient is zeros rather than missing.
+ * a class (AttentionSample.unmatched), targets whose tokens were all cut off by the prompt length
+ * limit, and targets whose mask is empty (a tagging model's tag for a class absent from this image:
+ * nothing to attend to, the token term would be a constant 1) are left out and counted as
+ * unmatched. With no target in the batch the loss is 0, still connected to the attention maps so
+ * their gradient is zeros rather than missing. Exact ties at max(A): tfjs routes the max's
+ * gradient to every tied cell where torch.amax splits it; nothing else depends on the backend.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../../framework/api.js';
@@ -131,8 +134,8 @@ export class SemanticConstraintLoss implements AttentionLoss {
       unmatched += s.unmatched.length;
       for (const t of s.targets) {
         if (t.mask.length !== s.height * s.width) throw new RangeError(`loss/scl: mask of tag "${t.tag}" has ${t.mask.length} values for a ${s.height}x${s.width} image`);
-        if (t.tokens.length === 0) {
-          unmatched++; // every token cut off by the prompt length limit: nothing to constrain
+        if (t.tokens.length === 0 || !t.mask.some((v) => v !== 0)) {
+          unmatched++; // every token cut off by the prompt length limit, or no pixel of the tag: nothing to constrain
           continue;
         }
         targets.push({ sample: b, slot: perSample[b]++, tokens: t.tokens, mask: t.mask });

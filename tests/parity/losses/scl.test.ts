@@ -2,7 +2,7 @@
  * loss/scl vs a PyTorch implementation of the same formula (tests/fixtures/losses/scl.json, made by
  * scripts/fixtures/losses/make_fixtures.py in float64): four captured layers (one self-attention
  * layer the default pattern must leave out), multi-token tags, a tag whose class is absent (empty
- * mask), a tag cut off by the prompt limit, an unmatched tag, an image size no grid divides, three
+ * mask: excluded), a tag cut off by the prompt limit, an unmatched tag, an image size no grid divides, three
  * option sets (mean / sample-mean / sum reductions, term weights, layer regexes). Values within 1e-4
  * (relative above 1), gradients w.r.t. every selected map within 1e-4 of the largest element.
  */

@@ -84,15 +84,16 @@ describe('loss/scl', () => {
     assert.ok(Math.abs(val(multi.total) - val(first.total)) > 1e-3, 'the mean differs from the first token alone');
   });
 
-  it('no matched tag in the batch: total 0 with a zero (not missing, not NaN) gradient; unmatched counted', () => {
+  it('no usable target in the batch: total 0 with a zero (not missing, not NaN) gradient; unmatched counted', () => {
     const loss = new SemanticConstraintLoss(opts());
     const P = tf.randomUniform([2, 4, 3], 0.01, 1, 'float32', 1);
     const samples: AttentionSample[] = [
       { height: 4, width: 4, targets: [], unmatched: ['spire', 'sky-ish'] },
-      { height: 4, width: 4, targets: [{ tag: 'cut', tokens: [], mask: quadrant }], unmatched: [] },
+      { height: 4, width: 4, targets: [{ tag: 'cut', tokens: [], mask: quadrant }, { tag: 'absent', tokens: [1], mask: new Uint8Array(16) }], unmatched: [] },
     ];
     const r = loss.compute(new Map([['a.attn2', P]]), samples);
-    assert.deepEqual({ t: val(r.total), m: r.matched, u: r.unmatched }, { t: 0, m: 0, u: 3 });
+    // unmatched: 2 tags without a class, 1 cut off by the prompt limit, 1 whose class has no pixel here
+    assert.deepEqual({ t: val(r.total), m: r.matched, u: r.unmatched }, { t: 0, m: 0, u: 4 });
     const g = tf.grad((p: tf.Tensor) => loss.compute(new Map([['a.attn2', p]]), samples).total)(P);
     assert.ok([...g.dataSync()].every((x) => x === 0));
   });
