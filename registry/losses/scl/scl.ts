@@ -158,43 +158,66 @@ export class SemanticConstraintLoss implements AttentionLoss {
       else if (this.o.reduction === 'sample-mean') r[i] = 1 / (withTargets * perSample[t.sample] * L);
       else r[i] = 1;
     }
-    const tokenParts: tf.Tensor[] = [];
-    const pixelParts: tf.Tensor[] = [];
-    for (const name of layers) {
+    // Every layer's tag maps go into one [L*B, Nmax, K] tensor (maps of coarser layers zero-padded to
+    // the finest layer's Nq, padding cells masked out of the pixel term), so the loss is ~25 ops
+    // whatever the number of layers, instead of ~20 per layer: on the native backend per-op
+    // dispatch, not arithmetic, is what these small tensors cost.
+    const shapes = layers.map((name) => {
       const P = attention.get(name) as tf.Tensor;
       if (P.rank !== 3 || P.shape[0] !== B) throw new RangeError(`loss/scl: attention "${name}" has shape ${JSON.stringify(P.shape)}, expected [${B}, Nq, Nk]`);
-      const [, Nq, Nk] = P.shape as [number, number, number];
-      // token-combination weights [B, Nk, K] (1/|tokens| at the tag's positions) and soft masks [B, Nq, K]
-      const comb = new Float32Array(B * Nk * K);
-      const masks = new Float32Array(B * Nq * K);
+      return { name, P: P as tf.Tensor3D, Nq: P.shape[1] as number, Nk: P.shape[2] as number };
+    });
+    const Nmax = Math.max(...shapes.map((x) => x.Nq));
+    const masks = new Float32Array(L * B * Nmax * K);
+    const valid = new Float32Array(L * B * Nmax);
+    const rPix = new Float32Array(L * B * K);
+    const rTok = new Float32Array(L * B * K);
+    const combs = new Map<number, tf.Tensor3D>();
+    const resized = new Map<string, Float32Array>();
+    const maps: tf.Tensor[] = [];
+    shapes.forEach(({ name, P, Nq, Nk }, l) => {
+      // token-combination weights [B, Nk, K]: 1/|tokens| at the tag's positions (one per prompt length)
+      let comb = combs.get(Nk);
+      if (!comb) {
+        const c = new Float32Array(B * Nk * K);
+        for (const t of targets) {
+          for (const k of t.tokens) {
+            if (!Number.isInteger(k) || k < 0 || k >= Nk) throw new RangeError(`loss/scl: token position ${k} outside the ${Nk} prompt tokens of "${name}"`);
+            c[(t.sample * Nk + k) * K + t.slot] += 1 / t.tokens.length;
+          }
+        }
+        comb = tf.tensor3d(c, [B, Nk, K]);
+        combs.set(Nk, comb);
+      }
+      const A = tf.matMul(P, comb); // [B, Nq, K]
+      maps.push(Nq < Nmax ? tf.pad(A, [[0, 0], [0, Nmax - Nq], [0, 0]]) : A);
+      for (let b = 0; b < B; b++) valid.fill(1, (l * B + b) * Nmax, (l * B + b) * Nmax + Nq);
       for (const t of targets) {
         const s = samples[t.sample];
-        for (const k of t.tokens) {
-          if (!Number.isInteger(k) || k < 0 || k >= Nk) throw new RangeError(`loss/scl: token position ${k} outside the ${Nk} prompt tokens of "${name}"`);
-          comb[(t.sample * Nk + k) * K + t.slot] += 1 / t.tokens.length;
-        }
         const { h, w } = attentionGrid(Nq, s.height, s.width);
-        const m = areaResize(t.mask, s.height, s.width, h, w);
-        for (let q = 0; q < Nq; q++) masks[(t.sample * Nq + q) * K + t.slot] = m[q];
+        const key = `${t.sample}/${t.slot}/${h}x${w}`;
+        let m = resized.get(key);
+        if (!m) resized.set(key, (m = areaResize(t.mask, s.height, s.width, h, w)));
+        const row = l * B + t.sample;
+        for (let q = 0; q < Nq; q++) masks[(row * Nmax + q) * K + t.slot] = m[q];
+        rTok[row * K + t.slot] = r[t.sample * K + t.slot];
+        rPix[row * K + t.slot] = r[t.sample * K + t.slot] / Nq; // the pixel term is a mean over this layer's cells
       }
-      const A = tf.matMul(P as tf.Tensor3D, tf.tensor3d(comb, [B, Nk, K])); // [B, Nq, K]
-      const M = tf.tensor3d(masks, [B, Nq, K]);
-      const mass = tf.maximum(tf.sum(A, 1), SCL_TINY); // [B, K]
-      const inside = tf.sum(tf.mul(A, M), 1);
-      tokenParts.push(tf.square(tf.sub(1, tf.div(inside, mass))));
-      const peak = tf.maximum(tf.max(A, 1, true), SCL_TINY); // [B, 1, K]
-      const squeeze = (x: tf.Tensor) => tf.add(tf.mul(tf.div(x, peak), 1 - 2 * SCL_PIXEL_EPS), SCL_PIXEL_EPS);
-      const p = squeeze(A);
-      // 1 - p written as eps + (1 - 2 eps)(peak - A)/peak: the same number, but `1 - p` in float32
-      // loses ~1e-3 of 1 - p near the peak (where 1 - p ~ eps), and with it the BCE gradient's precision
-      const notP = squeeze(tf.sub(peak, A));
-      const bce = tf.neg(tf.add(tf.mul(M, tf.log(p)), tf.mul(tf.sub(1, M), tf.log(notP))));
-      pixelParts.push(tf.mean(bce, 1));
-    }
-    const R = tf.tensor2d(r, [B, K]);
-    const reduce = (parts: tf.Tensor[], weight: number) => tf.mul(tf.sum(tf.mul(tf.addN(parts), R)), weight) as tf.Scalar;
-    const scl_token = reduce(tokenParts, this.o.tokenWeight);
-    const scl_pixel = reduce(pixelParts, this.o.pixelWeight);
+    });
+    const A = maps.length === 1 ? maps[0] : tf.concat(maps, 0); // [L*B, Nmax, K]
+    const M = tf.tensor3d(masks, [L * B, Nmax, K]);
+    const mass = tf.maximum(tf.sum(A, 1), SCL_TINY); // [L*B, K]
+    const inside = tf.sum(tf.mul(A, M), 1);
+    const token = tf.square(tf.sub(1, tf.div(inside, mass)));
+    const peak = tf.maximum(tf.max(A, 1, true), SCL_TINY); // [L*B, 1, K]; padding cells are 0 <= any probability
+    const squeeze = (x: tf.Tensor) => tf.add(tf.mul(tf.div(x, peak), 1 - 2 * SCL_PIXEL_EPS), SCL_PIXEL_EPS);
+    const p = squeeze(A);
+    // 1 - p written as eps + (1 - 2 eps)(peak - A)/peak: the same number, but `1 - p` in float32
+    // loses ~1e-3 of 1 - p near the peak (where 1 - p ~ eps), and with it the BCE gradient's precision
+    const notP = squeeze(tf.sub(peak, A));
+    const bce = tf.mul(tf.add(tf.mul(M, tf.log(p)), tf.mul(tf.sub(1, M), tf.log(notP))), tf.tensor3d(valid, [L * B, Nmax, 1]));
+    const scl_token = tf.mul(tf.sum(tf.mul(token, tf.tensor2d(rTok, [L * B, K]))), this.o.tokenWeight) as tf.Scalar;
+    const scl_pixel = tf.mul(tf.sum(tf.mul(tf.sum(bce, 1), tf.tensor2d(rPix, [L * B, K]))), -this.o.pixelWeight) as tf.Scalar;
     return { total: tf.add(scl_token, scl_pixel), terms: { scl_token, scl_pixel }, matched, unmatched };
   }
 }
