@@ -56,8 +56,10 @@ export function lpipsWeightNames(net: LpipsNet): string[] {
 export class Lpips {
   private readonly w = new Map<string, tf.Tensor>();
 
-  /** `tensors`: name -> {shape (PyTorch layout), data}. Conv kernels are turned from OIHW into HWIO once. */
-  /** `owner` names the component in errors (`metric/lpips`, `loss/lpips`). */
+  /**
+   * `tensors`: name -> {shape (PyTorch layout), data}. Conv kernels are turned from OIHW into HWIO once.
+   * `owner` names the component in errors (`metric/lpips`, `loss/lpips`).
+   */
   constructor(readonly net: LpipsNet, tensors: ReadonlyMap<string, { shape: number[]; data: Float32Array }>, where: string, owner = 'metric/lpips') {
     for (const name of lpipsWeightNames(net)) {
       const t = tensors.get(name);
