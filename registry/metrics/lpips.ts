@@ -56,20 +56,23 @@ export function lpipsWeightNames(net: LpipsNet): string[] {
 export class Lpips {
   private readonly w = new Map<string, tf.Tensor>();
 
-  /** `tensors`: name -> {shape (PyTorch layout), data}. Conv kernels are turned from OIHW into HWIO once. */
-  constructor(readonly net: LpipsNet, tensors: ReadonlyMap<string, { shape: number[]; data: Float32Array }>, where: string) {
+  /**
+   * `tensors`: name -> {shape (PyTorch layout), data}. Conv kernels are turned from OIHW into HWIO once.
+   * `owner` names the component in errors (`metric/lpips`, `loss/lpips`).
+   */
+  constructor(readonly net: LpipsNet, tensors: ReadonlyMap<string, { shape: number[]; data: Float32Array }>, where: string, owner = 'metric/lpips') {
     for (const name of lpipsWeightNames(net)) {
       const t = tensors.get(name);
-      if (!t) throw new UserError(`metric/lpips: ${where} has no tensor "${name}" needed by net "${net}" (${LPIPS_WEIGHTS_HINT})`);
+      if (!t) throw new UserError(`${owner}: ${where} has no tensor "${name}" needed by net "${net}" (${LPIPS_WEIGHTS_HINT})`);
       this.w.set(name, t.shape.length === 4 ? tf.tidy(() => tf.transpose(tf.tensor4d(t.data, t.shape as [number, number, number, number]), [2, 3, 1, 0])) : tf.tensor(t.data, t.shape));
     }
   }
 
-  static fromFile(net: LpipsNet, path: string): Lpips {
+  static fromFile(net: LpipsNet, path: string, owner = 'metric/lpips'): Lpips {
     const file = readSafetensors(path);
     const m = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [k, e] of file.tensors) m.set(k, { shape: e.shape, data: toFloat32(e) });
-    return new Lpips(net, m, path);
+    return new Lpips(net, m, path, owner);
   }
 
   dispose(): void {
@@ -109,22 +112,32 @@ export class Lpips {
     return taps;
   }
 
+  /**
+   * Distance per pair for NHWC inputs in [-1, 1] as a tensor [N], built from plain ops (no tidy)
+   * so it can sit inside a gradient function (`loss/lpips`); the weights are constants.
+   */
+  distanceTensor(in0: tf.Tensor4D, in1: tf.Tensor4D): tf.Tensor1D {
+    const shift = tf.tensor1d(SHIFT);
+    const scale = tf.tensor1d(SCALE);
+    const f0 = this.features(tf.div(tf.sub(in0, shift), scale));
+    const f1 = this.features(tf.div(tf.sub(in1, shift), scale));
+    // lpips' normalize_tensor: f / (||f|| + 1e-10). The 1e-20 under the root changes no value at
+    // float32 precision but keeps the gradient finite where a pixel's features are all zero (after
+    // ReLU): sqrt'(0) = inf times d(sum f^2)/df = 0 is NaN, and tfjs' ReLU gradient multiplies it
+    // through (PyTorch's masks it to 0, which is what this gives).
+    const unit = (f: tf.Tensor4D) => tf.div(f, tf.add(tf.sqrt(tf.add(tf.sum(tf.square(f), 3, true), 1e-20)), 1e-10));
+    let total: tf.Tensor = tf.zeros([in0.shape[0]]);
+    f0.forEach((a, k) => {
+      const d = tf.square(tf.sub(unit(a), unit(f1[k]))) as tf.Tensor4D;
+      const lin = tf.conv2d(d, this.w.get(`lin${k}.model.1.weight`) as tf.Tensor4D, 1, 'valid');
+      total = tf.add(total, tf.mean(lin, [1, 2, 3]));
+    });
+    return total as tf.Tensor1D;
+  }
+
   /** Distance per pair for NHWC inputs in [-1, 1]; returns one value per batch item. */
   distance(in0: tf.Tensor4D, in1: tf.Tensor4D): Float32Array {
-    return tf.tidy(() => {
-      const shift = tf.tensor1d(SHIFT);
-      const scale = tf.tensor1d(SCALE);
-      const f0 = this.features(tf.div(tf.sub(in0, shift), scale));
-      const f1 = this.features(tf.div(tf.sub(in1, shift), scale));
-      const unit = (f: tf.Tensor4D) => tf.div(f, tf.add(tf.sqrt(tf.sum(tf.square(f), 3, true)), 1e-10));
-      let total: tf.Tensor = tf.zeros([in0.shape[0]]);
-      f0.forEach((a, k) => {
-        const d = tf.square(tf.sub(unit(a), unit(f1[k]))) as tf.Tensor4D;
-        const lin = tf.conv2d(d, this.w.get(`lin${k}.model.1.weight`) as tf.Tensor4D, 1, 'valid');
-        total = tf.add(total, tf.mean(lin, [1, 2, 3]));
-      });
-      return total.dataSync() as Float32Array;
-    });
+    return tf.tidy(() => this.distanceTensor(in0, in1).dataSync() as Float32Array);
   }
 
   /** LPIPS of two RGB images in [0, 255] (mapped to [-1, 1] like lpips' normalize=True). */
@@ -142,8 +155,8 @@ export class Lpips {
 }
 
 /** Resolve and check a weights path at config time: a clear UserError when the file is missing. */
-export function checkLpipsWeights(path: string | undefined, optionPath: string, net: string): string {
-  if (!path) throw new UserError(`${optionPath}.weights: metric/lpips needs a weights file (safetensors) for net "${net}"; ${LPIPS_WEIGHTS_HINT}`);
+export function checkLpipsWeights(path: string | undefined, optionPath: string, net: string, owner = 'metric/lpips'): string {
+  if (!path) throw new UserError(`${optionPath}.weights: ${owner} needs a weights file (safetensors) for net "${net}"; ${LPIPS_WEIGHTS_HINT}`);
   if (!existsSync(path)) throw new UserError(`${optionPath}.weights: no LPIPS weights at ${path}; put the safetensors file there or ${LPIPS_WEIGHTS_HINT}`);
   return path;
 }

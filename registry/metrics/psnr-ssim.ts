@@ -107,6 +107,9 @@ export function psnr(a: MetricImage, b: MetricImage, o: PsnrSsimOptions, sample 
 
 const WIN = 11;
 const HALF = 5;
+/** BasicSR's SSIM stability constants, relative to the data range: C1 = (K1 L)^2, C2 = (K2 L)^2. */
+export const SSIM_K1 = 0.01;
+export const SSIM_K2 = 0.03;
 /** cv2.getGaussianKernel(11, 1.5): exp(-(i-5)^2 / (2 sigma^2)), normalised by the sum, float64. */
 export const SSIM_GAUSSIAN: Float64Array = (() => {
   const g = new Float64Array(WIN);
@@ -121,8 +124,8 @@ export const SSIM_GAUSSIAN: Float64Array = (() => {
 
 /** Mean SSIM of one plane pair over the valid region. */
 export function ssimPlane(x: Float64Array, y: Float64Array, H: number, W: number): number {
-  const C1 = (0.01 * 255) ** 2;
-  const C2 = (0.03 * 255) ** 2;
+  const C1 = (SSIM_K1 * 255) ** 2;
+  const C2 = (SSIM_K2 * 255) ** 2;
   const g = SSIM_GAUSSIAN;
   const Wo = W - 2 * HALF;
   const Ho = H - 2 * HALF;
