@@ -6,6 +6,7 @@ import { gridPng, labelPicture, type Picture } from '../shared/images.js';
 import { loadSegmenter, type LoadedSegmenter } from '../rass/segmenter.js';
 import { imageScores } from '../rass/train.js';
 import { loadRestorer } from '../scr/restorer.js';
+import { checkTaggerCovers } from '../shared/attention.js';
 
 const schemaProperties = {
   segmenter: { type: 'string', description: 'a finished run that saved a segmenter (experiment/rass): id, id prefix or directory' },
@@ -72,6 +73,7 @@ async function buildEvaluation(o: EvalOptions, ctx: PluginContext): Promise<Expe
   const dataset = await ctx.build<SegDataset>(o.dataset, { expectKind: 'dataset', path: `${ctx.path}.dataset` });
   const degradation = o.degradation ? await ctx.build<Degradation>(o.degradation, { expectKind: 'degradation', path: `${ctx.path}.degradation` }) : null;
   const tagger = await ctx.build<Tagger>(o.tagger, { expectKind: 'tagger', path: `${ctx.path}.tagger` });
+  checkTaggerCovers(tagger, dataset, `${ctx.path}.tagger (dataset)`);
   const segmenter = await loadSegmenter(segRun.dir, build, `${ctx.path}.segmenter`);
   let restorer: OneStepRestorer | null = null;
   try {

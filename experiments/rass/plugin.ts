@@ -3,6 +3,7 @@ import type { Adapter, Degradation, Metric, OneStepRestorer, SegDataset, SegHead
 import { optimizerSchema, scheduleSchema } from '../shared/train.js';
 import { SCR_LORA_TARGETS } from '../scr/plugin.js';
 import { runRass, type RassComponents, type RassOptions } from './train.js';
+import { checkTaggerCovers } from '../shared/attention.js';
 
 const cropSchema = {
   type: 'array',
@@ -153,6 +154,8 @@ async function buildComponents(o: RassOptions, ctx: PluginContext): Promise<Rass
     if (o.train.input === 'lq' && !trainDeg) ctx.log.warn(`${ctx.path}.train: input lq without a degradation: training on the dataset's stored LQ images, or on HQ when it has none`);
     const tagger = await build<Tagger>(o.tagger, 'tagger', 'tagger', (v) => typeof v.tagsFor === 'function', 'a tagger');
     const valTagger = o.val_tagger ? await build<Tagger>(o.val_tagger, 'tagger', 'val_tagger', (v) => typeof v.tagsFor === 'function', 'a tagger') : tagger;
+    checkTaggerCovers(tagger, trainData, `${ctx.path}.tagger (train.dataset)`);
+    checkTaggerCovers(valTagger, valData, `${ctx.path}.${o.val_tagger ? 'val_tagger' : 'tagger'} (val.dataset)`);
     const metricNodes = o.metrics ?? [
       { type: 'metric/miou', class_names: [...valData.classNames], ignore_index: valData.ignoreIndex },
       { type: 'metric/miou-mmseg', class_names: [...valData.classNames], ignore_index: valData.ignoreIndex },

@@ -2,6 +2,7 @@ import { definePlugin, componentSchema, UserError, type ComponentNode, type Expe
 import type { Adapter, AttentionLoss, ImageLoss, Metric, OneStepRestorer, SegDataset, Tagger, Degradation } from '../../framework/api.js';
 import { optimizerSchema, scheduleSchema } from '../shared/train.js';
 import { runScr, type ScrComponents, type ScrOptions } from './train.js';
+import { checkTaggerCovers } from '../shared/attention.js';
 
 /** OSEDiff's LoRA targets on the UNet (RASS-REFERENCE "LoRA details"), as PEFT target_modules. */
 export const SCR_LORA_TARGETS = ['to_q', 'to_k', 'to_v', 'to_out.0', 'conv', 'conv1', 'conv2', 'conv_in', 'conv_shortcut', 'proj_in', 'proj_out', 'ff.net.0.proj', 'ff.net.2'];
@@ -120,6 +121,8 @@ async function buildComponents(o: ScrOptions, ctx: PluginContext): Promise<ScrCo
     const trainDeg = await deg(o.train.degradation, 'train.degradation');
     const valDeg = await deg(o.val.degradation, 'val.degradation');
     const tagger = await build<Tagger>(o.tagger, 'tagger', 'tagger', (v) => typeof v.tagsFor === 'function' && typeof v.maskForTag === 'function', 'a tagger');
+    checkTaggerCovers(tagger, trainData, `${ctx.path}.tagger (train.dataset)`);
+    checkTaggerCovers(tagger, valData, `${ctx.path}.tagger (val.dataset)`);
     const loss = await build<ImageLoss>(o.loss, 'loss', 'loss', (v) => typeof v.compute === 'function', 'a restoration loss');
     const scl = await build<AttentionLoss>(o.scl, 'loss', 'scl', (v) => typeof v.compute === 'function' && Array.isArray(v.layers), 'an attention loss (loss/scl)');
     const metrics = async (tag: string) => Promise.all(o.metrics.map((m, i) => build<Metric>(m, 'metric', `metrics[${i}]`, (v) => typeof v.update === 'function', `a metric (${tag})`)));

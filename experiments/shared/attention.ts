@@ -1,4 +1,4 @@
-import { type AttentionSample, type PromptEncoder, type SegSample, type Tagger, tf } from '../../framework/api.js';
+import { UserError, type AttentionSample, type PromptEncoder, type SegSample, type Tagger, tf } from '../../framework/api.js';
 
 /**
  * The prompt of each sample and the attention targets the Semantic-Constraint Loss reads:
@@ -99,4 +99,15 @@ export function attentionAgreement(attention: ReadonlyMap<string, tf.Tensor>, sa
     }
   }
   return { sum, count };
+}
+
+/** Before training: a tagger that can check its coverage (a tags file) checks every sample of the dataset. */
+export function checkTaggerCovers(tagger: Tagger, dataset: { sampleIds?(): readonly { id: string; file?: string }[] }, where: string): void {
+  if (!tagger.checkSamples || !dataset.sampleIds) return;
+  try {
+    tagger.checkSamples(dataset.sampleIds());
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`${where}: ${e.message}`, { cause: e });
+    throw e;
+  }
 }

@@ -32,4 +32,6 @@ export interface SegDataset {
   readonly length: number;
   /** Decode sample `index` (0-based). Malformed data throws a UserError naming the file and the problem. */
   get(index: number): Promise<SegSample>;
+  /** Id and image file of every sample without decoding anything (lets a tagger check its coverage before training). */
+  sampleIds?(): readonly { readonly id: string; readonly file?: string }[];
 }

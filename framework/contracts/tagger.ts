@@ -15,6 +15,11 @@ export interface Tagger {
    * throws a UserError naming the file and the id.
    */
   tagsFor(sample: SegSample, classNames: readonly string[], ignoreIndex: number): string[];
+  /**
+   * Optional: check up front that `tagsFor` will work for these samples (a tags file covers every
+   * image), throwing a UserError that names what is missing; called before training starts.
+   */
+  checkSamples?(samples: readonly { readonly id: string; readonly file?: string }[]): void;
   /** Class indices whose union is the mask of `tag` (empty: the tag has no mask). */
   classesForTag(tag: string, classNames: readonly string[]): number[];
   /** Binary HW mask (1 = pixel belongs to the tag) or null when the tag maps to no class. */

@@ -99,6 +99,10 @@ export class FileDataset implements SegDataset {
     return this.entries.length;
   }
 
+  sampleIds(): { id: string; file: string }[] {
+    return this.entries.map((e) => ({ id: e.id, file: e.image }));
+  }
+
   /** What a loader worker needs to rebuild this dataset (see recipe.ts). */
   recipe(): { kind: 'file'; options: FileDatasetOptions } {
     return { kind: 'file', options: this.options };

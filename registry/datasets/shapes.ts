@@ -197,6 +197,10 @@ export class ShapesDataset implements SegDataset {
     return { id: `shapes-${index}`, image, label, width: W, height: H, tags };
   }
 
+  sampleIds(): { id: string }[] {
+    return Array.from({ length: this.length }, (_, i) => ({ id: `shapes-${i}` }));
+  }
+
   get(index: number): Promise<SegSample> {
     return Promise.resolve(this.generate(index));
   }

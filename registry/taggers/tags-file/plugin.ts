@@ -16,6 +16,14 @@ export class TagsFileTagger extends SynonymTagger {
     super(synonyms);
   }
 
+  checkSamples(samples: readonly { id: string; file?: string }[]): void {
+    const missing = samples.filter((s) => !this.table.has(s.id) && !(s.file && this.table.has(basename(s.file))));
+    if (missing.length) {
+      const list = missing.slice(0, 5).map((s) => `"${s.id}"`).join(', ');
+      throw new UserError(`${this.file}: no tags for ${missing.length} of ${samples.length} images (${list}${missing.length > 5 ? ', ...' : ''}); the file lists ${this.table.size} images`);
+    }
+  }
+
   tagsFor(sample: SegSample): string[] {
     const entry = this.table.get(sample.id) ?? (sample.file ? this.table.get(basename(sample.file)) : undefined);
     if (!entry) {

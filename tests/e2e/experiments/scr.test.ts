@@ -124,7 +124,11 @@ describe('experiment/scr (tiny, third-party loss, attention loss and tagger)', (
 
   it('bad input fails before a run directory exists, naming the key', async () => {
     const fresh = mkdtempSync(join(tmpdir(), 'rass-scr-bad-'));
+    // a tagging model's output that misses one training image
+    const tags = join(fresh, 'tags.json');
+    writeFileSync(tags, JSON.stringify(Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`shapes-${i}`, { checker: 0.9 }]))));
     const cases: [string[], RegExp][] = [
+      [[`experiment.tagger={type: tagger/tags-file, file: ${tags}}`], /experiment\.tagger \(train\.dataset\): .*tags\.json: no tags for 1 of 16 images \("shapes-15"\)/],
       [['experiment.lora={type: adapter/lora, target_modules: [to_nothing]}'], /experiment\.lora\.target_modules.*to_nothing/],
       [['experiment.attention_layers=[nowhere\\..*]'], /experiment\.attention_layers: attention layer pattern "nowhere.*" matches no attention layer of the UNet \(layers: .*attn2/],
       [['experiment.train.crop=[64, 64]'], /experiment\.train\.crop: shapes-\d+ is 32x32, smaller than the 64x64 crop/],
