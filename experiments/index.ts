@@ -1,8 +1,9 @@
 import { pluginPackage, type AnyPlugin } from '../framework/api.js';
+import { pretrainLdm } from './pretrain-ldm/plugin.js';
 import { toyClassifier } from './toy-classifier/plugin.js';
 import { toyCrossEntropy } from './toy-classifier/loss.js';
 
 /** Experiment plugins (kind `experiment`), listed explicitly, with the components only they use. */
-const plugins: AnyPlugin[] = [toyClassifier, toyCrossEntropy];
+const plugins: AnyPlugin[] = [toyClassifier, toyCrossEntropy, pretrainLdm];
 
 export const experimentsPackage = pluginPackage({ name: 'rass/experiments', plugins });
