@@ -15,6 +15,7 @@ import {
   type ConditionalUNet,
   type LatentAutoencoder,
   type LoadedCheckpoint,
+  type OptimizerState,
   type PromptEncoder,
   type RunContext,
   type SegDataset,
@@ -88,7 +89,8 @@ function trainStep(vars: Named, opt: Optimizer, maxNorm: number, loss: (keep: (n
   const named: Record<string, tf.Tensor> = {};
   for (const [vn, g] of Object.entries(grads)) named[byVarName.get(vn) as string] = g;
   const clipped = clipByGlobalNorm(named, maxNorm);
-  opt.apply(clipped.grads);
+  // tidy: the optimiser creates its slots from temporary zeros on the first step (and does not dispose them)
+  tf.tidy(() => opt.apply(clipped.grads));
   const terms: Record<string, number> = {};
   for (const [k, t] of kept) terms[k] = t.dataSync()[0] as number;
   const lossV = value.dataSync()[0] as number;
@@ -127,7 +129,9 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
   if (rc.resume?.checkpointDir) {
     const dir = join(rc.resume.checkpointDir, 'ckpt');
     loaded = loadCheckpoint(dir);
-    restoreWeights(allVars, loaded.weights, dir);
+    const ck = loaded;
+    // tidy: restoreWeights and setState assign from temporary tensors they do not dispose
+    tf.tidy(() => restoreWeights(allVars, ck.weights, dir));
     state = loaded.extra as Progress;
     rc.log.info(`resuming at ${state.phase} step ${state.step}`);
   } else {
@@ -149,7 +153,7 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
   // ---- phase 1: the VAE ----
   if (state.phase === 'vae') {
     const opt = optimizerFor(vaeVars, vo);
-    if (loaded?.optimizer && state.step > 0) opt.setState(loaded.optimizer);
+    if (loaded?.optimizer && state.step > 0) tf.tidy(() => opt.setState(loaded?.optimizer as OptimizerState));
     const order = new DataOrder(rc.seed, 'vae', nTrain, vo.batch_size);
     const bar = rc.progress('vae', vo.steps);
     if (state.step) bar.update(state.step);
@@ -216,7 +220,7 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
   try {
     if (state.phase === 'unet') {
       const opt = optimizerFor(unetVars, uo);
-      if (loaded?.optimizer && state.step > 0) opt.setState(loaded.optimizer);
+      if (loaded?.optimizer && state.step > 0) tf.tidy(() => opt.setState(loaded?.optimizer as OptimizerState));
       const order = new DataOrder(rc.seed, 'unet', nTrain, uo.batch_size);
       const bar = rc.progress('unet', uo.steps);
       if (state.step) bar.update(state.step);

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeSafetensors } from '../../../framework/api.js';
+import { tf, writeSafetensors } from '../../../framework/api.js';
 import type { ParamStore } from './nn.js';
 import type { ClipTokenizer } from './tokenizer.js';
 import { exportWeights } from './weights.js';
@@ -18,7 +18,15 @@ export function saveComponent(root: string, sub: string, weightFile: string, sto
   const dir = join(root, sub);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  writeSafetensors(join(dir, weightFile), exportWeights(store), { format: 'pt' });
+  // a scope: exportWeights leaves its transposed (torch-layout) copies allocated
+  tf.engine().startScope();
+  let weights: ReturnType<typeof exportWeights>;
+  try {
+    weights = exportWeights(store);
+  } finally {
+    tf.engine().endScope();
+  }
+  writeSafetensors(join(dir, weightFile), weights, { format: 'pt' });
 }
 
 /** diffusers' config.json carries the class it builds and the library version. */

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
+import * as tf from '@tensorflow/tfjs-core';
 import { runExperiment, type RunnerOptions } from '../../../framework/runner/runner.js';
 import { readJournal } from '../../../framework/tracking/journal.js';
 import type { TrackerFactory } from '../../../framework/tracking/tracker.js';
@@ -117,13 +118,17 @@ describe('experiment/pretrain-ldm (toy size)', () => {
     // stop lands a few events after the journal index of UNet step 2)
     const { events } = readJournal(join(full.dir, 'journal.jsonl'));
     const n = events.findIndex((e) => e.type === 'metrics' && e.step === VAE_STEPS + 2 && e.values['unet/loss'] !== undefined) + 1;
+    const tensorsBefore = tf.memory().numTensors;
     const controller = new AbortController();
     const stopped = await runExperiment(opts(dir, { signal: controller.signal, trackerFactories: [abortAfter(n, controller)] }));
     assert.equal(stopped.status, 'KILLED');
+    const afterStop = tf.memory().numTensors - tensorsBefore;
     const latest = readFileSync(join(stopped.dir, 'checkpoints', 'LATEST'), 'utf8').trim();
     assert.match(latest, /^unet-00000[1-5]$/, 'stopped mid-UNet-phase with a checkpoint');
     const resumed = await runExperiment(opts(dir, { configFile: undefined, sets: [], resume: stopped.dir }));
     assert.equal(resumed.status, 'FINISHED');
+    // a stopped and a resumed run (models, optimiser slots, prompt cache) leave no tensors behind
+    assert.equal(tf.memory().numTensors, tensorsBefore, `tensor count back to where it was (after the stopped run: ${afterStop})`);
     const after = readJournal(join(stopped.dir, 'journal.jsonl')).events;
     const unetSteps = after.flatMap((e) => (e.type === 'metrics' && e.values['unet/loss'] !== undefined ? [e.step] : []));
     assert.deepEqual(unetSteps, [4, 5, 6, 7, 8, 9], 'every UNet step exactly once');
