@@ -41,6 +41,15 @@ export interface Backbone {
   /** Plugin name (`unet2d-condition`, `autoencoder-kl`, `clip-text`, ...). */
   readonly type: string;
   readonly store: ParameterHolder;
+  /**
+   * Write this component into the diffusers pipeline folder `root` (its sub-folder: config.json
+   * plus a safetensors file under the reference names and torch layouts; a text encoder also
+   * writes `tokenizer/`), so the `path` option and the reference libraries load it back.
+   * `config` overrides keys of the written config.json (e.g. a VAE's measured `scaling_factor`).
+   * Returns the model_index.json entries it wrote (component -> [library, class]).
+   * Optional: a backbone without a reference layout does not implement it.
+   */
+  savePretrained?(root: string, opts?: { config?: Readonly<Record<string, unknown>> }): Record<string, [string, string]>;
   dispose(): void;
 }
 

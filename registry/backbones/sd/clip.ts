@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { PromptEncoder } from '../../../framework/contracts/backbone.js';
 import { Embedding, LayerNorm, Linear, ParamStore, Scope, activation } from './nn.js';
 import type { ClipTokenizer } from './tokenizer.js';
+import { saveComponent, saveTokenizer } from './save-pretrained.js';
 import { NO_RECORD, Recorder, type ForwardOptions } from './taps.js';
 import { Rng } from '../../../framework/api.js';
 
@@ -115,6 +116,16 @@ export class ClipTextModel implements PromptEncoder {
     const tok = this.tokenizer;
     if (!tok) throw new Error('clip-text model has no tokenizer');
     return tok.phraseSpans(phrases, Math.min(tok.maxLength, this.config.max_position_embeddings));
+  }
+
+  /** text_encoder/ (transformers' CLIPTextModel layout, token ids from the tokenizer) and tokenizer/. */
+  savePretrained(root: string, opts: { config?: Readonly<Record<string, unknown>> } = {}): Record<string, [string, string]> {
+    const tok = this.tokenizer;
+    if (!tok) throw new Error('clip-text model has no tokenizer to save');
+    const config = { architectures: ['CLIPTextModel'], model_type: 'clip_text_model', ...this.config, bos_token_id: tok.bosId, eos_token_id: tok.eosId, pad_token_id: tok.padId, ...opts.config };
+    saveComponent(root, 'text_encoder', 'model.safetensors', this.store, config);
+    saveTokenizer(root, tok);
+    return { text_encoder: ['transformers', 'CLIPTextModel'], tokenizer: ['transformers', 'CLIPTokenizer'] };
   }
 
   dispose(): void {

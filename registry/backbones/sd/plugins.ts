@@ -1,18 +1,20 @@
 import { definePlugin, UserError, type PluginContext } from '../../../framework/api.js';
 import { ClipTextModel, type ClipTextConfig } from './clip.js';
 import { checkDiffusersFolder, loadClipText, loadTokenizer, loadUNet, loadVae } from './pretrained.js';
-import { SD21_BASE_REPO, TINY_CLIP, TINY_UNET, TINY_VAE } from './presets.js';
+import { SD21_BASE_REPO, TINY_CLIP, TINY_SHAPES_DIR, TINY_UNET, TINY_VAE, tinyShapesRoot } from './presets.js';
 import { byteLevelClipTokenizer } from './tokenizer.js';
 import { UNet2DConditionModel, type UNetConfig } from './unet.js';
 import { AutoencoderKL, type VaeConfig } from './vae.js';
 
 const commonSchema = {
   preset: {
-    enum: ['tiny', 'sd21-base'],
+    enum: ['tiny', 'tiny-shapes', 'sd21-base'],
     default: 'tiny',
-    description: '`tiny`: random init at toy width (tests, quickstart). `sd21-base`: weights from a local diffusers copy of ' + SD21_BASE_REPO + ' at `path`.',
+    description:
+      '`tiny`: random init at toy width (tests, quickstart). `tiny-shapes`: the tiny prior pretrained on dataset/shapes that ships in ' +
+      TINY_SHAPES_DIR + ' (64x64 images, 16x16x4 latents; configs/pretrain/tiny-shapes.yaml regenerates it), or the folder at `path`. `sd21-base`: weights from a local diffusers copy of ' + SD21_BASE_REPO + ' at `path`.',
   },
-  path: { type: 'string', description: 'Root of a local diffusers pipeline folder (holding unet/, vae/, text_encoder/, tokenizer/); required by sd21-base.' },
+  path: { type: 'string', description: 'Root of a local diffusers pipeline folder (holding unet/, vae/, text_encoder/, tokenizer/); required by sd21-base, replaces the shipped folder for tiny-shapes.' },
   config: { type: 'object', description: 'tiny only: a diffusers config.json object replacing the tiny config (random init).' },
   trainable: {
     type: 'array',
@@ -24,6 +26,11 @@ const commonSchema = {
 
 function resolveRoot(opts: { preset: string; path?: string }, ctx: PluginContext, component: 'unet' | 'vae' | 'text_encoder'): string | null {
   if (opts.preset === 'tiny') return null;
+  if (opts.preset === 'tiny-shapes' && !opts.path) {
+    const root = tinyShapesRoot();
+    checkDiffusersFolder(root, component === 'text_encoder' ? ['text_encoder', 'tokenizer'] : [component]);
+    return root;
+  }
   if (!opts.path) {
     throw new UserError(`${ctx.path}.path: preset sd21-base needs \`path\`, a local copy of ${SD21_BASE_REPO} (a diffusers folder with ${component}/)`);
   }

@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ClipTextConfig } from './clip.js';
 import type { UNetConfig } from './unet.js';
 import type { VaeConfig } from './vae.js';
@@ -52,3 +55,21 @@ export const TINY_CLIP: ClipTextConfig = {
 
 /** The diffusers repository the `sd21-base` preset expects a local copy of. */
 export const SD21_BASE_REPO = 'stabilityai/stable-diffusion-2-1-base';
+
+/** Where the `tiny-shapes` preset's weights live, relative to the package root. */
+export const TINY_SHAPES_DIR = 'models/tiny-shapes';
+
+/**
+ * The `tiny-shapes` preset's folder: `models/tiny-shapes` under the package root (found by
+ * walking up from this module, so it is the same from the sources and from dist/, and does
+ * not depend on the working directory).
+ */
+export function tinyShapesRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (true) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, TINY_SHAPES_DIR, 'model_index.json'))) return join(dir, TINY_SHAPES_DIR);
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`the tiny-shapes prior (${TINY_SHAPES_DIR}/model_index.json) was not found above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+}

@@ -33,7 +33,7 @@ export class ClipTokenizer {
   readonly eosId: number;
   readonly padId: number;
 
-  constructor(readonly vocab: Map<string, number>, merges: [string, string][], readonly maxLength = 77, padToken = '<|endoftext|>') {
+  constructor(readonly vocab: Map<string, number>, private readonly merges: [string, string][], readonly maxLength = 77, private readonly padToken = '<|endoftext|>') {
     merges.forEach(([a, b], i) => this.ranks.set(`${a} ${b}`, i));
     const id = (t: string) => {
       const v = vocab.get(t);
@@ -68,6 +68,24 @@ export class ClipTokenizer {
       /* tokenizer_config.json is optional */
     }
     return new ClipTokenizer(vocab, merges, maxLength, pad);
+  }
+
+  /** The folder files `fromFolder` reads (and transformers' CLIPTokenizer loads), by file name. */
+  files(): Record<string, string> {
+    const config = {
+      tokenizer_class: 'CLIPTokenizer',
+      model_max_length: this.maxLength,
+      do_lower_case: true,
+      bos_token: '<|startoftext|>',
+      eos_token: '<|endoftext|>',
+      unk_token: '<|endoftext|>',
+      pad_token: this.padToken,
+    };
+    return {
+      'vocab.json': JSON.stringify(Object.fromEntries(this.vocab)) + '\n',
+      'merges.txt': ['#version: 0.2', ...this.merges.map(([a, b]) => `${a} ${b}`)].join('\n') + '\n',
+      'tokenizer_config.json': JSON.stringify(config, null, 2) + '\n',
+    };
   }
 
   private bpe(word: string): number[] {

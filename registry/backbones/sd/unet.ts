@@ -3,6 +3,7 @@ import type { ConditionalUNet } from '../../../framework/contracts/backbone.js';
 import { Transformer2D } from './attention.js';
 import { Conv2d, GroupNorm, Linear, ParamStore, Scope, silu } from './nn.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
+import { diffusersConfig, saveComponent } from './save-pretrained.js';
 import { NO_RECORD, Recorder, type ForwardOptions } from './taps.js';
 import { Rng } from '../../../framework/api.js';
 
@@ -247,6 +248,11 @@ export class UNet2DConditionModel implements ConditionalUNet {
 
   tapNames(): string[] {
     return ['conv_in', ...this.down.map((d) => d.name), ...(this.mid ? ['mid_block'] : []), ...this.up.map((u) => u.name), 'conv_out'];
+  }
+
+  savePretrained(root: string, opts: { config?: Readonly<Record<string, unknown>> } = {}): Record<string, [string, string]> {
+    saveComponent(root, 'unet', 'diffusion_pytorch_model.safetensors', this.store, diffusersConfig('UNet2DConditionModel', this.config, opts.config));
+    return { unet: ['diffusers', 'UNet2DConditionModel'] };
   }
 
   dispose(): void {

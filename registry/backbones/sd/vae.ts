@@ -3,6 +3,7 @@ import type { LatentAutoencoder } from '../../../framework/contracts/backbone.js
 import { Attention } from './attention.js';
 import { Conv2d, GroupNorm, ParamStore, Scope, silu } from './nn.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
+import { diffusersConfig, saveComponent } from './save-pretrained.js';
 import { NO_RECORD, Recorder, type ForwardOptions } from './taps.js';
 import { Rng } from '../../../framework/api.js';
 
@@ -201,6 +202,11 @@ export class AutoencoderKL implements LatentAutoencoder {
 
   tapNames(): string[] {
     return [...this.enc.down.map((d) => d.name), 'encoder.mid_block', 'decoder.mid_block', ...this.dec.up.map((u) => u.name)];
+  }
+
+  savePretrained(root: string, opts: { config?: Readonly<Record<string, unknown>> } = {}): Record<string, [string, string]> {
+    saveComponent(root, 'vae', 'diffusion_pytorch_model.safetensors', this.store, diffusersConfig('AutoencoderKL', this.config, opts.config));
+    return { vae: ['diffusers', 'AutoencoderKL'] };
   }
 
   dispose(): void {
