@@ -24,7 +24,8 @@ import {
 import { DataOrder, imageBatch, loadImageSet, psnr, toUint8Images, type ImageSet } from './data.js';
 import { ddimSample, decodeLatents } from './ddim.js';
 import { alphasCumprod } from './noise-schedule.js';
-import { encodePng, tileGrid } from './png.js';
+import { encodePng } from '../../framework/api.js';
+import { tileGrid } from '../shared/images.js';
 
 export interface PhaseOptions {
   steps: number;

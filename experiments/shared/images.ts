@@ -7,23 +7,31 @@ export interface Picture {
   readonly width: number;
 }
 
+/**
+ * Tile equally sized HWC RGB tiles into rows x cols with a `gap`-pixel white border;
+ * `tiles[r][c]` (a missing tile stays white).
+ */
+export function tileGrid(tiles: readonly (readonly Uint8Array[])[], h: number, w: number, gap = 2): { rgb: Uint8Array; width: number; height: number } {
+  const rows = tiles.length;
+  const cols = Math.max(...tiles.map((r) => r.length));
+  const width = cols * w + (cols + 1) * gap;
+  const height = rows * h + (rows + 1) * gap;
+  const rgb = new Uint8Array(width * height * 3).fill(255);
+  tiles.forEach((row, r) =>
+    row.forEach((tile, c) => {
+      const x0 = gap + c * (w + gap);
+      const y0 = gap + r * (h + gap);
+      for (let y = 0; y < h; y++) rgb.set(tile.subarray(y * w * 3, (y + 1) * w * 3), ((y0 + y) * width + x0) * 3);
+    }),
+  );
+  return { rgb, width, height };
+}
+
 /** Rows x columns of equally sized pictures with a 2-pixel white gutter, as PNG. */
 export function gridPng(rows: readonly (readonly Picture[])[]): Buffer {
-  const ph = Math.max(...rows.flat().map((p) => p.height));
-  const pw = Math.max(...rows.flat().map((p) => p.width));
-  const cols = Math.max(...rows.map((r) => r.length));
-  const g = 2;
-  const H = rows.length * (ph + g) + g;
-  const W = cols * (pw + g) + g;
-  const out = new Uint8Array(H * W * 3).fill(255);
-  rows.forEach((row, r) => {
-    row.forEach((p, c) => {
-      const oy = g + r * (ph + g);
-      const ox = g + c * (pw + g);
-      for (let y = 0; y < p.height; y++) out.set(p.pixels.subarray(y * p.width * 3, (y + 1) * p.width * 3), ((oy + y) * W + ox) * 3);
-    });
-  });
-  return encodePng(out, W, H, 3);
+  const first = rows[0]?.[0] as Picture;
+  const g = tileGrid(rows.map((r) => r.map((p) => p.pixels)), first.height, first.width);
+  return encodePng(g.rgb, g.width, g.height, 3);
 }
 
 /** A heat colour (black-red-yellow-white) for v in [0, 1]. */
