@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { buildComponent, dumpConfig, loadConfig, loadConfigPlugins, validateConfig } from '../config/index.js';
+import { buildComponent, dumpConfig, formatOrigin, loadConfig, loadConfigPlugins, validateConfig } from '../config/index.js';
 import type { ResolvedConfig } from '../config/index.js';
 import type { Experiment, RunContext } from '../contracts/experiment.js';
 import { createProgress } from '../cli/progress.js';
@@ -27,6 +27,7 @@ import type { ComponentNode, Logger } from '../plugins/context.js';
 import type { PluginRegistry } from '../plugins/registry.js';
 import type { RunStatus } from '../tracking/events.js';
 import { LocalRun } from '../tracking/local-run.js';
+import { ensureWritableDir } from '../tracking/ensure-dir.js';
 import { newRunId } from '../tracking/run-id.js';
 import { formatDuration, formatMetric, resolveRunDir, summarizeRun } from '../tracking/run-store.js';
 import type { RunTracker, TrackerFactory } from '../tracking/tracker.js';
@@ -126,7 +127,10 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   } else {
     const runId = opts.runId ?? newRunId();
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(runId)) throw new UserError(`run id "${runId}": use letters, digits, '.', '_' and '-'`);
-    const dir = join(resolve(opts.cwd, value.runs_dir ?? 'runs'), experimentName, runId);
+    const runsRoot = resolve(opts.cwd, value.runs_dir ?? 'runs');
+    const where = formatOrigin(cfg.origin(['runs_dir']));
+    ensureWritableDir(runsRoot, `runs_dir${value.runs_dir !== undefined && where ? ` (${where})` : ''}`);
+    const dir = join(runsRoot, experimentName, runId);
     run = LocalRun.create(dir, runId, { configYaml, overrides: sets }, { warn });
     run.append({ type: 'run', runId, experiment: experimentName, name: runName, configHash, ...(opts.parentRunId ? { parentRunId: opts.parentRunId } : {}) });
     run.setStatus('RUNNING');
