@@ -48,7 +48,8 @@ const want = { key: sha(reqFile, join(nativeDir, 'package.json'), fileURLToPath(
 function verify() {
   // A child process, so a crashing library cannot take this script down with it.
   const code = `
-    process.env.TF_CPP_MIN_LOG_LEVEL = process.env.TF_CPP_MIN_LOG_LEVEL ?? '2';
+    // TensorFlow's start-up notices only when RASS_TF_LOG asks (as framework/engine/native-binding.ts)
+    process.env.TF_CPP_MIN_LOG_LEVEL = process.env.RASS_TF_LOG ? (process.env.TF_CPP_MIN_LOG_LEVEL ?? '0') : '2';
     const { createRequire } = require('node:module');
     const tf = createRequire(${JSON.stringify(join(nativeDir, 'package.json'))})('@tensorflow/tfjs-node');
     const a = tf.randomNormal([512, 512]);
