@@ -2,8 +2,9 @@
 // Runs every compiled test file (dist/tests/**/*.test.js) with Node's built-in test runner.
 // Node 20's --test does not expand globs itself, so this script finds the files.
 // Usage: node scripts/run-tests.mjs [substring-filter ...]
-import { readdirSync, statSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, statSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const root = join(process.cwd(), 'dist', 'tests');
@@ -38,6 +39,25 @@ if (process.env.RASS_NATIVE !== '0') {
     console.log(`NATIVE BACKEND: unavailable (${why || `exit ${native.status}`}) -- native tests skipped`);
   }
 }
-const args = ['--test', '--test-reporter=spec', `--test-concurrency=${process.env.RASS_TEST_CONCURRENCY ?? '2'}`, ...selected];
+// A second reporter (TAP, to a file) lets the run end with one line per group of skipped
+// tests and its reason, instead of skip notes scattered through the spec output.
+const tapFile = join(mkdtempSync(join(tmpdir(), 'rass-tests-')), 'results.tap');
+const args = ['--test', '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tapFile}`, `--test-concurrency=${process.env.RASS_TEST_CONCURRENCY ?? '2'}`, ...selected];
 const r = spawnSync(process.execPath, args, { stdio: 'inherit', env: childEnv });
+for (const line of skippedGroups(tapFile)) console.log(line);
+rmSync(dirname(tapFile), { recursive: true, force: true });
 process.exit(r.status ?? 1);
+
+/** `SKIPPED n tests: reason` per distinct skip reason in the TAP output (empty when none). */
+function skippedGroups(file) {
+  if (!existsSync(file)) return [];
+  const groups = new Map();
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    // only leaves: a suite whose tests were skipped is itself reported as `ok`
+    const m = /^\s*ok \d+ - (.*?) # SKIP ?(.*)$/.exec(line);
+    if (!m) continue;
+    const reason = m[2].trim() || 'skipped (no reason given)';
+    groups.set(reason, (groups.get(reason) ?? 0) + 1);
+  }
+  return [...groups].map(([reason, n]) => `SKIPPED ${n} test${n === 1 ? '' : 's'}: ${reason}`);
+}
