@@ -26,17 +26,18 @@ if (selected.length === 0) {
   console.error(`no test files matched ${filters.join(' ')}`);
   process.exit(2);
 }
-// The native TensorFlow backend (npm run setup:native) is optional: build or reuse it so its
-// tests run, and when it cannot be built say so in one line and run everything else.
+// The native TensorFlow backend is optional: its tests run when `npm install` (or `npm run
+// setup:native`) built it. The test run only checks, never builds: running the tests must not
+// change which backend later commands use.
 const childEnv = { ...process.env };
 if (process.env.RASS_NATIVE !== '0') {
-  const native = spawnSync(process.execPath, [join(process.cwd(), 'scripts', 'setup-native.mjs'), '--quiet'], { encoding: 'utf8', timeout: 15 * 60 * 1000 });
+  const native = spawnSync(process.execPath, [join(process.cwd(), 'scripts', 'setup-native.mjs'), '--check'], { encoding: 'utf8', timeout: 5 * 60 * 1000 });
+  const last = ((native.stdout || native.stderr || '').trim().split('\n').pop() ?? '').replace(/^\[setup:native\] /, '');
   if (native.status === 0) {
     childEnv.RASS_NATIVE_AVAILABLE = '1';
-    console.log((native.stdout.trim().split('\n').pop() ?? '').replace('[setup:native]', 'NATIVE BACKEND:'));
+    console.log(`NATIVE BACKEND: ${last}`);
   } else {
-    const why = native.error ? native.error.message : ((native.stderr || native.stdout || '').trim().split('\n').pop() ?? '').replace(/^\[setup:native\] (FAILED: )?/, '');
-    console.log(`NATIVE BACKEND: unavailable (${why || `exit ${native.status}`}) -- native tests skipped`);
+    console.log(`NATIVE BACKEND: unavailable (${native.error ? native.error.message : last || `exit ${native.status}`}) -- native tests skipped`);
   }
 }
 // A second reporter (TAP, to a file) lets the run end with one line per group of skipped
