@@ -13,6 +13,7 @@ export { PLUGIN_KINDS } from './plugins/kinds.js';
 export type { PluginKind } from './plugins/kinds.js';
 export type { CommandSpec, CliContext } from './cli/command.js';
 export { UserError } from './errors.js';
+export { ensureWritableDir } from './tracking/ensure-dir.js';
 export { componentSchema } from './plugins/schema-helpers.js';
 // engine pieces plugins need (seeded init, weight files) and the backbone/adapter contracts
 export { Rng } from './engine/rng.js';

@@ -17,10 +17,23 @@ if [ ! -f "$venv/.complete" ]; then
     echo "creating Python venv $venv (one-time) ..." >&2
     rm -rf "$venv"
     mkdir -p "$root/.venv"
-    python3 -m venv "$venv" >&2
-    "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >&2 || true
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
+    # pip's output (resolver notices, warnings, progress) goes to a log that is printed only
+    # when a step fails: a working install prints the line above and nothing else
+    log="$root/.venv/$name-$hash.log"
+    : > "$log"
+    run_logged() {
+      if ! "$@" >>"$log" 2>&1; then
+        echo "py-venv: \`$*\` failed; its output:" >&2
+        cat "$log" >&2
+        return 1
+      fi
+    }
+    run_logged python3 -m venv "$venv"
+    # a newer pip is nice to have: offline, the venv's own pip does (its failure is not news)
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >>"$log" 2>&1 || true
+    run_logged "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
     touch "$venv/.complete"
+    rm -f "$log"
   fi
 fi
 echo "$venv"

@@ -13,6 +13,12 @@
  * 4. a check that the built backend loads and multiplies matrices.
  * Nothing is downloaded outside the package registries. A second run reuses what is built
  * (native/build-info.json records what was built from what).
+ *
+ * `--install` (npm's postinstall): one progress line per phase, tool output hidden, and a
+ * failure is one line saying why, that rass falls back to wasm and how to retry; exit 0 so
+ * the install itself succeeds. `RASS_NATIVE=0` skips it. `--check`: report whether a build
+ * exists and loads, never build (exit 0 yes, 3 no): `npm test` uses it, so running the tests
+ * never changes which backend later commands get.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, copyFileSync, lstatSync } from 'node:fs';
@@ -25,12 +31,23 @@ const nativeDir = join(root, 'native');
 const args = new Set(process.argv.slice(2));
 const cuda = args.has('--cuda');
 const force = args.has('--force');
-const quiet = args.has('--quiet');
+const install = args.has('--install');
+const check = args.has('--check');
+const quiet = args.has('--quiet') || install;
 const log = (m) => console.log(`[setup:native] ${m}`);
 const fail = (m) => {
+  if (install) {
+    log(`native TensorFlow backend not built (${m}); rass uses wasm. Retry with \`npm run setup:native\` (it shows the full output)`);
+    process.exit(0);
+  }
   console.error(`[setup:native] FAILED: ${m}`);
   process.exit(1);
 };
+
+if (install && process.env.RASS_NATIVE === '0') {
+  log('skipped (RASS_NATIVE=0): rass uses wasm; `npm run setup:native` builds the native backend later');
+  process.exit(0);
+}
 
 const reqFile = join(nativeDir, cuda ? 'requirements-cuda.txt' : 'requirements-cpu.txt');
 const pkgDir = join(nativeDir, 'node_modules', '@tensorflow', 'tfjs-node');
@@ -48,7 +65,8 @@ const want = { key: sha(reqFile, join(nativeDir, 'package.json'), fileURLToPath(
 function verify() {
   // A child process, so a crashing library cannot take this script down with it.
   const code = `
-    process.env.TF_CPP_MIN_LOG_LEVEL = process.env.TF_CPP_MIN_LOG_LEVEL ?? '2';
+    // TensorFlow's start-up notices only when RASS_TF_LOG asks (as framework/engine/native-binding.ts)
+    process.env.TF_CPP_MIN_LOG_LEVEL = process.env.RASS_TF_LOG ? (process.env.TF_CPP_MIN_LOG_LEVEL ?? '0') : '2';
     const { createRequire } = require('node:module');
     const tf = createRequire(${JSON.stringify(join(nativeDir, 'package.json'))})('@tensorflow/tfjs-node');
     const a = tf.randomNormal([512, 512]);
@@ -78,9 +96,13 @@ if (!force && existsSync(infoFile) && existsSync(bindingOut)) {
     log(`previous build does not load (${v.why}); rebuilding`);
   }
 }
+if (check) {
+  log(existsSync(infoFile) ? 'the native build is outdated or does not load (`npm run setup:native` rebuilds it)' : 'not built (`npm install` or `npm run setup:native` builds it)');
+  process.exit(3);
+}
 
 // 1. TensorFlow from PyPI in a project venv.
-log(`Python venv with ${readFileSync(reqFile, 'utf8').trim()} (first time: downloads ~600 MB from PyPI)`);
+log(`${install ? '1/4 ' : ''}Python venv with ${readFileSync(reqFile, 'utf8').trim()} (first time: downloads ~600 MB from PyPI)`);
 let venv;
 try {
   venv = execFileSync('bash', [join(root, 'scripts', 'py-venv.sh'), cuda ? 'native-cuda' : 'native-cpu', reqFile], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
@@ -95,7 +117,7 @@ if (!existsSync(join(tfDir, 'include', 'tensorflow', 'c', 'eager', 'c_api.h'))) 
 const tfVersion = (readdirSync(join(libDir, py, 'site-packages')).find((d) => /^tensorflow(_cpu)?-[\d.]+\.dist-info$/.test(d)) ?? '').replace(/^tensorflow(_cpu)?-|\.dist-info$/g, '');
 
 // 2. tfjs-node's JavaScript, without its downloading install script.
-log('installing @tensorflow/tfjs-node (JavaScript only, --ignore-scripts) into native/node_modules');
+log(`${install ? '2/4 ' : ''}installing @tensorflow/tfjs-node (JavaScript only, --ignore-scripts) into native/node_modules`);
 const npm = spawnSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error'], { cwd: nativeDir, stdio: quiet ? 'ignore' : 'inherit' });
 if (npm.status !== 0) fail('npm install in native/ failed');
 
@@ -118,15 +140,16 @@ const nodeGyp = [join(npmRoot, 'npm', 'node_modules', 'node-gyp', 'bin', 'node-g
 if (!nodeGyp) fail('node-gyp not found (it ships with npm)');
 const nodeDir = [process.env.npm_config_nodedir, resolve(dirname(process.execPath), '..')].find((d) => d && existsSync(join(d, 'include', 'node', 'node_api.h')));
 if (!nodeDir) fail('Node headers (include/node/node_api.h) not found next to the node binary; install the nodejs headers package');
-log(`compiling tfjs_binding with node-gyp (headers ${nodeDir}/include/node, TensorFlow ${tfVersion} at ${relative(root, tfDir)})`);
+log(`${install ? '3/4 ' : ''}compiling tfjs_binding with node-gyp (headers ${nodeDir}/include/node, TensorFlow ${tfVersion} at ${relative(root, tfDir)})`);
 const gyp = spawnSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodeDir}`, '-j', '2', '--module_name=tfjs_binding', '--module_path=lib/napi-v8', '--napi_build_version=8'], { cwd: pkgDir, stdio: quiet ? 'ignore' : 'inherit' });
-if (gyp.status !== 0) fail('node-gyp build failed (see the compiler output above)');
+if (gyp.status !== 0) fail(quiet ? 'node-gyp build failed' : 'node-gyp build failed (see the compiler output above)');
 mkdirSync(dirname(bindingOut), { recursive: true });
 if (!existsSync(bindingOut) || lstatSync(bindingOut).mtimeMs < lstatSync(join(pkgDir, 'build', 'Release', 'tfjs_binding.node')).mtimeMs) {
   copyFileSync(join(pkgDir, 'build', 'Release', 'tfjs_binding.node'), bindingOut);
 }
 
 // 4. Check it.
+if (install) log('4/4 checking that the backend loads');
 const v = verify();
 if (!v.ok) fail(`the built backend does not load: ${v.why}`);
 writeFileSync(infoFile, JSON.stringify({ ...want, tensorflow: tfVersion, venv: relative(root, venv), builtAt: new Date().toISOString() }, null, 2) + '\n');

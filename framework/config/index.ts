@@ -19,6 +19,7 @@ export { formatOrigin } from './origins.js';
 export { ConfigError, formatIssue } from './errors.js';
 export type { ConfigIssue } from './errors.js';
 export { buildComponent } from './build.js';
+export { isFragment, validateFragment, type FragmentCheck } from './fragment.js';
 export type { BuildBase } from './build.js';
 export { formatPath, parsePath, getAt } from './paths.js';
 
@@ -26,6 +27,11 @@ export interface LoadOptions {
   sets?: readonly string[];
   env?: Record<string, string | undefined>;
   cwd?: string;
+  /**
+   * Value for an unset `${env:NAME}` that has no default (instead of an error): `rass validate`
+   * uses it to check fragments whose paths only a run's environment supplies.
+   */
+  missingEnv?: (name: string) => string;
 }
 
 /** A fully resolved config: merged, overridden and interpolated, with every value's origin. */
@@ -45,9 +51,9 @@ export interface ResolvedConfig {
   readonly env: Record<string, string | undefined>;
 }
 
-function finish(raw: Record<string, unknown>, origins: OriginMap, file: string, files: string[], overrides: string[], env: Record<string, string | undefined>): ResolvedConfig {
+function finish(raw: Record<string, unknown>, origins: OriginMap, file: string, files: string[], overrides: string[], env: Record<string, string | undefined>, missingEnv?: (name: string) => string): ResolvedConfig {
   const value = structuredClone(raw);
-  interpolate(value, origins, env);
+  interpolate(value, origins, env, missingEnv);
   return { value, file, files, overrides, origins, raw, env, origin: (p) => origins.nearest(p) };
 }
 
@@ -57,7 +63,7 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
   const { value, origins, files } = loadWithExtends(abs);
   const sets = [...(opts.sets ?? [])];
   applySets(value, origins, sets);
-  return finish(value, origins, abs, files, sets, opts.env ?? process.env);
+  return finish(value, origins, abs, files, sets, opts.env ?? process.env, opts.missingEnv);
 }
 
 /** A new config with more `--set`s applied on top (sweeps use this per trial), re-interpolated. */

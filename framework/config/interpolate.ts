@@ -13,7 +13,7 @@ const ESCAPED = '\uE000';
  * `$${` escapes a literal `${`; `${stage:ID}` is left for the pipeline runner. Missing keys, missing variables and cycles are errors that
  * name the reference and where it was written.
  */
-export function interpolate(root: Record<string, unknown>, origins: OriginMap, env: Record<string, string | undefined>): void {
+export function interpolate(root: Record<string, unknown>, origins: OriginMap, env: Record<string, string | undefined>, missingEnv?: (name: string) => string): void {
   const issues: ConfigIssue[] = [];
   const resolving = new Set<string>();
   const done = new Set<string>();
@@ -29,6 +29,7 @@ export function interpolate(root: Record<string, unknown>, origins: OriginMap, e
       const v = env[name];
       if (v !== undefined) return v;
       if (comma >= 0) return body.slice(comma + 1);
+      if (missingEnv) return missingEnv(name);
       throw new Error(`environment variable ${name} is not set (referenced as \${${expr}}; give a default with \${env:${name},value})`);
     }
     let target: ConfigPath;

@@ -13,44 +13,61 @@ export function applySets(value: Record<string, unknown>, origins: OriginMap, se
   sets.forEach((raw, i) => {
     const n = firstIndex + i;
     const origin = { set: n };
+    const fail = (path: string, message: string): never => {
+      throw new ConfigError([{ origin, path, message: `--set "${raw}": ${message}` }]);
+    };
     const eq = raw.indexOf('=');
-    if (eq <= 0) throw new ConfigError([{ origin, path: '', message: `--set "${raw}": expected path.to.key=value` }]);
-    let path: PathSeg[];
+    if (eq <= 0) fail('', 'expected path.to.key=value');
+    let path: PathSeg[] = [];
     try {
       path = parsePath(raw.slice(0, eq).trim());
     } catch {
-      throw new ConfigError([{ origin, path: '', message: `--set "${raw}": "${raw.slice(0, eq)}" is not a config path (use a.b[0].c)` }]);
+      fail('', `"${raw.slice(0, eq)}" is not a config path (use a.b[0].c)`);
     }
+    const text = raw.slice(eq + 1);
+    // An empty value would parse as YAML null and silently delete the key: deletion must be asked for.
+    if (text.trim() === '') fail(formatPath(path), 'empty value (to delete the key write `~`, for an empty string write \'\')');
     let v: unknown;
     try {
-      v = parseYaml(raw.slice(eq + 1));
+      v = parseYaml(text);
     } catch (e) {
-      throw new ConfigError([{ origin, path: formatPath(path), message: `--set value is not valid YAML: ${(e as Error).message.split('\n')[0]}` }]);
+      fail(formatPath(path), `value is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
     }
+    const what = (x: unknown) => (Array.isArray(x) ? 'a list' : isPlainObject(x) ? 'a map' : x === undefined ? 'nothing' : `a ${typeof x}`);
+    const checkIndex = (cur: unknown, seg: number, upTo: number): unknown[] => {
+      if (!Array.isArray(cur)) return fail(formatPath(path.slice(0, upTo - 1)), `index [${seg}] needs a list, but ${formatPath(path.slice(0, upTo - 1))} is ${what(cur)}`);
+      if (seg > cur.length) fail(formatPath(path.slice(0, upTo)), `index ${seg} is out of range (the list has ${cur.length} element${cur.length === 1 ? '' : 's'}; index ${cur.length} appends)`);
+      return cur;
+    };
     let cur: unknown = value;
     for (let d = 0; d < path.length - 1; d++) {
       const seg = path[d];
       const nextIsIndex = typeof path[d + 1] === 'number';
-      if (typeof seg === 'number') {
-        if (!Array.isArray(cur) || seg > cur.length) throw new ConfigError([{ origin, path: formatPath(path.slice(0, d + 1)), message: `--set: index ${seg} is out of range (list has ${Array.isArray(cur) ? cur.length : 0} elements)` }]);
-        if (cur[seg] === undefined || cur[seg] === null) cur[seg] = nextIsIndex ? [] : {};
-        cur = cur[seg];
-      } else {
-        if (!isPlainObject(cur)) throw new ConfigError([{ origin, path: formatPath(path.slice(0, d)), message: `--set: cannot set key "${seg}" inside a ${Array.isArray(cur) ? 'list' : typeof cur}` }]);
-        if (cur[seg] === undefined || cur[seg] === null) cur[seg] = nextIsIndex ? [] : {};
-        cur = cur[seg];
+      let container: Record<string | number, unknown>;
+      if (typeof seg === 'number') container = checkIndex(cur, seg, d + 1) as unknown as Record<number, unknown>;
+      else {
+        if (!isPlainObject(cur)) fail(formatPath(path.slice(0, d)), `cannot set key "${seg}" inside ${what(cur)}`);
+        container = cur as Record<string, unknown>;
       }
+      if (container[seg] === undefined || container[seg] === null) {
+        container[seg] = nextIsIndex ? [] : {};
+        // the --set created this container: errors about it (an unknown key...) blame the --set
+        origins.set(path.slice(0, d + 1), origin);
+      }
+      cur = container[seg];
     }
     const last = path[path.length - 1];
+    if (typeof last === 'number') checkIndex(cur, last, path.length);
+    else if (!isPlainObject(cur)) fail(formatPath(path.slice(0, -1)), `cannot set key "${last}" inside ${what(cur)}`);
     origins.deleteSubtree(path);
     if (typeof last === 'number') {
-      if (!Array.isArray(cur) || last > cur.length) throw new ConfigError([{ origin, path: formatPath(path), message: `--set: index ${last} is out of range (list has ${Array.isArray(cur) ? cur.length : 0} elements)` }]);
-      if (v === null) cur.splice(last, 1);
-      else cur[last] = v;
+      const list = cur as unknown[];
+      if (v === null) list.splice(last, 1);
+      else list[last] = v;
     } else {
-      if (!isPlainObject(cur)) throw new ConfigError([{ origin, path: formatPath(path.slice(0, -1)), message: `--set: cannot set key "${last}" inside a ${Array.isArray(cur) ? 'list' : typeof cur}` }]);
-      if (v === null) delete cur[last];
-      else cur[last] = v;
+      const map = cur as Record<string, unknown>;
+      if (v === null) delete map[last];
+      else map[last] = v;
     }
     if (v !== null) markAll(origins, path, v, origin);
   });

@@ -115,8 +115,12 @@ export function isComponentLike(v: unknown): v is { type: string } {
   return isPlainObject(v) && typeof v.type === 'string' && /^[a-z]+\/[^/\s]+$/.test(v.type) && isPluginKind(v.type.split('/')[0]);
 }
 
-/** Validate `value` in place (defaults applied); throws ConfigError with every issue. */
-export function validateTree(value: Record<string, unknown>, origins: OriginMap, registry: PluginRegistry, rootSchema: object): void {
+/**
+ * Validate `value` in place (defaults applied); throws ConfigError with every issue.
+ * `vars` subtrees are skipped (they hold data that is only validated where it is referenced)
+ * unless `opts.includeVars` asks for them, as a fragment that fills `vars` does.
+ */
+export function validateTree(value: Record<string, unknown>, origins: OriginMap, registry: PluginRegistry, rootSchema: object, opts: { includeVars?: boolean } = {}): void {
   const issues: ConfigIssue[] = [];
   const rootV = validatorFor(rootSchema, true);
   if (!rootV(value)) issues.push(...issuesFromAjv(rootV.errors ?? [], value, [], origins, (rel) => propsAt(rootSchema, rel)));
@@ -146,7 +150,7 @@ export function validateTree(value: Record<string, unknown>, origins: OriginMap,
         issues.push({ origin: origins.nearest([...path, 'type']), path: formatPath([...path, 'type']), message: `"${v.type}": unknown plugin kind "${kind}"${didYouMean(kind, PLUGIN_KINDS)}` });
       }
     }
-    for (const [k, x] of Object.entries(v)) if (k !== 'vars') walk(x, [...path, k]);
+    for (const [k, x] of Object.entries(v)) if (k !== 'vars' || opts.includeVars) walk(x, [...path, k]);
   };
   walk(value, []);
   if (issues.length) throw new ConfigError(issues);

@@ -106,5 +106,9 @@ export function readYamlFile(file: string, referencedFrom?: Origin, referencedAt
     const code = (e as NodeJS.ErrnoException).code;
     throw new ConfigError([{ origin: referencedFrom, path: referencedFrom ? referencedAt : '', message: `cannot read config file ${file}: ${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message}` }]);
   }
+  // An empty file would load as {} and fail later with "missing required key" and no file name.
+  if (parseDocument(text).contents === null) {
+    throw new ConfigError([{ origin: referencedFrom ?? { file }, path: referencedFrom ? 'extends' : '', message: `${referencedFrom ? `config file ${file}` : 'the file'} is empty (a config file is a YAML mapping)` }]);
+  }
   return parseYamlText(text, file);
 }

@@ -13,6 +13,22 @@ export interface NativeCandidate {
 export type NativeLoad = { ok: true; candidate: NativeCandidate; module: unknown; skipped: Record<string, string> } | { ok: false; reasons: Record<string, string> };
 
 /**
+ * TensorFlow prints start-up notices (absl's "log messages before InitializeLog", oneDNN,
+ * CPU-feature hints) on every process that loads it: noise for a user. They are silenced
+ * unless `RASS_TF_LOG` is set (to anything: TensorFlow then logs at its own default level, or
+ * at `TF_CPP_MIN_LOG_LEVEL` when that is set too). Must run before the binding loads: the
+ * C++ side reads the variable once, at load time.
+ */
+export function quietTensorFlowLogs(env: Record<string, string | undefined> = process.env): void {
+  if (env.RASS_TF_LOG) {
+    process.env.TF_CPP_MIN_LOG_LEVEL = env.TF_CPP_MIN_LOG_LEVEL ?? '0';
+    return;
+  }
+  // 2: errors only (no INFO, no WARNING)
+  process.env.TF_CPP_MIN_LOG_LEVEL = '2';
+}
+
+/**
  * Try the native TensorFlow backends in order: `@tensorflow/tfjs-node-gpu`, then
  * `@tensorflow/tfjs-node` (optional npm installs that only work where their binary download
  * works), then the binding `npm run setup:native` built against TensorFlow from PyPI
@@ -20,8 +36,7 @@ export type NativeLoad = { ok: true; candidate: NativeCandidate; module: unknown
  * candidate comes back with the reason, for `rass doctor` and the run tags.
  */
 export function loadNativeTfjs(env: Record<string, string | undefined> = process.env): NativeLoad {
-  // TensorFlow's C++ logging is chatty at INFO level; keep warnings and errors unless asked.
-  if (env.TF_CPP_MIN_LOG_LEVEL === undefined) process.env.TF_CPP_MIN_LOG_LEVEL = '2';
+  quietTensorFlowLogs(env);
   const root = packageRoot();
   const reasons: Record<string, string> = {};
   const rootRequire = createRequire(join(root, 'package.json'));

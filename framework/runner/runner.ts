@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { buildComponent, dumpConfig, loadConfig, loadConfigPlugins, validateConfig } from '../config/index.js';
+import { buildComponent, dumpConfig, formatOrigin, loadConfig, loadConfigPlugins, validateConfig } from '../config/index.js';
 import type { ResolvedConfig } from '../config/index.js';
 import type { Experiment, RunContext } from '../contracts/experiment.js';
 import { createProgress } from '../cli/progress.js';
@@ -27,6 +27,7 @@ import type { ComponentNode, Logger } from '../plugins/context.js';
 import type { PluginRegistry } from '../plugins/registry.js';
 import type { RunStatus } from '../tracking/events.js';
 import { LocalRun } from '../tracking/local-run.js';
+import { ensureWritableDir } from '../tracking/ensure-dir.js';
 import { newRunId } from '../tracking/run-id.js';
 import { formatDuration, formatMetric, resolveRunDir, summarizeRun } from '../tracking/run-store.js';
 import type { RunTracker, TrackerFactory } from '../tracking/tracker.js';
@@ -44,6 +45,8 @@ export interface RunnerOptions {
   name?: string;
   /** where to look up `resume` (default: `runs`) */
   runsDir?: string;
+  /** resume even a FINISHED run (it is reopened and runs again from its latest checkpoint) */
+  force?: boolean;
   cwd: string;
   env: Record<string, string | undefined>;
   stdout: NodeJS.WritableStream;
@@ -85,6 +88,11 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
     if (opts.configFile) throw new UserError('rass run --resume continues a run with its recorded config; do not pass a config file too');
     if (sets.length) throw new UserError('rass run --resume continues a run with its recorded config; --set is not allowed (start a new run to change it)');
     resumeDir = resolveRunDir(resolve(opts.cwd, opts.runsDir ?? 'runs'), opts.resume, opts.cwd);
+    // reopening a finished run would append a second "finish" to a record that was complete
+    const before = summarizeRun(resumeDir);
+    if (before.finished && !opts.force) {
+      throw new UserError(`run ${before.runId} is FINISHED (${formatDuration(before.durationMs)} of running time); --resume continues an interrupted run. Start a new run, or pass --force to reopen this one`);
+    }
     file = join(resumeDir, 'config.yaml');
   } else {
     if (!opts.configFile) throw new UserError('rass run: which config? pass a config file, e.g. rass run configs/quickstart.yaml');
@@ -127,7 +135,10 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   } else {
     const runId = opts.runId ?? newRunId();
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(runId)) throw new UserError(`run id "${runId}": use letters, digits, '.', '_' and '-'`);
-    const dir = join(resolve(opts.cwd, value.runs_dir ?? 'runs'), experimentName, runId);
+    const runsRoot = resolve(opts.cwd, value.runs_dir ?? 'runs');
+    const where = formatOrigin(cfg.origin(['runs_dir']));
+    ensureWritableDir(runsRoot, `runs_dir${value.runs_dir !== undefined && where ? ` (${where})` : ''}`);
+    const dir = join(runsRoot, experimentName, runId);
     run = LocalRun.create(dir, runId, { configYaml, overrides: sets }, { warn });
     run.append({ type: 'run', runId, experiment: experimentName, name: runName, configHash, ...(opts.parentRunId ? { parentRunId: opts.parentRunId } : {}) });
     run.setStatus('RUNNING');
@@ -151,6 +162,11 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   }
   run.attachTrackers(trackers);
 
+  // every attempt (the first start and each resume) records where it ran: a resume may land on
+  // another host or backend, and the run-level tags describe the latest attempt
+  const attempt = summarizeRun(run.dir).attempts.length;
+  const attemptTags = { 'rass.attempts': String(attempt), [`rass.attempt.${attempt}.backend`]: backendTags['rass.backend'] ?? 'unknown', [`rass.attempt.${attempt}.host`]: hostname() };
+  if (resumeDir) run.setTags({ ...backendTags, 'rass.host': hostname(), ...attemptTags });
   if (!resumeDir) {
     run.logParams(paramsOf(value));
     run.logArtifact('config.yaml', configYaml);
@@ -162,6 +178,7 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
       'rass.version': rassVersion(),
       'rass.host': hostname(),
       ...gitTags(opts.cwd),
+      ...attemptTags,
     });
   }
 
@@ -231,15 +248,18 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   let message: string | undefined;
   let exitCode = 0;
   let finalMetrics: Record<string, number> = {};
-  const started = Date.now();
   try {
     const result = await Promise.race([experiment.run(ctx), killed.then(() => 'killed' as const)]);
     if (killedBy) throw new Error(`run killed by ${killedBy}`);
     if (nanError) throw nanError;
     if (result && typeof result === 'object') {
       finalMetrics = Object.fromEntries(Object.entries(result).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
-      const lastStep = Math.max(0, ...Object.values(summarizeRun(run.dir).metrics).map((m) => m.step));
-      logMetrics(lastStep, finalMetrics);
+      const journaled = summarizeRun(run.dir).metrics;
+      const lastStep = Math.max(0, ...Object.values(journaled).map((m) => m.step));
+      // the experiment usually journaled its final evaluation itself at the last step: only
+      // values it did not journal there are added, so each appears once
+      const missing = Object.fromEntries(Object.entries(finalMetrics).filter(([k, v]) => !(journaled[k]?.step === lastStep && Object.is(journaled[k].value, v))));
+      if (Object.keys(missing).length) logMetrics(lastStep, missing);
     }
   } catch (e) {
     if (killedBy) {
@@ -269,7 +289,7 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
 
   // 6. summary
   const s = summarizeRun(run.dir);
-  const rows: unknown[][] = [['run', run.runId], ['status', s.status + (message ? ` (${message})` : '')], ['dir', run.dir], ['duration', formatDuration(Date.now() - started)]];
+  const rows: unknown[][] = [['run', run.runId], ['status', s.status + (message ? ` (${message})` : '')], ['dir', run.dir], ['duration', formatDuration(s.durationMs) + (s.attempts.length > 1 ? ` (${s.attempts.length} attempts)` : '')]];
   for (const [k, m] of Object.entries(s.metrics).sort(([a], [b]) => a.localeCompare(b))) rows.push([k, formatMetric(m.value)]);
   opts.stdout.write(formatTable(['', ''], rows).split('\n').slice(2).join('\n') + '\n');
   return { runId: run.runId, dir: run.dir, status, exitCode, metrics: finalMetrics };

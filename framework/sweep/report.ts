@@ -4,7 +4,7 @@
  * axes and repeats), as Markdown and as one self-contained HTML page with inline SVG.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { UserError } from '../errors.js';
 import { summarizeRun } from '../tracking/run-store.js';
 import type { TrialRecord } from './run-sweep.js';
@@ -98,6 +98,14 @@ function barChart(title: string, metric: string, stats: { value: string; mean: n
   return parts.join('');
 }
 
+/**
+ * A trial's link in the reports: its run folder relative to where the reports are written
+ * (the parent's artifacts/), with URL slashes.
+ */
+function trialHref(parentDir: string, r: Row): string {
+  return r.dir ? relative(join(parentDir, 'artifacts'), r.dir).split(sep).join('/') : '';
+}
+
 export function buildSweepReport(parentDir: string): SweepReport {
   const { rows, spec } = loadRows(parentDir);
   const metrics = [...new Set(rows.flatMap((r) => Object.keys(r.metrics)))].sort();
@@ -121,7 +129,7 @@ export function buildSweepReport(parentDir: string): SweepReport {
   const md: string[] = [`# ${title}`, '', `${rows.length} trials; best value per column in **bold** (${metrics.map((m) => `${m}: ${goal(m)}`).join(', ')}).`, ''];
   md.push(`| trial | state | ${axes.join(' | ')} | ${metrics.join(' | ')} |`, `|${'---|'.repeat(2 + axes.length + metrics.length)}`);
   for (const r of rows) {
-    md.push(`| [${r.id}](${r.dir ? relative(parentDir, r.dir) : ''}) | ${r.state} | ${axes.map((a) => r.labels[a] ?? '').join(' | ')} | ${metrics.map((m) => { const c = cell(r, m); return c.best ? `**${c.text}**` : c.text; }).join(' | ')} |`);
+    md.push(`| ${r.dir ? `[${r.id}](${trialHref(parentDir, r)})` : r.id} | ${r.state} | ${axes.map((a) => r.labels[a] ?? '').join(' | ')} | ${metrics.map((m) => { const c = cell(r, m); return c.best ? `**${c.text}**` : c.text; }).join(' | ')} |`);
   }
   if (main) {
     md.push('', `## ${main} by ablation axis (mean, +- standard deviation over the other axes and repeats)`, '');
@@ -141,7 +149,7 @@ export function buildSweepReport(parentDir: string): SweepReport {
     `<h1>${esc(title)}</h1>`,
     `<p>${rows.length} trials; the best value of each metric column is highlighted.</p>`,
     '<table id="trials"><thead><tr>' + [th('trial'), th('state'), ...axes.map(th), ...metrics.map(th)].join('') + '</tr></thead><tbody>',
-    ...rows.map((r) => '<tr>' + [`<td class="id"><a href="${esc(r.dir ? relative(parentDir, r.dir) : '')}">${esc(r.id)}</a></td>`, `<td class="id">${esc(r.state)}</td>`, ...axes.map((a) => `<td class="id">${esc(r.labels[a] ?? '')}</td>`), ...metrics.map((m) => { const c = cell(r, m); return `<td${c.best ? ' class="best"' : ''}>${esc(c.text)}</td>`; })].join('') + '</tr>'),
+    ...rows.map((r) => '<tr>' + [`<td class="id">${r.dir ? `<a href="${esc(trialHref(parentDir, r))}">${esc(r.id)}</a>` : esc(r.id)}</td>`, `<td class="id">${esc(r.state)}</td>`, ...axes.map((a) => `<td class="id">${esc(r.labels[a] ?? '')}</td>`), ...metrics.map((m) => { const c = cell(r, m); return `<td${c.best ? ' class="best"' : ''}>${esc(c.text)}</td>`; })].join('') + '</tr>'),
     '</tbody></table>',
     main ? `<h2>${esc(main)} by ablation axis</h2><div class="charts">${charts.map((c) => c.svg).join('')}</div>` : '',
     '</body></html>',

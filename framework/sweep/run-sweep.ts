@@ -329,6 +329,7 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     const report = buildSweepReport(plan.parentDir);
     parent.logArtifact('report.md', report.markdown);
     parent.logArtifact('report.html', report.html);
+    out(`sweep ${plan.name}: report written to ${parent.artifactPath('report.md')} and ${parent.artifactPath('report.html')}`);
   } catch (e) {
     warn(`sweep report not written: ${(e as Error).message}`);
   }

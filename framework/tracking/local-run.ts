@@ -10,6 +10,7 @@ import { UserError } from '../errors.js';
 import type { JournalEvent, NewJournalEvent, RunStatus } from './events.js';
 import { JournalWriter, type JournalReadResult, type JournalWriterOptions } from './journal.js';
 import { RunLock } from './run-lock.js';
+import { ensureWritableDir } from './ensure-dir.js';
 import type { RunTracker } from './tracker.js';
 
 /** `{a: {b: 1}}` -> `{"a.b": "1"}`; arrays by index; null/undefined kept as "null". */
@@ -63,6 +64,7 @@ export class LocalRun {
     // A directory without a journal records nothing: a process killed while creating it (a
     // sweep trial resumed after SIGKILL) left it; the lock below still refuses a live creator.
     if (existsSync(join(dir, 'journal.jsonl'))) throw new UserError(`run directory ${dir} already exists`);
+    ensureWritableDir(dir, 'run directory');
     mkdirSync(join(dir, 'artifacts'), { recursive: true });
     mkdirSync(join(dir, 'checkpoints'), { recursive: true });
     const lock = RunLock.acquire(dir, opts.warn);

@@ -64,6 +64,14 @@ export interface RunSummary {
   start?: number;
   /** time of the last event (end time for finished runs) */
   last?: number;
+  /**
+   * Time spent running, summed over attempts (the first start and every resume): what
+   * `rass run`'s summary, `runs list`, `runs show` and sweeps all call the duration. The time
+   * between a kill and the resume, or between two invocations of a sweep, is not in it.
+   */
+  durationMs?: number;
+  /** One entry per start or resume of the run, in order. */
+  attempts: Attempt[];
   params: Record<string, string>;
   /** the latest value of each metric, with its step */
   metrics: Record<string, { value: number; step: number }>;
@@ -72,6 +80,56 @@ export interface RunSummary {
   events: number;
   torn?: TornLine;
   errors: string[];
+}
+
+export interface Attempt {
+  /** time of the RUNNING status that began it */
+  start: number;
+  /** its final status's time, or (killed hard) its last event's */
+  end: number;
+  /** how it ended; undefined when its process died without a final status */
+  status?: RunStatus;
+}
+
+/**
+ * The attempts of a run: each RUNNING status starts one, which lasts until the next final
+ * status (FINISHED / FAILED / KILLED) or, for a process that died without one, its last
+ * event before the next RUNNING. Events after a final status (a report written later) do
+ * not extend it.
+ */
+export function attemptsOf(events: readonly JournalEvent[]): Attempt[] {
+  const out: Attempt[] = [];
+  let open: Attempt | undefined;
+  for (const e of events) {
+    if (e.type === 'status' && e.status === 'RUNNING') {
+      open = { start: e.t, end: e.t };
+      out.push(open);
+    } else if (open) {
+      open.end = e.t;
+      if (e.type === 'status') {
+        open.status = e.status;
+        open = undefined;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Each metric's values by step, each step once: when a resumed run re-did steps, the later
+ * attempt's value (the last journaled) replaces the earlier one. Sorted by step.
+ */
+export function metricHistory(events: readonly JournalEvent[]): Record<string, { step: number; value: number; t: number }[]> {
+  const byKey = new Map<string, Map<number, { step: number; value: number; t: number }>>();
+  for (const e of events) {
+    if (e.type !== 'metrics') continue;
+    for (const [k, v] of Object.entries(e.values)) {
+      let steps = byKey.get(k);
+      if (!steps) byKey.set(k, (steps = new Map()));
+      steps.set(e.step, { step: e.step, value: v ?? NaN, t: e.t });
+    }
+  }
+  return Object.fromEntries([...byKey].map(([k, steps]) => [k, [...steps.values()].sort((a, b) => a.step - b.step)]));
 }
 
 export function summarizeEvents(dir: string, events: readonly JournalEvent[]): Omit<RunSummary, 'stale' | 'displayStatus' | 'finished' | 'torn' | 'errors'> {
@@ -86,6 +144,7 @@ export function summarizeEvents(dir: string, events: readonly JournalEvent[]): O
     tags: {},
     artifacts: [],
     events: events.length,
+    attempts: attemptsOf(events),
   };
   for (const e of events) {
     s.start ??= e.t;
@@ -120,6 +179,8 @@ export function summarizeEvents(dir: string, events: readonly JournalEvent[]): O
         break;
     }
   }
+  if (s.attempts.length) s.durationMs = s.attempts.reduce((sum, a) => sum + (a.end - a.start), 0);
+  else if (s.start !== undefined && s.last !== undefined) s.durationMs = s.last - s.start; // a journal without status events
   return s;
 }
 

@@ -1,19 +1,44 @@
 /** `rass report SWEEP [--runs-dir D]`: Markdown + self-contained HTML report of a sweep, logged as artifacts of its parent run. */
 import type { CommandSpec } from '../command.js';
-import { resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { UserError, isUserError } from '../../errors.js';
 import { resolveRunDir, summarizeRun } from '../../tracking/run-store.js';
 import { LocalRun } from '../../tracking/local-run.js';
 import { buildSweepReport } from '../../sweep/report.js';
 
+/**
+ * The parent run of the sweep named `name`: sweeps keep their parent runs in
+ * `<runs>/<sweep name>/`, one per distinct spec; the latest (run ids sort by time) wins.
+ */
+function sweepParentByName(root: string, name: string): string | undefined {
+  const dir = join(root, name);
+  if (!existsSync(dir)) return undefined;
+  const parents = readdirSync(dir)
+    .map((d) => join(dir, d))
+    .filter((d) => existsSync(join(d, 'artifacts', 'trials.json')))
+    .sort((a, b) => (summarizeRun(a).start ?? 0) - (summarizeRun(b).start ?? 0) || basename(a).localeCompare(basename(b)));
+  return parents.at(-1);
+}
+
 export const reportCommand: CommandSpec = {
   name: 'report',
-  summary: 'write report.md and report.html (trials x metrics, one chart per ablation axis) for a sweep\'s parent run',
+  summary: 'write report.md and report.html (trials x metrics, one chart per ablation axis) for a sweep',
   configure(cmd, ctx) {
     cmd
-      .argument('<sweep>', 'the sweep\'s parent run: id, id prefix or directory')
+      .argument('<sweep>', 'the sweep\'s name, or its parent run: id, id prefix or directory')
       .option('--runs-dir <dir>', 'run store', 'runs')
       .action(async (sel: string, opts: { runsDir: string }) => {
-        const dir = resolveRunDir(resolve(ctx.cwd, opts.runsDir), sel, ctx.cwd);
+        const root = resolve(ctx.cwd, opts.runsDir);
+        let dir: string;
+        try {
+          dir = resolveRunDir(root, sel, ctx.cwd);
+        } catch (e) {
+          if (!isUserError(e)) throw e;
+          const byName = sweepParentByName(root, sel);
+          if (!byName) throw new UserError(`rass report ${sel}: no sweep named "${sel}" (no ${join(root, sel)}/*/artifacts/trials.json) and ${(e as Error).message.replace(/^run /, 'no run ')}`);
+          dir = byName;
+        }
         const report = buildSweepReport(dir);
         const before = summarizeRun(dir);
         const run = LocalRun.reopen(dir, { warn: (m) => ctx.stderr.write(`[rass] warning: ${m}\n`) });

@@ -16,6 +16,7 @@ interface RunCliOptions {
   parent?: string;
   tag: string[];
   retryFailed?: boolean;
+  force?: boolean;
 }
 
 export const runCommand: CommandSpec = {
@@ -27,6 +28,7 @@ export const runCommand: CommandSpec = {
       .option('-s, --set <key=value>', 'override a config value (repeatable), e.g. --set experiment.steps=100', (v: string, prev: string[]) => [...prev, v], [] as string[])
       .option('--name <name>', 'run name (default: config `name`, else the experiment plugin name)')
       .option('--resume <run>', 'continue a run (id, id prefix or directory) from its latest checkpoint')
+      .option('--force', 'with --resume: reopen even a FINISHED run')
       .option('--runs-dir <dir>', 'run store to find --resume in', 'runs')
       .option('--run-id <id>', 'use this run id instead of a new one (sweeps use stable trial run ids)')
       .option('--parent <run-id>', 'record this run as a child of that run (a sweep)')
@@ -53,6 +55,7 @@ export const runCommand: CommandSpec = {
           name: opts.name,
           resume: opts.resume,
           runsDir: opts.runsDir,
+          force: opts.force,
           runId: opts.runId,
           parentRunId: opts.parent,
           tags,

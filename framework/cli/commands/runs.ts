@@ -49,7 +49,7 @@ export const runsCommand: CommandSpec = {
           ctx.stdout.write(`no runs in ${root(opts.runsDir)}${opts.experiment ? ` for experiment ${opts.experiment}` : ''}\n`);
           return;
         }
-        const rows = runs.map((s) => [s.runId, s.experiment, s.name, s.displayStatus + (s.torn ? ' (torn journal)' : ''), time(s.start), formatDuration(s.start !== undefined && s.last !== undefined ? s.last - s.start : undefined), lastMetricsText(s)]);
+        const rows = runs.map((s) => [s.runId, s.experiment, s.name, s.displayStatus + (s.torn ? ' (torn journal)' : ''), time(s.start), formatDuration(s.durationMs), lastMetricsText(s)]);
         ctx.stdout.write(formatTable(['run', 'experiment', 'name', 'status', 'start (UTC)', 'duration', 'last metrics'], rows) + '\n');
       });
 
@@ -63,7 +63,7 @@ export const runsCommand: CommandSpec = {
         const s = summarizeRun(resolveRunDir(root(opts.runsDir), sel, ctx.cwd));
         const out: string[] = [];
         out.push(`run        ${s.runId}`, `experiment ${s.experiment}`, `name       ${s.name}`, `status     ${s.displayStatus}${s.statusMessage ? ` (${s.statusMessage})` : ''}`);
-        out.push(`dir        ${s.dir}`, `start      ${time(s.start)}`, `duration   ${formatDuration(s.start !== undefined && s.last !== undefined ? s.last - s.start : undefined)}`, `events     ${s.events}`);
+        out.push(`dir        ${s.dir}`, `start      ${time(s.start)}`, `duration   ${formatDuration(s.durationMs)}${s.attempts.length > 1 ? ` (running time of ${s.attempts.length} attempts: ${s.attempts.map((a) => formatDuration(a.end - a.start)).join(' + ')})` : ''}`, `events     ${s.events}`);
         out.push('', 'params:', formatTable(['key', 'value'], Object.entries(s.params).sort(([a], [b]) => a.localeCompare(b))));
         out.push('', 'last metrics:', formatTable(['metric', 'value', 'step'], Object.entries(s.metrics).sort(([a], [b]) => a.localeCompare(b)).map(([k, m]) => [k, formatMetric(m.value), m.step])));
         out.push('', 'tags:', formatTable(['tag', 'value'], Object.entries(s.tags).sort(([a], [b]) => a.localeCompare(b))));
@@ -74,7 +74,7 @@ export const runsCommand: CommandSpec = {
 
     cmd
       .command('compare')
-      .description('params that differ and final metrics, side by side')
+      .description('params and tags that differ, and final metrics, side by side')
       .argument('<runs...>', 'two or more runs (id, id prefix or directory)')
       .option('--runs-dir <dir>', 'local run store', 'runs')
       .option('--all', 'show every param, not only those that differ')
@@ -86,9 +86,14 @@ export const runsCommand: CommandSpec = {
         const keys = [...new Set(runs.flatMap((s) => Object.keys(s.params)))].sort();
         const differ = keys.filter((k) => opts.all || new Set(runs.map((s) => s.params[k] ?? '')).size > 1);
         const out: string[] = [];
-        out.push(formatTable(head, [['status', ...runs.map((s) => s.displayStatus)], ['name', ...runs.map((s) => s.name)]]));
+        out.push(formatTable(head, [['status', ...runs.map((s) => s.displayStatus)], ['name', ...runs.map((s) => s.name)], ['duration', ...runs.map((s) => formatDuration(s.durationMs))], ['attempts', ...runs.map((s) => String(s.attempts.length))]]));
         out.push('', differ.length ? `params${opts.all ? '' : ' that differ'}:` : 'params: identical');
         if (differ.length) out.push(formatTable(head, differ.map((k) => [k, ...runs.map((s) => s.params[k] ?? '(unset)')])));
+        // tags that differ say how the runs were made (backend, host, attempts, git commit)
+        const tkeys = [...new Set(runs.flatMap((s) => Object.keys(s.tags)))].sort();
+        const tdiffer = tkeys.filter((k) => opts.all || new Set(runs.map((s) => s.tags[k] ?? '')).size > 1);
+        out.push('', tdiffer.length ? `tags${opts.all ? '' : ' that differ'}:` : 'tags: identical');
+        if (tdiffer.length) out.push(formatTable(head, tdiffer.map((k) => [k, ...runs.map((s) => s.tags[k] ?? '(unset)')])));
         const mkeys = [...new Set(runs.flatMap((s) => Object.keys(s.metrics)))].sort();
         out.push('', 'final metrics:', formatTable(head, mkeys.map((k) => [k, ...runs.map((s) => (s.metrics[k] ? formatMetric(s.metrics[k].value) : ''))])));
         ctx.stdout.write(out.join('\n') + '\n');

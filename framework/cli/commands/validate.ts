@@ -1,5 +1,5 @@
 import type { CommandSpec } from '../command.js';
-import { loadConfig, loadConfigPlugins, validateConfig, ConfigError } from '../../config/index.js';
+import { loadConfig, loadConfigPlugins, validateConfig, ConfigError, isFragment, validateFragment, type ResolvedConfig } from '../../config/index.js';
 import { UserError, isUserError } from '../../errors.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -16,7 +16,18 @@ export const validateCommand: CommandSpec = {
         let bad = 0;
         for (const file of files) {
           try {
-            const cfg = await loadConfig(file, { sets: opts.set, cwd: ctx.cwd });
+            // A fragment (a `_base_/` piece, a bare component node) is checked as the slot it
+            // fills; unset ${env:...} paths in it are placeholders, since only a run supplies them.
+            const needsEnv = new Set<string>();
+            const asFragment = await loadConfig(file, { sets: opts.set, cwd: ctx.cwd, missingEnv: (name) => (needsEnv.add(name), `<${name}>`) });
+            if (isFragment(asFragment)) {
+              await loadConfigPlugins(asFragment, ctx.registry);
+              const r = validateFragment(asFragment, ctx.registry, needsEnv);
+              const env = r.needsEnv.length ? `; a run needs ${r.needsEnv.join(', ')} set` : '';
+              ctx.stdout.write(`ok ${file} (fragment: ${r.role}; ${r.components} component${r.components === 1 ? '' : 's'} valid${env})\n`);
+              continue;
+            }
+            const cfg: ResolvedConfig = await loadConfig(file, { sets: opts.set, cwd: ctx.cwd });
             await loadConfigPlugins(cfg, ctx.registry);
             validateConfig(cfg, ctx.registry);
             ctx.stdout.write(`ok ${file}\n`);

@@ -172,6 +172,10 @@ export class RunShipper {
       if (!batch.fits(kind, size)) await sendBatch();
       batch.add(kind as 'metrics', e as MetricEntry, size);
     };
+    // A resumed run re-does the steps after its checkpoint: of the points still to send, a
+    // step journaled again later is sent once, with the later attempt's value.
+    const lastSeqOf = new Map<string, number>();
+    for (const ev of this.queue) if (ev.type === 'metrics') for (const k of Object.keys(ev.values)) lastSeqOf.set(`${ev.step}\u0000${k}`, ev.seq);
     for (const ev of [...this.queue]) {
       switch (ev.type) {
         case 'run':
@@ -189,6 +193,7 @@ export class RunShipper {
           break;
         case 'metrics':
           for (const [k, v] of Object.entries(ev.values)) {
+            if (lastSeqOf.get(`${ev.step}\u0000${k}`) !== ev.seq) continue; // superseded by a later attempt
             if (!this.keyOk('metric', k)) continue;
             await addEntry('metrics', { key: k, value: typeof v === 'number' ? v : null, timestamp: ev.t, step: ev.step });
           }

@@ -17,7 +17,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, s
 import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { loadSharp } from '../../image/load-sharp.js';
 import * as tf from '@tensorflow/tfjs-core';
-import { PluginRegistry, Rng, UserError, buildComponent, consoleLogger, isComponentNode, loadConfig, pluginPackage, validateConfig, type CommandSpec, type Degradation } from '../../../framework/api.js';
+import { PluginRegistry, Rng, UserError, buildComponent, ensureWritableDir, consoleLogger, isComponentNode, loadConfig, pluginPackage, validateConfig, type CommandSpec, type Degradation } from '../../../framework/api.js';
 import { plugins } from '../index.js';
 import { roundHalfEven } from '../noise/noise.js';
 import { readRgb } from '../../datasets/image-io.js';
@@ -154,6 +154,8 @@ export async function degradeTree(o: DegradeOptions): Promise<DegradeSummary> {
   const output = resolve(o.output);
   if (!existsSync(input) || !statSync(input).isDirectory()) throw new UserError(`--input ${o.input}: not a directory`);
   if (output === input || output.startsWith(input + sep)) throw new UserError(`--output ${o.output} must not be inside --input ${o.input}`);
+  // a file or an unwritable place as --output is the user's to fix: say so before any work
+  ensureWritableDir(output, "--output");
   const d = await loadPipeline(o.pipeline);
   if (tf.getBackend() !== 'wasm') {
     await import('@tensorflow/tfjs-backend-wasm');

@@ -197,7 +197,8 @@ describe('runner', () => {
 
     it('a run locked by a live process is not resumed; --resume refuses --set', async () => {
       writeFileSync(join(stopped.dir, 'lock'), JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() }));
-      await assert.rejects(runExperiment(opts(runs, { resume: stopped.dir, sets: [] })), new RegExp(`locked by process ${process.pid}`));
+      // (the run FINISHED above: --force gets past the FINISHED refusal to the lock)
+      await assert.rejects(runExperiment(opts(runs, { resume: stopped.dir, sets: [], force: true })), new RegExp(`locked by process ${process.pid}`));
       await assert.rejects(runExperiment(opts(runs, { resume: stopped.dir, sets: ['seed=1'] })), /--set is not allowed/);
     });
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { readJournal } from '../../../framework/tracking/journal.js';
 import { startGroup } from '../../helpers/process-group.js';
 
@@ -223,5 +223,27 @@ describe('sweep reports', () => {
     const again = await rass(['report', parentDir]);
     assert.equal(again.code, 0, again.err);
     assert.equal(readFileSync(join(parentDir, 'artifacts', 'report.html'), 'utf8'), html);
+    // the sweep says where its reports are
+    assert.match(r.out, new RegExp(`report written to ${join(parentDir, 'artifacts', 'report.md')} and ${join(parentDir, 'artifacts', 'report.html')}`));
+    // every trial link of both reports opens that trial's run (links are relative to artifacts/)
+    const trials = JSON.parse(readFileSync(join(parentDir, 'artifacts', 'trials.json'), 'utf8')) as { id: string; runId: string }[];
+    const links = [
+      ...[...html.matchAll(/<a href="([^"]*)">(t[0-9a-f]{10})<\/a>/g)].map((m) => ({ href: m[1], id: m[2], from: 'html' })),
+      ...[...md.matchAll(/\[(t[0-9a-f]{10})\]\(([^)]*)\)/g)].map((m) => ({ href: m[2], id: m[1], from: 'md' })),
+    ];
+    assert.equal(links.length, 8, 'four trials, linked from both reports');
+    for (const l of links) {
+      const target = resolve(parentDir, 'artifacts', decodeURI(l.href));
+      const runEv = existsSync(join(target, 'journal.jsonl')) ? readJournal(join(target, 'journal.jsonl')).events.find((e) => e.type === 'run') : undefined;
+      assert.ok(runEv && runEv.type === 'run', `${l.from} link ${l.href} of ${l.id} does not open a run (${target})`);
+      assert.equal(runEv.runId, trials.find((t) => t.id === l.id)?.runId, `${l.from} link of ${l.id} opens another run`);
+    }
+    // `rass report` also takes the sweep's name
+    const byName = await rass(['report', 'quickstart-lr-hidden', '--runs-dir', runs]);
+    assert.equal(byName.code, 0, byName.err);
+    assert.equal(byName.out, `${join(parentDir, 'artifacts', 'report.md')}\n${join(parentDir, 'artifacts', 'report.html')}\n`);
+    const unknown = await rass(['report', 'no-such-sweep', '--runs-dir', runs]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.err, /no sweep named "no-such-sweep"/);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Reads an MLflow run back through the REST API and compares it with the journal it mirrors:
- * params, every metric point (step, timestamp, value, no duplicates), tags, artifacts byte
+ * params, every metric point (step, timestamp, value; each step once), tags, artifacts byte
  * for byte, and the final status.
  */
 import assert from 'node:assert/strict';
@@ -16,16 +16,20 @@ export interface MirroredRun {
   events: JournalEvent[];
 }
 
+/**
+ * The points the mirror must hold: each step of a metric once, the last journaled value (a
+ * resumed run re-does steps; the later attempt's value replaces the earlier one).
+ */
 function metricPoints(events: JournalEvent[]): Map<string, Array<{ step: number; timestamp: number; value: number }>> {
-  const m = new Map<string, Array<{ step: number; timestamp: number; value: number }>>();
+  const m = new Map<string, Map<number, { step: number; timestamp: number; value: number }>>();
   for (const e of events) {
     if (e.type !== 'metrics') continue;
     for (const [k, v] of Object.entries(e.values)) {
-      if (!m.has(k)) m.set(k, []);
-      m.get(k)!.push({ step: e.step, timestamp: e.t, value: v });
+      if (!m.has(k)) m.set(k, new Map());
+      m.get(k)!.set(e.step, { step: e.step, timestamp: e.t, value: v });
     }
   }
-  return m;
+  return new Map([...m].map(([k, steps]) => [k, [...steps.values()]]));
 }
 
 export async function assertMirrors(client: MlflowClient, run: MirroredRun, mlflowRunId: string, opts: { truncatedParams?: string[] } = {}): Promise<void> {

@@ -1,8 +1,8 @@
 /**
  * The real-JPEG op (libjpeg through sharp) against OpenCV imencode/imdecode of the same pixels
- * recorded in the shared DiffJPEG fixtures (cv2 output is there for contrast with DiffJPEG).
+ * recorded in the DiffJPEG reference fixtures (cv2 output is there for contrast with DiffJPEG).
  * Both are libjpeg with standard tables, 4:2:0 and the islow DCT: the outputs must agree to the
- * 8-bit value. Also checks that DiffJPEG is NOT libjpeg (README gotcha 7).
+ * 8-bit value. Also checks that DiffJPEG is NOT libjpeg (tests/fixtures/reference/README.md, point 7).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * Every degradation op against the shared golden fixtures (BasicSR / torch numbers), within
+ * Every degradation op against the golden reference fixtures in tests/fixtures/reference/ (BasicSR / torch numbers), within
  * each case's recorded tolerance. Runs on the cpu backend (exactness) and again on wasm for
  * the tensor ops (the backend the pipeline runs on).
  */

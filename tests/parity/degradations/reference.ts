@@ -1,4 +1,4 @@
-/** Loading the shared golden fixtures (../shared/fixtures/reference/, see its README). */
+/** Loading the golden reference fixtures (tests/fixtures/reference/, see its README). */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
@@ -11,7 +11,7 @@ export interface RefArray {
 export type RefCase = Record<string, any> & { name: string };
 
 export function loadReference(file: string): { cases: RefCase[]; [k: string]: unknown } {
-  const path = resolve(process.cwd(), '../shared/fixtures/reference', file);
+  const path = resolve(process.cwd(), 'tests/fixtures/reference', file);
   return JSON.parse(readFileSync(path, 'utf8'));
 }
 

@@ -1,5 +1,5 @@
 /**
- * Parity with the shared golden fixtures (../shared/fixtures/reference/): miou.json (detectron2 and
+ * Parity with the golden reference fixtures (tests/fixtures/reference/): miou.json (detectron2 and
  * mmseg conventions) and psnr_ssim.json (BasicSR calculate_psnr / calculate_ssim), every case,
  * at the tolerance each case states (or tighter).
  */
@@ -13,7 +13,7 @@ import { psnr, ssim, yChannel } from '../../../registry/metrics/psnr-ssim.js';
 import type { LabelMap, MetricImage } from '../../../framework/api.js';
 
 interface Arr { shape: number[]; data: (number | string)[] }
-const load = (file: string) => JSON.parse(readFileSync(resolve(process.cwd(), '../shared/fixtures/reference', file), 'utf8'));
+const load = (file: string) => JSON.parse(readFileSync(resolve(process.cwd(), 'tests/fixtures/reference', file), 'utf8'));
 const num = (v: number | string) => Number(v);
 const labelMap = (a: Arr): LabelMap => ({ data: a.data.map(num), height: a.shape[0], width: a.shape[1] });
 const image = (a: Arr): MetricImage => ({ data: a.data.map(num), height: a.shape[0], width: a.shape[1], channels: a.shape[2] ?? 1 });

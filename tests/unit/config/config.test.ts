@@ -130,7 +130,7 @@ test('bad input: missing file, YAML syntax error, unknown plugin, bad --set', as
   const e4 = await errorOf(loadConfig(join(dir, 'm.yaml')));
   assert.match(e4.message, /m\.yaml:1:1 extends: cannot read config file .*missing-base\.yaml: no such file/);
   const e5 = await errorOf(loadConfig(fixture('chain/leaf.yaml'), { sets: ['experiment.stages[7].prob=1'] }));
-  assert.match(e5.message, /--set #1 experiment\.stages\[7\]: --set: index 7 is out of range/);
+  assert.match(e5.message, /--set #1 experiment\.stages\[7\]: --set "experiment\.stages\[7\]\.prob=1": index 7 is out of range/);
   const e6 = await errorOf(loadConfig(fixture('chain/leaf.yaml'), { sets: ['noequals'] }));
   assert.match(e6.message, /expected path\.to\.key=value/);
 });
