@@ -30,7 +30,7 @@ async function main(): Promise<void> {
       const sink = new PassThrough();
       sink.resume();
       const t0 = performance.now();
-      const r = await runExperiment({ registry, configFile: join(root, 'configs/quickstart.yaml'), sets: [`runs_dir=${runs}`, ...TINY_TRIAL_SETS, `experiment.hidden=${8 + i}`], cwd: root, env: process.env, stdout: sink, stderr: sink });
+      const r = await runExperiment({ registry, configFile: join(root, 'configs/toy/classifier.yaml'), sets: [`runs_dir=${runs}`, ...TINY_TRIAL_SETS, `experiment.hidden=${8 + i}`], cwd: root, env: process.env, stdout: sink, stderr: sink });
       if (r.status !== 'FINISHED') throw new Error(`trial ${i}: ${r.status}`);
       ms.push(performance.now() - t0);
     }

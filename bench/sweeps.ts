@@ -54,7 +54,7 @@ async function timeSweep(root: string, trials: number, parallel: number, sets: s
   const runs = mkdtempSync(join(tmpdir(), 'rass-bench-sweeps-'));
   // `trials` values of a grid axis, one trial each
   const grid = `sweep.grid={experiment.hidden: [${Array.from({ length: trials }, (_, i) => 8 + i).join(', ')}]}`;
-  const args = [join(root, 'dist/bin/rass.js'), 'sweep', join(root, 'configs/ablations/quickstart-lr-hidden.yaml'),
+  const args = [join(root, 'dist/bin/rass.js'), 'sweep', join(root, 'configs/toy/lr-hidden-sweep.yaml'),
     '--set', `runs_dir=${runs}`, ...sets.flatMap((x) => ['--set', x]), '--set', 'sweep.repeats=~', '--set', grid, '--max-parallel', String(parallel)];
   const r = await spawnTimed(process.execPath, args, root);
   rmSync(runs, { recursive: true, force: true });

@@ -20,9 +20,12 @@ export interface FragmentCheck {
   needsEnv: string[];
 }
 
-/** A file is a fragment when it has no `experiment` and is a component node or lives under `_base_/`. */
+/**
+ * A file is a fragment when it names no experiment plugin and is a component node or lives under
+ * `_base_/` (a schedule fragment fills `experiment` options without naming the experiment).
+ */
 export function isFragment(cfg: ResolvedConfig): boolean {
-  if ('experiment' in cfg.value) return false;
+  if ('experiment' in cfg.value && isComponentLike(cfg.value.experiment)) return false;
   return isComponentLike(cfg.value) || cfg.file.split(sep).includes('_base_');
 }
 

@@ -11,7 +11,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { ConfigError, dumpConfig, loadConfig, type ResolvedConfig } from '../config/index.js';
+import { ConfigError, dumpConfig, loadConfig, loadConfigPlugins, validateConfig, type ResolvedConfig } from '../config/index.js';
+import { validateTree } from '../config/validate.js';
+import { OriginMap } from '../config/origins.js';
+import type { PluginRegistry } from '../plugins/registry.js';
+import { runConfigSchema } from './run-schema.js';
 import { UserError } from '../errors.js';
 import { LocalRun } from '../tracking/local-run.js';
 import { findRunDirs, formatDuration, formatMetric, summarizeRun } from '../tracking/run-store.js';
@@ -43,6 +47,31 @@ export interface PipelineOptions extends Omit<RunnerOptions, 'resume' | 'runId' 
   configFile: string;
   /** resume FAILED stages instead of stopping at them */
   retryFailed?: boolean;
+}
+
+/**
+ * `rass validate` of a pipeline: its own keys, then every stage as the run it will be (a stage
+ * config file with the stage's overrides, or the inline node). `${stage:ID}` references stay
+ * unresolved strings here (the stage runs do not exist yet).
+ */
+export async function validatePipeline(cfg: ResolvedConfig, registry: PluginRegistry, opts: { cwd: string; missingEnv?: (name: string) => string }): Promise<number> {
+  const v = checkPipeline(cfg);
+  const shared: string[] = [];
+  for (const k of SHARED_KEYS) if (v[k] !== undefined && k !== 'plugins') shared.push(`${k}=${yamlScalar(v[k])}`);
+  for (const [i, s] of v.stages.entries()) {
+    if (s.config) {
+      const target = resolve(dirname(cfg.file), s.config);
+      if (!existsSync(target)) throw new ConfigError([{ origin: cfg.origin(['stages', i, 'config']) ?? { file: cfg.file }, path: `stages[${i}].config`, message: `no such file ${target}` }]);
+      const stage = await loadConfig(target, { sets: [...shared, ...(s.set ?? [])], cwd: opts.cwd, ...(opts.missingEnv ? { missingEnv: opts.missingEnv } : {}) });
+      await loadConfigPlugins(stage, registry);
+      validateConfig(stage, registry);
+    } else {
+      const origins = new OriginMap();
+      origins.remapSubtree(cfg.origins, ['stages', i, 'experiment'], ['experiment']);
+      validateTree({ experiment: s.experiment }, origins, registry, runConfigSchema);
+    }
+  }
+  return v.stages.length;
 }
 
 /** True when the file is a pipeline config (it has `stages:`); loads nothing else. */

@@ -1,6 +1,7 @@
 import type { CommandSpec } from '../command.js';
 import { loadConfig, loadConfigPlugins, validateConfig, ConfigError, isFragment, validateFragment, type ResolvedConfig } from '../../config/index.js';
 import { UserError, isUserError } from '../../errors.js';
+import { validatePipeline } from '../../runner/pipeline.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -27,10 +28,18 @@ export const validateCommand: CommandSpec = {
               ctx.stdout.write(`ok ${file} (fragment: ${r.role}; ${r.components} component${r.components === 1 ? '' : 's'} valid${env})\n`);
               continue;
             }
-            const cfg: ResolvedConfig = await loadConfig(file, { sets: opts.set, cwd: ctx.cwd });
+            // unset ${env:...} values (dataset roots, weight files) are placeholders here too:
+            // the config is valid, and the message says what a run needs
+            const cfg: ResolvedConfig = asFragment;
             await loadConfigPlugins(cfg, ctx.registry);
+            const env = needsEnv.size ? ` (a run needs ${[...needsEnv].sort().join(', ')} set)` : '';
+            if (Array.isArray((cfg.value as { stages?: unknown }).stages)) {
+              const n = await validatePipeline(cfg, ctx.registry, { cwd: ctx.cwd, missingEnv: (name) => (needsEnv.add(name), `<${name}>`) });
+              ctx.stdout.write(`ok ${file} (pipeline of ${n} stages, each valid)${needsEnv.size ? ` (a run needs ${[...needsEnv].sort().join(', ')} set)` : ''}\n`);
+              continue;
+            }
             validateConfig(cfg, ctx.registry);
-            ctx.stdout.write(`ok ${file}\n`);
+            ctx.stdout.write(`ok ${file}${env}\n`);
           } catch (e) {
             if (!isUserError(e)) throw e;
             bad++;

@@ -60,9 +60,9 @@ function onlyRun(runs: string): string {
 const statuses = (ev: JournalEvent[]) => ev.filter((e) => e.type === 'status').map((e) => (e.type === 'status' ? e.status : ''));
 
 describe('rass run (child process)', { timeout: 120_000 }, () => {
-  it('configs/quickstart.yaml: params, metrics, artifact, checkpoint, progress and summary', async () => {
+  it('configs/toy/classifier.yaml: params, metrics, artifact, checkpoint, progress and summary', async () => {
     const runs = tempDir('quickstart');
-    const p = rass(['run', 'configs/quickstart.yaml', '--set', `runs_dir=${runs}`]);
+    const p = rass(['run', 'configs/toy/classifier.yaml', '--set', `runs_dir=${runs}`]);
     const { code } = await p.exit;
     assert.equal(code, 0, p.err());
     const dir = onlyRun(runs);
@@ -103,7 +103,7 @@ describe('rass run (child process)', { timeout: 120_000 }, () => {
 
   it('SIGTERM: status KILLED, exit 143, a checkpoint to resume from', async () => {
     const runs = tempDir('sigterm');
-    const p = rass(['run', 'configs/quickstart.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=1000000']);
+    const p = rass(['run', 'configs/toy/classifier.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=1000000']);
     await until(() => existsSync(join(runs, 'toy-classifier')) && readdirSync(join(runs, 'toy-classifier')).length === 1
       && existsSync(join(onlyRun(runs), 'journal.jsonl')) && readJournal(join(onlyRun(runs), 'journal.jsonl')).events.filter((e) => e.type === 'metrics').length >= 20, 'twenty metric events', p);
     p.child.kill('SIGTERM');
@@ -121,7 +121,7 @@ describe('rass run (child process)', { timeout: 120_000 }, () => {
 
   it('SIGKILL mid-write: torn last line reported, run shown as not finished, --resume repairs and finishes it', async () => {
     const runs = tempDir('sigkill');
-    const p = rass(['run', 'configs/quickstart.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=120', '--set', 'experiment.checkpoint_every=10'], { RASS_JOURNAL_FAULT: 'torn-at-seq:50' });
+    const p = rass(['run', 'configs/toy/classifier.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=120', '--set', 'experiment.checkpoint_every=10'], { RASS_JOURNAL_FAULT: 'torn-at-seq:50' });
     await until(() => p.err().includes('journal fault: torn write at seq 50'), 'the torn write', p);
     p.child.kill('SIGKILL');
     const { signal } = await p.exit;
@@ -156,6 +156,6 @@ describe('rass run (child process)', { timeout: 120_000 }, () => {
     const lastStep = Math.max(...after.events.flatMap((e) => (e.type === 'metrics' ? [e.step] : [])));
     assert.equal(lastStep, 120);
     const list2 = await cli(['runs', 'list', '--runs-dir', runs]);
-    assert.match(list2.out, new RegExp(`${runId}\\s+toy-classifier\\s+quickstart\\s+FINISHED`));
+    assert.match(list2.out, new RegExp(`${runId}\\s+toy-classifier\\s+toy-classifier\\s+FINISHED`));
   });
 });

@@ -37,9 +37,9 @@ it('a sweep report renders in headless Chromium: table rows and one chart per ax
     return;
   }
   const runs = mkdtempSync(join(tmpdir(), 'sweep-chromium-'));
-  const s = await run(process.execPath, [bin, 'sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=20', '--set', 'sweep.repeats=1', '--max-parallel', '2']);
+  const s = await run(process.execPath, [bin, 'sweep', 'configs/toy/lr-hidden-sweep.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=20', '--set', 'sweep.repeats=1', '--max-parallel', '2']);
   assert.equal(s.code, 0, s.err + s.out);
-  const parentDir = join(runs, 'quickstart-lr-hidden', readdirSync(join(runs, 'quickstart-lr-hidden'))[0]);
+  const parentDir = join(runs, 'toy-lr-hidden', readdirSync(join(runs, 'toy-lr-hidden'))[0]);
   const html = join(parentDir, 'artifacts', 'report.html');
   const profile = mkdtempSync(join(tmpdir(), 'chromium-profile-'));
   const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`];

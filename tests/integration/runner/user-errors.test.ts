@@ -15,7 +15,7 @@ import { pluginPackage } from '../../../framework/api.js';
 import { plugins } from '../../../registry/degradations/index.js';
 import { degradeCommand } from '../../../registry/degradations/cli/degrade.js';
 
-const QUICK = ['run', join(ROOT, 'configs/quickstart.yaml'), '--set', 'experiment.steps=2', '--set', 'backend=cpu'];
+const QUICK = ['run', join(ROOT, 'configs/toy/classifier.yaml'), '--set', 'experiment.steps=2', '--set', 'backend=cpu'];
 
 test('a runs_dir through a file fails with a UserError naming runs_dir, its --set and the file', async () => {
   const dir = tempDir('runsdir-file');

@@ -26,12 +26,12 @@ const statuses = (dir: string) => readJournal(join(dir, 'journal.jsonl')).events
 describe('rass sweep (local executor)', () => {
   it('dry-run prints the trial table with stable ids and validates every trial up front', async () => {
     const runs = mkdtempSync(join(tmpdir(), 'sweep-dry-'));
-    const a = await rass(['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--dry-run', '--set', `runs_dir=${runs}`]);
+    const a = await rass(['sweep', 'configs/toy/lr-hidden-sweep.yaml', '--dry-run', '--set', `runs_dir=${runs}`]);
     assert.equal(a.code, 0, a.err);
     const ids = [...a.out.matchAll(/^(t[0-9a-f]{10})\s+PENDING\s+(.*)$/gm)].map((m) => [m[1], m[2]]);
     assert.equal(ids.length, 8);
     assert.deepEqual(ids[0][1].trim(), 'experiment.lr=0.003 experiment.hidden=16 seed=0');
-    const b = await rass(['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--dry-run', '--set', `runs_dir=${runs}`]);
+    const b = await rass(['sweep', 'configs/toy/lr-hidden-sweep.yaml', '--dry-run', '--set', `runs_dir=${runs}`]);
     assert.equal(b.out, a.out, 'same spec, same trial ids');
     assert.equal(existsSync(join(runs, 'toy-classifier')), false, 'a dry run runs nothing');
     // an invalid trial config stops the sweep before anything runs, naming the trial
@@ -138,7 +138,7 @@ describe('rass sweep (local executor)', () => {
 
   it('SIGINT (Ctrl-C to the process group) stops running trials once, marks unfinished trials KILLED, and a re-run resumes them', async () => {
     const runs = mkdtempSync(join(tmpdir(), 'sweep-int-'));
-    const args = ['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=600', '--max-parallel', '2'];
+    const args = ['sweep', 'configs/toy/lr-hidden-sweep.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=600', '--max-parallel', '2'];
     const job = startGroup([bin, ...args], { cwd: process.cwd() });
     const expDir = join(runs, 'toy-classifier');
     const stepsLogged = (d: string) => readJournal(join(expDir, d, 'journal.jsonl')).events.filter((e) => e.type === 'metrics').length;
@@ -148,7 +148,7 @@ describe('rass sweep (local executor)', () => {
     job.signal('SIGINT'); // what a terminal's Ctrl-C does: the sweep and its workers get it
     assert.equal(await job.exited, 130);
     assert.match(job.out(), /stopping \(2 running trials get SIGINT\)/);
-    const parentDir = join(runs, 'quickstart-lr-hidden', readdirSync(join(runs, 'quickstart-lr-hidden'))[0]);
+    const parentDir = join(runs, 'toy-lr-hidden', readdirSync(join(runs, 'toy-lr-hidden'))[0]);
     assert.equal(statuses(parentDir).at(-1), 'KILLED');
     const trials = JSON.parse(readFileSync(join(parentDir, 'artifacts', 'trials.json'), 'utf8')) as { runId: string; state: string }[];
     const finished = trials.filter((t) => t.state === 'FINISHED');
@@ -171,7 +171,7 @@ describe('rass sweep (local executor)', () => {
 
   it('a sweep killed with SIGKILL resumes without redoing finished trials', async () => {
     const runs = mkdtempSync(join(tmpdir(), 'sweep-kill-'));
-    const args = ['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=400', '--max-parallel', '1'];
+    const args = ['sweep', 'configs/toy/lr-hidden-sweep.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=400', '--max-parallel', '1'];
     const job = startGroup([bin, ...args], { cwd: process.cwd() });
     assert.ok(await job.waitFor(() => /\[2\/8\] \S+ FINISHED/.test(job.out()), 60_000), 'two trials finished before the kill');
     job.signal('SIGKILL'); // the sweep and its running trial, like a lost machine
@@ -192,9 +192,9 @@ describe('rass sweep (local executor)', () => {
 describe('sweep reports', () => {
   it('the parent run gets report.md and a self-contained report.html: trials x metrics (best marked), one chart per axis', async () => {
     const runs = mkdtempSync(join(tmpdir(), 'sweep-report-'));
-    const r = await rass(['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=30', '--set', 'sweep.repeats=1', '--max-parallel', '2']);
+    const r = await rass(['sweep', 'configs/toy/lr-hidden-sweep.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=30', '--set', 'sweep.repeats=1', '--max-parallel', '2']);
     assert.equal(r.code, 0, r.err + r.out);
-    const parentDir = join(runs, 'quickstart-lr-hidden', readdirSync(join(runs, 'quickstart-lr-hidden'))[0]);
+    const parentDir = join(runs, 'toy-lr-hidden', readdirSync(join(runs, 'toy-lr-hidden'))[0]);
     const html = readFileSync(join(parentDir, 'artifacts', 'report.html'), 'utf8');
     assert.doesNotMatch(html, /<script|<link|src="http/, 'self-contained');
     const rows = [...html.matchAll(/<tr><td class="id"><a href="[^"]*">(t[0-9a-f]{10})<\/a>/g)].map((m) => m[1]);
@@ -239,7 +239,7 @@ describe('sweep reports', () => {
       assert.equal(runEv.runId, trials.find((t) => t.id === l.id)?.runId, `${l.from} link of ${l.id} opens another run`);
     }
     // `rass report` also takes the sweep's name
-    const byName = await rass(['report', 'quickstart-lr-hidden', '--runs-dir', runs]);
+    const byName = await rass(['report', 'toy-lr-hidden', '--runs-dir', runs]);
     assert.equal(byName.code, 0, byName.err);
     assert.equal(byName.out, `${join(parentDir, 'artifacts', 'report.md')}\n${join(parentDir, 'artifacts', 'report.html')}\n`);
     const unknown = await rass(['report', 'no-such-sweep', '--runs-dir', runs]);

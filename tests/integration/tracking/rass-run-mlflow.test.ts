@@ -46,7 +46,7 @@ describe('rass run with MLflow tracking', { skip }, () => {
   it('mirrors the quickstart run; the token stays out of run files; sync finds nothing new', async () => {
     const runs = tempStore('rass-run-mlflow-');
     const TOKEN = 'tok-E2E-5ecr3t-91ab';
-    const r = rass(['run', 'configs/quickstart.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=60', '--set', 'experiment.checkpoint_every=30', '--set', 'tracking.mlflow.experiment_name=e2e-quickstart'], {
+    const r = rass(['run', 'configs/toy/classifier.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=60', '--set', 'experiment.checkpoint_every=30', '--set', 'tracking.mlflow.experiment_name=e2e-quickstart'], {
       MLFLOW_TRACKING_URI: server.uri,
       MLFLOW_TRACKING_TOKEN: TOKEN,
     });
@@ -78,7 +78,7 @@ describe('rass run with MLflow tracking', { skip }, () => {
   it('a sweep SIGKILLed part-way and re-run: exactly one MLflow parent and one child per trial, all FINISHED', async () => {
     const runs = tempStore('rass-sweep-mlflow-');
     const env = { MLFLOW_TRACKING_URI: server.uri };
-    const args = ['sweep', 'configs/ablations/quickstart-lr-hidden.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=300', '--set', 'tracking.mlflow.experiment_name=e2e-sweep', '--max-parallel', '2'];
+    const args = ['sweep', 'configs/toy/lr-hidden-sweep.yaml', '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=300', '--set', 'tracking.mlflow.experiment_name=e2e-sweep', '--max-parallel', '2'];
     const job = startGroup([...cliArgs, ...args], { cwd: ROOT, env });
     assert.ok(await job.waitFor(() => /\[3\/8\] \S+ FINISHED/.test(job.out()), 120_000), 'three trials finished before the kill');
     job.signal('SIGKILL'); // the sweep and its workers, mid-trial, like a lost machine
@@ -91,7 +91,7 @@ describe('rass run with MLflow tracking', { skip }, () => {
     const client = new MlflowClient({ uri: server.uri });
     const expId = (await client.getExperimentByName('e2e-sweep'))!.experiment_id;
     const all = await client.searchAllRuns([expId], '');
-    const parentLocalId = readdirSync(join(runs, 'quickstart-lr-hidden'))[0];
+    const parentLocalId = readdirSync(join(runs, 'toy-lr-hidden'))[0];
     const parents = all.filter((r) => r.data.tags?.find((t) => t.key === LOCAL_RUN_ID_TAG)?.value === parentLocalId);
     assert.equal(parents.length, 1, 'one MLflow run for the sweep');
     assert.equal(parents[0].info.status, 'FINISHED');

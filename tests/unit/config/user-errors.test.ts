@@ -17,7 +17,7 @@ import { runCliCaptured } from '../../helpers/cli.js';
 import { experimentsPackage } from '../../../experiments/index.js';
 import { registryPackage } from '../../../registry/index.js';
 
-const QUICKSTART = join(process.cwd(), 'configs/quickstart.yaml');
+const QUICKSTART = join(process.cwd(), 'configs/toy/classifier.yaml');
 
 async function configError(sets: string[], file = QUICKSTART): Promise<ConfigError> {
   const reg = new PluginRegistry();
