@@ -39,3 +39,9 @@ export { lrAt, warmupFactor } from './engine/schedules.js';
 export type { ScheduleSpec } from './engine/schedules.js';
 export { saveCheckpoint, loadCheckpoint, restoreWeights } from './engine/checkpoint.js';
 export type { CheckpointContents, LoadedCheckpoint } from './engine/checkpoint.js';
+// memory-lean building blocks for models: chunked attention with a recomputing gradient,
+// composite ops with hand-written gradients, activation checkpointing
+export { memoryEfficientAttention, plainAttention, attentionChunkSize } from './engine/attention.js';
+export type { AttentionOptions } from './engine/attention.js';
+export { gelu, geglu, silu, groupNorm, layerNorm } from './engine/fused-ops.js';
+export { recomputed } from './engine/recompute.js';

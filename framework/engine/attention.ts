@@ -1,0 +1,161 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { customOp } from './custom-op.js';
+
+/**
+ * Memory-efficient multi-head scaled dot-product attention.
+ *
+ * Plain attention keeps the [B*heads, Nq, Nk] score and probability matrices for the
+ * backward pass, so a training step's memory grows with the square of the token count
+ * (4,096 tokens at a 64x64 latent: 64 MiB per head and image, per layer). Here the queries
+ * are processed in chunks (each chunk sees its full key row, with the numerically stable
+ * max-subtracted softmax), and a custom gradient recomputes each chunk's probabilities in
+ * the backward pass instead of storing them: what is kept for backward is only q, k, v
+ * (and the additive mask), so memory is linear in the token count; the transient peak is
+ * one chunk's [B*heads, chunk, Nk] matrices.
+ *
+ * Inputs and output are in the projection layout [B, N, heads * dHead]: the head split and
+ * merge (reshape + transpose) happen inside, so they keep nothing for the backward either.
+ */
+export interface AttentionOptions {
+  readonly heads: number;
+  /** Score scale; default 1/sqrt(dHead). */
+  readonly scale?: number;
+  /** Additive mask [B*heads or 1, Nq, Nk] (index b*heads + h), e.g. -1e9 where not allowed; it carries no gradient. */
+  readonly mask?: tf.Tensor3D | null;
+  /** Queries per chunk; 0 or absent: automatic (at most AUTO_CHUNK_SCORES scores per chunk). */
+  readonly chunk?: number;
+}
+
+/** Scores per chunk in automatic mode: 2^24 floats = 64 MiB for each of the chunk's few [BH, chunk, Nk] matrices. */
+export const AUTO_CHUNK_SCORES = 1 << 24;
+/** Smallest automatic chunk: below this, per-chunk op overhead dominates. */
+const MIN_AUTO_CHUNK = 64;
+
+/** Queries per chunk for `bh` head-batches of `nq` queries over `nk` keys. */
+export function attentionChunkSize(bh: number, nq: number, nk: number, chunk = 0): number {
+  if (chunk > 0) return Math.min(Math.floor(chunk), nq);
+  return Math.max(1, Math.min(nq, Math.max(MIN_AUTO_CHUNK, Math.floor(AUTO_CHUNK_SCORES / Math.max(1, bh * nk)))));
+}
+
+/** [B, N, H*d] -> [B*H, N, d]. */
+export function splitHeads(t: tf.Tensor, heads: number): tf.Tensor3D {
+  const [b, n, hd] = t.shape as [number, number, number];
+  const d = hd / heads;
+  return tf.reshape(tf.transpose(tf.reshape(t, [b, n, heads, d]), [0, 2, 1, 3]), [b * heads, n, d]);
+}
+
+/** [B*H, N, d] -> [B, N, H*d]. */
+export function mergeHeads(t: tf.Tensor, heads: number): tf.Tensor3D {
+  const [bh, n, d] = t.shape as [number, number, number];
+  const b = bh / heads;
+  return tf.reshape(tf.transpose(tf.reshape(t, [b, heads, n, d]), [0, 2, 1, 3]), [b, n, heads * d]);
+}
+
+/** softmax(q_rows k^T * scale + mask_rows) for query rows [start, start + n): [BH, n, Nk]. */
+function chunkProbs(qh: tf.Tensor3D, kh: tf.Tensor3D, mask: tf.Tensor3D | null, start: number, n: number, scale: number): tf.Tensor3D {
+  const whole = n === qh.shape[1];
+  const qc = whole ? qh : tf.slice(qh, [0, start, 0], [-1, n, -1]);
+  let s: tf.Tensor3D = tf.mul(tf.matMul(qc, kh, false, true), scale);
+  if (mask) s = tf.add(s, whole ? mask : tf.slice(mask, [0, start, 0], [-1, n, -1]));
+  return tf.softmax(s, -1);
+}
+
+function checkShapes(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: AttentionOptions): void {
+  const bad = (why: string) => new Error(`attention: ${why} (q ${JSON.stringify(q.shape)}, k ${JSON.stringify(k.shape)}, v ${JSON.stringify(v.shape)}, heads ${o.heads})`);
+  if (q.rank !== 3 || k.rank !== 3 || v.rank !== 3) throw bad('q, k, v must be [B, N, heads*dim]');
+  if (q.shape[0] !== k.shape[0] || k.shape[0] !== v.shape[0] || k.shape[1] !== v.shape[1]) throw bad('batch or key counts differ');
+  if (q.shape[2] !== k.shape[2] || (q.shape[2] as number) % o.heads !== 0 || (v.shape[2] as number) % o.heads !== 0) throw bad('channels are not heads x dim');
+}
+
+/**
+ * softmax(q k^T * scale + mask) v per head, chunked over queries, with a recomputing
+ * gradient (see the file comment). q: [B, Nq, H*d], k: [B, Nk, H*d], v: [B, Nk, H*dv]
+ * -> [B, Nq, H*dv]. Gradients flow to q, k and v.
+ */
+export function memoryEfficientAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opts: AttentionOptions): tf.Tensor3D {
+  checkShapes(q, k, v, opts);
+  const heads = opts.heads;
+  const scale = opts.scale ?? 1 / Math.sqrt((q.shape[2] as number) / heads);
+  const mask = opts.mask ?? null;
+  const kernel = customOp(([qIn, kIn, vIn], save) => {
+    if (!qIn || !kIn || !vIn) throw new Error('attention: needs q, k, v');
+    const [b, nq] = qIn.shape as [number, number];
+    const nk = kIn.shape[1] as number;
+    const c = attentionChunkSize(b * heads, nq, nk, opts.chunk);
+    const value = tf.tidy(() => {
+      const qh = splitHeads(qIn, heads);
+      const kh = splitHeads(kIn, heads);
+      const vh = splitHeads(vIn, heads);
+      const outs: tf.Tensor[] = [];
+      for (let s = 0; s < nq; s += c) {
+        const n = Math.min(c, nq - s);
+        outs.push(tf.tidy(() => tf.matMul(chunkProbs(qh, kh, mask, s, n, scale), vh)));
+      }
+      return mergeHeads(outs.length === 1 ? (outs[0] as tf.Tensor) : tf.concat(outs, 1), heads);
+    });
+    // the mask is saved too: the caller's tidy may dispose it before the backward runs
+    save(mask ? [qIn, kIn, vIn, mask] : [qIn, kIn, vIn]);
+    return {
+      value,
+      gradFunc: (dy, saved) => attentionBackward(dy, saved, heads, scale, c),
+    };
+  });
+  return kernel(q, k, v) as tf.Tensor3D;
+}
+
+/**
+ * Per query chunk, with P recomputed: dV += P^T dO, dP = dO V^T, dS = P (dP - rowsum(dP P)),
+ * dQ = dS K scale, dK += dS^T Q scale. Only dK/dV accumulators and one chunk's matrices live at once.
+ */
+function attentionBackward(dy: tf.Tensor, saved: tf.Tensor[], heads: number, scale: number, c: number): tf.Tensor[] {
+  const [q, k, v, savedMask] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor3D | undefined];
+  const mask = savedMask ?? null;
+  return tf.tidy(() => {
+    const qh = splitHeads(q, heads);
+    const kh = splitHeads(k, heads);
+    const vh = splitHeads(v, heads);
+    const doh = splitHeads(dy, heads);
+    const nq = qh.shape[1];
+    let dk: tf.Tensor | null = null;
+    let dv: tf.Tensor | null = null;
+    const dqs: tf.Tensor[] = [];
+    for (let s = 0; s < nq; s += c) {
+      const n = Math.min(c, nq - s);
+      const whole = n === nq;
+      const [dqc, dkNext, dvNext] = tf.tidy(() => {
+        const p = chunkProbs(qh, kh, mask, s, n, scale);
+        const qc = whole ? qh : tf.slice(qh, [0, s, 0], [-1, n, -1]);
+        const doc = whole ? doh : tf.slice(doh, [0, s, 0], [-1, n, -1]);
+        const dvc = tf.matMul(p, doc, true, false);
+        const dp = tf.matMul(doc, vh, false, true);
+        const ds = tf.mul(tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true))), scale);
+        const dkc = tf.matMul(ds, qc, true, false);
+        return [tf.matMul(ds, kh), dk ? tf.add(dk, dkc) : dkc, dv ? tf.add(dv, dvc) : dvc];
+      });
+      dk?.dispose();
+      dv?.dispose();
+      dk = dkNext as tf.Tensor;
+      dv = dvNext as tf.Tensor;
+      dqs.push(dqc as tf.Tensor);
+    }
+    const dq = dqs.length === 1 ? (dqs[0] as tf.Tensor) : tf.concat(dqs, 1);
+    return [mergeHeads(dq, heads), mergeHeads(dk as tf.Tensor, heads), mergeHeads(dv as tf.Tensor, heads)];
+  });
+}
+
+/**
+ * The plain form (scores and probabilities as ordinary ops, differentiable through tfjs'
+ * own gradients): the reference the tests compare against, and the path for layers whose
+ * probabilities are captured (`probs` gets the [B*H, Nq, Nk] map, which stays on the tape).
+ */
+export function plainAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opts: AttentionOptions, probs?: (p: tf.Tensor3D) => void): tf.Tensor3D {
+  checkShapes(q, k, v, opts);
+  const heads = opts.heads;
+  const scale = opts.scale ?? 1 / Math.sqrt((q.shape[2] as number) / heads);
+  const qh = splitHeads(q, heads);
+  let s: tf.Tensor3D = tf.mul(tf.matMul(qh, splitHeads(k, heads), false, true), scale);
+  if (opts.mask) s = tf.add(s, opts.mask);
+  const p = tf.softmax(s, -1);
+  probs?.(p);
+  return mergeHeads(tf.matMul(p, splitHeads(v, heads)), heads);
+}
