@@ -14,6 +14,7 @@ interface RunCliOptions {
   runId?: string;
   parent?: string;
   tag: string[];
+  threads?: string;
 }
 
 export const runCommand: CommandSpec = {
@@ -29,7 +30,9 @@ export const runCommand: CommandSpec = {
       .option('--run-id <id>', 'use this run id instead of a new one (sweeps use stable trial run ids)')
       .option('--parent <run-id>', 'record this run as a child of that run (a sweep)')
       .option('--tag <key=value>', 'add a run tag (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+      .option('--threads <n>', 'native TensorFlow intra-/inter-op threads (config `threads`; default: the cores this process may use)')
       .action(async (config: string | undefined, opts: RunCliOptions) => {
+        if (opts.threads !== undefined && !/^[1-9][0-9]*$/.test(opts.threads)) throw new UserError(`--threads "${opts.threads}": expected a positive integer`);
         const tags: Record<string, string> = {};
         for (const t of opts.tag) {
           const eq = t.indexOf('=');
@@ -39,7 +42,7 @@ export const runCommand: CommandSpec = {
         const outcome = await runExperiment({
           registry: ctx.registry,
           configFile: config,
-          sets: opts.set,
+          sets: opts.threads === undefined ? opts.set : [...opts.set, `threads=${opts.threads}`],
           name: opts.name,
           resume: opts.resume,
           runsDir: opts.runsDir,
