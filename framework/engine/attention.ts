@@ -51,11 +51,10 @@ export function mergeHeads(t: tf.Tensor, heads: number): tf.Tensor3D {
   return tf.reshape(tf.transpose(tf.reshape(t, [b, heads, n, d]), [0, 2, 1, 3]), [b, n, heads * d]);
 }
 
-/** softmax(q_rows k^T * scale + mask_rows) for query rows [start, start + n): [BH, n, Nk]. */
-function chunkProbs(qh: tf.Tensor3D, kh: tf.Tensor3D, mask: tf.Tensor3D | null, start: number, n: number, scale: number): tf.Tensor3D {
-  const whole = n === qh.shape[1];
-  const qc = whole ? qh : tf.slice(qh, [0, start, 0], [-1, n, -1]);
-  let s: tf.Tensor3D = tf.mul(tf.matMul(qc, kh, false, true), scale);
+/** softmax(qs_rows k^T + mask_rows) for query rows [start, start + n) of the pre-scaled queries qs: [BH, n, Nk]. */
+function chunkProbs(qs: tf.Tensor3D, kh: tf.Tensor3D, mask: tf.Tensor3D | null, start: number, n: number): tf.Tensor3D {
+  const whole = n === qs.shape[1];
+  let s: tf.Tensor3D = tf.matMul(whole ? qs : tf.slice(qs, [0, start, 0], [-1, n, -1]), kh, false, true);
   if (mask) s = tf.add(s, whole ? mask : tf.slice(mask, [0, start, 0], [-1, n, -1]));
   return tf.softmax(s, -1);
 }
@@ -83,18 +82,20 @@ export function memoryEfficientAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tenso
     const nk = kIn.shape[1] as number;
     const c = attentionChunkSize(b * heads, nq, nk, opts.chunk);
     const value = tf.tidy(() => {
-      const qh = splitHeads(qIn, heads);
+      // the scale goes on the queries ([BH, Nq, d]), not on every score
+      const qs = tf.mul(splitHeads(qIn, heads), scale) as tf.Tensor3D;
       const kh = splitHeads(kIn, heads);
       const vh = splitHeads(vIn, heads);
       const outs: tf.Tensor[] = [];
       for (let s = 0; s < nq; s += c) {
         const n = Math.min(c, nq - s);
-        outs.push(tf.tidy(() => tf.matMul(chunkProbs(qh, kh, mask, s, n, scale), vh)));
+        outs.push(tf.tidy(() => tf.matMul(chunkProbs(qs, kh, mask, s, n), vh)));
       }
       return mergeHeads(outs.length === 1 ? (outs[0] as tf.Tensor) : tf.concat(outs, 1), heads);
     });
-    // the mask is saved too: the caller's tidy may dispose it before the backward runs
-    save(mask ? [qIn, kIn, vIn, mask] : [qIn, kIn, vIn]);
+    // The output is kept (linear in tokens) for the backward's rowsum(dO * O); the mask too,
+    // as the caller's tidy may dispose it before the backward runs.
+    save(mask ? [qIn, kIn, vIn, value, mask] : [qIn, kIn, vIn, value]);
     return {
       value,
       gradFunc: (dy, saved) => attentionBackward(dy, saved, heads, scale, c),
@@ -104,33 +105,33 @@ export function memoryEfficientAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tenso
 }
 
 /**
- * Per query chunk, with P recomputed: dV += P^T dO, dP = dO V^T, dS = P (dP - rowsum(dP P)),
- * dQ = dS K scale, dK += dS^T Q scale. Only dK/dV accumulators and one chunk's matrices live at once.
+ * Per query chunk, with P recomputed: dV += P^T dO, dP = dO V^T, dS = P (dP - D) with
+ * D = rowsum(dO O) (= rowsum(dP P), on [BH, Nq, dv] instead of [BH, Nq, Nk]),
+ * dQ = dS K scale, dK += dS^T (Q scale). Only dK/dV accumulators and one chunk's matrices live at once.
  */
 function attentionBackward(dy: tf.Tensor, saved: tf.Tensor[], heads: number, scale: number, c: number): tf.Tensor[] {
-  const [q, k, v, savedMask] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor3D | undefined];
+  const [q, k, v, out, savedMask] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor3D | undefined];
   const mask = savedMask ?? null;
   return tf.tidy(() => {
-    const qh = splitHeads(q, heads);
+    const qs = tf.mul(splitHeads(q, heads), scale) as tf.Tensor3D;
     const kh = splitHeads(k, heads);
     const vh = splitHeads(v, heads);
     const doh = splitHeads(dy, heads);
-    const nq = qh.shape[1];
+    const rowDots = tf.sum(tf.mul(doh, splitHeads(out, heads)), -1, true);
+    const nq = qs.shape[1];
     let dk: tf.Tensor | null = null;
     let dv: tf.Tensor | null = null;
     const dqs: tf.Tensor[] = [];
     for (let s = 0; s < nq; s += c) {
       const n = Math.min(c, nq - s);
-      const whole = n === nq;
+      const rows = (t: tf.Tensor) => (n === nq ? t : tf.slice(t, [0, s, 0], [-1, n, -1]));
       const [dqc, dkNext, dvNext] = tf.tidy(() => {
-        const p = chunkProbs(qh, kh, mask, s, n, scale);
-        const qc = whole ? qh : tf.slice(qh, [0, s, 0], [-1, n, -1]);
-        const doc = whole ? doh : tf.slice(doh, [0, s, 0], [-1, n, -1]);
+        const p = chunkProbs(qs, kh, mask, s, n);
+        const doc = rows(doh);
         const dvc = tf.matMul(p, doc, true, false);
-        const dp = tf.matMul(doc, vh, false, true);
-        const ds = tf.mul(tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true))), scale);
-        const dkc = tf.matMul(ds, qc, true, false);
-        return [tf.matMul(ds, kh), dk ? tf.add(dk, dkc) : dkc, dv ? tf.add(dv, dvc) : dvc];
+        const ds = tf.mul(p, tf.sub(tf.matMul(doc, vh, false, true), rows(rowDots)));
+        const dkc = tf.matMul(ds, rows(qs), true, false);
+        return [tf.mul(tf.matMul(ds, kh), scale), dk ? tf.add(dk, dkc) : dkc, dv ? tf.add(dv, dvc) : dvc];
       });
       dk?.dispose();
       dv?.dispose();
