@@ -153,8 +153,9 @@ export function plainAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opts: A
   checkShapes(q, k, v, opts);
   const heads = opts.heads;
   const scale = opts.scale ?? 1 / Math.sqrt((q.shape[2] as number) / heads);
-  const qh = splitHeads(q, heads);
-  let s: tf.Tensor3D = tf.mul(tf.matMul(qh, splitHeads(k, heads), false, true), scale);
+  // scaled on the queries as the chunked kernel does, so both give the same values
+  const qs = tf.mul(splitHeads(q, heads), scale) as tf.Tensor3D;
+  let s: tf.Tensor3D = tf.matMul(qs, splitHeads(k, heads), false, true);
   if (opts.mask) s = tf.add(s, opts.mask);
   const p = tf.softmax(s, -1);
   probs?.(p);

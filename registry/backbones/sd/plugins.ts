@@ -37,9 +37,9 @@ const memorySchema = {
   },
 } as const;
 
-function withMemory<T extends { store: { memory: { attentionChunk: number; checkpoint: 'none' | 'blocks' } } }>(m: T, opts: { checkpoint: string; attentionChunk: number }): T {
-  m.store.memory.checkpoint = opts.checkpoint as 'none' | 'blocks';
-  m.store.memory.attentionChunk = opts.attentionChunk;
+function withMemory<T extends { store: { memory: { attentionChunk: number; checkpoint: 'none' | 'blocks' } } }>(m: T, opts: { checkpoint?: string; attentionChunk?: number }): T {
+  m.store.memory.checkpoint = opts.checkpoint === 'blocks' ? 'blocks' : 'none';
+  m.store.memory.attentionChunk = opts.attentionChunk ?? 0;
   return m;
 }
 
