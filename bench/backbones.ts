@@ -103,6 +103,7 @@ interface LoraCase {
 
 interface PeerLoraResult {
   step_s: number;
+  cpu_s: number;
   peak_rss_bytes: number;
   threads: number;
   interop_threads: number;
@@ -138,8 +139,8 @@ function loraSection(backend: BackendPreference, threads: number, iters: number,
     { latent: 128, iters: 1 },
   ];
   console.log(`\nLoRA training step: tiny UNet, rank-4 LoRA on to_q/to_k/to_v/to_out.0, batch 2, 77 tokens, loss mean(y^2); ${threads} thread(s) on both sides`);
-  console.log('| latent | side | ms/step | peak RSS |');
-  console.log('|---|---|---|---|');
+  console.log('| latent | side | ms/step | CPU s/step (all threads) | peak RSS |');
+  console.log('|---|---|---|---|---|');
   for (const c of cases) {
     const start = machineLoad(threads);
     const ours = oursLora(c, backend, threads, 'none');
@@ -148,8 +149,8 @@ function loraSection(backend: BackendPreference, threads: number, iters: number,
     const end = machineLoad(threads);
     const load = Math.max(start.load, end.load);
     for (const w of [start.warning, end.warning]) if (w) console.log(w);
-    const row = (side: string, r: { step_s: number; peak_rss_bytes: number } | string) =>
-      console.log(typeof r === 'string' ? `| ${c.latent}x${c.latent} | ${side} | failed: ${r} | |` : `| ${c.latent}x${c.latent} | ${side} | ${ms(r.step_s)} | ${gb(r.peak_rss_bytes)} |`);
+    const row = (side: string, r: { step_s: number; cpu_s: number; peak_rss_bytes: number } | string) =>
+      console.log(typeof r === 'string' ? `| ${c.latent}x${c.latent} | ${side} | failed: ${r} | | |` : `| ${c.latent}x${c.latent} | ${side} | ${ms(r.step_s)} | ${r.cpu_s.toFixed(2)} | ${gb(r.peak_rss_bytes)} |`);
     row(typeof ours === 'string' ? 'ours' : `ours (${ours.backend}, ${ours.threads ?? '?'} threads)`, ours);
     if (ck) row('ours, checkpoint: blocks', ck);
     row(typeof peer === 'string' ? 'diffusers+peft' : `diffusers+peft (torch ${peer.torch}, ${peer.threads}/${peer.interop_threads} threads)`, peer);
