@@ -26,8 +26,8 @@ export interface AttentionOptions {
   readonly chunk?: number;
 }
 
-/** Scores per chunk in automatic mode: 2^24 floats = 64 MiB for each of the chunk's few [BH, chunk, Nk] matrices. */
-export const AUTO_CHUNK_SCORES = 1 << 24;
+/** Scores per chunk in automatic mode: 2^22 floats = 16 MiB for each of the chunk's few [BH, chunk, Nk] matrices. */
+export const AUTO_CHUNK_SCORES = 1 << 22;
 /** Smallest automatic chunk: below this, per-chunk op overhead dominates. */
 const MIN_AUTO_CHUNK = 64;
 
@@ -54,9 +54,13 @@ export function mergeHeads(t: tf.Tensor, heads: number): tf.Tensor3D {
 /** softmax(qs_rows k^T + mask_rows) for query rows [start, start + n) of the pre-scaled queries qs: [BH, n, Nk]. */
 function chunkProbs(qs: tf.Tensor3D, kh: tf.Tensor3D, mask: tf.Tensor3D | null, start: number, n: number): tf.Tensor3D {
   const whole = n === qs.shape[1];
-  let s: tf.Tensor3D = tf.matMul(whole ? qs : tf.slice(qs, [0, start, 0], [-1, n, -1]), kh, false, true);
-  if (mask) s = tf.add(s, whole ? mask : tf.slice(mask, [0, start, 0], [-1, n, -1]));
-  return tf.softmax(s, -1);
+  const scores = tf.matMul(whole ? qs : tf.slice(qs, [0, start, 0], [-1, n, -1]), kh, false, true);
+  const masked = mask ? tf.add(scores, whole ? mask : tf.slice(mask, [0, start, 0], [-1, n, -1])) : scores;
+  const p = tf.softmax(masked, -1) as tf.Tensor3D;
+  // free the chunk-sized intermediates now rather than at the end of the caller's tidy
+  if (masked !== scores) masked.dispose();
+  scores.dispose();
+  return p;
 }
 
 function checkShapes(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: AttentionOptions): void {
@@ -129,7 +133,12 @@ function attentionBackward(dy: tf.Tensor, saved: tf.Tensor[], heads: number, sca
         const p = chunkProbs(qs, kh, mask, s, n);
         const doc = rows(doh);
         const dvc = tf.matMul(p, doc, true, false);
-        const ds = tf.mul(p, tf.sub(tf.matMul(doc, vh, false, true), rows(rowDots)));
+        const dp = tf.matMul(doc, vh, false, true);
+        const centred = tf.sub(dp, rows(rowDots));
+        dp.dispose();
+        const ds = tf.mul(p, centred);
+        centred.dispose();
+        p.dispose();
         const dkc = tf.matMul(ds, rows(qs), true, false);
         return [tf.mul(tf.matMul(ds, kh), scale), dk ? tf.add(dk, dkc) : dkc, dv ? tf.add(dv, dvc) : dvc];
       });

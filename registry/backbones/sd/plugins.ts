@@ -33,7 +33,7 @@ const memorySchema = {
     type: 'integer',
     minimum: 0,
     default: 0,
-    description: 'Queries per chunk of the memory-efficient attention (0: automatic, chunks of at most 2^24 scores).',
+    description: 'Queries per chunk of the memory-efficient attention (0: automatic, chunks of at most 2^22 scores).',
   },
 } as const;
 

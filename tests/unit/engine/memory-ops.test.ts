@@ -200,8 +200,8 @@ describe('memory-efficient attention: memory linear in the token count', () => {
     assert.ok(o2 * 4 < p2, `ours at 512 tokens (${o2} bytes) should be far below plain (${p2})`);
   });
 
-  it('automatic chunk size: at most 2^24 scores per chunk, at least 64 queries, never more than there are', () => {
-    assert.equal(attentionChunkSize(4, 4096, 4096), 1024);
+  it('automatic chunk size: at most 2^22 scores per chunk, at least 64 queries, never more than there are', () => {
+    assert.equal(attentionChunkSize(4, 4096, 4096), 256);
     assert.equal(attentionChunkSize(4, 100, 77), 100);
     assert.equal(attentionChunkSize(80, 16384, 16384), 64);
     assert.equal(attentionChunkSize(4, 4096, 4096, 300), 300);
