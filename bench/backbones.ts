@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- backbones [--backend auto|wasm|cpu|tensorflow] [--iters N] [--threads N] [--only forward|lora] [--checkpoint]`:
+ * `npm run bench -- backbones [--backend auto|wasm|cpu|tensorflow] [--iters N] [--threads N] [--only forward|lora] [--latents 64,128] [--checkpoint]`:
  * 1. the SD UNet (tiny and a mid-size config) forward and forward+backward (gradients for
  *    every parameter, loss mean(y^2)) vs diffusers on torch CPU. Headline: backbones.unet-train.
  * 2. the LoRA training step as a user runs it (tiny UNet, rank-4 LoRA on to_q/to_k/to_v/to_out.0,
@@ -131,13 +131,10 @@ function peerLora(c: LoraCase, threads: number): PeerLoraResult | string {
   }
 }
 
-function loraSection(backend: BackendPreference, threads: number, iters: number, withCheckpoint: boolean): void {
+function loraSection(backend: BackendPreference, threads: number, iters: number, withCheckpoint: boolean, latents: number[]): void {
   const gb = (b: number) => `${(b / 2 ** 30).toFixed(2)} GB`;
   const ms = (s: number) => `${(s * 1000).toFixed(0)} ms`;
-  const cases: LoraCase[] = [
-    { latent: 64, iters },
-    { latent: 128, iters: 1 },
-  ];
+  const cases: LoraCase[] = latents.map((latent) => ({ latent, iters: latent > 64 ? 1 : iters }));
   console.log(`\nLoRA training step: tiny UNet, rank-4 LoRA on to_q/to_k/to_v/to_out.0, batch 2, 77 tokens, loss mean(y^2); ${threads} thread(s) on both sides`);
   console.log('| latent | side | ms/step | CPU s/step (all threads) | peak RSS |');
   console.log('|---|---|---|---|---|');
@@ -180,7 +177,10 @@ export async function run(args: string[]): Promise<void> {
   if (before.warning) console.log(before.warning);
   await initBackend({ prefer: backend, threads, log: null });
   if (only !== 'lora') forwardSection(iters, threads);
-  if (only !== 'forward') loraSection(backend, threads, iters, args.includes('--checkpoint'));
+  const li = args.indexOf('--latents');
+  const latents = li >= 0 ? String(args[li + 1]).split(',').map(Number) : [64, 128];
+  if (latents.some((l) => !(Number.isInteger(l) && l >= 8))) throw new Error(`--latents: expected comma-separated sizes, got "${args[li + 1]}"`);
+  if (only !== 'forward') loraSection(backend, threads, iters, args.includes('--checkpoint'), latents);
 }
 
 function forwardSection(iters: number, threads: number): void {
