@@ -1,17 +1,25 @@
 /**
- * `npm run bench -- backbones [--backend auto|wasm|cpu|tensorflow] [--iters N]`: the SD UNet
- * (tiny and a mid-size config) forward and forward+backward (gradients for every
- * parameter, loss mean(y^2)), this project on tfjs vs diffusers on torch CPU, same shapes,
- * measured in the same run. Headline: backbones.unet-train (tiny UNet forward+backward).
+ * `npm run bench -- backbones [--backend auto|wasm|cpu|tensorflow] [--iters N] [--threads N] [--only forward|lora] [--latents 64,128] [--checkpoint]`:
+ * 1. the SD UNet (tiny and a mid-size config) forward and forward+backward (gradients for
+ *    every parameter, loss mean(y^2)) vs diffusers on torch CPU. Headline: backbones.unet-train.
+ * 2. the LoRA training step as a user runs it (tiny UNet, rank-4 LoRA on to_q/to_k/to_v/to_out.0,
+ *    batch 2, 77 prompt tokens, loss mean(y^2), LoRA gradients) vs diffusers + peft, each side
+ *    in its own process so peak RSS is its own: backbones.unet-train-64 (time at a 64x64
+ *    latent), backbones.unet-train-memory (peak RSS ratio, PyTorch / ours, at 64x64) and the
+ *    128x128 acceptance step (both memories printed). `--checkpoint` adds our step with
+ *    `checkpoint: blocks`.
+ * Both sides run with the same thread count (--threads, default: the cores this process may
+ * use), printed with the machine load on every BENCH line; a busy machine is warned about.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { initBackend, parseBackendName } from '../framework/engine/backend.js';
+import { initBackend, parseBackendName, type BackendPreference } from '../framework/engine/backend.js';
 import { Rng } from '../framework/engine/rng.js';
 import { TINY_UNET } from '../registry/backbones/sd/presets.js';
 import { UNet2DConditionModel, type UNetConfig } from '../registry/backbones/sd/unet.js';
-import { benchLine } from './_format.js';
+import { benchLine, benchThreads, machineLoad } from './_format.js';
+import type { LoraStepResult, LoraStepSpec } from './_unet-lora-step.js';
 
 interface Case {
   name: string;
@@ -65,12 +73,17 @@ function measureOurs(c: Case): { forward: number; train: number | null } {
   return { forward: median(fwd.slice(1)), train: canTrain ? median(train.slice(1)) : null };
 }
 
-function measurePeer(cases: Case[]): Map<string, { forward_s: number; train_s: number; threads: number; torch: string }> | null {
+function peerVenv(): string {
   const root = process.cwd();
   const req = join(root, 'scripts/fixtures/backbones/requirements.txt');
+  return execFileSync(join(root, 'scripts/py-venv.sh'), ['backbones', req], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+}
+
+function measurePeer(cases: Case[], threads: number): Map<string, { forward_s: number; train_s: number; threads: number; torch: string }> | null {
+  const root = process.cwd();
   try {
-    const venv = execFileSync(join(root, 'scripts/py-venv.sh'), ['backbones', req], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-    const out = execFileSync(join(venv, 'bin/python'), [join(root, 'scripts/fixtures/backbones/bench_peer.py'), JSON.stringify(cases)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+    const venv = peerVenv();
+    const out = execFileSync(join(venv, 'bin/python'), [join(root, 'scripts/fixtures/backbones/bench_peer.py'), JSON.stringify({ threads, cases })], { encoding: 'utf8', maxBuffer: 1 << 20 });
     const m = new Map<string, { forward_s: number; train_s: number; threads: number; torch: string }>();
     for (const line of out.split('\n').filter(Boolean)) {
       const j = JSON.parse(line) as { name: string; forward_s: number; train_s: number; threads: number; torch: string };
@@ -83,19 +96,100 @@ function measurePeer(cases: Case[]): Map<string, { forward_s: number; train_s: n
   }
 }
 
+interface LoraCase {
+  latent: number;
+  iters: number;
+}
+
+interface PeerLoraResult {
+  step_s: number;
+  cpu_s: number;
+  peak_rss_bytes: number;
+  threads: number;
+  interop_threads: number;
+  torch: string;
+}
+
+/** Our LoRA step in a fresh process (its own peak RSS, its own native thread pools). */
+function oursLora(c: LoraCase, backend: BackendPreference, threads: number, checkpoint: 'none' | 'blocks'): LoraStepResult | string {
+  const spec: LoraStepSpec = { latent: c.latent, batch: 2, tokens: 77, iters: c.iters, threads, backend, checkpoint, attentionChunk: 0 };
+  try {
+    const out = execFileSync(process.execPath, [join(process.cwd(), 'dist/bench/_unet-lora-step.js'), JSON.stringify(spec)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 20 });
+    return JSON.parse(out.trim().split('\n').pop() as string) as LoraStepResult;
+  } catch (e) {
+    return (e as Error).message.split('\n').slice(0, 2).join(' ');
+  }
+}
+
+function peerLora(c: LoraCase, threads: number): PeerLoraResult | string {
+  try {
+    const spec = { config: TINY_UNET, latent: c.latent, batch: 2, tokens: 77, iters: c.iters, threads };
+    const out = execFileSync(join(peerVenv(), 'bin/python'), [join(process.cwd(), 'scripts/fixtures/backbones/bench_peer_lora.py'), JSON.stringify(spec)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+    return JSON.parse(out.trim().split('\n').pop() as string) as PeerLoraResult;
+  } catch (e) {
+    return (e as Error).message.split('\n').slice(0, 2).join(' ');
+  }
+}
+
+function loraSection(backend: BackendPreference, threads: number, iters: number, withCheckpoint: boolean, latents: number[]): void {
+  const gb = (b: number) => `${(b / 2 ** 30).toFixed(2)} GB`;
+  const ms = (s: number) => `${(s * 1000).toFixed(0)} ms`;
+  const cases: LoraCase[] = latents.map((latent) => ({ latent, iters: latent > 64 ? 1 : iters }));
+  console.log(`\nLoRA training step: tiny UNet, rank-4 LoRA on to_q/to_k/to_v/to_out.0, batch 2, 77 tokens, loss mean(y^2); ${threads} thread(s) on both sides`);
+  console.log('| latent | side | ms/step | CPU s/step (all threads) | peak RSS |');
+  console.log('|---|---|---|---|---|');
+  for (const c of cases) {
+    const start = machineLoad(threads);
+    const ours = oursLora(c, backend, threads, 'none');
+    const ck = withCheckpoint ? oursLora(c, backend, threads, 'blocks') : null;
+    const peer = peerLora(c, threads);
+    const end = machineLoad(threads);
+    const load = Math.max(start.load, end.load);
+    for (const w of [start.warning, end.warning]) if (w) console.log(w);
+    const row = (side: string, r: { step_s: number; cpu_s: number; peak_rss_bytes: number } | string) =>
+      console.log(typeof r === 'string' ? `| ${c.latent}x${c.latent} | ${side} | failed: ${r} | | |` : `| ${c.latent}x${c.latent} | ${side} | ${ms(r.step_s)} | ${r.cpu_s.toFixed(2)} | ${gb(r.peak_rss_bytes)} |`);
+    row(typeof ours === 'string' ? 'ours' : `ours (${ours.backend}, ${ours.threads ?? '?'} threads)`, ours);
+    if (ck) row('ours, checkpoint: blocks', ck);
+    row(typeof peer === 'string' ? 'diffusers+peft' : `diffusers+peft (torch ${peer.torch}, ${peer.threads}/${peer.interop_threads} threads)`, peer);
+    const extra = { threads, load: load.toFixed(2) };
+    const o = typeof ours === 'string' ? null : ours;
+    const p = typeof peer === 'string' ? null : peer;
+    const suffix = c.latent === 64 ? '' : `-${c.latent}`;
+    console.log(benchLine(`backbones.unet-train-memory${suffix}`, o ? o.peak_rss_bytes / 2 ** 30 : NaN, 'GB', 'diffusers-peft-torch-cpu', p ? p.peak_rss_bytes / 2 ** 30 : NaN, o && p ? p.peak_rss_bytes / o.peak_rss_bytes : NaN, extra));
+    console.log(benchLine(`backbones.unet-train-${c.latent}`, o ? o.step_s * 1000 : NaN, 'ms', 'diffusers-peft-torch-cpu', p ? p.step_s * 1000 : NaN, o && p ? p.step_s / o.step_s : NaN, extra));
+    if (ck && typeof ck !== 'string') {
+      console.log(benchLine(`backbones.unet-train-memory${suffix}-checkpoint`, ck.peak_rss_bytes / 2 ** 30, 'GB', 'diffusers-peft-torch-cpu', p ? p.peak_rss_bytes / 2 ** 30 : NaN, p ? p.peak_rss_bytes / ck.peak_rss_bytes : NaN, extra));
+    }
+  }
+}
+
 export async function run(args: string[]): Promise<void> {
   // default: the engine's chain (native TensorFlow when `npm run setup:native` built it, else wasm)
   const bi = args.indexOf('--backend');
   const backend = bi >= 0 ? parseBackendName(args[bi + 1] ?? '', '--backend') : 'auto';
   const ii = args.indexOf('--iters');
   const iters = ii >= 0 ? Number(args[ii + 1]) : 3;
-  await initBackend({ prefer: backend, log: null });
+  const oi = args.indexOf('--only');
+  const only = oi >= 0 ? args[oi + 1] : undefined;
+  const threads = benchThreads(args);
+  const before = machineLoad(threads);
+  console.log(`threads: ${threads} (ours: native TensorFlow intra-/inter-op; peer: torch.set_num_threads / set_num_interop_threads); load average ${before.load.toFixed(2)}`);
+  if (before.warning) console.log(before.warning);
+  await initBackend({ prefer: backend, threads, log: null });
+  if (only !== 'lora') forwardSection(iters, threads);
+  const li = args.indexOf('--latents');
+  const latents = li >= 0 ? String(args[li + 1]).split(',').map(Number) : [64, 128];
+  if (latents.some((l) => !(Number.isInteger(l) && l >= 8))) throw new Error(`--latents: expected comma-separated sizes, got "${args[li + 1]}"`);
+  if (only !== 'forward') loraSection(backend, threads, iters, args.includes('--checkpoint'), latents);
+}
+
+function forwardSection(iters: number, threads: number): void {
   const cases: Case[] = [
     { name: 'tiny', config: TINY_UNET, batch: 2, size: 16, tokens: 8, iters },
     { name: 'mid', config: MID_UNET, batch: 1, size: 32, tokens: 16, iters: Math.max(1, Math.ceil(iters / 2)) },
   ];
   const ours = new Map(cases.map((c) => [c.name, measureOurs(c)]));
-  const peer = measurePeer(cases);
+  const peer = measurePeer(cases, threads);
   const f = (s: number | null | undefined) => (s == null ? 'n/a' : `${(s * 1000).toFixed(1)} ms`);
   console.log(`backend: ${tf.getBackend()}; peer: diffusers UNet2DConditionModel on torch CPU${peer ? ` (${[...peer.values()][0]?.torch}, ${[...peer.values()][0]?.threads} threads)` : ''}`);
   console.log('| UNet | pass | ours | diffusers | speed ratio |');
@@ -109,7 +203,8 @@ export async function run(args: string[]): Promise<void> {
   if (!ours.get('tiny')?.train) console.log('forward+backward not measured: tfjs gradients are not registered on this backend (engine training kernels pending)');
   const tiny = ours.get('tiny') as { forward: number; train: number | null };
   const pt = peer?.get('tiny');
-  console.log(benchLine('backbones.unet-forward', tiny.forward * 1000, 'ms', 'diffusers-torch-cpu', pt ? pt.forward_s * 1000 : NaN, pt ? pt.forward_s / tiny.forward : NaN));
+  const extra = { threads, load: machineLoad(threads).load.toFixed(2) };
+  console.log(benchLine('backbones.unet-forward', tiny.forward * 1000, 'ms', 'diffusers-torch-cpu', pt ? pt.forward_s * 1000 : NaN, pt ? pt.forward_s / tiny.forward : NaN, extra));
   const train = tiny.train ?? NaN;
-  console.log(benchLine('backbones.unet-train', train * 1000, 'ms', 'diffusers-torch-cpu', pt ? pt.train_s * 1000 : NaN, pt ? pt.train_s / train : NaN));
+  console.log(benchLine('backbones.unet-train', train * 1000, 'ms', 'diffusers-torch-cpu', pt ? pt.train_s * 1000 : NaN, pt ? pt.train_s / train : NaN, extra));
 }

@@ -12,7 +12,7 @@ import { initBackend, parseBackendName } from '../framework/engine/backend.js';
 import { Rng } from '../framework/engine/rng.js';
 import { Mask2FormerHead, MASK2FORMER_DEFAULTS, type Mask2FormerOptions } from '../registry/heads/mask2former.js';
 import { MASK2FORMER_LOSS_DEFAULTS, MaskClassificationLoss } from '../registry/losses/mask-criterion.js';
-import { benchLine } from './_format.js';
+import { benchLine, benchThreads, machineLoad } from './_format.js';
 
 const CONFIG: Mask2FormerOptions = {
   ...MASK2FORMER_DEFAULTS,
@@ -80,12 +80,12 @@ function measureOurs(iters: number): { forward: number; train: number | null } {
   return { forward: median(fwd.slice(1)), train: canTrain ? median(train.slice(1)) : null };
 }
 
-function measurePeer(iters: number): { forward_s: number; train_s: number; threads: number; torch: string } | null {
+function measurePeer(iters: number, threads: number): { forward_s: number; train_s: number; threads: number; torch: string } | null {
   const root = process.cwd();
   const dir = join(root, 'scripts/fixtures/heads');
   try {
     const venv = execFileSync(join(root, 'scripts/py-venv.sh'), ['heads', join(dir, 'requirements.txt')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-    const arg = JSON.stringify({ config: CONFIG, batch: BATCH, size: SIZE, iters, points: POINTS });
+    const arg = JSON.stringify({ config: CONFIG, batch: BATCH, size: SIZE, iters, points: POINTS, threads });
     const out = execFileSync(join(venv, 'bin/python'), [join(dir, 'bench_peer.py'), arg], { encoding: 'utf8', cwd: dir, maxBuffer: 1 << 20 });
     return JSON.parse(out.trim().split('\n').pop() as string) as { forward_s: number; train_s: number; threads: number; torch: string };
   } catch (e) {
@@ -100,9 +100,14 @@ export async function run(args: string[]): Promise<void> {
   const backend = parseBackendName(bi >= 0 ? String(args[bi + 1]) : 'auto', '--backend');
   const ii = args.indexOf('--iters');
   const iters = ii >= 0 ? Number(args[ii + 1]) : 3;
-  await initBackend({ prefer: backend });
+  const threads = benchThreads(args);
+  const load = machineLoad(threads);
+  console.log(`threads: ${threads} on both sides; load average ${load.load.toFixed(2)}`);
+  if (load.warning) console.log(load.warning);
+  await initBackend({ prefer: backend, threads });
   const ours = measureOurs(iters);
-  const peer = measurePeer(iters);
+  const peer = measurePeer(iters, threads);
+  const extra = { threads, load: Math.max(load.load, machineLoad(threads).load).toFixed(2) };
   const f = (s: number | null | undefined) => (s == null ? 'n/a' : `${(s * 1000).toFixed(1)} ms`);
   const desc = `hidden ${CONFIG.hidden}, ${CONFIG.queries} queries, ${CONFIG.decoderLayers} decoder / ${CONFIG.pixelDecoderLayers} pixel-decoder layers, ${BATCH}x${SIZE}x${SIZE}, ${POINTS} points`;
   console.log(`backend: ${tf.getBackend()}; peer: same Mask2Former head + criterion in torch CPU${peer ? ` (${peer.torch}, ${peer.threads} threads)` : ''}`);
@@ -111,7 +116,7 @@ export async function run(args: string[]): Promise<void> {
   console.log(`| ${desc} | forward | ${f(ours.forward)} | ${f(peer?.forward_s)} | ${peer ? (peer.forward_s / ours.forward).toFixed(3) : 'n/a'} |`);
   console.log(`| | forward+backward (with criterion) | ${f(ours.train)} | ${f(peer?.train_s)} | ${peer && ours.train ? (peer.train_s / ours.train).toFixed(3) : 'n/a'} |`);
   if (!ours.train) console.log(`forward+backward not measured: gradient functions or their kernels (UnsortedSegmentSum, Conv2DBackprop*, ResizeBilinearGrad) are missing on ${tf.getBackend()}`);
-  console.log(benchLine('heads.mask2former-forward', ours.forward * 1000, 'ms', 'torch-cpu', peer ? peer.forward_s * 1000 : NaN, peer ? peer.forward_s / ours.forward : NaN));
+  console.log(benchLine('heads.mask2former-forward', ours.forward * 1000, 'ms', 'torch-cpu', peer ? peer.forward_s * 1000 : NaN, peer ? peer.forward_s / ours.forward : NaN, extra));
   const train = ours.train ?? NaN;
-  console.log(benchLine('heads.mask2former-train', train * 1000, 'ms', 'torch-cpu', peer ? peer.train_s * 1000 : NaN, peer ? peer.train_s / train : NaN));
+  console.log(benchLine('heads.mask2former-train', train * 1000, 'ms', 'torch-cpu', peer ? peer.train_s * 1000 : NaN, peer ? peer.train_s / train : NaN, extra));
 }

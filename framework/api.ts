@@ -42,3 +42,9 @@ export { saveCheckpoint, loadCheckpoint, restoreWeights } from './engine/checkpo
 export type { CheckpointContents, LoadedCheckpoint } from './engine/checkpoint.js';
 export { encodePng } from './image/png.js';
 export { finishedRun } from './tracking/run-reference.js';
+// memory-lean building blocks for models: chunked attention with a recomputing gradient,
+// composite ops with hand-written gradients, activation checkpointing
+export { memoryEfficientAttention, plainAttention, attentionChunkSize } from './engine/attention.js';
+export type { AttentionOptions } from './engine/attention.js';
+export { gelu, geglu, silu, groupNorm, layerNorm } from './engine/fused-ops.js';
+export { recomputed } from './engine/recompute.js';

@@ -9,6 +9,12 @@ import type * as tf from '@tensorflow/tfjs-core';
 /** A hook an adapter installs on a layer: the extra output it adds for input `x` (null: nothing now). */
 export interface LayerDelta {
   delta(x: tf.Tensor): tf.Tensor | null;
+  /**
+   * The variables `delta` trains (LoRA's A and B). A checkpointed block (backbone option
+   * `checkpoint: blocks`) recomputes its forward in the backward pass and passes gradients
+   * only to these and the backbone's trainable parameters.
+   */
+  trainableVariables?(): readonly tf.Variable[];
 }
 
 /**

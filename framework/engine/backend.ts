@@ -32,7 +32,30 @@ export interface InitBackendOptions {
   readonly env?: Record<string, string | undefined>;
   /** Where the one-line choice is logged (default: stderr). `null` silences it. */
   readonly log?: ((line: string) => void) | null;
+  /**
+   * Native TensorFlow intra-/inter-op threads (`--threads`, config `threads`); 0 or absent:
+   * RASS_THREADS, else the cores this process may use. Takes effect when the native backend
+   * first loads in the process (TensorFlow sizes its pools once).
+   */
+  readonly threads?: number;
 }
+
+/** The cores this process may run on (CPU affinity respected): the default thread count. */
+export function defaultThreads(): number {
+  return availableParallelism();
+}
+
+/** Threads the native backend was (or will be) started with, from an explicit count, RASS_THREADS or the cores. */
+export function resolveThreads(threads: number | undefined, env: Record<string, string | undefined> = process.env): number {
+  if (threads !== undefined && threads > 0) return Math.floor(threads);
+  const fromEnv = env.RASS_THREADS === undefined ? NaN : Number(env.RASS_THREADS);
+  if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
+  if (env.RASS_THREADS !== undefined && env.RASS_THREADS !== '' && env.RASS_THREADS !== '0') throw new Error(`RASS_THREADS: expected a positive integer, got "${env.RASS_THREADS}"`);
+  return defaultThreads();
+}
+
+/** Intra-op threads of the loaded native backend (set when it loads). */
+let nativeThreads: number | undefined;
 
 let wasmRegistered = false;
 let nativeState: NativeState | undefined;
@@ -42,11 +65,18 @@ let loggedKey: string | undefined;
 /** Load the native TensorFlow backend once (registers tfjs backend "tensorflow"). */
 type NativeState = { ok: true; via: string; skipped: Record<string, string> } | { ok: false; reasons: Record<string, string> };
 
-function ensureNative(env: Record<string, string | undefined>): NativeState {
+function ensureNative(env: Record<string, string | undefined>, threads?: number): NativeState {
   if (nativeState === undefined) {
     if (tf.findBackend('tensorflow') !== null) {
       nativeState = { ok: true, via: 'preloaded', skipped: {} };
+      nativeThreads = Number(process.env.TF_NUM_INTRAOP_THREADS) || defaultThreads();
     } else {
+      // TensorFlow reads these when it creates its thread pools (first context, at load);
+      // explicit TF_NUM_* variables from the user win over our default.
+      const n = resolveThreads(threads, env);
+      process.env.TF_NUM_INTRAOP_THREADS = env.TF_NUM_INTRAOP_THREADS || String(n);
+      process.env.TF_NUM_INTEROP_THREADS = env.TF_NUM_INTEROP_THREADS || String(n);
+      nativeThreads = Number(process.env.TF_NUM_INTRAOP_THREADS) || n;
       const r = loadNativeTfjs(env);
       nativeState = r.ok ? { ok: true, via: r.candidate.id, skipped: r.skipped } : { ok: false, reasons: r.reasons };
     }
@@ -76,11 +106,11 @@ async function ensureWasm(): Promise<void> {
 }
 
 /** Try to make `name` active; returns where it came from, or the reason it failed. */
-async function trySet(name: BackendName, env: Record<string, string | undefined>): Promise<{ via: string; skipped?: Record<string, string> } | { why: string }> {
+async function trySet(name: BackendName, env: Record<string, string | undefined>, threads?: number): Promise<{ via: string; skipped?: Record<string, string> } | { why: string }> {
   try {
     let via: string;
     if (name === 'tensorflow') {
-      const n = ensureNative(env);
+      const n = ensureNative(env, threads);
       if (!n.ok) {
         return { why: Object.entries(n.reasons).map(([k, v]) => `${k}: ${v}`).join('; ') };
       }
@@ -112,8 +142,7 @@ async function trySet(name: BackendName, env: Record<string, string | undefined>
 function threadsOf(name: BackendName): number | undefined {
   if (name === 'wasm') return 1;
   if (name === 'cpu') return 1;
-  // TensorFlow's default intra-op pool uses every core it can see.
-  return availableParallelism();
+  return nativeThreads;
 }
 
 /**
@@ -131,14 +160,18 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   const order: readonly BackendName[] = prefer === 'auto' ? BACKEND_NAMES : [prefer];
   const reasons: Record<string, string> = {};
   for (const name of order) {
-    const r = await trySet(name, env);
+    const r = await trySet(name, env, options.threads);
     // After every load: loading tfjs-node or wasm re-registers the stock (buggy) resize gradients.
     fixResizeGradients();
     registerWasmTrainingKernels(); // fast wasm training kernels; dilated conv / gatherND gradients (every backend)
     if ('via' in r) {
       Object.assign(reasons, r.skipped);
       current = { name, via: r.via, reasons, threads: threadsOf(name), mode: prefer === 'auto' ? 'auto' : 'forced' };
-      logChoice(current, options.log === undefined ? (l) => process.stderr.write(l + '\n') : options.log);
+      const log = options.log === undefined ? (l: string) => process.stderr.write(l + '\n') : options.log;
+      if (name === 'tensorflow' && options.threads && current.threads !== options.threads) {
+        log?.(`[rass] native TensorFlow already runs ${current.threads} threads in this process; threads=${options.threads} applies to a new process`);
+      }
+      logChoice(current, log);
       return current;
     }
     reasons[name] = r.why;
@@ -149,7 +182,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
 
 function logChoice(c: BackendChoice, log: ((line: string) => void) | null): void {
   const skipped = Object.entries(c.reasons).map(([k, v]) => `${k} (${v})`);
-  const line = `[rass] backend ${c.name} via ${c.via}${c.mode === 'forced' ? ' (forced)' : ''}${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`;
+  const line = `[rass] backend ${c.name} via ${c.via}${c.name === 'tensorflow' ? ` (${c.threads} threads)` : ''}${c.mode === 'forced' ? ' (forced)' : ''}${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`;
   if (line === loggedKey) return;
   loggedKey = line;
   log?.(line);
@@ -170,13 +203,14 @@ export function currentBackend(): BackendChoice | undefined {
 export function backendRunTags(choice: BackendChoice | undefined = current): Record<string, string> {
   if (!choice) return {};
   const tags: Record<string, string> = { 'rass.backend': choice.name, 'rass.backend.via': choice.via };
+  if (choice.name === 'tensorflow' && choice.threads) tags['rass.backend.threads'] = String(choice.threads);
   for (const [k, v] of Object.entries(choice.reasons)) tags[`rass.backend.skipped.${k}`] = v;
   return tags;
 }
 
 /** Whether the native backend can be loaded here (loads it, without switching to it). */
-export function nativeBackendStatus(env: Record<string, string | undefined> = process.env): { ok: true; via: string; skipped: Record<string, string> } | { ok: false; why: string } {
-  const n = ensureNative(env);
+export function nativeBackendStatus(env: Record<string, string | undefined> = process.env, threads?: number): { ok: true; via: string; skipped: Record<string, string> } | { ok: false; why: string } {
+  const n = ensureNative(env, threads);
   return n.ok ? n : { ok: false, why: Object.entries(n.reasons).map(([k, v]) => `${k}: ${v}`).join('; ') };
 }
 

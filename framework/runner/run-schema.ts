@@ -17,6 +17,7 @@ export const runConfigSchema = {
     experiment: componentSchema('experiment', 'the experiment plugin to run and its options'),
     seed: { type: 'integer', minimum: 0, default: 0, description: 'master seed: initialisation, data order, degradations' },
     backend: { enum: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', description: 'tfjs backend; auto tries native, then wasm, then cpu' },
+    threads: { type: 'integer', minimum: 0, default: 0, description: 'native TensorFlow intra-/inter-op threads (`rass run --threads`); 0: RASS_THREADS, else the cores the process may use' },
     tags: { type: 'object', additionalProperties: { type: 'string' }, description: 'extra run tags' },
     fail_on_nan: {
       anyOf: [{ type: 'boolean' }, { type: 'array', items: { type: 'string', minLength: 1 } }],

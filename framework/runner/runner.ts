@@ -104,7 +104,7 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   const value = cfg.value as RunConfigValue;
 
   // 2. backend, then the experiment (bad options fail here, before any run directory exists)
-  const backendTags = await selectBackend(value.backend ?? 'auto', log);
+  const backendTags = await selectBackend(value.backend ?? 'auto', value.threads ?? 0, log);
   const expNode = value.experiment;
   const experimentName = expNode.type.slice(expNode.type.indexOf('/') + 1);
   const runName = opts.name ?? value.name ?? experimentName;
@@ -300,6 +300,7 @@ interface RunConfigValue {
   name?: string;
   seed?: number;
   backend?: 'auto' | BackendName;
+  threads?: number;
   tags?: Record<string, string>;
   runs_dir?: string;
   fail_on_nan?: NanPolicy;
@@ -330,9 +331,9 @@ function withAbsolutePlugins(cfg: ResolvedConfig): ResolvedConfig {
  * The engine's backend chain (native TensorFlow, then wasm, then cpu, or the forced one);
  * its choice and the reasons other backends were skipped become run tags.
  */
-async function selectBackend(want: 'auto' | BackendName, log: Logger): Promise<Record<string, string>> {
+async function selectBackend(want: 'auto' | BackendName, threads: number, log: Logger): Promise<Record<string, string>> {
   try {
-    return backendRunTags(await initBackend({ prefer: want, log: (l) => log.info(l.replace(/^\[rass\] /, '')) }));
+    return backendRunTags(await initBackend({ prefer: want, threads, log: (l) => log.info(l.replace(/^\[rass\] /, '')) }));
   } catch (e) {
     throw new UserError(`backend: ${(e as Error).message}`, { cause: e });
   }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng } from '../../framework/api.js';
+import { Rng, groupNorm, layerNorm, memoryEfficientAttention } from '../../framework/api.js';
 
 /**
  * Small layer toolkit for the heads (NHWC activations, HWIO conv kernels, [in, out] linear
@@ -87,9 +87,9 @@ export class LayerNorm {
     this.b = p.constant(`${name}.bias`, [dim], 0);
   }
 
+  /** Fused (framework/engine/fused-ops): keeps only x and the row statistics for backward. */
   apply(x: tf.Tensor): tf.Tensor {
-    const m = tf.moments(x, -1, true);
-    return tf.add(tf.mul(tf.div(tf.sub(x, m.mean), tf.sqrt(tf.add(m.variance, this.eps))), this.g), this.b);
+    return layerNorm(x, this.g, this.b, this.eps);
   }
 }
 
@@ -102,12 +102,9 @@ export class GroupNorm {
     this.b = p.constant(`${name}.bias`, [channels], 0);
   }
 
+  /** Fused (framework/engine/fused-ops): keeps only x and the group statistics for backward. */
   apply(x: tf.Tensor4D): tf.Tensor4D {
-    const [N, H, W, C] = x.shape;
-    const g = tf.reshape(x, [N, H * W, this.groups, C / this.groups]);
-    const m = tf.moments(g, [1, 3], true);
-    const y = tf.reshape(tf.div(tf.sub(g, m.mean), tf.sqrt(tf.add(m.variance, this.eps))), [N, H, W, C]);
-    return tf.add(tf.mul(y, this.g), this.b);
+    return groupNorm(x, this.g, this.b, this.groups, this.eps) as tf.Tensor4D;
   }
 }
 
@@ -124,19 +121,13 @@ export class MultiHeadAttention {
     this.out = new Linear(p, `${name}.out_proj`, dim, dim);
   }
 
+  /**
+   * Memory-efficient (framework/engine/attention): queries in chunks, probabilities
+   * recomputed in the backward pass; the additive mask is indexed [n * heads + m] as torch's.
+   */
   apply(query: tf.Tensor3D, key: tf.Tensor3D, value: tf.Tensor3D, mask?: tf.Tensor3D): tf.Tensor3D {
-    const [N, Lq] = query.shape;
-    const Lk = key.shape[1];
-    const M = this.heads;
-    const d = this.dim / M;
-    const split = (x: tf.Tensor, L: number) => tf.reshape(tf.transpose(tf.reshape(x, [N, L, M, d]), [0, 2, 1, 3]), [N * M, L, d]);
-    const q = split(tf.mul(this.q.apply(query), 1 / Math.sqrt(d)), Lq);
-    const k = split(this.k.apply(key), Lk);
-    const v = split(this.v.apply(value), Lk);
-    let logits = tf.matMul(q, k, false, true);
-    if (mask) logits = tf.add(logits, mask);
-    const o = tf.matMul(tf.softmax(logits, -1), v);
-    return this.out.apply(tf.reshape(tf.transpose(tf.reshape(o, [N, M, Lq, d]), [0, 2, 1, 3]), [N, Lq, this.dim])) as tf.Tensor3D;
+    const o = memoryEfficientAttention(this.q.apply(query), this.k.apply(key), this.v.apply(value), { heads: this.heads, scale: 1 / Math.sqrt(this.dim / this.heads), mask: mask ?? null });
+    return this.out.apply(o) as tf.Tensor3D;
   }
 }
 

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { UserError } from '../../errors.js';
 import type { CommandSpec } from '../command.js';
 import { BACKEND_NAMES, initBackend, nativeBackendStatus, type BackendName } from '../../engine/backend.js';
 import { packageRoot } from '../../paths.js';
@@ -70,27 +71,27 @@ function gpus(root: string): { gpus: string[]; note: string } {
   return { gpus: list, note };
 }
 
-export async function collectDoctorReport(opts: { seconds?: number; env?: Record<string, string | undefined> } = {}): Promise<DoctorReport> {
+export async function collectDoctorReport(opts: { seconds?: number; env?: Record<string, string | undefined>; threads?: number } = {}): Promise<DoctorReport> {
   const seconds = opts.seconds ?? 1;
   const env = opts.env ?? process.env;
   const before = tf.getBackend();
   let chosen: BackendName | null;
   try {
-    chosen = (await initBackend({ prefer: 'auto', env: { ...env, RASS_BACKEND: undefined }, log: null })).name;
+    chosen = (await initBackend({ prefer: 'auto', env: { ...env, RASS_BACKEND: undefined }, log: null, threads: opts.threads })).name;
   } catch {
     chosen = null;
   }
   const backends: BackendReport[] = [];
   for (const name of BACKEND_NAMES) {
     if (name === 'tensorflow') {
-      const s = nativeBackendStatus(env);
+      const s = nativeBackendStatus(env, opts.threads);
       if (!s.ok) {
         backends.push({ name, available: false, detail: s.why });
         continue;
       }
     }
     try {
-      const c = await initBackend({ prefer: name, env, log: null });
+      const c = await initBackend({ prefer: name, env, log: null, threads: opts.threads });
       const detail =
         name === 'wasm'
           ? `${c.via} (SIMD ${(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) ? 'on' : 'off'}; single-threaded in Node: tfjs disables its threaded build there)`
@@ -119,7 +120,9 @@ export function formatDoctorReport(r: DoctorReport): string {
       `${b.name.padEnd(11)} ${(b.available ? 'available' : 'unavailable').padEnd(12)} ${String(b.threads ?? '-').padStart(7)}  ${(b.matmulGflops === undefined ? '-' : b.matmulGflops.toFixed(1)).padStart(21)}  ${b.detail}`,
     );
   }
+  const native = r.backends.find((b) => b.name === 'tensorflow' && b.available);
   lines.push('', `GPU devices ${r.gpus.length ? r.gpus.join('; ') : 'none'} (${r.gpuNote})`, `cores       ${availableParallelism()}`);
+  lines.push(`threads     ${native ? `native TensorFlow ${native.threads} intra-op / ${native.threads} inter-op` : 'native TensorFlow not loaded'} (--threads, config \`threads\`, RASS_THREADS; default: the cores this process may use)`);
   return lines.join('\n') + '\n';
 }
 
@@ -130,8 +133,11 @@ export const doctorCommand: CommandSpec = {
     cmd
       .option('--seconds <s>', 'matmul timing per backend', '1')
       .option('--json', 'print JSON')
-      .action(async (opts: { seconds: string; json?: boolean }) => {
-        const r = await collectDoctorReport({ seconds: Number(opts.seconds) });
+      .option('--threads <n>', 'native TensorFlow intra-/inter-op threads to start with (default: the cores this process may use)')
+      .action(async (opts: { seconds: string; json?: boolean; threads?: string }) => {
+        const threads = opts.threads === undefined ? undefined : Number(opts.threads);
+        if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) throw new UserError(`--threads "${opts.threads}": expected a positive integer`);
+        const r = await collectDoctorReport({ seconds: Number(opts.seconds), threads });
         ctx.stdout.write(opts.json ? JSON.stringify(r, null, 2) + '\n' : formatDoctorReport(r));
       });
   },

@@ -17,6 +17,7 @@ interface RunCliOptions {
   tag: string[];
   retryFailed?: boolean;
   force?: boolean;
+  threads?: string;
 }
 
 export const runCommand: CommandSpec = {
@@ -34,7 +35,9 @@ export const runCommand: CommandSpec = {
       .option('--parent <run-id>', 'record this run as a child of that run (a sweep)')
       .option('--tag <key=value>', 'add a run tag (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
       .option('--retry-failed', 'pipelines: resume stages that failed earlier instead of stopping at them')
+      .option('--threads <n>', 'native TensorFlow intra-/inter-op threads (config `threads`; default: the cores this process may use)')
       .action(async (config: string | undefined, opts: RunCliOptions) => {
+        if (opts.threads !== undefined && !/^[1-9][0-9]*$/.test(opts.threads)) throw new UserError(`--threads "${opts.threads}": expected a positive integer`);
         const tags: Record<string, string> = {};
         for (const t of opts.tag) {
           const eq = t.indexOf('=');
@@ -43,7 +46,7 @@ export const runCommand: CommandSpec = {
         }
         // a config with `stages:` is a pipeline: one child run per stage under a parent run
         if (config && !opts.resume && (await isPipelineConfig(config, { env: process.env, cwd: ctx.cwd, sets: opts.set }))) {
-          const outcome = await runPipeline({ registry: ctx.registry, configFile: config, sets: opts.set, name: opts.name, runsDir: opts.runsDir, tags, cwd: ctx.cwd, env: process.env, stdout: ctx.stdout, stderr: ctx.stderr, handleSignals: true, retryFailed: opts.retryFailed });
+          const outcome = await runPipeline({ registry: ctx.registry, configFile: config, sets: opts.threads === undefined ? opts.set : [...opts.set, `threads=${opts.threads}`], name: opts.name, runsDir: opts.runsDir, tags, cwd: ctx.cwd, env: process.env, stdout: ctx.stdout, stderr: ctx.stderr, handleSignals: true, retryFailed: opts.retryFailed });
           process.exitCode = outcome.exitCode;
           if (outcome.status === 'KILLED') setTimeout(() => process.exit(outcome.exitCode), 2000).unref();
           return;
@@ -51,7 +54,7 @@ export const runCommand: CommandSpec = {
         const outcome = await runExperiment({
           registry: ctx.registry,
           configFile: config,
-          sets: opts.set,
+          sets: opts.threads === undefined ? opts.set : [...opts.set, `threads=${opts.threads}`],
           name: opts.name,
           resume: opts.resume,
           runsDir: opts.runsDir,

@@ -83,6 +83,10 @@ export class LoraLayer implements LayerDelta {
     this.B = tf.variable(tf.tensor(bVals, bShape), true, `lora_B:${tag}#${serial++}`);
   }
 
+  trainableVariables(): readonly tf.Variable[] {
+    return [this.A, this.B];
+  }
+
   delta(x: tf.Tensor): tf.Tensor | null {
     if (!this.enabled || this.merged) return null;
     const h = this.training && this.dropout > 0 ? tf.dropout(x, this.dropout, undefined, this.rng.nextU32()) : x;

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Conv2d, GroupNorm, LayerNorm, Linear, gelu, type Scope } from './nn.js';
-import type { Recorder } from './taps.js';
+import { geglu, memoryEfficientAttention, plainAttention, recomputed } from '../../../framework/api.js';
+import { Conv2d, GroupNorm, LayerNorm, Linear, type MemoryOptions, type Scope } from './nn.js';
+import { NO_RECORD, type Recorder } from './taps.js';
 
 /**
  * diffusers' `Attention`: to_q/to_k/to_v/to_out.0, `heads` heads of `dimHead`, scaled
@@ -17,6 +18,7 @@ export class Attention {
     opts: { queryDim: number; crossDim?: number; heads: number; dimHead: number; bias?: boolean; outBias?: boolean; normGroups?: number; eps?: number; residual?: boolean },
     readonly path = scope.prefix,
   ) {
+    this.memory = scope.store.memory;
     const inner = opts.heads * opts.dimHead;
     this.heads = opts.heads;
     this.dimHead = opts.dimHead;
@@ -30,6 +32,7 @@ export class Attention {
   readonly heads: number;
   readonly dimHead: number;
   readonly residual: boolean;
+  private readonly memory: MemoryOptions;
 
   /** x: [B, N, C] (or NHWC when used spatially), context: [B, M, Cc]. */
   forward(x: tf.Tensor, context: tf.Tensor | null, rec: Recorder): tf.Tensor {
@@ -39,17 +42,16 @@ export class Attention {
     if (this.groupNorm) h = this.groupNorm.forward(h);
     if (spatial) h = tf.reshape(h, [shape[0] as number, (shape[1] as number) * (shape[2] as number), shape[3] as number]);
     const ctx = context ?? h;
-    const split = (t: tf.Tensor) => {
-      const [b, n] = t.shape;
-      return tf.transpose(tf.reshape(t, [b, n, this.heads, this.dimHead]), [0, 2, 1, 3]);
-    };
-    const q = split(this.toQ.forward(h));
-    const k = split(this.toK.forward(ctx));
-    const v = split(this.toV.forward(ctx));
-    const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(this.dimHead));
-    const probs = tf.softmax(scores, -1);
-    rec.attn(this.path, probs);
-    const o = tf.transpose(tf.matMul(probs, v), [0, 2, 1, 3]);
+    const q = this.toQ.forward(h);
+    const k = this.toK.forward(ctx);
+    const v = this.toV.forward(ctx);
+    const opts = { heads: this.heads, chunk: this.memory.attentionChunk };
+    // A captured layer materialises its probabilities as ordinary ops, so losses on the map
+    // (SCL trains cross-attention LoRA through it) get gradients; every other layer keeps
+    // nothing quadratic in the token count.
+    const o = rec.wantsAttention(this.path)
+      ? plainAttention(q, k, v, opts, (p) => rec.attn(this.path, tf.reshape(p, [q.shape[0] as number, this.heads, p.shape[1], p.shape[2]])))
+      : memoryEfficientAttention(q, k, v, opts);
     const [b, n] = h.shape;
     let out = this.toOut.forward(tf.reshape(o, [b as number, n as number, this.heads * this.dimHead]));
     if (spatial) out = tf.reshape(out, shape);
@@ -68,8 +70,7 @@ export class FeedForward {
     this.out = new Linear(scope.child('net').child(2), inner, dim);
   }
   forward(x: tf.Tensor): tf.Tensor {
-    const [value, gate] = tf.split(this.proj.forward(x), 2, -1);
-    return this.out.forward(tf.mul(value as tf.Tensor, gelu(gate as tf.Tensor)));
+    return this.out.forward(geglu(this.proj.forward(x)));
   }
 }
 
@@ -101,10 +102,14 @@ export class Transformer2D {
   readonly projIn: Linear | Conv2d;
   readonly projOut: Linear | Conv2d;
   readonly blocks: BasicTransformerBlock[] = [];
+  readonly path: string;
+  private readonly scope: Scope;
   constructor(
     scope: Scope,
     opts: { channels: number; heads: number; dimHead: number; crossDim: number; layers?: number; groups?: number; linearProjection: boolean; attentionBias?: boolean },
   ) {
+    this.path = scope.prefix;
+    this.scope = scope;
     const inner = opts.heads * opts.dimHead;
     this.norm = new GroupNorm(scope.child('norm'), opts.groups ?? 32, opts.channels, 1e-6);
     this.projIn = opts.linearProjection ? new Linear(scope.child('proj_in'), opts.channels, inner) : new Conv2d(scope.child('proj_in'), opts.channels, inner, 1);
@@ -113,8 +118,20 @@ export class Transformer2D {
     }
     this.projOut = opts.linearProjection ? new Linear(scope.child('proj_out'), inner, opts.channels) : new Conv2d(scope.child('proj_out'), inner, opts.channels, 1);
   }
-  /** x: NHWC. A 1x1 conv on NHWC equals a linear over channels, so both projections apply per position. */
+  /**
+   * With `checkpoint: blocks` the block keeps only its inputs and recomputes itself in the
+   * backward pass, unless one of its attention maps is being captured (the map must stay on
+   * the tape for gradients to flow through it).
+   */
   forward(x: tf.Tensor4D, context: tf.Tensor, rec: Recorder): tf.Tensor4D {
+    const captured = this.blocks.some((b) => rec.wantsAttention(b.attn1.path) || rec.wantsAttention(b.attn2.path));
+    if (this.scope.store.memory.checkpoint !== 'blocks' || captured) return this.run(x, context, rec);
+    const params = this.scope.store.gradientVariables(this.path);
+    return recomputed((xi, ci) => this.run(xi as tf.Tensor4D, ci as tf.Tensor, NO_RECORD), [x, context], params) as tf.Tensor4D;
+  }
+
+  /** x: NHWC. A 1x1 conv on NHWC equals a linear over channels, so both projections apply per position. */
+  private run(x: tf.Tensor4D, context: tf.Tensor, rec: Recorder): tf.Tensor4D {
     const [b, hgt, wid] = x.shape;
     const normed = this.norm.forward(x) as tf.Tensor4D;
     let h: tf.Tensor = this.projIn instanceof Conv2d ? this.projIn.forward(normed) : this.projIn.forward(normed);

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerDelta, TargetableLayer as TargetableLayerContract } from '../../../framework/contracts/backbone.js';
-import { Rng, UserError } from '../../../framework/api.js';
+import { Rng, UserError, gelu as fusedGelu, groupNorm, layerNorm, silu as fusedSilu } from '../../../framework/api.js';
 
 /**
  * Building blocks of the Stable-Diffusion-compatible backbones. Each module is a plain
@@ -12,6 +12,11 @@ import { Rng, UserError } from '../../../framework/api.js';
  * kernels, [in, out] linear weights); `layout` records how to convert to/from torch's.
  */
 export type ParamLayout = 'linear' | 'conv' | 'plain';
+
+export interface MemoryOptions {
+  attentionChunk: number;
+  checkpoint: 'none' | 'blocks';
+}
 
 export interface ParamInfo {
   variable: tf.Variable;
@@ -29,6 +34,24 @@ export class ParamStore {
    * scalar placeholder): lets tests check a full-size architecture's state_dict cheaply.
    */
   constructor(readonly rng: Rng, readonly shapesOnly = false) {}
+  /**
+   * How the model spends memory, read by its modules at every forward (so the plugin can set
+   * it after construction): queries per attention chunk (0: automatic) and whether each
+   * ResNet/transformer block recomputes its forward in the backward pass instead of keeping it.
+   */
+  readonly memory: MemoryOptions = { attentionChunk: 0, checkpoint: 'none' };
+
+  /**
+   * Variables a gradient may target inside module `prefix`: adapter deltas' variables on its
+   * layers and the parameters marked trainable (what a checkpointed block passes gradients to).
+   */
+  gradientVariables(prefix: string): tf.Variable[] {
+    const under = (name: string) => name.startsWith(`${prefix}.`);
+    const out: tf.Variable[] = [];
+    for (const [name, m] of this.modules) if (under(name)) for (const d of m.deltas) out.push(...(d.trainableVariables?.() ?? []));
+    for (const name of this.trainable) if (under(name)) out.push((this.params.get(name) as ParamInfo).variable);
+    return out;
+  }
   private placeholder: tf.Variable | null = null;
 
   add(name: string, layout: ParamLayout, torchShape: number[], init: (n: number) => Float32Array): tf.Variable {
@@ -196,15 +219,9 @@ export class GroupNorm {
     this.weight = scope.store.add(scope.name('weight'), 'plain', [channels], constant(1));
     this.bias = scope.store.add(scope.name('bias'), 'plain', [channels], constant(0));
   }
-  /** x: NHWC (or [B, N, C]: treated as N positions). */
+  /** x: NHWC (or [B, N, C]: treated as N positions). Fused: keeps only x and the group statistics for backward. */
   forward(x: tf.Tensor): tf.Tensor {
-    const shape = x.shape;
-    const b = shape[0];
-    const c = shape[shape.length - 1];
-    const g = tf.reshape(x, [b as number, -1, this.groups, (c as number) / this.groups]);
-    const { mean, variance } = tf.moments(g, [1, 3], true);
-    const normed = tf.reshape(tf.mul(tf.sub(g, mean), tf.rsqrt(tf.add(variance, this.eps))), shape);
-    return tf.add(tf.mul(normed, this.weight), this.bias);
+    return groupNorm(x, this.weight, this.bias, this.groups, this.eps);
   }
 }
 
@@ -216,8 +233,7 @@ export class LayerNorm {
     this.bias = scope.store.add(scope.name('bias'), 'plain', [dim], constant(0));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    const { mean, variance } = tf.moments(x, -1, true);
-    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps))), this.weight), this.bias);
+    return layerNorm(x, this.weight, this.bias, this.eps);
   }
 }
 
@@ -232,9 +248,9 @@ export class Embedding {
   }
 }
 
-export const silu = (x: tf.Tensor): tf.Tensor => tf.mul(x, tf.sigmoid(x));
-/** Exact (erf) GELU as torch's default. */
-export const gelu = (x: tf.Tensor): tf.Tensor => tf.mul(tf.mul(x, tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)), 0.5);
+/** SiLU and exact (erf) GELU as torch's defaults, with fused gradients (framework/engine/fused-ops). */
+export const silu = fusedSilu;
+export const gelu = fusedGelu;
 export const quickGelu = (x: tf.Tensor): tf.Tensor => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)));
 
 export function activation(name: string): (x: tf.Tensor) => tf.Tensor {

@@ -24,6 +24,27 @@ const commonSchema = {
   },
 } as const;
 
+/** Memory options of the models that train at diffusion resolutions (UNet, VAE). */
+const memorySchema = {
+  checkpoint: {
+    enum: ['none', 'blocks'],
+    default: 'none',
+    description: '`blocks`: each ResNet/transformer block keeps only its inputs and recomputes its forward in the backward pass (less memory, about one more forward of time). Gradients reach adapter weights and `trainable` parameters.',
+  },
+  attentionChunk: {
+    type: 'integer',
+    minimum: 0,
+    default: 0,
+    description: 'Queries per chunk of the memory-efficient attention (0: automatic, chunks of at most 2^22 scores).',
+  },
+} as const;
+
+function withMemory<T extends { store: { memory: { attentionChunk: number; checkpoint: 'none' | 'blocks' } } }>(m: T, opts: { checkpoint?: string; attentionChunk?: number }): T {
+  m.store.memory.checkpoint = opts.checkpoint === 'blocks' ? 'blocks' : 'none';
+  m.store.memory.attentionChunk = opts.attentionChunk ?? 0;
+  return m;
+}
+
 function resolveRoot(opts: { preset: string; path?: string }, ctx: PluginContext, component: 'unet' | 'vae' | 'text_encoder'): string | null {
   if (opts.preset === 'tiny') return null;
   if (opts.preset === 'tiny-shapes' && !opts.path) {
@@ -64,11 +85,11 @@ returns the output plus the requested block outputs (conv_in, down_blocks.i, mid
 up_blocks.i, conv_out) and attention probabilities ([B, Nq, Nk] head-mean or
 [B, heads, Nq, Nk]); the caller disposes them. Layer names are diffusers module names, e.g.
 \`up_blocks.1.attentions.0.transformer_blocks.0.attn2\`.`,
-  schema: { type: 'object', properties: commonSchema, additionalProperties: false } as const,
+  schema: { type: 'object', properties: { ...commonSchema, ...memorySchema }, additionalProperties: false } as const,
   create(opts, ctx) {
     const root = resolveRoot(opts, ctx, 'unet');
     const m = root ? loadUNet(root) : new UNet2DConditionModel((opts.config as UNetConfig | undefined) ?? TINY_UNET, ctx.seed);
-    return finish(m, opts.trainable, ctx, root ? `UNet from ${root}` : 'tiny UNet');
+    return withMemory(finish(m, opts.trainable, ctx, root ? `UNet from ${root}` : 'tiny UNet'), opts);
   },
 });
 
@@ -76,11 +97,11 @@ export const autoencoderKl = definePlugin({
   kind: 'backbone',
   name: 'autoencoder-kl',
   description: 'Stable-Diffusion AutoencoderKL (VAE encoder/decoder, diffusers config/weights) with feature taps',
-  schema: { type: 'object', properties: commonSchema, additionalProperties: false } as const,
+  schema: { type: 'object', properties: { ...commonSchema, ...memorySchema }, additionalProperties: false } as const,
   create(opts, ctx) {
     const root = resolveRoot(opts, ctx, 'vae');
     const m = root ? loadVae(root) : new AutoencoderKL((opts.config as VaeConfig | undefined) ?? TINY_VAE, ctx.seed);
-    return finish(m, opts.trainable, ctx, root ? `VAE from ${root}` : 'tiny VAE');
+    return withMemory(finish(m, opts.trainable, ctx, root ? `VAE from ${root}` : 'tiny VAE'), opts);
   },
 });
 

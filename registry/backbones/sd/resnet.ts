@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { recomputed } from '../../../framework/api.js';
 import { Conv2d, GroupNorm, Linear, silu, upsampleNearest2x, type Scope } from './nn.js';
 
 /** diffusers' `ResnetBlock2D` (time-scale-shift "default", output scale 1). */
@@ -9,7 +10,11 @@ export class ResnetBlock2D {
   readonly norm2: GroupNorm;
   readonly conv2: Conv2d;
   readonly shortcut: Conv2d | null;
+  readonly path: string;
+  private readonly scope: Scope;
   constructor(scope: Scope, opts: { inChannels: number; outChannels: number; tembChannels: number | null; groups: number; eps: number }) {
+    this.path = scope.prefix;
+    this.scope = scope;
     const { inChannels: cin, outChannels: cout } = opts;
     this.norm1 = new GroupNorm(scope.child('norm1'), opts.groups, cin, opts.eps);
     this.conv1 = new Conv2d(scope.child('conv1'), cin, cout, 3, 1, 1);
@@ -18,7 +23,15 @@ export class ResnetBlock2D {
     this.conv2 = new Conv2d(scope.child('conv2'), cout, cout, 3, 1, 1);
     this.shortcut = cin !== cout ? new Conv2d(scope.child('conv_shortcut'), cin, cout, 1) : null;
   }
+  /** With `checkpoint: blocks` only x (and temb) are kept; the block recomputes itself in the backward pass. */
   forward(x: tf.Tensor4D, temb: tf.Tensor | null): tf.Tensor4D {
+    if (this.scope.store.memory.checkpoint !== 'blocks') return this.run(x, temb);
+    const params = this.scope.store.gradientVariables(this.path);
+    if (temb && this.timeEmbProj) return recomputed((xi, ti) => this.run(xi as tf.Tensor4D, ti as tf.Tensor), [x, temb], params) as tf.Tensor4D;
+    return recomputed((xi) => this.run(xi as tf.Tensor4D, null), [x], params) as tf.Tensor4D;
+  }
+
+  private run(x: tf.Tensor4D, temb: tf.Tensor | null): tf.Tensor4D {
     let h = this.conv1.forward(silu(this.norm1.forward(x)) as tf.Tensor4D);
     if (this.timeEmbProj && temb) {
       const t = this.timeEmbProj.forward(silu(temb));

@@ -46,6 +46,16 @@ describe('backbone and adapter plugins', () => {
     [clip, unet, vae].forEach((m) => m.dispose());
   });
 
+  it('memory options reach the model: checkpoint and attention chunk (defaults: none, automatic)', async () => {
+    const plain = (await unet2dCondition.create({ preset: 'tiny', trainable: [] } as never, ctx())) as UNet2DConditionModel;
+    assert.deepEqual(plain.store.memory, { attentionChunk: 0, checkpoint: 'none' });
+    const unet = (await unet2dCondition.create({ preset: 'tiny', trainable: [], checkpoint: 'blocks', attentionChunk: 128 } as never, ctx())) as UNet2DConditionModel;
+    const vae = (await autoencoderKl.create({ preset: 'tiny', trainable: [], checkpoint: 'blocks', attentionChunk: 0 } as never, ctx())) as AutoencoderKL;
+    assert.deepEqual(unet.store.memory, { attentionChunk: 128, checkpoint: 'blocks' });
+    assert.equal(vae.store.memory.checkpoint, 'blocks');
+    [plain, unet, vae].forEach((m) => m.dispose());
+  });
+
   it('sd21-base loads a diffusers folder and explains what is missing', async () => {
     const unet = (await unet2dCondition.create({ preset: 'sd21-base', path: TINY_SD, trainable: [] } as never, ctx())) as UNet2DConditionModel;
     assert.equal(unet.config.cross_attention_dim, 32);
