@@ -12,10 +12,10 @@ import { PluginRegistry } from '../framework/plugins/registry.js';
 import { registryPackage } from '../registry/index.js';
 import { experimentsPackage } from '../experiments/index.js';
 import type { AttentionLoss, ImageLoss, OneStepRestorer, SegDataset, Tagger, Adapter, Degradation } from '../framework/api.js';
-import { BatchSource } from '../experiments/shared/data.js';
-import { promptsAndTargets } from '../experiments/shared/attention.js';
-import { PromptCache } from '../experiments/shared/prompts.js';
-import { makeOptimizer } from '../experiments/shared/train.js';
+import { BatchSource } from '../experiments/common/data.js';
+import { promptsAndTargets } from '../experiments/common/attention.js';
+import { PromptCache } from '../experiments/common/prompts.js';
+import { makeOptimizer } from '../experiments/common/train.js';
 import { SCR_LORA_TARGETS } from '../experiments/scr/plugin.js';
 import { trainStep, type ScrComponents, type ScrOptions } from '../experiments/scr/train.js';
 

@@ -1,12 +1,12 @@
 import { definePlugin, componentSchema, finishedRun, tf, UserError, type ComponentNode, type Experiment, type PluginContext, type RunContext } from '../../framework/api.js';
 import type { Degradation, Metric, OneStepRestorer, SegDataset, SegSample, Tagger } from '../../framework/api.js';
-import { BatchSource, toUint8Images } from '../shared/data.js';
-import { PromptCache } from '../shared/prompts.js';
-import { gridPng, labelPicture, type Picture } from '../shared/images.js';
+import { BatchSource, toUint8Images } from '../common/data.js';
+import { PromptCache } from '../common/prompts.js';
+import { gridPng, labelPicture, type Picture } from '../common/images.js';
 import { loadSegmenter, type LoadedSegmenter } from '../rass/segmenter.js';
 import { imageScores } from '../rass/train.js';
 import { loadRestorer } from '../scr/restorer.js';
-import { checkTaggerCovers } from '../shared/attention.js';
+import { checkTaggerCovers } from '../common/attention.js';
 
 const schemaProperties = {
   segmenter: { type: 'string', description: 'a finished run that saved a segmenter (experiment/rass): id, id prefix or directory' },

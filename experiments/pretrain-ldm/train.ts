@@ -25,7 +25,7 @@ import { DataOrder, imageBatch, loadImageSet, psnr, toUint8Images, type ImageSet
 import { ddimSample, decodeLatents } from './ddim.js';
 import { alphasCumprod } from './noise-schedule.js';
 import { encodePng } from '../../framework/api.js';
-import { tileGrid } from '../shared/images.js';
+import { tileGrid } from '../common/images.js';
 
 export interface PhaseOptions {
   steps: number;

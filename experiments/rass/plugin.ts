@@ -1,9 +1,9 @@
 import { definePlugin, componentSchema, UserError, type ComponentNode, type Experiment, type PluginContext } from '../../framework/api.js';
 import type { Adapter, Degradation, Metric, OneStepRestorer, SegDataset, SegHead, SegLoss, Tagger } from '../../framework/api.js';
-import { optimizerSchema, scheduleSchema } from '../shared/train.js';
+import { optimizerSchema, scheduleSchema } from '../common/train.js';
 import { SCR_LORA_TARGETS } from '../scr/plugin.js';
 import { runRass, type RassComponents, type RassOptions } from './train.js';
-import { checkTaggerCovers } from '../shared/attention.js';
+import { checkTaggerCovers } from '../common/attention.js';
 
 const cropSchema = {
   type: 'array',

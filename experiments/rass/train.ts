@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf, clipByGlobalNorm, loadCheckpoint, restoreWeights, saveCheckpoint, writeSafetensors, Rng, UserError, type ComponentNode, type RunContext } from '../../framework/api.js';
 import type { Adapter, Degradation, Metric, OneStepRestorer, SegDataset, SegHead, SegLoss, SegSample, Tagger } from '../../framework/api.js';
-import { BatchSource, toUint8Images, type ImageBatch } from '../shared/data.js';
-import { makeOptimizer, type OptimizerConfig, type ScheduleConfig } from '../shared/train.js';
-import { PromptCache } from '../shared/prompts.js';
-import { gridPng, labelPicture, type Picture } from '../shared/images.js';
+import { BatchSource, toUint8Images, type ImageBatch } from '../common/data.js';
+import { makeOptimizer, type OptimizerConfig, type ScheduleConfig } from '../common/train.js';
+import { PromptCache } from '../common/prompts.js';
+import { gridPng, labelPicture, type Picture } from '../common/images.js';
 import { FeatureProjector, tapGeometry } from './features.js';
 import { predictLabels, type SegmenterMeta } from './segmenter.js';
 

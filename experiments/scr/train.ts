@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf, clipByGlobalNorm, loadCheckpoint, restoreWeights, saveCheckpoint, type ComponentNode, type RunContext } from '../../framework/api.js';
 import type { Adapter, AttentionLoss, AttentionSample, Degradation, ImageLoss, Metric, OneStepRestorer, SegDataset, Tagger } from '../../framework/api.js';
-import { BatchSource, toUint8Images, type ImageBatch } from '../shared/data.js';
-import { attentionAgreement, mapGrid, promptsAndTargets } from '../shared/attention.js';
-import { makeOptimizer, type OptimizerConfig, type ScheduleConfig } from '../shared/train.js';
-import { gridPng, maskPicture, overlay, type Picture } from '../shared/images.js';
-import { PromptCache } from '../shared/prompts.js';
+import { BatchSource, toUint8Images, type ImageBatch } from '../common/data.js';
+import { attentionAgreement, mapGrid, promptsAndTargets } from '../common/attention.js';
+import { makeOptimizer, type OptimizerConfig, type ScheduleConfig } from '../common/train.js';
+import { gridPng, maskPicture, overlay, type Picture } from '../common/images.js';
+import { PromptCache } from '../common/prompts.js';
 
 export interface ScrOptions {
   restorer: ComponentNode;

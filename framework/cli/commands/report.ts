@@ -1,11 +1,17 @@
-/** `rass report SWEEP [--runs-dir D]`: Markdown + self-contained HTML report of a sweep, logged as artifacts of its parent run. */
+/**
+ * `rass report SWEEP [--runs-dir D]`: Markdown + self-contained HTML report of a sweep, logged as
+ * artifacts of its parent run. `rass report --runs A B C [--out DIR]`: one page comparing runs.
+ */
 import type { CommandSpec } from '../command.js';
 import { basename, join, resolve } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import { UserError, isUserError } from '../../errors.js';
 import { resolveRunDir, summarizeRun } from '../../tracking/run-store.js';
+import { finishedRun } from '../../tracking/run-reference.js';
 import { LocalRun } from '../../tracking/local-run.js';
 import { buildSweepReport } from '../../sweep/report.js';
+import { buildCompareReport, compareReportName } from '../../tracking/compare-report.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
 
 /**
  * The parent run of the sweep named `name`: sweeps keep their parent runs in
@@ -26,10 +32,24 @@ export const reportCommand: CommandSpec = {
   summary: 'write report.md and report.html (trials x metrics, one chart per ablation axis) for a sweep',
   configure(cmd, ctx) {
     cmd
-      .argument('<sweep>', 'the sweep\'s name, or its parent run: id, id prefix or directory')
+      .argument('[sweep]', 'the sweep\'s name, or its parent run: id, id prefix or directory')
       .option('--runs-dir <dir>', 'run store', 'runs')
-      .action(async (sel: string, opts: { runsDir: string }) => {
+      .option('--runs <runs...>', 'compare these runs (ids, id prefixes, directories, latest:NAME) on one page instead')
+      .option('--out <dir>', 'with --runs: where to write report.md / report.html (default: <runs-dir>/reports/compare-...)')
+      .action(async (sel: string | undefined, opts: { runsDir: string; runs?: string[]; out?: string }) => {
         const root = resolve(ctx.cwd, opts.runsDir);
+        if (opts.runs) {
+          if (sel) throw new UserError('rass report: give a sweep or --runs, not both');
+          const dirs = opts.runs.map((r) => finishedRun(r, { runsDir: root, cwd: ctx.cwd, where: `--runs ${r}` }).dir);
+          const out = resolve(ctx.cwd, opts.out ?? join(root, 'reports', compareReportName(dirs)));
+          const report = buildCompareReport(dirs, out);
+          mkdirSync(out, { recursive: true });
+          writeFileSync(join(out, 'report.md'), report.markdown);
+          writeFileSync(join(out, 'report.html'), report.html);
+          ctx.stdout.write(`${join(out, 'report.md')}\n${join(out, 'report.html')}\n`);
+          return;
+        }
+        if (!sel) throw new UserError('rass report: name a sweep (its name or parent run), or compare runs with --runs A B ...');
         let dir: string;
         try {
           dir = resolveRunDir(root, sel, ctx.cwd);

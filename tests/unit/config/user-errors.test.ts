@@ -91,7 +91,7 @@ test('rass validate passes every shipped config; _base_ files are validated as t
     assert.ok(line, `no ok line for ${f}:\n${r.out}\n${r.err}`);
     if (f.includes('/_base_/')) assert.match(line, /\(fragment: (a [a-z]+\/[\w-]+ component|fills `[\w.]+`); \d+ components? valid/);
   }
-  assert.match(r.out, /sd21-base\.yaml \(fragment: fills `model`; 4 components valid; a run needs SD21_BASE_PATH set\)/);
+  assert.match(r.out, /sd21-base\.yaml \(fragment: fills `vars\.model`; 3 components valid; a run needs SD21_BASE_PATH set\)/);
   assert.match(r.out, /degradations\/rass-full\.yaml \(fragment: a degradation\/pipeline component; \d+ components valid\)/);
 });
 

@@ -16,7 +16,7 @@ import { alphaBar } from '../../../registry/backbones/sd/one-step.js';
 import { alphasCumprod, ddimTimesteps } from '../../../experiments/pretrain-ldm/noise-schedule.js';
 import { ddimSample } from '../../../experiments/pretrain-ldm/ddim.js';
 import { encodePng } from '../../../framework/image/png.js';
-import { tileGrid } from '../../../experiments/shared/images.js';
+import { tileGrid } from '../../../experiments/common/images.js';
 import { DataOrder, imageBatch } from '../../../experiments/pretrain-ldm/data.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
 
