@@ -48,6 +48,7 @@ export async function run(args: string[]): Promise<void> {
   console.log(`| peak RSS | ${ours.peak_rss_mb.toFixed(0)} MB | ${peer ? `${peer.peak_rss_mb.toFixed(0)} MB` : 'n/a'} |`);
   const sps = 1 / ours.step_s;
   const psps = peer ? 1 / peer.step_s : NaN;
-  console.log(benchLine('scr.train-step', sps, `steps/s threads=${threads} backend=${ours.backend}`, 'diffusers-peft-torch-cpu', psps, sps / psps));
-  console.log(benchLine('scr.train-step-memory', ours.peak_rss_mb, 'MB', 'diffusers-peft-torch-cpu', peer?.peak_rss_mb ?? NaN, peer ? peer.peak_rss_mb / ours.peak_rss_mb : NaN));
+  const tail = ` threads=${threads} backend=${ours.backend} load=${loadavg()[0].toFixed(2)}`;
+  console.log(benchLine('scr.train-step', sps, 'steps/s', 'diffusers-peft-torch-cpu', psps, sps / psps) + tail);
+  console.log(benchLine('scr.train-step-memory', ours.peak_rss_mb, 'MB', 'diffusers-peft-torch-cpu', peer?.peak_rss_mb ?? NaN, peer ? peer.peak_rss_mb / ours.peak_rss_mb : NaN) + tail);
 }
