@@ -65,3 +65,28 @@ export function makeOptimizer(vars: Record<string, import('../../framework/api.j
     groups,
   });
 }
+
+/** The `[height, width]` crop option of the image experiments' data blocks. */
+export const cropSchema = {
+  type: 'array',
+  items: { type: 'integer', minimum: 8 },
+  minItems: 2,
+  maxItems: 2,
+  description: '[height, width] crop (random in training, centred in validation); needed when images differ in size',
+} as const;
+
+/** Per-step values averaged over the steps between two metric log lines. */
+export class MetricWindow {
+  private readonly values: Record<string, number[]> = {};
+
+  add(step: Record<string, number>): void {
+    for (const [k, v] of Object.entries(step)) (this.values[k] ??= []).push(v);
+  }
+
+  /** The means since the last flush (and start a new window). */
+  flush(): Record<string, number> {
+    const out = Object.fromEntries(Object.entries(this.values).map(([k, vs]) => [k, vs.reduce((a, b) => a + b, 0) / vs.length]));
+    for (const k of Object.keys(this.values)) delete this.values[k];
+    return out;
+  }
+}

@@ -7,6 +7,7 @@ import { loadSegmenter, type LoadedSegmenter } from '../rass/segmenter.js';
 import { imageScores } from '../rass/train.js';
 import { loadRestorer } from '../scr/restorer.js';
 import { checkTaggerCovers } from '../common/attention.js';
+import { cropSchema } from '../common/train.js';
 
 const schemaProperties = {
   segmenter: { type: 'string', description: 'a finished run that saved a segmenter (experiment/rass): id, id prefix or directory' },
@@ -15,7 +16,7 @@ const schemaProperties = {
   degradation: componentSchema('degradation', 'makes the LQ input (fixed per sample); omit to evaluate on clean images or a paired dataset\'s LQ'),
   input: { enum: ['lq', 'hq'], default: 'lq', description: 'segment the degraded (lq) or the clean (hq) image' },
   tagger: { ...componentSchema('tagger'), default: { type: 'tagger/label-map' }, description: 'prompt tags (oracle label tags, or tagger/tags-file with a tagging model\'s output)' },
-  crop: { type: 'array', items: { type: 'integer', minimum: 8 }, minItems: 2, maxItems: 2 },
+  crop: cropSchema,
   batch_size: { type: 'integer', minimum: 1, default: 8 },
   size: { type: 'integer', minimum: 1, description: 'evaluate the first N samples (default: all)' },
   images: { type: 'integer', minimum: 0, default: 4, description: 'images in the prediction grid' },

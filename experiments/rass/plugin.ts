@@ -1,17 +1,10 @@
 import { definePlugin, componentSchema, UserError, type ComponentNode, type Experiment, type PluginContext } from '../../framework/api.js';
 import type { Adapter, Degradation, Metric, OneStepRestorer, SegDataset, SegHead, SegLoss, Tagger } from '../../framework/api.js';
-import { optimizerSchema, scheduleSchema } from '../common/train.js';
+import { cropSchema, optimizerSchema, scheduleSchema } from '../common/train.js';
 import { SCR_LORA_TARGETS } from '../scr/plugin.js';
 import { runRass, type RassComponents, type RassOptions } from './train.js';
 import { checkTaggerCovers } from '../common/attention.js';
 
-const cropSchema = {
-  type: 'array',
-  items: { type: 'integer', minimum: 8 },
-  minItems: 2,
-  maxItems: 2,
-  description: '[height, width] crop (random in training, centred in validation)',
-} as const;
 
 export const rassExperiment = definePlugin({
   kind: 'experiment',

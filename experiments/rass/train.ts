@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { tf, clipByGlobalNorm, loadCheckpoint, restoreWeights, saveCheckpoint, writeSafetensors, Rng, UserError, type ComponentNode, type RunContext } from '../../framework/api.js';
 import type { Adapter, Degradation, Metric, OneStepRestorer, SegDataset, SegHead, SegLoss, SegSample, Tagger } from '../../framework/api.js';
 import { BatchSource, toUint8Images, type ImageBatch } from '../common/data.js';
-import { makeOptimizer, type OptimizerConfig, type ScheduleConfig } from '../common/train.js';
+import { makeOptimizer, MetricWindow, type OptimizerConfig, type ScheduleConfig } from '../common/train.js';
 import { PromptCache } from '../common/prompts.js';
 import { gridPng, labelPicture, type Picture } from '../common/images.js';
 import { FeatureProjector, tapGeometry } from './features.js';
@@ -90,7 +90,7 @@ export async function runRass(o: RassOptions, c: RassComponents, rc: RunContext)
     const save = (at: number) => rc.saveCheckpoint(`step-${String(at).padStart(6, '0')}`, (dir) => saveCheckpoint(dir, { weights: vars, optimizer: (optimizer as ReturnType<typeof makeOptimizer>).getState(), schedule: { step: at }, data: { step: at } }));
     const bar = rc.progress('rass', o.steps);
     if (step > 0) bar.update(step);
-    const window: Record<string, number[]> = {};
+    const window = new MetricWindow();
     c.seg.setTraining(true);
     while (step < o.steps) {
       if (rc.signal.aborted) {
@@ -102,11 +102,8 @@ export async function runRass(o: RassOptions, c: RassComponents, rc: RunContext)
       const values = trainStep(o, c, model, optimizer, batch, prompts, Rng.derive(rc.seed, 'loss', step));
       tf.dispose([batch.hq, batch.lq]);
       step++;
-      for (const [k, v] of Object.entries(values)) (window[k] ??= []).push(v);
-      if (step % o.log_every === 0 || step === o.steps) {
-        rc.logMetrics(step, { ...mean(window), lr: optimizer.lrFor() });
-        for (const k of Object.keys(window)) delete window[k];
-      }
+      window.add(values);
+      if (step % o.log_every === 0 || step === o.steps) rc.logMetrics(step, { ...window.flush(), lr: optimizer.lrFor() });
       bar.tick(1, `loss ${(values.loss as number).toFixed(4)}`);
       if (step % o.eval_every === 0 && step < o.steps) {
         c.seg.setTraining(false);
@@ -301,6 +298,3 @@ function csv(columns: readonly string[], rows: readonly (readonly (string | numb
   return [columns.join(','), ...rows.map((r) => r.join(','))].join('\n') + '\n';
 }
 
-function mean(window: Record<string, number[]>): Record<string, number> {
-  return Object.fromEntries(Object.entries(window).map(([k, vs]) => [k, vs.reduce((a, b) => a + b, 0) / vs.length]));
-}

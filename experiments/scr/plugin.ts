@@ -1,19 +1,12 @@
 import { definePlugin, componentSchema, UserError, type ComponentNode, type Experiment, type PluginContext } from '../../framework/api.js';
 import type { Adapter, AttentionLoss, ImageLoss, Metric, OneStepRestorer, SegDataset, Tagger, Degradation } from '../../framework/api.js';
-import { optimizerSchema, scheduleSchema } from '../common/train.js';
+import { cropSchema, optimizerSchema, scheduleSchema } from '../common/train.js';
 import { runScr, type ScrComponents, type ScrOptions } from './train.js';
 import { checkTaggerCovers } from '../common/attention.js';
 
 /** OSEDiff's LoRA targets on the UNet (RASS-REFERENCE "LoRA details"), as PEFT target_modules. */
 export const SCR_LORA_TARGETS = ['to_q', 'to_k', 'to_v', 'to_out.0', 'conv', 'conv1', 'conv2', 'conv_in', 'conv_shortcut', 'proj_in', 'proj_out', 'ff.net.0.proj', 'ff.net.2'];
 
-const cropSchema = {
-  type: 'array',
-  items: { type: 'integer', minimum: 8 },
-  minItems: 2,
-  maxItems: 2,
-  description: '[height, width] crop (random in training, centred in validation); needed when images differ in size',
-} as const;
 
 export const scrExperiment = definePlugin({
   kind: 'experiment',

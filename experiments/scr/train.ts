@@ -5,7 +5,7 @@ import { tf, clipByGlobalNorm, loadCheckpoint, restoreWeights, saveCheckpoint, t
 import type { Adapter, AttentionLoss, AttentionSample, Degradation, ImageLoss, Metric, OneStepRestorer, SegDataset, Tagger } from '../../framework/api.js';
 import { BatchSource, toUint8Images, type ImageBatch } from '../common/data.js';
 import { attentionAgreement, mapGrid, promptsAndTargets } from '../common/attention.js';
-import { makeOptimizer, type OptimizerConfig, type ScheduleConfig } from '../common/train.js';
+import { makeOptimizer, MetricWindow, type OptimizerConfig, type ScheduleConfig } from '../common/train.js';
 import { gridPng, maskPicture, overlay, type Picture } from '../common/images.js';
 import { PromptCache } from '../common/prompts.js';
 
@@ -81,7 +81,7 @@ export async function runScr(o: ScrOptions, c: ScrComponents, rc: RunContext): P
     const bar = rc.progress('scr', o.steps);
     if (step > 0) bar.update(step);
     c.lora.setTraining(true);
-    const window: Record<string, number[]> = {};
+    const window = new MetricWindow();
     while (step < o.steps) {
       if (rc.signal.aborted) {
         await save(step);
@@ -94,11 +94,8 @@ export async function runScr(o: ScrOptions, c: ScrComponents, rc: RunContext): P
       const values = trainStep(o, c, optimizer, vars, batch, context, targets, sclOn);
       tf.dispose([batch.hq, batch.lq, context]);
       step++;
-      for (const [k, v] of Object.entries(values)) (window[k] ??= []).push(v);
-      if (step % o.log_every === 0 || step === o.steps) {
-        rc.logMetrics(step, { ...mean(window), lr: optimizer.lrFor() });
-        for (const k of Object.keys(window)) delete window[k];
-      }
+      window.add(values);
+      if (step % o.log_every === 0 || step === o.steps) rc.logMetrics(step, { ...window.flush(), lr: optimizer.lrFor() });
       bar.tick(1, `loss ${(values.loss as number).toFixed(4)}`);
       if (step % o.eval_every === 0 && step < o.steps) {
         c.lora.setTraining(false);
@@ -259,6 +256,3 @@ function prefixed(values: Record<string, number>, prefix: string): Record<string
   return Object.fromEntries(Object.entries(values).map(([k, v]) => [`${prefix}${k}`, v]));
 }
 
-function mean(window: Record<string, number[]>): Record<string, number> {
-  return Object.fromEntries(Object.entries(window).map(([k, vs]) => [k, vs.reduce((a, b) => a + b, 0) / vs.length]));
-}

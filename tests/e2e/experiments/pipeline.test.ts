@@ -9,29 +9,20 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { runPipeline, type PipelineOptions } from '../../../framework/runner/pipeline.js';
-import { PluginRegistry } from '../../../framework/plugins/registry.js';
 import { readJournal } from '../../../framework/tracking/journal.js';
 import { findRunDirs } from '../../../framework/tracking/run-store.js';
 import { packageRoot } from '../../../framework/paths.js';
-import { registryPackage } from '../../../registry/index.js';
-import { experimentsPackage } from '../../../experiments/index.js';
+import { capturedStreams, fullRegistry } from '../../helpers/experiments.js';
 import type { TrackerFactory } from '../../../framework/tracking/tracker.js';
 
 const ROOT = packageRoot();
 const PIPELINE = join(ROOT, 'tests/fixtures/experiments/pipeline-tiny.yaml');
 
 function opts(runsDir: string, over: Partial<PipelineOptions> = {}): PipelineOptions & { out: () => string } {
-  const registry = new PluginRegistry();
-  registry.loadPackage(registryPackage);
-  registry.loadPackage(experimentsPackage);
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  stdout.on('data', (b) => (out += b));
-  stderr.resume();
-  return { registry, cwd: ROOT, env: {}, stdout, stderr, trackerFactories: [], configFile: PIPELINE, sets: [`runs_dir=${runsDir}`], out: () => out, ...over };
+  const registry = fullRegistry();
+  const { stdout, stderr, out } = capturedStreams();
+  return { registry, cwd: ROOT, env: {}, stdout, stderr, trackerFactories: [], configFile: PIPELINE, sets: [`runs_dir=${runsDir}`], out, ...over };
 }
 
 /** Abort once a run of `experiment` has journaled a training step. */

@@ -11,14 +11,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { runExperiment, type RunnerOptions } from '../../../framework/runner/runner.js';
-import { PluginRegistry } from '../../../framework/plugins/registry.js';
 import { readJournal } from '../../../framework/tracking/journal.js';
 import { readSafetensors } from '../../../framework/engine/safetensors.js';
 import { packageRoot } from '../../../framework/paths.js';
-import { registryPackage } from '../../../registry/index.js';
-import { experimentsPackage } from '../../../experiments/index.js';
+import { capturedStreams, fullRegistry } from '../../helpers/experiments.js';
 import type { TrackerFactory } from '../../../framework/tracking/tracker.js';
 
 const ROOT = packageRoot();
@@ -26,15 +23,9 @@ const RASS = join(ROOT, 'tests/fixtures/experiments/rass-tiny.yaml');
 const SCR = join(ROOT, 'tests/fixtures/experiments/scr-tiny.yaml');
 
 function opts(runsDir: string, over: Partial<RunnerOptions> = {}): RunnerOptions & { err: () => string } {
-  const registry = new PluginRegistry();
-  registry.loadPackage(registryPackage);
-  registry.loadPackage(experimentsPackage);
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let err = '';
-  stdout.resume();
-  stderr.on('data', (b) => (err += b));
-  return { registry, cwd: ROOT, env: {}, stdout, stderr, trackerFactories: [], configFile: RASS, err: () => err, ...over, sets: [`runs_dir=${runsDir}`, ...(over.sets ?? [])] };
+  const registry = fullRegistry();
+  const { stdout, stderr, err } = capturedStreams();
+  return { registry, cwd: ROOT, env: {}, stdout, stderr, trackerFactories: [], configFile: RASS, err, ...over, sets: [`runs_dir=${runsDir}`, ...(over.sets ?? [])] };
 }
 
 const metricEvents = (dir: string) => readJournal(join(dir, 'journal.jsonl')).events.flatMap((e) => (e.type === 'metrics' ? [e] : []));

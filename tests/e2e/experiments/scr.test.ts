@@ -10,30 +10,21 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import * as tf from '@tensorflow/tfjs-core';
 import { runExperiment, type RunnerOptions } from '../../../framework/runner/runner.js';
-import { PluginRegistry } from '../../../framework/plugins/registry.js';
 import { readJournal } from '../../../framework/tracking/journal.js';
 import { readSafetensors, toFloat32 } from '../../../framework/engine/safetensors.js';
 import type { TrackerFactory } from '../../../framework/tracking/tracker.js';
 import { packageRoot } from '../../../framework/paths.js';
-import { registryPackage } from '../../../registry/index.js';
-import { experimentsPackage } from '../../../experiments/index.js';
+import { capturedStreams, fullRegistry } from '../../helpers/experiments.js';
 
 const ROOT = packageRoot();
 const CONFIG = join(ROOT, 'tests/fixtures/experiments/scr-tiny.yaml');
 
 function opts(runsDir: string, over: Partial<RunnerOptions> = {}): RunnerOptions & { err: () => string } {
-  const registry = new PluginRegistry();
-  registry.loadPackage(registryPackage);
-  registry.loadPackage(experimentsPackage);
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let err = '';
-  stdout.resume();
-  stderr.on('data', (b) => (err += b));
-  return { registry, cwd: ROOT, env: {}, stdout, stderr, trackerFactories: [], configFile: CONFIG, sets: [`runs_dir=${runsDir}`], err: () => err, ...over };
+  const registry = fullRegistry();
+  const { stdout, stderr, err } = capturedStreams();
+  return { registry, cwd: ROOT, env: {}, stdout, stderr, trackerFactories: [], configFile: CONFIG, sets: [`runs_dir=${runsDir}`], err, ...over };
 }
 
 /** A tracker that calls `f` on every new journal event (deterministic hooks into a running experiment). */

@@ -5,42 +5,24 @@
  */
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LocalRun } from '../../../framework/tracking/local-run.js';
 import { summarizeRun } from '../../../framework/tracking/run-store.js';
 import { encodePng } from '../../../framework/image/png.js';
+import { chromiumFlags, chromiumPath, runProcess } from '../../helpers/chromium.js';
 
 const bin = join(process.cwd(), 'dist', 'bin', 'rass.js');
 
-function chromiumPath(): string | undefined {
-  try {
-    return execFileSync('bash', [join(process.cwd(), 'scripts/chromium/setup.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 }).trim().split('\n').pop();
-  } catch (e) {
-    if (process.env.RASS_SKIP_CHROMIUM === '1') return undefined;
-    throw new Error(`CHROMIUM UNAVAILABLE: scripts/chromium/setup.sh failed (${(e as Error).message.split('\n')[0]}); set RASS_SKIP_CHROMIUM=1 to skip this test`, { cause: e });
-  }
-}
 
-function run(cmd: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((done) => {
-    const c = spawn(cmd, args, { env: { ...process.env, CI: 'true' } });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.stderr.on('data', (d) => (err += d));
-    c.on('exit', (code) => done({ code, out, err }));
-  });
-}
 
 it('a run comparison groups seeds, marks the best mean, shows images side by side, and renders in Chromium', async (t) => {
   const runs = mkdtempSync(join(tmpdir(), 'compare-'));
   const ids: string[] = [];
   for (const [i, sets] of [['seed=0'], ['seed=1'], ['seed=0', 'experiment.lr=0.03']].entries()) {
     const id = `cmp-${i}`;
-    const r = await run(process.execPath, [bin, 'run', 'configs/toy/classifier.yaml', '--run-id', id, '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=40', '--set', 'backend=cpu', ...sets.flatMap((s) => ['--set', s])]);
+    const r = await runProcess(process.execPath, [bin, 'run', 'configs/toy/classifier.yaml', '--run-id', id, '--set', `runs_dir=${runs}`, '--set', 'experiment.steps=40', '--set', 'backend=cpu', ...sets.flatMap((s) => ['--set', s])]);
     assert.equal(r.code, 0, r.err);
     ids.push(id);
   }
@@ -52,7 +34,7 @@ it('a run comparison groups seeds, marks the best mean, shows images side by sid
     await run.finalize('FINISHED', 'image added');
   }
   const out = join(runs, 'cmp');
-  const r = await run(process.execPath, [bin, 'report', '--runs', ...ids, '--runs-dir', runs, '--out', out]);
+  const r = await runProcess(process.execPath, [bin, 'report', '--runs', ...ids, '--runs-dir', runs, '--out', out]);
   assert.equal(r.code, 0, r.err);
   const md = readFileSync(join(out, 'report.md'), 'utf8');
   // seeds 0 and 1 with the same config are one group of 2; the lr=0.03 run is its own
@@ -71,8 +53,8 @@ it('a run comparison groups seeds, marks the best mean, shows images side by sid
     return;
   }
   const profile = mkdtempSync(join(tmpdir(), 'chromium-profile-'));
-  const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`];
-  const dom = await run(chromium, [...flags, '--dump-dom', `file://${join(out, 'report.html')}`]);
+  const flags = chromiumFlags(profile);
+  const dom = await runProcess(chromium, [...flags, '--dump-dom', `file://${join(out, 'report.html')}`]);
   assert.equal(dom.code, 0, dom.err);
   assert.match(dom.out, /<table id="metrics">/);
   assert.equal((dom.out.match(/<td class="best">/g) ?? []).length >= 1, true, 'a best cell is highlighted');
