@@ -1,7 +1,6 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { runCliCaptured } from '../../helpers/cli.js';
 import { packageRoot } from '../../../framework/paths.js';
 import { PluginRegistry } from '../../../framework/plugins/registry.js';
@@ -14,16 +13,8 @@ export function tempDir(tag: string): string {
   return mkdtempSync(join(tmpdir(), `rass-${tag}-`));
 }
 
-/** A capturing stream pair. */
-export function streams(): { stdout: PassThrough; stderr: PassThrough; out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (b) => (out += b));
-  stderr.on('data', (b) => (err += b));
-  return { stdout, stderr, out: () => out, err: () => err };
-}
+/** A capturing stream pair (one helper for every in-process run test). */
+export { capturedStreams as streams } from '../../helpers/experiments.js';
 
 /** The registry a user's `rass` has for these tests: the experiments package (toy classifier and its default loss). */
 export function registry(): PluginRegistry {
