@@ -1,4 +1,4 @@
-import { Optimizer, type OptimizerOptions, type ScheduleSpec } from '../../framework/api.js';
+import { componentSchema, Optimizer, type OptimizerOptions, type ScheduleSpec } from '../../framework/api.js';
 
 /**
  * The optimiser and schedule options the image experiments share, as JSON Schema (so a
@@ -73,6 +73,24 @@ export const cropSchema = {
   minItems: 2,
   maxItems: 2,
   description: '[height, width] crop (random in training, centred in validation); needed when images differ in size',
+} as const;
+
+/** Options of the image experiments' `train` data block (an experiment adds its own keys). */
+export const trainDataProperties = {
+  dataset: componentSchema('dataset'),
+  degradation: componentSchema('degradation', 'makes LQ from HQ on the fly, seeded per sample and epoch (omit for a paired dataset)'),
+  crop: cropSchema,
+  batch_size: { type: 'integer', minimum: 1, default: 4 },
+} as const;
+
+/** Options of the image experiments' `val` data block. */
+export const valDataProperties = {
+  dataset: componentSchema('dataset'),
+  degradation: componentSchema('degradation', 'LQ for validation, fixed per sample (omit for a paired dataset)'),
+  crop: cropSchema,
+  batch_size: { type: 'integer', minimum: 1, default: 8 },
+  size: { type: 'integer', minimum: 1, description: 'use the first N samples (default: all)' },
+  images: { type: 'integer', minimum: 0, default: 4, description: 'validation images in the artifact grids' },
 } as const;
 
 /** Per-step values averaged over the steps between two metric log lines. */

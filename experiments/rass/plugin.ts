@@ -1,6 +1,6 @@
 import { definePlugin, componentSchema, UserError, type ComponentNode, type Experiment, type PluginContext } from '../../framework/api.js';
 import type { Adapter, Degradation, Metric, OneStepRestorer, SegDataset, SegHead, SegLoss, Tagger } from '../../framework/api.js';
-import { cropSchema, optimizerSchema, scheduleSchema } from '../common/train.js';
+import { optimizerSchema, scheduleSchema, trainDataProperties, valDataProperties } from '../common/train.js';
 import { SCR_LORA_TARGETS } from '../scr/plugin.js';
 import { runRass, type RassComponents, type RassOptions } from './train.js';
 import { checkTaggerCovers } from '../common/attention.js';
@@ -51,27 +51,13 @@ trained backbone parameters) for experiment/evaluate and restore-then-segment.`,
         type: 'object',
         additionalProperties: false,
         required: ['dataset'],
-        properties: {
-          dataset: componentSchema('dataset'),
-          degradation: componentSchema('degradation', 'LQ made on the fly (seeded per sample and epoch)'),
-          input: { enum: ['lq', 'hq'], default: 'lq', description: 'train on degraded (lq: RASS, FT) or clean (hq: DT) images' },
-          crop: cropSchema,
-          batch_size: { type: 'integer', minimum: 1, default: 4 },
-        },
+        properties: { ...trainDataProperties, input: { enum: ['lq', 'hq'], default: 'lq', description: 'train on degraded (lq: RASS, FT) or clean (hq: DT) images' } },
       },
       val: {
         type: 'object',
         additionalProperties: false,
         required: ['dataset'],
-        properties: {
-          dataset: componentSchema('dataset'),
-          degradation: componentSchema('degradation', 'fixed per-sample LQ for the degraded split'),
-          crop: cropSchema,
-          batch_size: { type: 'integer', minimum: 1, default: 8 },
-          size: { type: 'integer', minimum: 1 },
-          images: { type: 'integer', minimum: 0, default: 4, description: 'validation images in the prediction grid' },
-          splits: { type: 'array', items: { enum: ['lq', 'hq'] }, minItems: 1, default: ['lq', 'hq'], description: 'evaluate on the degraded (lq) and/or clean (hq) inputs' },
-        },
+        properties: { ...valDataProperties, splits: { type: 'array', items: { enum: ['lq', 'hq'] }, minItems: 1, default: ['lq', 'hq'], description: 'evaluate on the degraded (lq) and/or clean (hq) inputs' } },
       },
       tagger: { ...componentSchema('tagger'), default: { type: 'tagger/label-map' }, description: 'prompt tags (training and validation)' },
       val_tagger: componentSchema('tagger', 'prompt tags at validation (default: tagger); e.g. tagger/tags-file with RAM tags'),

@@ -1,6 +1,6 @@
 import { definePlugin, componentSchema, UserError, type ComponentNode, type Experiment, type PluginContext } from '../../framework/api.js';
 import type { Adapter, AttentionLoss, ImageLoss, Metric, OneStepRestorer, SegDataset, Tagger, Degradation } from '../../framework/api.js';
-import { cropSchema, optimizerSchema, scheduleSchema } from '../common/train.js';
+import { optimizerSchema, scheduleSchema, trainDataProperties, valDataProperties } from '../common/train.js';
 import { runScr, type ScrComponents, type ScrOptions } from './train.js';
 import { checkTaggerCovers } from '../common/attention.js';
 
@@ -39,30 +39,8 @@ run resumes to the same final metrics.`,
         default: { type: 'adapter/lora', name: 'scr', r: 4, alpha: 4, init: 'gaussian', target_modules: SCR_LORA_TARGETS },
         description: 'the SCR adapter on the UNet',
       },
-      train: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['dataset'],
-        properties: {
-          dataset: componentSchema('dataset'),
-          degradation: componentSchema('degradation', 'makes LQ from HQ on the fly (omit for a paired dataset)'),
-          crop: cropSchema,
-          batch_size: { type: 'integer', minimum: 1, default: 4 },
-        },
-      },
-      val: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['dataset'],
-        properties: {
-          dataset: componentSchema('dataset'),
-          degradation: componentSchema('degradation', 'LQ for validation (fixed per sample); omit for a paired dataset'),
-          crop: cropSchema,
-          batch_size: { type: 'integer', minimum: 1, default: 8 },
-          size: { type: 'integer', minimum: 1, description: 'use the first N samples (default: all)' },
-          images: { type: 'integer', minimum: 0, default: 4, description: 'validation images in the artifact grids' },
-        },
-      },
+      train: { type: 'object', additionalProperties: false, required: ['dataset'], properties: trainDataProperties },
+      val: { type: 'object', additionalProperties: false, required: ['dataset'], properties: valDataProperties },
       tagger: { ...componentSchema('tagger'), default: { type: 'tagger/label-map' }, description: 'the prompt: tags per sample, and tag -> class masks for SCL' },
       loss: { ...componentSchema('loss'), default: { type: 'loss/mse' }, description: 'restoration loss (image contract: pred, target in [-1, 1])' },
       scl: { ...componentSchema('loss'), default: { type: 'loss/scl' }, description: 'the Semantic-Constraint Loss (attention contract)' },
