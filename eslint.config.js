@@ -1,6 +1,11 @@
 // Lint configuration: typescript-eslint's recommended rules over the TypeScript sources.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { fileURLToPath } from 'node:url';
+import { dirname } from 'node:path';
+import rassLint from './scripts/lint/layers.js';
+
+const root = dirname(fileURLToPath(import.meta.url));
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'runs/**', '.venv*/**', '.cache/**', 'native/**', 'tests/fixtures/**'] },
@@ -15,14 +20,21 @@ export default tseslint.config(
     },
   },
   {
-    // Architecture rule of DESIGN.md: framework/ never imports registry/ or experiments/.
+    // framework/ never imports registry/ or experiments/ (docs/architecture.md).
     files: ['framework/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/registry/**', '**/experiments/**'], message: 'framework/ must not import registry/ or experiments/ (DESIGN.md).' }] }],
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/registry/**', '**/experiments/**'], message: 'framework/ must not import registry/ or experiments/ (docs/architecture.md).' }] }],
     },
   },
   {
-    // Plugins use only framework's public API.
+    // The layer order inside framework/, and plugins reaching framework/ only through its
+    // public API (scripts/lint/layers.js; the order is documented in docs/architecture.md).
+    files: ['framework/**/*.ts', 'registry/**/*.ts', 'experiments/**/*.ts'],
+    plugins: { rass: rassLint },
+    rules: { 'rass/layers': ['error', { root }] },
+  },
+  {
+    // Plugins do not reach into the binary, tests or benchmarks.
     files: ['registry/**/*.ts', 'experiments/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ group: ['**/bin/**', '**/tests/**', '**/bench/**'], message: 'plugins must not import bin/, tests/ or bench/.' }] }],

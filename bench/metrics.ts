@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rng } from '../framework/engine/rng.js';
 import { packageRoot } from '../framework/paths.js';
-import { formatTable } from '../framework/cli/table.js';
+import { formatTable } from '../framework/output/table.js';
 import { SegmentationMetric } from '../registry/metrics/segmentation.js';
 import { ssim } from '../registry/metrics/psnr-ssim.js';
 import { benchLine } from './_format.js';

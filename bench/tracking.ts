@@ -30,7 +30,7 @@ import { mlflowTrackerFactory } from '../framework/tracking/mlflow/factory.js';
 import type { RunTracker } from '../framework/tracking/tracker.js';
 import { packageRoot } from '../framework/paths.js';
 import { mlflowVenv, startMlflowServer } from '../scripts/mlflow/server.js';
-import { formatTable } from '../framework/cli/table.js';
+import { formatTable } from '../framework/output/table.js';
 import { benchLine } from './_format.js';
 
 function arg(args: string[], name: string, dflt: number): number {

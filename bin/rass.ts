@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `rass` command: hands the built-in plugin packages to the framework CLI.
-// This is the one place that names registry/ and experiments/ (DESIGN.md).
+// This is the one place that names registry/ and experiments/ (docs/architecture.md).
 import { runCli } from '../framework/cli/main.js';
 import { registryPackage } from '../registry/index.js';
 import { experimentsPackage } from '../experiments/index.js';

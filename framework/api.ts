@@ -3,6 +3,12 @@
  * default export is a function, so they need no second copy of the framework.
  * Add here only what a plugin author needs; everything else stays internal.
  */
+import * as publicApi from './api.js';
+import { provideHostApi } from './plugins/host-api.js';
+
+// external packages loaded through `plugins:` receive this module (plugins/ cannot import it)
+provideHostApi(publicApi);
+
 export { definePlugin } from './plugins/define-plugin.js';
 export type { Plugin, AnyPlugin, PluginOutput } from './plugins/define-plugin.js';
 export { pluginPackage } from './plugins/plugin-package.js';
@@ -11,7 +17,7 @@ export type { PluginContext, ComponentNode, Logger } from './plugins/context.js'
 export { isComponentNode, consoleLogger } from './plugins/context.js';
 export { PLUGIN_KINDS } from './plugins/kinds.js';
 export type { PluginKind } from './plugins/kinds.js';
-export type { CommandSpec, CliContext } from './cli/command.js';
+export type { CommandSpec, CliContext } from './plugins/command-spec.js';
 export { UserError } from './errors.js';
 export { ensureWritableDir } from './tracking/ensure-dir.js';
 export { componentSchema } from './plugins/schema-helpers.js';

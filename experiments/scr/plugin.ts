@@ -4,7 +4,7 @@ import { optimizerSchema, scheduleSchema, trainDataProperties, valDataProperties
 import { runScr, type ScrComponents, type ScrOptions } from './train.js';
 import { checkTaggerCovers } from '../common/attention.js';
 
-/** OSEDiff's LoRA targets on the UNet (RASS-REFERENCE "LoRA details"), as PEFT target_modules. */
+/** OSEDiff's LoRA targets on the UNet (docs/method.md, LoRA), as PEFT target_modules. */
 export const SCR_LORA_TARGETS = ['to_q', 'to_k', 'to_v', 'to_out.0', 'conv', 'conv1', 'conv2', 'conv_in', 'conv_shortcut', 'proj_in', 'proj_out', 'ff.net.0.proj', 'ff.net.2'];
 
 

@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { PluginRegistry } from '../plugins/registry.js';
-import type { PluginPackage } from '../plugins/plugin-package.js';
-import type { CliContext, CommandSpec } from './command.js';
+import { packageCommands, type PluginPackage } from '../plugins/plugin-package.js';
+import type { CliContext, CommandSpec } from '../plugins/command-spec.js';
 import { reportError } from '../errors.js';
 import { frameworkCommands } from './commands/index.js';
 
@@ -35,7 +35,7 @@ export function buildProgram(opts: CliOptions): { program: Command; ctx: CliCont
       writeOut: (s) => ctx.stdout.write(s),
       writeErr: (s) => ctx.stderr.write(s),
     });
-  const specs: CommandSpec[] = [...frameworkCommands, ...ctx.registry.commands().map((c) => c.command)];
+  const specs: CommandSpec[] = [...frameworkCommands, ...packageCommands(ctx.registry).map((c) => c.command)];
   for (const spec of specs) {
     const cmd = program.command(spec.name, { hidden: spec.hidden ?? false }).description(spec.summary).exitOverride();
     spec.configure(cmd, ctx);

@@ -4,7 +4,7 @@ import type { ComponentNode, Logger, PluginContext } from '../plugins/context.js
 import { isComponentNode } from '../plugins/context.js';
 import type { PluginKind } from '../plugins/kinds.js';
 import { UserError } from '../errors.js';
-import type { ResolvedConfig } from './index.js';
+import type { ResolvedConfig } from './resolved.js';
 import { formatPath, isPlainObject, type ConfigPath } from './paths.js';
 import { formatOrigin } from './origins.js';
 

@@ -2,7 +2,7 @@ import { sep } from 'node:path';
 import type { PluginRegistry } from '../plugins/registry.js';
 import { isPlainObject } from './paths.js';
 import { isComponentLike, validateTree } from './validate.js';
-import type { ResolvedConfig } from './index.js';
+import type { ResolvedConfig } from './resolved.js';
 
 /**
  * Config fragments: files that are not run configs but pieces other files pull in, such as

@@ -1,19 +1,16 @@
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { PluginRegistry } from '../plugins/registry.js';
-import { loadExternalPackage } from '../plugins/load-external.js';
-import { isUserError } from '../errors.js';
-import { runConfigSchema } from '../runner/run-schema.js';
 import { loadWithExtends } from './load.js';
 import { applySets } from './overrides.js';
 import { interpolate } from './interpolate.js';
 import { validateTree } from './validate.js';
 import { dumpValue } from './dump.js';
-import { ConfigError } from './errors.js';
-import { OriginMap as OriginMapClass, type OriginMap, type Origin } from './origins.js';
+import { OriginMap as OriginMapClass, type OriginMap } from './origins.js';
 import { buildComponent } from './build.js';
 import { consoleLogger, type ComponentNode, type Logger } from '../plugins/context.js';
-import type { ConfigPath } from './paths.js';
 
+import type { ResolvedConfig } from './resolved.js';
+export type { ResolvedConfig } from './resolved.js';
 export type { Origin } from './origins.js';
 export { formatOrigin } from './origins.js';
 export { ConfigError, formatIssue } from './errors.js';
@@ -32,23 +29,6 @@ export interface LoadOptions {
    * uses it to check fragments whose paths only a run's environment supplies.
    */
   missingEnv?: (name: string) => string;
-}
-
-/** A fully resolved config: merged, overridden and interpolated, with every value's origin. */
-export interface ResolvedConfig {
-  value: Record<string, unknown>;
-  /** The entry file (absolute). */
-  file: string;
-  /** Every file that contributed, entry first. */
-  files: string[];
-  /** The --set strings, in order. */
-  overrides: string[];
-  origin(path: ConfigPath): Origin | undefined;
-  /** @internal the origin table (for dumps and further overrides) */
-  readonly origins: OriginMap;
-  /** @internal the merged value before interpolation (applyOverrides re-interpolates from it) */
-  readonly raw: Record<string, unknown>;
-  readonly env: Record<string, string | undefined>;
 }
 
 function finish(raw: Record<string, unknown>, origins: OriginMap, file: string, files: string[], overrides: string[], env: Record<string, string | undefined>, missingEnv?: (name: string) => string): ResolvedConfig {
@@ -74,29 +54,12 @@ export function applyOverrides(cfg: ResolvedConfig, sets: readonly string[]): Re
   return finish(raw, origins, cfg.file, cfg.files, [...cfg.overrides, ...sets], cfg.env);
 }
 
-/** Load the third-party plugin packages a config lists under `plugins:` into the registry. */
-export async function loadConfigPlugins(cfg: ResolvedConfig, registry: PluginRegistry): Promise<void> {
-  const list = cfg.value.plugins;
-  if (list === undefined) return;
-  if (!Array.isArray(list)) throw new ConfigError([{ origin: cfg.origin(['plugins']), path: 'plugins', message: 'expected a list of npm package names or paths' }]);
-  for (let i = 0; i < list.length; i++) {
-    const spec = list[i];
-    const origin = cfg.origin(['plugins', i]);
-    if (typeof spec !== 'string') throw new ConfigError([{ origin, path: `plugins[${i}]`, message: 'expected a package name or path' }]);
-    const fromDir = origin?.file ? dirname(origin.file) : process.cwd();
-    const already = registry.loadedPackages().some((p) => p.source.endsWith(`(${spec})`));
-    if (already) continue;
-    try {
-      await loadExternalPackage(registry, spec, fromDir, `plugins[${i}]`);
-    } catch (e) {
-      if (!isUserError(e)) throw e;
-      throw new ConfigError([{ origin, path: `plugins[${i}]`, message: (e as Error).message.replace(/^plugins\[\d+\]: /, '') }]);
-    }
-  }
-}
-
-/** Validate (and fill defaults into) cfg.value; throws ConfigError listing every issue. */
-export function validateConfig(cfg: ResolvedConfig, registry: PluginRegistry, rootSchema: object = runConfigSchema): void {
+/**
+ * Validate (and fill defaults into) cfg.value against `rootSchema` (the schema of the document's
+ * top level, owned by whoever runs it: the runner's run schema, `{}` for a bare component
+ * file); throws ConfigError listing every issue.
+ */
+export function validateConfig(cfg: ResolvedConfig, registry: PluginRegistry, rootSchema: object): void {
   validateTree(cfg.value, cfg.origins, registry, rootSchema);
 }
 

@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { UserError } from '../errors.js';
 import type { PluginPackage } from './plugin-package.js';
 import type { PluginRegistry } from './registry.js';
-import * as publicApi from '../api.js';
+import { hostApiOrThrow } from './host-api.js';
 
 /**
  * Load a third-party plugin package named in a config's `plugins:` list: an npm package
@@ -42,7 +42,7 @@ export async function loadExternalPackage(
     throw new UserError(`${where}: failed to load plugin package ${specifier}: ${(e as Error).message}`, { cause: e });
   }
   const exported = mod.default ?? mod.plugins;
-  const pkg = (typeof exported === 'function' ? await (exported as (api: unknown) => unknown)(publicApi) : exported) as PluginPackage | undefined;
+  const pkg = (typeof exported === 'function' ? await (exported as (api: unknown) => unknown)(hostApiOrThrow()) : exported) as PluginPackage | undefined;
   if (!pkg || typeof pkg !== 'object' || !Array.isArray((pkg as PluginPackage).plugins)) {
     throw new UserError(`${where}: ${specifier} does not export a plugin package (default export: { name, plugins: [...] } or (rass) => such an object)`);
   }

@@ -2,13 +2,23 @@ import { Container, ContainerModule } from 'inversify';
 import type { ServiceIdentifier } from 'inversify';
 import type { AnyPlugin } from './define-plugin.js';
 import { PLUGIN_KINDS, isPluginKind, type PluginKind } from './kinds.js';
-import type { PluginPackage } from './plugin-package.js';
-import type { CommandSpec } from '../cli/command.js';
 import { UserError, didYouMean } from '../errors.js';
 
 /** The inversify service identifier under which every plugin of a kind is bound (named by plugin name). */
 export function kindToken(kind: PluginKind): ServiceIdentifier<AnyPlugin> {
   return Symbol.for(`rass.plugin.${kind}`);
+}
+
+/**
+ * What the registry needs of a plugin package: its plugins, and the names of the commands it
+ * brings (two packages may not bring one name). The full type, with the command specs, is
+ * PluginPackage (plugin-package.ts), which builds on this one; keeping the registry to this
+ * part keeps plugins/ free of import cycles (command specs refer to the registry).
+ */
+export interface PackageContents {
+  readonly name: string;
+  readonly plugins: readonly AnyPlugin[];
+  readonly commands?: readonly { readonly name: string }[];
 }
 
 /**
@@ -34,9 +44,9 @@ export interface RegisteredPlugin {
 export class PluginRegistry {
   readonly container = new Container();
   private readonly sources = new Map<string, string>();
-  private readonly packages: { pkg: PluginPackage; source: string }[] = [];
+  private readonly packages: { pkg: PackageContents; source: string }[] = [];
 
-  loadPackage(pkg: PluginPackage, source = pkg.name): void {
+  loadPackage(pkg: PackageContents, source = pkg.name): void {
     const seen = new Map<string, string>();
     for (const p of pkg.plugins) {
       if (!isPluginKind(p.kind)) {
@@ -96,8 +106,9 @@ export class PluginRegistry {
     return this.sources.get(`${plugin.kind}/${plugin.name}`) ?? '?';
   }
 
-  commands(): { command: CommandSpec; source: string }[] {
-    return this.packages.flatMap(({ pkg, source }) => (pkg.commands ?? []).map((command) => ({ command, source })));
+  /** The packages loaded so far, in order, with where each came from. */
+  packageRecords(): readonly { pkg: PackageContents; source: string }[] {
+    return this.packages;
   }
 
   loadedPackages(): { name: string; source: string }[] {
@@ -105,7 +116,7 @@ export class PluginRegistry {
   }
 }
 
-function toContainerModule(pkg: PluginPackage): ContainerModule {
+function toContainerModule(pkg: PackageContents): ContainerModule {
   return new ContainerModule(({ bind }) => {
     for (const p of pkg.plugins) {
       bind(kindToken(p.kind)).toConstantValue(p).whenNamed(p.name);

@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { ConfigError, dumpConfig, loadConfig, loadConfigPlugins, validateConfig, type ResolvedConfig } from '../config/index.js';
+import { ConfigError, dumpConfig, loadConfig, type ResolvedConfig } from '../config/index.js';
+import { loadConfigPlugins, validateRunConfig } from './run-config.js';
 import { validateTree } from '../config/validate.js';
 import { OriginMap } from '../config/origins.js';
 import type { PluginRegistry } from '../plugins/registry.js';
@@ -20,7 +21,7 @@ import { UserError } from '../errors.js';
 import { LocalRun } from '../tracking/local-run.js';
 import { findRunDirs, formatDuration, formatMetric, summarizeRun } from '../tracking/run-store.js';
 import { startTrackers } from '../tracking/trackers.js';
-import { formatTable } from '../cli/table.js';
+import { formatTable } from '../output/table.js';
 import { runExperiment, type RunnerOptions, type RunOutcome } from './runner.js';
 
 /** Top-level keys a pipeline hands down to every stage (when it sets them). */
@@ -64,7 +65,7 @@ export async function validatePipeline(cfg: ResolvedConfig, registry: PluginRegi
       if (!existsSync(target)) throw new ConfigError([{ origin: cfg.origin(['stages', i, 'config']) ?? { file: cfg.file }, path: `stages[${i}].config`, message: `no such file ${target}` }]);
       const stage = await loadConfig(target, { sets: [...shared, ...(s.set ?? [])], cwd: opts.cwd, ...(opts.missingEnv ? { missingEnv: opts.missingEnv } : {}) });
       await loadConfigPlugins(stage, registry);
-      validateConfig(stage, registry);
+      validateRunConfig(stage, registry);
     } else {
       const origins = new OriginMap();
       origins.remapSubtree(cfg.origins, ['stages', i, 'experiment'], ['experiment']);

@@ -14,11 +14,12 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { buildComponent, dumpConfig, formatOrigin, loadConfig, loadConfigPlugins, validateConfig } from '../config/index.js';
+import { buildComponent, dumpConfig, formatOrigin, loadConfig } from '../config/index.js';
+import { loadConfigPlugins, validateRunConfig } from './run-config.js';
 import type { ResolvedConfig } from '../config/index.js';
 import type { Experiment, RunContext } from '../contracts/experiment.js';
-import { createProgress } from '../cli/progress.js';
-import { formatTable } from '../cli/table.js';
+import { createProgress } from '../output/progress.js';
+import { formatTable } from '../output/table.js';
 import { initBackend, backendRunTags, type BackendName } from '../engine/backend.js';
 import { UserError, isUserError } from '../errors.js';
 import { NonFiniteMetricError, nanGuard, type NanPolicy } from './nan-guard.js';
@@ -100,7 +101,7 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   }
   const cfg = await loadConfig(file, { sets, env: opts.env, cwd: opts.cwd });
   await loadConfigPlugins(cfg, opts.registry);
-  validateConfig(cfg, opts.registry);
+  validateRunConfig(cfg, opts.registry);
   const value = cfg.value as RunConfigValue;
 
   // 2. backend, then the experiment (bad options fail here, before any run directory exists)

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { UserError } from '../errors.js';
 import { summarizeRun } from '../tracking/run-store.js';
-import type { TrialRecord } from './run-sweep.js';
+import type { TrialRecord } from './trial-record.js';
 
 export interface SweepReport {
   markdown: string;

@@ -11,16 +11,19 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, extname, join, resolve } from 'node:path';
-import { applyOverrides, dumpConfig, loadConfigPlugins, validateConfig, formatOrigin, ConfigError, type ResolvedConfig } from '../config/index.js';
+import { applyOverrides, dumpConfig, formatOrigin, ConfigError, type ResolvedConfig } from '../config/index.js';
+import { loadConfigPlugins, validateRunConfig } from '../runner/run-config.js';
 import type { PluginRegistry } from '../plugins/registry.js';
 import { UserError, isUserError } from '../errors.js';
 import { LocalRun } from '../tracking/local-run.js';
 import { summarizeRun, formatDuration, formatMetric, type RunSummary } from '../tracking/run-store.js';
 import { startTrackers } from '../tracking/trackers.js';
 import { packageRoot } from '../paths.js';
-import { formatTable } from '../cli/table.js';
+import { formatTable } from '../output/table.js';
 import { expandSweep, formatOverrides, parseSweepSpec, type SweepSpec, type Trial } from './spec.js';
 import { buildSweepReport } from './report.js';
+import type { TrialRecord } from './trial-record.js';
+export type { TrialRecord, TrialState } from './trial-record.js';
 import { accountedStates, activeTasks, cancel, submitArray, type SlurmOptions } from './slurm.js';
 import { WorkerPool, type LocalExecutorOptions, type PoolResult } from './local-pool.js';
 import { closeTrialRun } from './close-trial-run.js';
@@ -82,19 +85,6 @@ function executorVerdict(
   return { state, message: `${cause}; see ${o.logFile}`, closeRun: true };
 }
 
-export type TrialState = 'FINISHED' | 'FAILED' | 'KILLED' | 'RUNNING' | 'PENDING' | 'SKIPPED';
-
-export interface TrialRecord {
-  id: string;
-  overrides: string[];
-  labels: Record<string, string>;
-  runId: string;
-  dir: string;
-  state: TrialState;
-  message?: string;
-  metrics: Record<string, number>;
-}
-
 export interface SweepPlan {
   name: string;
   spec: SweepSpec;
@@ -131,7 +121,7 @@ export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, c
   for (const t of trials) {
     try {
       const tc = applyOverrides(cfg, [...formatOverrides(t.overrides), 'sweep=~']);
-      validateConfig(tc, registry);
+      validateRunConfig(tc, registry);
     } catch (e) {
       if (!isUserError(e)) throw e;
       const lines = e instanceof ConfigError ? e.message.split('\n').filter((l) => !/problems in the config:$/.test(l)).map((l) => l.trim()) : [(e as Error).message];

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { UserError } from '../../framework/api.js';
-import type { SegDataset, SegSample } from '../../framework/contracts/dataset.js';
+import type { SegDataset, SegSample } from '../../framework/api.js';
 import { readLabel, readRgb } from './image-io.js';
 
 export const IGNORE_INDEX = 255;

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { Rng, UserError } from '../../framework/api.js';
-import type { SegDataset, SegSample } from '../../framework/contracts/dataset.js';
+import type { SegDataset, SegSample } from '../../framework/api.js';
 import { augment, type AugmentOptions } from './augment.js';
 import { hasRecipe } from './recipe.js';
 

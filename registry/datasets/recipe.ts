@@ -1,4 +1,4 @@
-import type { SegDataset } from '../../framework/contracts/dataset.js';
+import type { SegDataset } from '../../framework/api.js';
 import { FileDataset, type FileDatasetOptions } from './file-dataset.js';
 import { ShapesDataset, type ShapesOptions } from './shapes.js';
 

@@ -1,5 +1,5 @@
 import { Rng } from '../../framework/api.js';
-import type { SegDataset, SegSample } from '../../framework/contracts/dataset.js';
+import type { SegDataset, SegSample } from '../../framework/api.js';
 import { IGNORE_INDEX } from './file-dataset.js';
 
 /**

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../framework/api.js';
-import type { FeatureLevel, HeadOutput, SegHead } from '../../framework/contracts/head.js';
+import type { FeatureLevel, HeadOutput, SegHead } from '../../framework/api.js';
 import { Conv2d, GroupNorm, Params, resize } from './nn.js';
 
 export interface FpnSegOptions {

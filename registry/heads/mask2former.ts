@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { FeatureLevel, HeadOutput, MaskPrediction, SegHead } from '../../framework/contracts/head.js';
+import type { FeatureLevel, HeadOutput, MaskPrediction, SegHead } from '../../framework/api.js';
 import { checkLevels } from './fpn-seg.js';
 import { LayerNorm, Linear, MultiHeadAttention, Params, resize, sinePositionEmbedding } from './nn.js';
 import { FpnPixelDecoder, MSDeformPixelDecoder, type PixelDecoder } from './pixel-decoder.js';
@@ -22,7 +22,7 @@ export interface Mask2FormerOptions {
   groups: number;
 }
 
-/** Defaults of RASS-REFERENCE.md (Mask2Former ADE20K semantic). */
+/** Defaults of docs/method.md (Mask2Former ADE20K semantic). */
 export const MASK2FORMER_DEFAULTS: Omit<Mask2FormerOptions, 'numClasses' | 'inChannels' | 'inStrides'> = {
   hidden: 256,
   queries: 100,

@@ -18,7 +18,7 @@ export const mask2formerHead = definePlugin({
   kind: 'head',
   name: 'mask2former',
   description: 'Mask2Former: deformable-attention (or FPN) pixel decoder + masked-attention transformer decoder, learnable queries, deep supervision',
-  docs: 'Defaults follow RASS-REFERENCE.md: hidden 256, 100 queries, 10 decoder layers, 6 pixel-decoder layers. Semantic inference: softmax(class) x sigmoid(mask).',
+  docs: 'Defaults follow docs/method.md: hidden 256, 100 queries, 10 decoder layers, 6 pixel-decoder layers. Semantic inference: softmax(class) x sigmoid(mask).',
   schema: {
     type: 'object',
     properties: {

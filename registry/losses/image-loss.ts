@@ -3,7 +3,7 @@
  * check, the `weight` option and the one-term result. `loss/weighted-sum` composes any of them.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ImageLoss, LossResult } from '../../framework/contracts/loss.js';
+import type { ImageLoss, LossResult } from '../../framework/api.js';
 
 /** The `weight` option every single restoration loss has (weighted-sum sets its own on top). */
 export const weightProperty = {

@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../../framework/api.js';
-import type { HeadOutput, MaskPrediction } from '../../framework/contracts/head.js';
-import type { LossResult, SegLoss, SegTargets } from '../../framework/contracts/loss.js';
+import type { HeadOutput, MaskPrediction } from '../../framework/api.js';
+import type { LossResult, SegLoss, SegTargets } from '../../framework/api.js';
 import { pointSample } from '../heads/ops/sampling.js';
 import { linearSumAssignment } from './hungarian.js';
 import { disposeTargets, maskTargets, type ImageTargets } from './targets.js';
 
-/** Mask2Former SetCriterion settings (defaults: RASS-REFERENCE.md / Mask2Former ADE20K semantic). */
+/** Mask2Former SetCriterion settings (defaults: docs/method.md / Mask2Former ADE20K semantic). */
 export interface MaskCriterionOptions {
   numClasses: number;
   classWeight: number;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../../framework/api.js';
-import type { HeadOutput } from '../../framework/contracts/head.js';
-import type { LossResult, SegLoss, SegTargets } from '../../framework/contracts/loss.js';
+import type { HeadOutput } from '../../framework/api.js';
+import type { LossResult, SegLoss, SegTargets } from '../../framework/api.js';
 
 export interface PerPixelLossOptions {
   numClasses: number;

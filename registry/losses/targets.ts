@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { SegTargets } from '../../framework/contracts/loss.js';
+import type { SegTargets } from '../../framework/api.js';
 
 /** One image's mask-classification targets: the classes present and one binary mask per class. */
 export interface ImageTargets {

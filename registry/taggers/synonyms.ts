@@ -5,8 +5,8 @@
  * Semantic-Constraint Loss leaves them out.
  */
 import { UserError, type PluginContext } from '../../framework/api.js';
-import type { SegSample } from '../../framework/contracts/dataset.js';
-import type { Tagger } from '../../framework/contracts/tagger.js';
+import type { SegSample } from '../../framework/api.js';
+import type { Tagger } from '../../framework/api.js';
 
 /**
  * A few common open-vocabulary tags and the ADE20K classes whose masks they inherit

@@ -1,5 +1,6 @@
-import type { CommandSpec } from '../command.js';
-import { loadConfig, loadConfigPlugins, validateConfig, dumpConfig } from '../../config/index.js';
+import type { CommandSpec } from '../../plugins/command-spec.js';
+import { loadConfig, dumpConfig } from '../../config/index.js';
+import { loadConfigPlugins, validateRunConfig } from '../../runner/run-config.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -20,7 +21,7 @@ export const configCommand: CommandSpec = {
         const cfg = await loadConfig(file, { sets: opts.set, cwd: ctx.cwd });
         if (opts.validate) {
           await loadConfigPlugins(cfg, ctx.registry);
-          validateConfig(cfg, ctx.registry);
+          validateRunConfig(cfg, ctx.registry);
         }
         ctx.stdout.write(opts.json ? JSON.stringify(cfg.value, null, 2) + '\n' : dumpConfig(cfg, { origins: opts.origins }));
       });

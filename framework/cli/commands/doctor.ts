@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../errors.js';
-import type { CommandSpec } from '../command.js';
+import type { CommandSpec } from '../../plugins/command-spec.js';
 import { BACKEND_NAMES, initBackend, nativeBackendStatus, type BackendName } from '../../engine/backend.js';
 import { packageRoot } from '../../paths.js';
 

@@ -1,4 +1,4 @@
-import type { CommandSpec } from '../command.js';
+import type { CommandSpec } from '../../plugins/command-spec.js';
 import { pluginsCommand } from './plugins.js';
 import { configCommand } from './config.js';
 import { validateCommand } from './validate.js';

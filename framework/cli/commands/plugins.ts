@@ -1,7 +1,7 @@
-import type { CommandSpec } from '../command.js';
+import type { CommandSpec } from '../../plugins/command-spec.js';
 import { isPluginKind, PLUGIN_KINDS } from '../../plugins/kinds.js';
 import { UserError, didYouMean } from '../../errors.js';
-import { formatTable } from '../table.js';
+import { formatTable } from '../../output/table.js';
 import { describeSchema } from '../schema-doc.js';
 
 export const pluginsCommand: CommandSpec = {

@@ -2,7 +2,7 @@
  * `rass report SWEEP [--runs-dir D]`: Markdown + self-contained HTML report of a sweep, logged as
  * artifacts of its parent run. `rass report --runs A B C [--out DIR]`: one page comparing runs.
  */
-import type { CommandSpec } from '../command.js';
+import type { CommandSpec } from '../../plugins/command-spec.js';
 import { basename, join, resolve } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import { UserError, isUserError } from '../../errors.js';

@@ -2,7 +2,7 @@
  * `rass run CONFIG [--set k=v ...] [--name NAME]` and `rass run --resume RUN`: run an
  * experiment config through the runner, recording it in the local run store.
  */
-import type { CommandSpec } from '../command.js';
+import type { CommandSpec } from '../../plugins/command-spec.js';
 import { runExperiment } from '../../runner/runner.js';
 import { isPipelineConfig, runPipeline } from '../../runner/pipeline.js';
 import { UserError } from '../../errors.js';

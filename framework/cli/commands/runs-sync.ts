@@ -4,9 +4,9 @@
  * command for builds without `rass runs`.
  */
 import type { Command } from 'commander';
-import type { CliContext, CommandSpec } from '../command.js';
+import type { CliContext, CommandSpec } from '../../plugins/command-spec.js';
 import { UserError } from '../../errors.js';
-import { formatTable } from '../table.js';
+import { formatTable } from '../../output/table.js';
 import { syncRuns } from '../../tracking/sync.js';
 import { stripCredentials } from '../../tracking/mlflow/redact.js';
 

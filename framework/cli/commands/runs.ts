@@ -3,9 +3,9 @@
  * from each run's journal. RUN is a run id, a unique id prefix, or a run directory.
  */
 import { resolve } from 'node:path';
-import type { CommandSpec } from '../command.js';
+import type { CommandSpec } from '../../plugins/command-spec.js';
 import { UserError } from '../../errors.js';
-import { formatTable } from '../table.js';
+import { formatTable } from '../../output/table.js';
 import { findRunDirs, formatDuration, formatMetric, resolveRunDir, summarizeRun, type RunSummary } from '../../tracking/run-store.js';
 import { addRunsSyncCommand } from './runs-sync.js';
 

@@ -3,7 +3,7 @@
  * expand a config's `sweep:` block into trials, print the trial table, validate every trial,
  * then run them (one parent run, one child run per trial).
  */
-import type { CommandSpec } from '../command.js';
+import type { CommandSpec } from '../../plugins/command-spec.js';
 import { loadConfig } from '../../config/index.js';
 import { UserError } from '../../errors.js';
 import { executeSweep, planSweep, trialTable } from '../../sweep/run-sweep.js';

@@ -2,7 +2,7 @@
  * `rass _trial-worker`: internal. The local sweep executor starts these (with an IPC channel)
  * and sends them trials to run one at a time; see framework/sweep/trial-worker.ts.
  */
-import type { CommandSpec } from '../command.js';
+import type { CommandSpec } from '../../plugins/command-spec.js';
 import { serveTrials } from '../../sweep/trial-worker.js';
 
 export const trialWorkerCommand: CommandSpec = {

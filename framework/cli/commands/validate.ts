@@ -1,5 +1,6 @@
-import type { CommandSpec } from '../command.js';
-import { loadConfig, loadConfigPlugins, validateConfig, ConfigError, isFragment, validateFragment, type ResolvedConfig } from '../../config/index.js';
+import type { CommandSpec } from '../../plugins/command-spec.js';
+import { loadConfig, ConfigError, isFragment, validateFragment, type ResolvedConfig } from '../../config/index.js';
+import { loadConfigPlugins, validateRunConfig } from '../../runner/run-config.js';
 import { UserError, isUserError } from '../../errors.js';
 import { validatePipeline } from '../../runner/pipeline.js';
 
@@ -38,7 +39,7 @@ export const validateCommand: CommandSpec = {
               ctx.stdout.write(`ok ${file} (pipeline of ${n} stages, each valid)${needsEnv.size ? ` (a run needs ${[...needsEnv].sort().join(', ')} set)` : ''}\n`);
               continue;
             }
-            validateConfig(cfg, ctx.registry);
+            validateRunConfig(cfg, ctx.registry);
             ctx.stdout.write(`ok ${file}${env}\n`);
           } catch (e) {
             if (!isUserError(e)) throw e;

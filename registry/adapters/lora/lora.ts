@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LayerDelta, ParameterHolder, TargetableLayer } from '../../../framework/contracts/backbone.js';
+import type { LayerDelta, ParameterHolder, TargetableLayer } from '../../../framework/api.js';
 import { Rng, readSafetensors, toFloat32, writeSafetensors, UserError, type WritableTensor } from '../../../framework/api.js';
 
 /**

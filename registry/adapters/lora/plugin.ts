@@ -1,8 +1,8 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { join } from 'node:path';
 import { definePlugin, finishedRun, UserError, type Logger } from '../../../framework/api.js';
-import type { Adapter } from '../../../framework/contracts/adapter.js';
-import type { ParameterHolder } from '../../../framework/contracts/backbone.js';
+import type { Adapter } from '../../../framework/api.js';
+import type { ParameterHolder } from '../../../framework/api.js';
 import { LoraModel, type LoraConfig } from './lora.js';
 
 /** The `adapter/lora` component: one named LoRA adapter (new or loaded from a PEFT folder) on a backbone. */

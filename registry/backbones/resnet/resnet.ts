@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng, toFloat32, UserError, type readSafetensors } from '../../../framework/api.js';
-import type { Backbone, ParameterHolder, TargetableLayer } from '../../../framework/contracts/backbone.js';
-import type { FeatureLevel } from '../../../framework/contracts/head.js';
+import type { Backbone, ParameterHolder, TargetableLayer } from '../../../framework/api.js';
+import type { FeatureLevel } from '../../../framework/api.js';
 
 /**
  * ResNet (torchvision v1.5 Bottleneck: stride on the 3x3 conv) with torchvision's state_dict

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { PromptEncoder } from '../../../framework/contracts/backbone.js';
+import type { PromptEncoder } from '../../../framework/api.js';
 import { Embedding, LayerNorm, Linear, ParamStore, Scope, activation } from './nn.js';
 import type { ClipTokenizer } from './tokenizer.js';
 import { saveComponent, saveTokenizer } from './save-pretrained.js';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { LayerDelta, TargetableLayer as TargetableLayerContract } from '../../../framework/contracts/backbone.js';
+import type { LayerDelta, TargetableLayer as TargetableLayerContract } from '../../../framework/api.js';
 import { Rng, UserError, gelu as fusedGelu, groupNorm, layerNorm, silu as fusedSilu } from '../../../framework/api.js';
 
 /**

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { definePlugin, UserError, type ComponentNode } from '../../../framework/api.js';
-import type { ConditionalUNet, LatentAutoencoder, OneStepRestorer, PromptEncoder, TapOptions, TapResult } from '../../../framework/contracts/backbone.js';
+import type { ConditionalUNet, LatentAutoencoder, OneStepRestorer, PromptEncoder, TapOptions, TapResult } from '../../../framework/api.js';
 import { alphaBar } from './one-step.js';
 
 /**

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { TapOptions } from '../../../framework/contracts/backbone.js';
+import type { TapOptions } from '../../../framework/api.js';
 
 /** What a caller asks a forward pass to record besides its output. */
 export type ForwardOptions = TapOptions;

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ConditionalUNet } from '../../../framework/contracts/backbone.js';
+import type { ConditionalUNet } from '../../../framework/api.js';
 import { Transformer2D } from './attention.js';
 import { Conv2d, GroupNorm, Linear, ParamStore, Scope, silu } from './nn.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { LatentAutoencoder } from '../../../framework/contracts/backbone.js';
+import type { LatentAutoencoder } from '../../../framework/api.js';
 import { Attention } from './attention.js';
 import { Conv2d, GroupNorm, ParamStore, Scope, silu } from './nn.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';

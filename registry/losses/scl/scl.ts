@@ -1,6 +1,6 @@
 /**
  * The Semantic-Constraint Loss (SCL) of RASS's SCR stage on the UNet's cross-attention maps. The
- * paper's formula is not public; this is the documented design of RASS-REFERENCE.md, anchored on
+ * paper's formula is not public; this is the documented design in docs/method.md, anchored on
  * TokenCompose (CVPR 2024). For every sample b, every tag target t with tokens and a mask, and every
  * selected layer l with head-averaged probabilities P [B, Nq, Nk]:
  *
@@ -34,7 +34,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../../framework/api.js';
-import type { AttentionLoss, AttentionSample, LossResult } from '../../../framework/contracts/loss.js';
+import type { AttentionLoss, AttentionSample, LossResult } from '../../../framework/api.js';
 
 export type SclReduction = 'mean' | 'sample-mean' | 'sum';
 

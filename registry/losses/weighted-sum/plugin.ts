@@ -1,5 +1,5 @@
 import { definePlugin, UserError, type ComponentNode } from '../../../framework/api.js';
-import type { ImageLoss } from '../../../framework/contracts/loss.js';
+import type { ImageLoss } from '../../../framework/api.js';
 import { WeightedSumLoss, type WeightedPart } from './weighted-sum.js';
 
 export const weightedSumLoss = definePlugin({

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ImageLoss, LossResult } from '../../../framework/contracts/loss.js';
+import type { ImageLoss, LossResult } from '../../../framework/api.js';
 
 export interface WeightedPart {
   readonly id: string;

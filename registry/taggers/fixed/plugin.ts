@@ -1,5 +1,5 @@
 import { definePlugin } from '../../../framework/api.js';
-import type { SegSample } from '../../../framework/contracts/dataset.js';
+import type { SegSample } from '../../../framework/api.js';
 import { SynonymTagger, synonymProperties, synonymsFromOptions } from '../synonyms.js';
 
 /** The same tags for every sample (one prompt for the whole dataset). */

@@ -1,4 +1,4 @@
-import type { SegSample } from '../../../framework/contracts/dataset.js';
+import type { SegSample } from '../../../framework/api.js';
 import { SynonymTagger } from '../synonyms.js';
 
 export interface LabelTagsOptions {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { Command } from 'commander';
-import type { CliContext } from '../../../framework/cli/command.js';
+import type { CliContext } from '../../../framework/plugins/command-spec.js';
 import { addRunsSyncCommand } from '../../../framework/cli/commands/runs-sync.js';
 import { PluginRegistry } from '../../../framework/plugins/registry.js';
 import { MlflowClient } from '../../../framework/tracking/mlflow/client.js';

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { loadConfig, validateConfig, applyOverrides, dumpConfig, buildComponent, ConfigError, formatOrigin } from '../../../framework/config/index.js';
+import { loadConfig, applyOverrides, dumpConfig, buildComponent, ConfigError, formatOrigin } from '../../../framework/config/index.js';
+import { validateRunConfig } from '../../../framework/runner/run-config.js';
 import { PluginRegistry } from '../../../framework/plugins/registry.js';
 import { consoleLogger } from '../../../framework/plugins/context.js';
 import { testPackage } from './_plugins.js';
@@ -70,14 +71,14 @@ test('an extends cycle is rejected with the chain printed', async () => {
 
 test('an error in an extended file names that file, line and column, and the child', async () => {
   const cfg = await loadConfig(fixture('bad/child.yaml'));
-  const e = await errorOf(() => validateConfig(cfg, registry()));
+  const e = await errorOf(() => validateRunConfig(cfg, registry()));
   assert.equal(e.issues.length, 1);
   assert.match(e.message, /bad\/base\.yaml:5:5 experiment\.optimizer\.lr: expected number, got string "fast" \(via .*bad\/child\.yaml\)/);
 });
 
 test('three schema violations are all reported, an unknown key gets a suggestion', async () => {
   const cfg = await loadConfig(fixture('bad/three.yaml'));
-  const e = await errorOf(() => validateConfig(cfg, registry()));
+  const e = await errorOf(() => validateRunConfig(cfg, registry()));
   const lines = e.issues.map((i) => `${formatOrigin(i.origin)} ${i.path}: ${i.message}`);
   assert.equal(e.issues.length, 3, lines.join('\n'));
   assert.ok(lines.some((l) => /three\.yaml:3:3 experiment\.steps: must be >= 1, got number -3/.test(l)), lines.join('\n'));
@@ -88,7 +89,7 @@ test('three schema violations are all reported, an unknown key gets a suggestion
 test('defaults are applied (also for nested component nodes) and components build with origins', async () => {
   const cfg = await loadConfig(fixture('chain/leaf.yaml'));
   const reg = registry();
-  validateConfig(cfg, reg);
+  validateRunConfig(cfg, reg);
   const exp = cfg.value.experiment as Record<string, any>;
   assert.deepEqual(exp.loss, { type: 'loss/mse', weight: 1 });
   assert.equal(cfg.value.seed, 1);
@@ -124,7 +125,7 @@ test('bad input: missing file, YAML syntax error, unknown plugin, bad --set', as
   const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
   writeFileSync(join(dir, 'u.yaml'), 'experiment:\n  type: experiment/trian\n  steps: 1\n');
   const cfg = await loadConfig(join(dir, 'u.yaml'));
-  const e3 = await errorOf(() => validateConfig(cfg, registry()));
+  const e3 = await errorOf(() => validateRunConfig(cfg, registry()));
   assert.match(e3.message, /u\.yaml:2:3 experiment\.type: unknown plugin experiment\/trian \(did you mean "train"\?\)/);
   writeFileSync(join(dir, 'm.yaml'), 'extends: missing-base.yaml\nseed: 1\n');
   const e4 = await errorOf(loadConfig(join(dir, 'm.yaml')));

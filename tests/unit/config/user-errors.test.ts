@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { readdirSync, mkdtempSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, validateConfig, ConfigError } from '../../../framework/config/index.js';
+import { loadConfig, ConfigError } from '../../../framework/config/index.js';
+import { validateRunConfig } from '../../../framework/runner/run-config.js';
 import { isUserError } from '../../../framework/errors.js';
 import { PluginRegistry } from '../../../framework/plugins/registry.js';
 import { runCliCaptured } from '../../helpers/cli.js';
@@ -24,7 +25,7 @@ async function configError(sets: string[], file = QUICKSTART): Promise<ConfigErr
   reg.loadPackage(experimentsPackage);
   try {
     const cfg = await loadConfig(file, { sets });
-    validateConfig(cfg, reg);
+    validateRunConfig(cfg, reg);
   } catch (e) {
     assert.ok(isUserError(e), `a UserError, got ${(e as Error).stack}`);
     return e as ConfigError;

@@ -41,7 +41,7 @@ describe('per-pixel loss', () => {
 });
 
 describe('mask2former loss plugin', () => {
-  it('defaults follow RASS-REFERENCE.md', async () => {
+  it('defaults follow docs/method.md', async () => {
     const l = (await mask2formerLoss.create({ numClasses: 150 } as never, {} as never)) as unknown as { o: Record<string, number | boolean> };
     assert.deepEqual(
       { c: l.o.classWeight, m: l.o.maskWeight, d: l.o.diceWeight, n: l.o.noObjectWeight, p: l.o.numPoints, os: l.o.oversampleRatio, is: l.o.importanceSampleRatio, ds: l.o.deepSupervision },

@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { createProgress } from '../../../framework/cli/progress.js';
+import { createProgress } from '../../../framework/output/progress.js';
 
 function capture(isTTY: boolean) {
   const s = new PassThrough() as PassThrough & { isTTY?: boolean; columns?: number };

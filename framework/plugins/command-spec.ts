@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { PluginRegistry } from '../plugins/registry.js';
+import type { PluginRegistry } from './registry.js';
 
 /** What every sub-command gets: the registry with the built-in packages loaded, and output streams. */
 export interface CliContext {
