@@ -2,6 +2,10 @@ import { DELETE, type Directive } from './yaml-source.js';
 import { OriginMap } from './origins.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { formatPath, isPlainObject, pathKey, type ConfigPath } from './paths.js';
+import { didYouMean } from '../errors.js';
+
+/** Keys of a `!patch` list element that say what to do with it rather than being its content. */
+const PATCH_OPS = ['$before', '$after'] as const;
 
 export interface Layer {
   value: unknown;
@@ -11,7 +15,8 @@ export interface Layer {
 
 /**
  * Merge `child` over `base`: maps deep-merge, lists and scalars replace, DELETE drops the
- * key, `!replace` replaces a map wholesale, `!patch` merges list elements by `id`.
+ * key, `!replace` replaces a map wholesale, `!patch` merges list elements by `id` (an element
+ * with `$delete: true` drops the inherited one, `$before: id` / `$after: id` place a new one).
  * Origins follow the values: a replaced subtree takes the child's origins.
  * `path` is the position in the result; `cpath` the position in the child (they differ
  * inside patched list elements, whose index in the result is the inherited element's).
@@ -34,15 +39,60 @@ export function mergeLayers(base: Layer, child: Layer): { value: unknown; origin
         return b;
       }
       const out = [...b];
+      const ids = () => out.map((x) => (isPlainObject(x) ? x.id : undefined)).filter((x) => x !== undefined).map(String);
+      const indexOf = (id: unknown) => out.findIndex((x) => isPlainObject(x) && x.id === id);
       (c as unknown[]).forEach((el, ci) => {
         const id = isPlainObject(el) ? el.id : undefined;
+        const at = [...cpath, ci];
+        const issue = (message: string, key?: string) => issues.push({ origin: child.origins.get(key ? [...at, key] : at) ?? child.origins.get(at), path: formatPath([...path, ci]), message });
         if (id === undefined) {
-          issues.push({ origin: child.origins.get([...cpath, ci]), path: formatPath([...path, ci]), message: '!patch list elements need an `id` naming the element to patch or add' });
+          issue('!patch list elements need an `id` naming the element to patch, add or delete');
           return;
         }
-        const bi = out.findIndex((x) => isPlainObject(x) && x.id === id);
-        if (bi < 0) out.push(takeChild(el, [...path, out.length], [...cpath, ci]));
-        else out[bi] = merge(out[bi], el, [...path, bi], [...cpath, ci]);
+        const el2 = el as Record<string, unknown>;
+        const ops = PATCH_OPS.filter((k) => k in el2);
+        const bi = indexOf(id);
+        if (el2.$delete !== undefined) {
+          // `{ id: x, $delete: true }` drops the inherited element x
+          if (el2.$delete !== true || Object.keys(el2).some((k) => k !== 'id' && k !== '$delete')) {
+            issue('`$delete: true` takes no other keys than `id`', '$delete');
+            return;
+          }
+          if (bi < 0) {
+            issue(`$delete: no inherited element has id "${String(id)}"${didYouMean(String(id), ids())}; ids: ${ids().join(', ')}`, 'id');
+            return;
+          }
+          out.splice(bi, 1);
+          origins.deleteSubtree([...path, bi]);
+          origins.shiftListDown(path, bi);
+          return;
+        }
+        if (ops.length > 1) {
+          issue('an element takes one of `$before` and `$after`, not both', ops[1]);
+          return;
+        }
+        if (ops.length === 1) {
+          // `{ id: new, $before: x, ...}` inserts a new element before (or after) the inherited x
+          const op = ops[0];
+          const anchor = el2[op];
+          const ai = indexOf(anchor);
+          if (bi >= 0) {
+            issue(`${op}: "${String(id)}" is already in the list; ${op} places a new element (delete it and add it again to move it)`, op);
+            return;
+          }
+          if (ai < 0) {
+            issue(`${op}: no inherited element has id "${String(anchor)}"${didYouMean(String(anchor), ids())}; ids: ${ids().join(', ')}`, op);
+            return;
+          }
+          const where = op === '$before' ? ai : ai + 1;
+          const rest = Object.fromEntries(Object.entries(el2).filter(([k]) => k !== op));
+          origins.shiftListUp(path, where);
+          out.splice(where, 0, null);
+          out[where] = takeChild(rest, [...path, where], at);
+          return;
+        }
+        if (bi < 0) out.push(takeChild(el, [...path, out.length], at));
+        else out[bi] = merge(out[bi], el, [...path, bi], at);
       });
       return out;
     }

@@ -70,6 +70,28 @@ export class OriginMap {
     }
   }
 
+  /** Entries of list `list` at index >= `from` move down one index (an element before them was removed). */
+  shiftListDown(list: ConfigPath, from: number): void {
+    this.shiftList(list, from, -1);
+  }
+
+  /** Entries of list `list` at index >= `from` move up one index (an element is inserted at `from`). */
+  shiftListUp(list: ConfigPath, from: number): void {
+    this.shiftList(list, from, 1);
+  }
+
+  private shiftList(list: ConfigPath, from: number, by: number): void {
+    const moved: { path: ConfigPath; origin: Origin }[] = [];
+    for (const [k, v] of this.m) {
+      const idx = v.path[list.length];
+      if (isPrefix(list, v.path) && typeof idx === 'number' && idx >= from) {
+        this.m.delete(k);
+        moved.push({ path: [...list, idx + by, ...v.path.slice(list.length + 1)], origin: v.origin });
+      }
+    }
+    for (const v of moved) this.m.set(pathKey(v.path), v);
+  }
+
   withVia(file: string): OriginMap {
     const out = new OriginMap();
     for (const v of this.m.values()) out.m.set(pathKey(v.path), { path: v.path, origin: v.origin.file ? { ...v.origin, via: [...(v.origin.via ?? []), file] } : v.origin });
