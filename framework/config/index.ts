@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { PluginRegistry } from '../plugins/registry.js';
 import { loadWithExtends } from './load.js';
+import { groupKey, parseSelection, type GroupSelection } from './groups.js';
 import { applySets } from './overrides.js';
 import { interpolate } from './interpolate.js';
 import { validateTree } from './validate.js';
@@ -31,27 +32,51 @@ export interface LoadOptions {
   missingEnv?: (name: string) => string;
 }
 
-function finish(raw: Record<string, unknown>, origins: OriginMap, file: string, files: string[], overrides: string[], env: Record<string, string | undefined>, missingEnv?: (name: string) => string): ResolvedConfig {
+function finish(raw: Record<string, unknown>, origins: OriginMap, file: string, files: string[], overrides: string[], env: Record<string, string | undefined>, missingEnv: ((name: string) => string) | undefined, groups: ReadonlySet<string>): ResolvedConfig {
   const value = structuredClone(raw);
   interpolate(value, origins, env, missingEnv);
-  return { value, file, files, overrides, origins, raw, env, origin: (p) => origins.nearest(p) };
+  return { value, file, files, overrides, origins, raw, env, groups, origin: (p) => origins.nearest(p) };
 }
 
 /** Read a config file with its extends chain, apply `--set`s, interpolate. Throws ConfigError. */
 export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<ResolvedConfig> {
-  const abs = resolve(opts.cwd ?? process.cwd(), file);
-  const { value, origins, files } = loadWithExtends(abs);
-  const sets = [...(opts.sets ?? [])];
-  applySets(value, origins, sets);
-  return finish(value, origins, abs, files, sets, opts.env ?? process.env, opts.missingEnv);
+  return resolveFile(resolve(opts.cwd ?? process.cwd(), file), [...(opts.sets ?? [])], opts.env ?? process.env, opts.missingEnv);
 }
 
-/** A new config with more `--set`s applied on top (sweeps use this per trial), re-interpolated. */
+/**
+ * Sets that select a config group's option (`model=sd21-base`: a bare name that is a group
+ * the extends chain uses) are applied while loading; the others on the merged tree.
+ */
+function resolveFile(abs: string, sets: string[], env: Record<string, string | undefined>, missingEnv?: (name: string) => string): ResolvedConfig {
+  let loaded = loadWithExtends(abs);
+  const selections = new Map<string, GroupSelection>();
+  const plain: { set: string; n: number }[] = [];
+  sets.forEach((set, i) => {
+    const sel = parseSelection(set);
+    const group = sel && [...loaded.groups].find((g) => g === sel.name || g === `${sel.name}s`);
+    if (sel && group) selections.set(groupKey(sel.name), { option: sel.option, origin: { set: i + 1 }, used: false });
+    else plain.push({ set, n: i + 1 });
+  });
+  if (selections.size) loaded = loadWithExtends(abs, selections);
+  const { value, origins, files, groups } = loaded;
+  for (const { set, n } of plain) applySets(value, origins, [set], n);
+  return finish(value, origins, abs, files, sets, env, missingEnv, groups);
+}
+
+/**
+ * A new config with more `--set`s applied on top (sweeps use this per trial), re-interpolated.
+ * A set that selects a group option reloads the files, since it changes which files merge.
+ */
 export function applyOverrides(cfg: ResolvedConfig, sets: readonly string[]): ResolvedConfig {
+  const selects = sets.some((set) => {
+    const sel = parseSelection(set);
+    return sel !== undefined && [...cfg.groups].some((g) => g === sel.name || g === `${sel.name}s`);
+  });
+  if (selects) return resolveFile(cfg.file, [...cfg.overrides, ...sets], cfg.env);
   const raw = structuredClone(cfg.raw);
   const origins = cfg.origins.clone();
   applySets(raw, origins, sets, cfg.overrides.length + 1);
-  return finish(raw, origins, cfg.file, cfg.files, [...cfg.overrides, ...sets], cfg.env);
+  return finish(raw, origins, cfg.file, cfg.files, [...cfg.overrides, ...sets], cfg.env, undefined, cfg.groups);
 }
 
 /**

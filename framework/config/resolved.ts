@@ -16,4 +16,6 @@ export interface ResolvedConfig {
   /** @internal the merged value before interpolation (applyOverrides re-interpolates from it) */
   readonly raw: Record<string, unknown>;
   readonly env: Record<string, string | undefined>;
+  /** The config groups (`_base_/<group>/` folders) its extends chain uses: `--set model=x` selects in them. */
+  readonly groups: ReadonlySet<string>;
 }

@@ -1,0 +1,103 @@
+/**
+ * Config groups (`--set model=x`, a file's `groups:`, a sweep axis over a group) and the error
+ * for a key that two sibling bases of one `extends` list set differently.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { loadConfig, applyOverrides, ConfigError, formatOrigin } from '../../../framework/config/index.js';
+import { expandSweep, formatOverrides, parseSweepSpec } from '../../../framework/sweep/spec.js';
+
+function tree(spec: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'rass-groups-'));
+  for (const [name, text] of Object.entries(spec)) {
+    mkdirSync(join(dir, name, '..'), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  return dir;
+}
+
+const GROUPS = {
+  '_base_/models/small.yaml': 'vars:\n  model: { width: 8, depth: 2 }\n',
+  '_base_/models/large.yaml': 'vars:\n  model: { width: 64, depth: 2 }\n',
+  '_base_/datasets/shapes.yaml': 'vars:\n  data: { name: shapes }\n',
+  '_base_/datasets/ade.yaml': 'vars:\n  data: { name: ade }\n',
+  'exp/base.yaml': 'extends: [../_base_/models/small.yaml, ../_base_/datasets/shapes.yaml]\nexperiment: { width: "${vars.model.width}", data: "${vars.data.name}" }\n',
+};
+
+async function configError(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.message;
+  }
+  return assert.fail('expected a ConfigError');
+}
+
+test('--set model=large swaps the models base of the extends chain (singular or folder name)', async () => {
+  const dir = tree(GROUPS);
+  const plain = await loadConfig(join(dir, 'exp/base.yaml'));
+  assert.deepEqual(plain.value.experiment, { width: 8, data: 'shapes' });
+  const large = await loadConfig(join(dir, 'exp/base.yaml'), { sets: ['model=large', 'datasets=ade'] });
+  assert.deepEqual(large.value.experiment, { width: 64, data: 'ade' });
+  assert.match(formatOrigin(large.origin(['vars', 'model', 'width'])), /_base_\/models\/large\.yaml:2:/);
+  assert.deepEqual([...large.groups].sort(), ['datasets', 'models']);
+  // a later plain --set still applies on top, and is numbered after the selection
+  const both = await loadConfig(join(dir, 'exp/base.yaml'), { sets: ['model=large', 'vars.model.width=3'] });
+  assert.equal((both.value.experiment as { width: number }).width, 3);
+  assert.equal(formatOrigin(both.origin(['vars', 'model', 'width'])), '--set #2');
+});
+
+test('a missing option or an unused group is an error naming the --set and the options', async () => {
+  const dir = tree(GROUPS);
+  assert.match(await configError(loadConfig(join(dir, 'exp/base.yaml'), { sets: ['model=larg'] })), /--set #1 groups: group "models" has no option "larg" \(did you mean "large"\?\); options: large, small/);
+  const fileSel = tree({ ...GROUPS, 'exp/child.yaml': 'extends: base.yaml\ngroups: { schedule: fast }\n' });
+  assert.match(await configError(loadConfig(join(fileSel, 'exp/child.yaml'))), /child\.yaml:2:\d+ groups: selects "fast" but no base .* belongs to that group; groups it uses: datasets, models/);
+});
+
+test('a file selects a group option for its bases with groups:, and the command line wins over it', async () => {
+  const dir = tree({ ...GROUPS, 'exp/ade.yaml': 'extends: base.yaml\ngroups: { dataset: ade }\n' });
+  const cfg = await loadConfig(join(dir, 'exp/ade.yaml'));
+  assert.deepEqual(cfg.value.experiment, { width: 8, data: 'ade' });
+  assert.equal(cfg.value.groups, undefined, 'groups: is consumed by the loader');
+  const cli = await loadConfig(join(dir, 'exp/ade.yaml'), { sets: ['dataset=shapes'] });
+  assert.deepEqual(cli.value.experiment, { width: 8, data: 'shapes' });
+});
+
+test('a sweep axis can range over a group: each trial config loads its option', async () => {
+  const dir = tree(GROUPS);
+  const cfg = await loadConfig(join(dir, 'exp/base.yaml'), { sets: ['seed=3'] });
+  const trials = expandSweep(parseSweepSpec({ grid: { model: ['small', 'large'], 'vars.model.depth': [1, 4] } }));
+  const widths = trials.map((t) => {
+    const tc = applyOverrides(cfg, formatOverrides(t.overrides));
+    const v = tc.value as { experiment: { width: number }; vars: { model: { depth: number } }; seed: number };
+    assert.equal(v.seed, 3, 'the base config\'s own sets survive the reload');
+    return [v.experiment.width, v.vars.model.depth];
+  });
+  assert.deepEqual(widths, [[8, 1], [8, 4], [64, 1], [64, 4]]);
+});
+
+test('two sibling bases setting one key differently is an error naming both places, unless the child sets it', async () => {
+  const spec = {
+    'a.yaml': 'experiment:\n  lr: 0.1\n  steps: 10\n',
+    'b.yaml': 'experiment:\n  batch: 4\n  lr: 0.2\n',
+    'same.yaml': 'experiment:\n  steps: 10\n',
+    'shape.yaml': 'experiment:\n  steps: { warmup: 2 }\n',
+  };
+  const dir = tree({
+    ...spec,
+    'clash.yaml': 'extends: [a.yaml, b.yaml]\n',
+    'chosen.yaml': 'extends: [a.yaml, b.yaml]\nexperiment: { lr: 0.3 }\n',
+    'agree.yaml': 'extends: [a.yaml, same.yaml]\n',
+    'mapclash.yaml': 'extends: [a.yaml, shape.yaml]\n',
+  });
+  const msg = await configError(loadConfig(join(dir, 'clash.yaml')));
+  assert.match(msg, /clash\.yaml:1:\d+ experiment\.lr: "experiment\.lr" is set by two bases of one extends list: .*a\.yaml:2:3 .* and .*b\.yaml:3:3/);
+  assert.doesNotMatch(msg, /batch|steps/);
+  assert.equal(((await loadConfig(join(dir, 'chosen.yaml'))).value.experiment as { lr: number }).lr, 0.3);
+  assert.equal(((await loadConfig(join(dir, 'agree.yaml'))).value.experiment as { steps: number }).steps, 10);
+  assert.match(await configError(loadConfig(join(dir, 'mapclash.yaml'))), /"experiment\.steps" is set by two bases/);
+});
