@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { PluginRegistry } from '../plugins/registry.js';
 import { loadWithExtends } from './load.js';
 import { groupKey, parseSelection, type GroupSelection } from './groups.js';
-import { applySets } from './overrides.js';
+import { applySets, type CreatedKey } from './overrides.js';
 import { interpolate } from './interpolate.js';
 import { validateTree } from './validate.js';
 import { dumpValue } from './dump.js';
@@ -32,10 +32,10 @@ export interface LoadOptions {
   missingEnv?: (name: string) => string;
 }
 
-function finish(raw: Record<string, unknown>, origins: OriginMap, file: string, files: string[], overrides: string[], env: Record<string, string | undefined>, missingEnv: ((name: string) => string) | undefined, groups: ReadonlySet<string>): ResolvedConfig {
+function finish(raw: Record<string, unknown>, origins: OriginMap, file: string, files: string[], overrides: string[], env: Record<string, string | undefined>, missingEnv: ((name: string) => string) | undefined, groups: ReadonlySet<string>, created: readonly CreatedKey[]): ResolvedConfig {
   const value = structuredClone(raw);
   interpolate(value, origins, env, missingEnv);
-  return { value, file, files, overrides, origins, raw, env, groups, origin: (p) => origins.nearest(p) };
+  return { value, file, files, overrides, origins, raw, env, groups, created, origin: (p) => origins.nearest(p) };
 }
 
 /** Read a config file with its extends chain, apply `--set`s, interpolate. Throws ConfigError. */
@@ -59,8 +59,9 @@ function resolveFile(abs: string, sets: string[], env: Record<string, string | u
   });
   if (selections.size) loaded = loadWithExtends(abs, selections);
   const { value, origins, files, groups } = loaded;
-  for (const { set, n } of plain) applySets(value, origins, [set], n);
-  return finish(value, origins, abs, files, sets, env, missingEnv, groups);
+  const created: CreatedKey[] = [];
+  for (const { set, n } of plain) applySets(value, origins, [set], n, created);
+  return finish(value, origins, abs, files, sets, env, missingEnv, groups, created);
 }
 
 /**
@@ -75,8 +76,9 @@ export function applyOverrides(cfg: ResolvedConfig, sets: readonly string[]): Re
   if (selects) return resolveFile(cfg.file, [...cfg.overrides, ...sets], cfg.env);
   const raw = structuredClone(cfg.raw);
   const origins = cfg.origins.clone();
-  applySets(raw, origins, sets, cfg.overrides.length + 1);
-  return finish(raw, origins, cfg.file, cfg.files, [...cfg.overrides, ...sets], cfg.env, undefined, cfg.groups);
+  const created = [...cfg.created];
+  applySets(raw, origins, sets, cfg.overrides.length + 1, created);
+  return finish(raw, origins, cfg.file, cfg.files, [...cfg.overrides, ...sets], cfg.env, undefined, cfg.groups, created);
 }
 
 /**
@@ -85,7 +87,7 @@ export function applyOverrides(cfg: ResolvedConfig, sets: readonly string[]): Re
  * file); throws ConfigError listing every issue.
  */
 export function validateConfig(cfg: ResolvedConfig, registry: PluginRegistry, rootSchema: object): void {
-  validateTree(cfg.value, cfg.origins, registry, rootSchema);
+  validateTree(cfg.value, cfg.origins, registry, rootSchema, { created: cfg.created });
 }
 
 /** The resolved config as YAML, optionally with each value's origin as a comment. */

@@ -1,6 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './errors.js';
-import type { OriginMap } from './origins.js';
+import { formatOrigin, type OriginMap } from './origins.js';
 import { formatPath, isPlainObject, parsePath, type PathSeg } from './paths.js';
 
 /**
@@ -9,10 +9,25 @@ import { formatPath, isPlainObject, parsePath, type PathSeg } from './paths.js';
  * (`stages[1].prob=0.5`; index == length appends). Each overridden subtree gets the origin
  * `--set #n` (n counted from `firstIndex`).
  */
-export function applySets(value: Record<string, unknown>, origins: OriginMap, sets: readonly string[], firstIndex = 1): void {
-  sets.forEach((raw, i) => {
+export interface CreatedKey {
+  path: PathSeg[];
+  /** index in `path` of the first key no file defines (the containers below it were created too) */
+  from: number;
+  set: number;
+}
+
+/**
+ * `created` collects the keys a `--set` adds that no file defines (without a leading `+`):
+ * validation accepts them only where a plugin's or the run's schema declares the key (its
+ * default applies otherwise), so a typo in a free-form place is not silently added.
+ */
+export function applySets(value: Record<string, unknown>, origins: OriginMap, sets: readonly string[], firstIndex = 1, created: CreatedKey[] = []): void {
+  sets.forEach((raw0, i) => {
     const n = firstIndex + i;
     const origin = { set: n };
+    // Hydra's convention: `+a.b=1` adds a key no file defines
+    const adding = raw0.trimStart().startsWith('+');
+    const raw = adding ? raw0.trimStart().slice(1) : raw0;
     const fail = (path: string, message: string): never => {
       throw new ConfigError([{ origin, path, message: `--set "${raw}": ${message}` }]);
     };
@@ -40,6 +55,7 @@ export function applySets(value: Record<string, unknown>, origins: OriginMap, se
       return cur;
     };
     let cur: unknown = value;
+    let firstMissing: PathSeg[] | undefined;
     for (let d = 0; d < path.length - 1; d++) {
       const seg = path[d];
       const nextIsIndex = typeof path[d + 1] === 'number';
@@ -50,6 +66,7 @@ export function applySets(value: Record<string, unknown>, origins: OriginMap, se
         container = cur as Record<string, unknown>;
       }
       if (container[seg] === undefined || container[seg] === null) {
+        if (firstMissing === undefined && typeof seg === 'string') firstMissing = path.slice(0, d + 1);
         container[seg] = nextIsIndex ? [] : {};
         // the --set created this container: errors about it (an unknown key...) blame the --set
         origins.set(path.slice(0, d + 1), origin);
@@ -59,6 +76,9 @@ export function applySets(value: Record<string, unknown>, origins: OriginMap, se
     const last = path[path.length - 1];
     if (typeof last === 'number') checkIndex(cur, last, path.length);
     else if (!isPlainObject(cur)) fail(formatPath(path.slice(0, -1)), `cannot set key "${last}" inside ${what(cur)}`);
+    const exists = firstMissing === undefined && (typeof last === 'number' ? last < (cur as unknown[]).length : (cur as Record<string, unknown>)[last] !== undefined);
+    if (adding && exists) fail(formatPath(path), `+ adds a key, but ${formatPath(path)} is already defined${describeOrigin(origins, path)}; drop the + to change it`);
+    if (!adding && !exists && v !== null && typeof last === 'string') created.push({ path, from: (firstMissing ?? path).length - 1, set: n });
     origins.deleteSubtree(path);
     if (typeof last === 'number') {
       const list = cur as unknown[];
@@ -77,4 +97,9 @@ function markAll(origins: OriginMap, path: PathSeg[], v: unknown, origin: { set:
   origins.set(path, origin);
   if (Array.isArray(v)) v.forEach((x, i) => markAll(origins, [...path, i], x, origin));
   else if (isPlainObject(v)) for (const [k, x] of Object.entries(v)) markAll(origins, [...path, k], x, origin);
+}
+
+function describeOrigin(origins: OriginMap, path: PathSeg[]): string {
+  const o = origins.get(path);
+  return o ? ` (${formatOrigin(o)})` : '';
 }

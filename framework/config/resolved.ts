@@ -1,5 +1,6 @@
 import type { ConfigPath } from './paths.js';
 import type { Origin, OriginMap } from './origins.js';
+import type { CreatedKey } from './overrides.js';
 
 /** A fully resolved config: merged, overridden and interpolated, with every value's origin. */
 export interface ResolvedConfig {
@@ -18,4 +19,6 @@ export interface ResolvedConfig {
   readonly env: Record<string, string | undefined>;
   /** The config groups (`_base_/<group>/` folders) its extends chain uses: `--set model=x` selects in them. */
   readonly groups: ReadonlySet<string>;
+  /** @internal keys `--set` added that no file defines (validation checks that a schema declares each) */
+  readonly created: readonly CreatedKey[];
 }

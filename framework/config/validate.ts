@@ -5,6 +5,7 @@ import type { AnyPlugin } from '../plugins/define-plugin.js';
 import { isPluginKind, PLUGIN_KINDS } from '../plugins/kinds.js';
 import { didYouMean, isUserError } from '../errors.js';
 import type { OriginMap } from './origins.js';
+import type { CreatedKey } from './overrides.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { formatPath, isPlainObject, type ConfigPath } from './paths.js';
 
@@ -120,7 +121,7 @@ export function isComponentLike(v: unknown): v is { type: string } {
  * `vars` subtrees are skipped (they hold data that is only validated where it is referenced)
  * unless `opts.includeVars` asks for them, as a fragment that fills `vars` does.
  */
-export function validateTree(value: Record<string, unknown>, origins: OriginMap, registry: PluginRegistry, rootSchema: object, opts: { includeVars?: boolean } = {}): void {
+export function validateTree(value: Record<string, unknown>, origins: OriginMap, registry: PluginRegistry, rootSchema: object, opts: { includeVars?: boolean; created?: readonly CreatedKey[] } = {}): void {
   const issues: ConfigIssue[] = [];
   const rootV = validatorFor(rootSchema, true);
   if (!rootV(value)) issues.push(...issuesFromAjv(rootV.errors ?? [], value, [], origins, (rel) => propsAt(rootSchema, rel)));
@@ -153,5 +154,56 @@ export function validateTree(value: Record<string, unknown>, origins: OriginMap,
     for (const [k, x] of Object.entries(v)) if (k !== 'vars' || opts.includeVars) walk(x, [...path, k]);
   };
   walk(value, []);
+  for (const c of opts.created ?? []) {
+    // a later set may have deleted it again (a sweep's trials drop the `sweep:` block)
+    if (c.path.reduce<unknown>((cur, seg) => (cur as Record<string | number, unknown> | undefined)?.[seg], value) === undefined) continue;
+    // every key from the first one no file defines down to the one set must be declared
+    for (let k = c.from; k < c.path.length; k++) {
+      const p = c.path.slice(0, k + 1);
+      if (typeof p[k] !== 'string') continue;
+      if (issues.some((i) => i.path.startsWith(formatPath(p)))) break; // already reported (an unknown option)
+      const problem = undeclaredKey(value, p, registry, rootSchema);
+      if (problem) {
+        issues.push({ origin: { set: c.set }, path: formatPath(p), message: problem.replace(/=\.\.\.$/, c.path.length > p.length ? `${formatPath(c.path).slice(formatPath(p).length)}=...` : '=...') });
+        break;
+      }
+    }
+  }
   if (issues.length) throw new ConfigError(issues);
+}
+
+/**
+ * A key a `--set` added that no file defines is accepted where a schema declares it (the run
+ * schema at the top level, the plugin's schema inside a component node). Elsewhere (free-form
+ * maps such as `vars`) it must be asked for with `+`, as in Hydra, so a typo is an error
+ * rather than a new key nobody reads. Where the schema's shape cannot be followed (a union,
+ * a reference) the key is let through for ajv to judge.
+ */
+function undeclaredKey(value: Record<string, unknown>, path: ConfigPath, registry: PluginRegistry, rootSchema: object): string | undefined {
+  let schema: Record<string, any> | undefined = rootSchema as Record<string, any>;
+  let node: unknown = value;
+  let rel: ConfigPath = [];
+  for (let d = 0; d < path.length - 1; d++) {
+    node = (node as Record<string | number, unknown> | undefined)?.[path[d]];
+    rel = [...rel, path[d]];
+    if (isComponentLike(node)) {
+      try {
+        schema = strictSchema(registry.resolveType(node.type).schema as Record<string, unknown>);
+        rel = [];
+      } catch {
+        return undefined; // an unknown type is reported on its own
+      }
+    }
+  }
+  for (const seg of rel) {
+    if (!schema || schema.anyOf || schema.oneOf || schema.allOf || schema.$ref) return undefined;
+    schema = typeof seg === 'number' ? schema.items : schema.properties?.[seg];
+  }
+  if (!schema || schema.anyOf || schema.oneOf || schema.allOf || schema.$ref) return undefined;
+  const key = String(path[path.length - 1]);
+  const declared = Object.keys((schema.properties ?? {}) as object);
+  if (declared.includes(key)) return undefined;
+  const parent = path.slice(0, -1).reduce<unknown>((cur, seg) => (cur as Record<string | number, unknown> | undefined)?.[seg], value);
+  const siblings = [...new Set([...declared, ...(isPlainObject(parent) ? Object.keys(parent) : [])])].filter((k) => k !== key);
+  return `no config file defines "${formatPath(path)}"${didYouMean(key, siblings)}; to add a new key write --set +${formatPath(path)}=...`;
 }

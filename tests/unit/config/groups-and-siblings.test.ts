@@ -101,3 +101,38 @@ test('two sibling bases setting one key differently is an error naming both plac
   assert.equal(((await loadConfig(join(dir, 'agree.yaml'))).value.experiment as { steps: number }).steps, 10);
   assert.match(await configError(loadConfig(join(dir, 'mapclash.yaml'))), /"experiment\.steps" is set by two bases/);
 });
+
+test('--set of a key no file defines: accepted where a schema declares it, else it needs a leading +', async () => {
+  const { PluginRegistry } = await import('../../../framework/plugins/registry.js');
+  const { validateRunConfig } = await import('../../../framework/runner/run-config.js');
+  const { testPackage } = await import('./_plugins.js');
+  const reg = new PluginRegistry();
+  reg.loadPackage(testPackage);
+  const leaf = join(process.cwd(), 'tests/fixtures/config/chain/leaf.yaml');
+  const validated = async (sets: string[]) => {
+    const cfg = await loadConfig(leaf, { sets });
+    validateRunConfig(cfg, reg);
+    return cfg;
+  };
+  // declared by the experiment's schema (momentum) or the run schema (seed): fine without +
+  assert.equal(((await validated(['experiment.optimizer.momentum=0.9', 'seed=5'])).value.experiment as { optimizer: { momentum: number } }).optimizer.momentum, 0.9);
+  // vars is free-form: a new key there must be asked for
+  const err = async (sets: string[]) => {
+    try {
+      await validated(sets);
+    } catch (e) {
+      assert.ok(e instanceof ConfigError, String(e));
+      return e.message;
+    }
+    return assert.fail(`expected an error for ${sets.join(' ')}`);
+  };
+  assert.match(await err(['vars.depht=3']), /--set #1 vars\.depht: no config file defines "vars\.depht"; to add a new key write --set \+vars\.depht=\.\.\./);
+  const withVars = await validated(['+vars.depth=3']);
+  assert.deepEqual(withVars.value.vars, { depth: 3 });
+  // + on a key a file defines is refused, naming where it is defined
+  assert.match(await err(['+experiment.steps=3']), /\+ adds a key, but experiment\.steps is already defined \(.*leaf\.yaml:6:3\); drop the \+/);
+  // an unknown option inside a component is still the schema's did-you-mean (one message, not two)
+  const typo = await err(['experiment.optimizer.lrr=1']);
+  assert.match(typo, /unknown key "lrr" \(did you mean "lr"\?\)/);
+  assert.doesNotMatch(typo, /no config file defines/);
+});
