@@ -8,13 +8,12 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../framework/engine/backend.js';
 import { Rng } from '../framework/engine/rng.js';
 import { benchLine } from './_format.js';
 import { plugins } from '../registry/degradations/index.js';
-import { buildDegradation } from '../registry/degradations/build.js';
+import { buildDegradationFile } from '../registry/degradations/build.js';
 import { filter2d } from '../registry/degradations/filter/filter2d.js';
 import { gaussianKernel } from '../registry/degradations/kernels/kernels.js';
 import { resize } from '../registry/degradations/resize/resize.js';
@@ -68,8 +67,7 @@ export async function run(args: string[]): Promise<void> {
     diffjpeg: await timeMs(() => tf.dispose(diffJpeg(x, 50)), reps),
   };
 
-  const node = parse(readFileSync(join(root, 'configs/_base_/degradations/rass-full.yaml'), 'utf8'));
-  const pipe = await buildDegradation(node, { plugins });
+  const pipe = await buildDegradationFile(join(root, 'configs/_base_/degradations/rass-full.yaml'), { plugins });
   const once = async (img: tf.Tensor4D, i: number) => {
     const y = await pipe.apply(img, { rng: [Rng.derive(1, 'degradation', i)] });
     y.dataSync();

@@ -5,47 +5,52 @@ import { isComponentNode } from '../plugins/context.js';
 import type { PluginKind } from '../plugins/kinds.js';
 import { UserError } from '../errors.js';
 import type { ResolvedConfig } from './resolved.js';
-import { formatPath, isPlainObject, type ConfigPath } from './paths.js';
+import { parsePath, type ConfigPath } from './paths.js';
 import { formatOrigin } from './origins.js';
 
 export interface BuildBase {
   seed: number;
   log: Logger;
   services?: Record<string, unknown>;
+  /** The resolved config the node belongs to: its origins say which file wrote the node. */
   cfg?: ResolvedConfig;
-  /** Path of the node in cfg.value (found by identity when omitted). */
+  /**
+   * The node's path in cfg.value (`experiment.head`), given by whoever builds it: the runner
+   * for the experiment, the parent plugin (`ctx.build(node, { path })`) below. It names the
+   * node in errors and finds its origin, so a copied node (a pipeline stage, an element
+   * rebuilt with its id) still resolves relative paths against the file that wrote it.
+   */
   path?: string;
+  /** The kind the node must have (`experiment` for a run's top node); checked before building. */
+  expectKind?: PluginKind;
   cwd?: string;
 }
 
-function findPath(root: unknown, target: unknown, path: (string | number)[] = []): ConfigPath | undefined {
-  if (root === target) return path;
-  if (Array.isArray(root)) {
-    for (let i = 0; i < root.length; i++) {
-      const p = findPath(root[i], target, [...path, i]);
-      if (p) return p;
-    }
-  } else if (isPlainObject(root)) {
-    for (const [k, v] of Object.entries(root)) {
-      const p = findPath(v, target, [...path, k]);
-      if (p) return p;
-    }
+function segmentsOf(path: string | undefined): ConfigPath | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return parsePath(path);
+  } catch {
+    return undefined; // a display name rather than a config path: no origin
   }
-  return undefined;
 }
 
 /**
- * Build a (validated) component node: look up its plugin and call `create(options, ctx)`
- * with the options minus `type`. `ctx.build` builds nested nodes the same way;
- * `ctx.resolvePath` resolves a relative path against the directory of the config file that
- * wrote the node (so `weights: ../w.safetensors` in a base config means what it says).
+ * Build a (validated) component node: check its kind, look up its plugin and call
+ * `create(options, ctx)` with the options minus `type`. `ctx.build` builds nested nodes the
+ * same way; `ctx.resolvePath` resolves a relative path against the directory of the config
+ * file that wrote the node (so `weights: ../w.safetensors` in a base config means what it says).
  */
 export async function buildComponent<T>(node: ComponentNode, registry: PluginRegistry, base: BuildBase): Promise<T> {
-  if (!isComponentNode(node)) throw new UserError(`${base.path ?? 'component'}: not a component node (expected { type: kind/name, ... })`);
-  const plugin = registry.resolveType(node.type);
-  const segs = base.cfg ? findPath(base.cfg.value, node) : undefined;
-  const path = base.path ?? (segs ? formatPath(segs) : node.type);
+  const path = base.path ?? (isComponentNode(node) ? node.type : 'component');
+  const segs = segmentsOf(base.path);
   const origin = segs && base.cfg ? base.cfg.origin(segs) : undefined;
+  const where = origin ? `${formatOrigin(origin)} ` : '';
+  if (!isComponentNode(node)) throw new UserError(`${where}${path}: not a component node (expected { type: kind/name, ... })`);
+  if (base.expectKind && !node.type.startsWith(`${base.expectKind}/`)) {
+    throw new UserError(`${where}${path}: expected a ${base.expectKind} plugin, got "${node.type}"`);
+  }
+  const plugin = registry.resolveType(node.type);
   const cwd = base.cwd ?? process.cwd();
   const { type: _type, ...options } = node;
   const ctx: PluginContext = {
@@ -54,13 +59,8 @@ export async function buildComponent<T>(node: ComponentNode, registry: PluginReg
     log: base.log,
     services: base.services ?? {},
     resolvePath: (p: string) => (isAbsolute(p) ? p : resolve(origin?.file ? dirname(origin.file) : cwd, p)),
-    build: async <U>(child: ComponentNode, opts?: { expectKind?: PluginKind; path?: string }): Promise<U> => {
-      if (opts?.expectKind && !child.type.startsWith(`${opts.expectKind}/`)) {
-        const where = formatOrigin(base.cfg?.origin(findPath(base.cfg.value, child) ?? [])) || path;
-        throw new UserError(`${where} ${opts.path ?? path}: expected a ${opts.expectKind} plugin, got "${child.type}"`);
-      }
-      return buildComponent<U>(child, registry, { ...base, path: opts?.path });
-    },
+    build: async <U>(child: ComponentNode, opts?: { expectKind?: PluginKind; path?: string }): Promise<U> =>
+      buildComponent<U>(child, registry, { ...base, path: opts?.path, expectKind: opts?.expectKind }),
   };
   return (await plugin.create(options, ctx)) as T;
 }

@@ -1,3 +1,4 @@
+import type { FromSchema } from 'json-schema-to-ts';
 import { componentSchema } from '../plugins/schema-helpers.js';
 
 /**
@@ -45,3 +46,9 @@ export const runConfigSchema = {
     vars: { type: 'object', description: 'free-form values for ${...} interpolation; not validated' },
   },
 } as const;
+
+/**
+ * A validated run config (defaults applied), typed from the schema above so the two cannot
+ * drift; `vars` is free-form and `extends` is consumed by the loader.
+ */
+export type RunConfigValue = FromSchema<typeof runConfigSchema>;

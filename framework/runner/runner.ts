@@ -16,16 +16,18 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { buildComponent, dumpConfig, formatOrigin, loadConfig } from '../config/index.js';
 import { loadConfigPlugins, validateRunConfig } from './run-config.js';
+import type { RunConfigValue } from './run-schema.js';
 import type { ResolvedConfig } from '../config/index.js';
 import type { Experiment, RunContext } from '../contracts/experiment.js';
 import { createProgress } from '../output/progress.js';
 import { formatTable } from '../output/table.js';
 import { initBackend, backendRunTags, type BackendName } from '../engine/backend.js';
 import { UserError, isUserError } from '../errors.js';
-import { NonFiniteMetricError, nanGuard, type NanPolicy } from './nan-guard.js';
+import { NonFiniteMetricError, nanGuard } from './nan-guard.js';
 import { packageRoot } from '../paths.js';
 import type { ComponentNode, Logger } from '../plugins/context.js';
 import type { PluginRegistry } from '../plugins/registry.js';
+import type { PluginKind } from '../plugins/kinds.js';
 import type { RunStatus } from '../tracking/events.js';
 import { LocalRun } from '../tracking/local-run.js';
 import { ensureWritableDir } from '../tracking/ensure-dir.js';
@@ -112,12 +114,8 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   const controller = new AbortController();
   // runsDir: plugins that read earlier runs (`finishedRun`) look them up in this run's store
   const services: Record<string, unknown> = { signal: controller.signal, runsDir: resolve(opts.cwd, value.runs_dir ?? 'runs'), cwd: opts.cwd };
-  const build = <T>(node: ComponentNode, o: { expectKind?: string; path?: string } = {}): Promise<T> => {
-    if (o.expectKind && !node.type.startsWith(`${o.expectKind}/`)) {
-      throw new UserError(`${file}: ${o.path ?? 'component'}: expected a ${o.expectKind} plugin, got "${node.type}"`);
-    }
-    return buildComponent<T>(node, opts.registry, { seed: value.seed ?? 0, log, services, cfg, cwd: opts.cwd, ...(o.path ? { path: o.path } : {}) });
-  };
+  const build = <T>(node: ComponentNode, o: { expectKind?: PluginKind; path?: string } = {}): Promise<T> =>
+    buildComponent<T>(node, opts.registry, { seed: value.seed ?? 0, log, services, cfg, cwd: opts.cwd, ...o });
   const experiment = await build<Experiment>(expNode, { path: 'experiment', expectKind: 'experiment' });
   if (!experiment || typeof (experiment as Partial<Experiment>).run !== 'function') {
     throw new UserError(`${file}: experiment: plugin ${expNode.type} did not build an experiment (an object with run(ctx))`);
@@ -294,20 +292,6 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   for (const [k, m] of Object.entries(s.metrics).sort(([a], [b]) => a.localeCompare(b))) rows.push([k, formatMetric(m.value)]);
   opts.stdout.write(formatTable(['', ''], rows).split('\n').slice(2).join('\n') + '\n');
   return { runId: run.runId, dir: run.dir, status, exitCode, metrics: finalMetrics };
-}
-
-interface RunConfigValue {
-  experiment: ComponentNode;
-  name?: string;
-  seed?: number;
-  backend?: 'auto' | BackendName;
-  threads?: number;
-  tags?: Record<string, string>;
-  runs_dir?: string;
-  fail_on_nan?: NanPolicy;
-  plugins?: string[];
-  vars?: unknown;
-  [k: string]: unknown;
 }
 
 /** The config as params: everything but free-form `vars` (already interpolated where used). */

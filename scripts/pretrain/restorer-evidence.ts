@@ -12,15 +12,13 @@
  * Prompts: each image's label tags joined by ", " (oracle tags), and the empty prompt.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'yaml';
 import { initBackend, parseBackendName } from '../../framework/engine/backend.js';
 import { packageRoot } from '../../framework/paths.js';
 import { Rng } from '../../framework/engine/rng.js';
 import { ShapesDataset } from '../../registry/datasets/shapes.js';
 import { plugins as degradationPlugins } from '../../registry/degradations/index.js';
-import { buildDegradation } from '../../registry/degradations/build.js';
+import { buildDegradationFile } from '../../registry/degradations/build.js';
 import { OneStepRestorer } from '../../registry/backbones/sd/one-step.js';
 import { loadClipText, loadTokenizer, loadUNet, loadVae } from '../../registry/backbones/sd/pretrained.js';
 import { ClipTextModel } from '../../registry/backbones/sd/clip.js';
@@ -51,7 +49,7 @@ async function main(): Promise<void> {
   const tagger = new LabelMapTagger({ synonyms: {}, minFraction: 0 });
   const samples = await Promise.all(Array.from({ length: N }, (_, i) => ds.get(i)));
   const hq = tf.tensor4d(Float32Array.from(samples.flatMap((s) => Array.from(s.image, (v) => v / 255))), [N, 64, 64, 3]);
-  const pipeline = await buildDegradation(parse(readFileSync(join(packageRoot(), 'configs/_base_/degradations', `${PRESET}.yaml`), 'utf8')), { plugins: degradationPlugins });
+  const pipeline = await buildDegradationFile(join(packageRoot(), 'configs/_base_/degradations', `${PRESET}.yaml`), { plugins: degradationPlugins });
   const lq = await pipeline.apply(hq, { rng: samples.map((_, i) => Rng.derive(0, 'degradation', i)) });
   const prompts = samples.map((s) => tagger.tagsFor(s, ds.classNames, ds.ignoreIndex).join(', '));
 

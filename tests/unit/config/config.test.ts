@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { loadConfig, applyOverrides, dumpConfig, buildComponent, ConfigError, formatOrigin } from '../../../framework/config/index.js';
@@ -97,8 +97,16 @@ test('defaults are applied (also for nested component nodes) and components buil
   const built = await buildComponent<{ o: Record<string, unknown> }>(exp as never, reg, { seed: 0, log: consoleLogger, cfg });
   assert.equal(built.o.steps, 10);
   assert.equal('type' in built.o, false);
-  const loss = await buildComponent<{ weight: number; path: string; file: string }>(exp.loss, reg, { seed: 0, log: consoleLogger, cfg });
+  const loss = await buildComponent<{ weight: number; path: string; file: string }>(exp.loss, reg, { seed: 0, log: consoleLogger, cfg, path: 'experiment.loss' });
   assert.equal(loss.path, 'experiment.loss');
+  // the path, not the node's identity, finds its origin: a copy (as pipeline stages make) resolves
+  // relative paths against the file that wrote it, not the working directory
+  const origin = cfg.origin(['experiment', 'loss']);
+  assert.ok(origin?.file, 'experiment.loss has a file origin');
+  const copy = await buildComponent<{ file: string }>(structuredClone(exp.loss), reg, { seed: 0, log: consoleLogger, cfg, path: 'experiment.loss', cwd: '/nowhere' });
+  assert.equal(copy.file, join(dirname(origin.file), 'w.bin'));
+  // the kind check happens in the build, with the node's origin
+  await assert.rejects(buildComponent(exp.loss, reg, { seed: 0, log: consoleLogger, cfg, path: 'experiment.loss', expectKind: 'head' }), /base\.yaml:\d+:\d+ \(via .*leaf\.yaml\) experiment\.loss: expected a head plugin, got "loss\/mse"/);
 });
 
 test('interpolation: typed whole references, embedded strings, env with default, escapes; a missing key is named', async () => {

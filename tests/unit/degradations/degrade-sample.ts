@@ -4,18 +4,16 @@
  * to show that another process (worker) produces the same bytes.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../../framework/engine/backend.js';
 import { Rng } from '../../../framework/engine/rng.js';
 import { plugins } from '../../../registry/degradations/index.js';
-import { buildDegradation } from '../../../registry/degradations/build.js';
+import { buildDegradationFile } from '../../../registry/degradations/build.js';
 
 export async function degradeDigest(preset: string, seed: number, index: number): Promise<string> {
   await useBackend('wasm');
-  const d = await buildDegradation(parse(readFileSync(`configs/_base_/degradations/${preset}.yaml`, 'utf8')), { plugins });
+  const d = await buildDegradationFile(`configs/_base_/degradations/${preset}.yaml`, { plugins });
   const r = Rng.derive(123, 'image');
   const x = tf.tensor4d(r.fillUniform(new Float32Array(40 * 56 * 3)) as Float32Array, [1, 40, 56, 3]);
   const rec: Record<string, unknown>[] = [{}];

@@ -5,17 +5,14 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { parse } from 'yaml';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../../framework/engine/backend.js';
 import { Rng } from '../../../framework/engine/rng.js';
 import type { Degradation } from '../../../framework/api.js';
 import { plugins } from '../../../registry/degradations/index.js';
-import { buildDegradation } from '../../../registry/degradations/build.js';
+import { buildDegradation, buildDegradationFile } from '../../../registry/degradations/build.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
 
-const preset = (name: string) => parse(readFileSync(`configs/_base_/degradations/${name}.yaml`, 'utf8'));
 const build = (node: unknown) => buildDegradation(node as never, { plugins });
 
 /** A smooth-plus-texture test image (deterministic, not constant: noise/JPEG/USM all act on it). */
@@ -47,7 +44,7 @@ describe('degradation pipeline (wasm)', () => {
   });
 
   it('rass-full (scale 1) returns the input size, 8-bit values, deterministic per (seed, sample index) across batches', async () => {
-    const d = await build(preset('rass-full'));
+    const d = await buildDegradationFile(`configs/_base_/degradations/rass-full.yaml`, { plugins });
     const x = batchOf(64, 64, [1, 2, 3]);
     const recs = [{}, {}, {}] as Record<string, unknown>[];
     const all = await run(d, x, 7, [10, 11, 12], recs);
@@ -72,7 +69,7 @@ describe('degradation pipeline (wasm)', () => {
   });
 
   it('realesrgan (scale 4) degrades 256x256 to 64x64', async () => {
-    const d = await build(preset('realesrgan'));
+    const d = await buildDegradationFile(`configs/_base_/degradations/realesrgan.yaml`, { plugins });
     const x = batchOf(256, 256, [5]);
     const y = await d.apply(x, { rng: streams(1, [0]) });
     assert.deepEqual(y.shape, [1, 64, 64, 3]);
@@ -80,8 +77,8 @@ describe('degradation pipeline (wasm)', () => {
   });
 
   it('mild and none presets build; none is the identity', async () => {
-    const mild = await build(preset('mild'));
-    const none = await build(preset('none'));
+    const mild = await buildDegradationFile(`configs/_base_/degradations/mild.yaml`, { plugins });
+    const none = await buildDegradationFile(`configs/_base_/degradations/none.yaml`, { plugins });
     const x = batchOf(48, 40, [9]);
     const m = await mild.apply(x, { rng: streams(3, [0]) });
     assert.deepEqual(m.shape, [1, 48, 40, 3]);
@@ -125,7 +122,7 @@ describe('degradation pipeline (wasm)', () => {
   });
 
   it('leaks no tensors across repeated pipeline runs', async () => {
-    const d = await build(preset('rass-full'));
+    const d = await buildDegradationFile(`configs/_base_/degradations/rass-full.yaml`, { plugins });
     const x = batchOf(48, 48, [3]);
     await assertTensorCountFlat(async (i) => {
       const y = await d.apply(x, { rng: streams(5, [i]) });
