@@ -36,6 +36,14 @@ export function startGroup(args: string[], opts: { cwd: string; env?: Record<str
     },
     signal: (sig) => process.kill(-pid, sig),
     async groupGone(timeoutMs = 10_000) {
+      // living members of the group (a zombie waiting for its parent to reap it counts as gone)
+      const living = () => {
+        const ps = spawnSync('ps', ['-e', '-o', 'pgid=,pid=,stat=,args='], { encoding: 'utf8' });
+        return (ps.stdout || '').split('\n').map((l) => l.trim()).filter((l) => {
+          const [pgid, , stat] = l.split(/\s+/);
+          return pgid === String(pid) && !stat.startsWith('Z');
+        });
+      };
       for (const t0 = Date.now(); Date.now() - t0 < timeoutMs; await sleep(50)) {
         try {
           process.kill(-pid, 0);
@@ -43,11 +51,12 @@ export function startGroup(args: string[], opts: { cwd: string; env?: Record<str
           // ESRCH: no process left in the group; anything else (EPERM) means one is still there
           if ((e as NodeJS.ErrnoException).code === 'ESRCH') return;
         }
+        if (living().length === 0) return;
       }
       // processes outlived the wait: the claim "the group is gone" is false, so fail loudly
-      const ps = spawnSync('ps', ['-e', '-o', 'pgid=,pid=,args='], { encoding: 'utf8' });
-      const left = (ps.stdout || '').split('\n').filter((l) => l.trim().split(/\s+/)[0] === String(pid)).map((l) => l.trim());
-      throw new Error(`process group ${pid} still has processes after ${timeoutMs} ms:\n${left.join('\n') || '(ps listed none)'}`);
+      const left = living();
+      if (left.length === 0) return;
+      throw new Error(`process group ${pid} still has processes after ${timeoutMs} ms:\n${left.join('\n')}`);
     },
   };
 }
