@@ -56,6 +56,12 @@ export interface RunnerOptions {
   stderr: NodeJS.WritableStream;
   /** install SIGINT/SIGTERM handlers (the CLI does; in-process tests don't) */
   handleSignals?: boolean;
+  /**
+   * while the experiment runs, treat an uncaught exception or unhandled rejection (a stray timer
+   * or event handler) as the experiment's error: the run ends FAILED with its message. Default:
+   * `handleSignals` (the CLI, which owns the process).
+   */
+  handleUncaught?: boolean;
   trackerFactories?: readonly TrackerFactory[];
   /** an external abort (tests, trial workers): behaves like SIGTERM, or SIGINT when that is the abort reason */
   signal?: AbortSignal;
@@ -75,6 +81,8 @@ export interface RunOutcome {
   status: RunStatus;
   /** process exit code: 0 finished, 1 failed, 2 failed on bad input, 130/143 killed */
   exitCode: number;
+  /** the run failed on an uncaught exception / unhandled rejection: the experiment may still hold the event loop */
+  stray?: boolean;
   metrics: Record<string, number>;
 }
 
@@ -242,13 +250,36 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
     build: (node, o) => build(node, { ...(o?.path ? { path: o.path } : {}), ...(o?.expectKind ? { expectKind: o.expectKind } : {}) }),
   };
 
+  // 4b. errors thrown outside the experiment's promise (a timer, an event handler): without a
+  // handler Node would kill the process with the run left RUNNING; the first one fails the run
+  // like an error the experiment threw, and aborts the experiment so it stops
+  let strayError: unknown;
+  let rejectStray: (e: unknown) => void = () => {};
+  const stray = new Promise<never>((_, rej) => (rejectStray = rej));
+  stray.catch(() => {}); // consumed by the race below; never itself an unhandled rejection
+  const onStray = (e: unknown) => {
+    if (strayError !== undefined) return;
+    strayError = e ?? new Error('unhandled rejection with no reason');
+    controller.abort(strayError);
+    rejectStray(strayError);
+  };
+  const handleUncaught = opts.handleUncaught ?? opts.handleSignals ?? false;
+  if (handleUncaught) {
+    process.on('uncaughtException', onStray);
+    process.on('unhandledRejection', onStray);
+  }
+
   // 5. run it
   let status: RunStatus = 'FINISHED';
   let message: string | undefined;
   let exitCode = 0;
   let finalMetrics: Record<string, number> = {};
   try {
-    const result = await Promise.race([experiment.run(ctx), killed.then(() => 'killed' as const)]);
+    const running = experiment.run(ctx);
+    // after a stray error wins the race, the experiment's own later rejection is expected
+    if (handleUncaught) Promise.resolve(running).catch(() => {});
+    const result = await Promise.race([running, killed.then(() => 'killed' as const), stray]);
+    if (strayError !== undefined) throw strayError;
     if (killedBy) throw new Error(`run killed by ${killedBy}`);
     if (nanError) throw nanError;
     if (result && typeof result === 'object') {
@@ -267,8 +298,9 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
       exitCode = SIGNAL_EXIT[killedBy] ?? 143;
     } else {
       status = 'FAILED';
-      // a NaN stops the run even when the experiment wrapped or replaced the guard's error
-      const err = nanError ?? e;
+      // a NaN stops the run even when the experiment wrapped or replaced the guard's error; a
+      // stray error is the cause even when the experiment then failed on the abort it caused
+      const err = nanError ?? strayError ?? e;
       message = err instanceof Error ? err.message : String(err);
       exitCode = isUserError(err) ? 2 : 1;
       // a policy stop and bad input are explained; anything else is a bug: its stack helps
@@ -282,6 +314,10 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
       process.off('SIGINT', sigint);
       process.off('SIGTERM', sigterm);
     }
+    if (handleUncaught) {
+      process.off('uncaughtException', onStray);
+      process.off('unhandledRejection', onStray);
+    }
     opts.signal?.removeEventListener('abort', onExternalAbort);
     await run.finalize(status, message);
   }
@@ -291,7 +327,7 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   const rows: unknown[][] = [['run', run.runId], ['status', s.status + (message ? ` (${message})` : '')], ['dir', run.dir], ['duration', formatDuration(s.durationMs) + (s.attempts.length > 1 ? ` (${s.attempts.length} attempts)` : '')]];
   for (const [k, m] of Object.entries(s.metrics).sort(([a], [b]) => a.localeCompare(b))) rows.push([k, formatMetric(m.value)]);
   opts.stdout.write(formatTable(['', ''], rows).split('\n').slice(2).join('\n') + '\n');
-  return { runId: run.runId, dir: run.dir, status, exitCode, metrics: finalMetrics };
+  return { runId: run.runId, dir: run.dir, status, exitCode, metrics: finalMetrics, ...(strayError !== undefined ? { stray: true } : {}) };
 }
 
 /** The config as params: everything but free-form `vars` (already interpolated where used). */

@@ -71,7 +71,9 @@ export const runCommand: CommandSpec = {
         process.exitCode = outcome.exitCode;
         // Killed: the run is closed and journaled. If the experiment ignored the abort and
         // keeps the event loop busy, do not let it outlive the signal for long.
-        if (outcome.status === 'KILLED') setTimeout(() => process.exit(outcome.exitCode), 2000).unref();
+        // Failed on a stray error (a timer / handler outside the experiment's promise): the same,
+        // since whatever threw may still hold the event loop.
+        if (outcome.status === 'KILLED' || outcome.stray) setTimeout(() => process.exit(outcome.exitCode), 2000).unref();
       });
   },
 };

@@ -100,3 +100,38 @@ export const gatherNdGradConfig: tf.GradConfig = {
     };
   },
 };
+
+/**
+ * mirrorPad's gradient. tfjs 4.22's stock one only slices the centre of dy, dropping what the
+ * mirrored border pixels received, so reflect-padded filters (degradation blur, USM) got a wrong
+ * gradient at every border. Here each axis folds its padded strips back onto the pixels they
+ * copy: 'reflect' pads copy x[1..a] (left, reversed) and x[n-1-b..n-2] (right), 'symmetric'
+ * ones x[0..a-1] and x[n-b..n-1]. Axes are independent (a multi-axis pad is the composition of
+ * per-axis pads), so folding them one after another is the adjoint.
+ */
+export const mirrorPadGradConfig: tf.GradConfig = {
+  kernelName: 'MirrorPad',
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x] = saved as [tf.Tensor];
+    const { paddings, mode } = attrs as unknown as { paddings: [number, number][]; mode: 'reflect' | 'symmetric' };
+    const off = mode === 'reflect' ? 1 : 0;
+    return {
+      x: () => {
+        let g = dy as tf.Tensor;
+        for (let ax = 0; ax < x.rank; ax++) {
+          const [a, b] = paddings[ax];
+          if (a === 0 && b === 0) continue;
+          const n = x.shape[ax];
+          const cut = (start: number, size: number) => tf.slice(g, g.shape.map((_, i) => (i === ax ? start : 0)), g.shape.map((s, i) => (i === ax ? size : s)));
+          const pad = (t: tf.Tensor, before: number) => tf.pad(t, t.shape.map((_, i) => (i === ax ? [before, n - before - t.shape[i]] : [0, 0])) as [number, number][]);
+          let next = cut(a, n);
+          if (a > 0) next = tf.add(next, pad(tf.reverse(cut(0, a), ax), off));
+          if (b > 0) next = tf.add(next, pad(tf.reverse(cut(a + n, b), ax), n - off - b));
+          g = next;
+        }
+        return g;
+      },
+    };
+  },
+};

@@ -3,7 +3,7 @@ import { ensureTfjsGradients } from '../gradients.js';
 import { conv2dBackpropFilterWasm } from './conv-backprop-filter.js';
 import { conv2dBackpropInputWasm } from './conv-backprop-input.js';
 import { constantGradConfigs } from './constant-gradients.js';
-import { conv2dGradConfig, depthwiseConv2dGradConfig, gatherNdGradConfig } from './conv-gradients.js';
+import { conv2dGradConfig, depthwiseConv2dGradConfig, gatherNdGradConfig, mirrorPadGradConfig } from './conv-gradients.js';
 import { einsumWasm } from './einsum.js';
 import { depthwiseBackpropFilterWasm, depthwiseBackpropInputWasm, maxPoolGradWasm, unsortedSegmentSumWasm } from './js-kernels.js';
 
@@ -43,7 +43,7 @@ function gradient(config: tf.GradConfig): void {
 /** Names of the wasm kernels this module provides (for reports and tests). */
 export const WASM_TRAINING_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'Einsum', 'MaxPoolGrad'] as const;
 /** Gradients this module (re)defines for every backend. */
-export const TRAINING_GRADIENTS = ['Conv2D', 'DepthwiseConv2dNative', 'GatherNd', ...constantGradConfigs.map((c) => c.kernelName)];
+export const TRAINING_GRADIENTS = ['Conv2D', 'DepthwiseConv2dNative', 'GatherNd', 'MirrorPad', ...constantGradConfigs.map((c) => c.kernelName)];
 
 export function registerWasmTrainingKernels(): void {
   // Our gradients must land after tfjs's stock ones, or the stock ones would overwrite them.
@@ -63,6 +63,8 @@ export function registerWasmTrainingKernels(): void {
   gradient(conv2dGradConfig);
   gradient(depthwiseConv2dGradConfig);
   gradient(gatherNdGradConfig);
+  // tfjs's own MirrorPad gradient drops the border terms (see conv-gradients.ts)
+  gradient(mirrorPadGradConfig);
   // Only where tfjs has none (a future tfjs may bring its own).
   for (const c of constantGradConfigs) if (!tf.getGradient(c.kernelName) || ours.has(tf.getGradient(c.kernelName)!.gradFunc)) gradient(c);
 }

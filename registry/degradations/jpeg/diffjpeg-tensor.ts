@@ -86,7 +86,9 @@ export function diffJpegTensor(x: tf.Tensor4D, quality: number | readonly number
     const [y, cb, cr] = tf.split(ycc, 3, 3) as tf.Tensor4D[];
     const sub = (p: tf.Tensor4D) => tf.reshape(tf.avgPool(p, 2, 2, 'valid'), [n, ph / 2, pw / 2]) as tf.Tensor3D;
     const yOut = codePlane(tf.reshape(y, [n, ph, pw]) as tf.Tensor3D, tf.tensor2d(yt, [n, 64]), differentiable);
-    const up = (p: tf.Tensor3D) => tf.reshape(tf.tile(tf.reshape(p, [n, ph / 2, 1, pw / 2, 1]), [1, 1, 2, 1, 2]), [n, ph, pw]);
+    // Nearest 2x chroma upsampling as a rank-4 tile (batch and rows folded): tfjs's Tile gradient
+    // only exists up to rank 4, and a rank-5 tile here made `differentiable: true` untrainable.
+    const up = (p: tf.Tensor3D) => tf.reshape(tf.tile(tf.reshape(p, [n * (ph / 2), 1, pw / 2, 1]), [1, 2, 1, 2]), [n, ph, pw]);
     const cbOut = up(codePlane(sub(cb), tf.tensor2d(ct, [n, 64]), differentiable));
     const crOut = up(codePlane(sub(cr), tf.tensor2d(ct, [n, 64]), differentiable));
     const stacked = tf.sub(tf.stack([yOut, cbOut, crOut], 3), tf.tensor1d([0, 128, 128]));

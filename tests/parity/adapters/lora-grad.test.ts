@@ -6,6 +6,7 @@ import { useBackend } from '../../../framework/engine/backend.js';
 import { LoraModel } from '../../../registry/adapters/lora/lora.js';
 import { loadUNet } from '../../../registry/backbones/sd/pretrained.js';
 import { FIXTURES, TINY_SD, fixture } from '../backbones/_fixtures.js';
+import { assertGradientsRegistered } from '../../helpers/gradients.js';
 
 const MODULES = ['down_blocks.0.resnets.0.conv1', 'up_blocks.1.attentions.1.transformer_blocks.0.attn2.to_q', 'mid_block.attentions.0.proj_in'];
 
@@ -15,12 +16,9 @@ describe('LoRA gradients vs peft/torch autograd (tiny UNet, loss mean(y^2))', ()
     fixture('unet.out');
   });
 
-  it('dL/dA and dL/dB match for linear and conv LoRA layers', (t) => {
-    // tfjs-core's Node bundle ships no gradient functions; the engine registers them.
-    if (!['Mean', 'Conv2D', 'Erf', 'Tile', 'BatchMatMul'].every((k) => tf.getGradient(k))) {
-      t.skip('tfjs gradients are not registered on this backend yet (engine training kernels pending)');
-      return;
-    }
+  it('dL/dA and dL/dB match for linear and conv LoRA layers', () => {
+    // useBackend registers the gradients; a missing one is a failure, not a skip
+    assertGradientsRegistered(['Mean', 'Conv2D', 'Erf', 'Tile', 'BatchMatMul']);
     const unet = loadUNet(TINY_SD);
     const lora = new LoraModel(unet.store);
     const a = lora.load(join(FIXTURES, 'peft'), 'p');

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { readSafetensors, toFloat32 } from '../../../framework/api.js';
 import { useBackend } from '../../../framework/engine/backend.js';
 import { msDeformAttnCore, pointSample } from '../../../registry/heads/ops/sampling.js';
+import { assertGradientsRegistered } from '../../helpers/gradients.js';
 
 const fx = readSafetensors(join(process.cwd(), 'tests/fixtures/heads/sampling.safetensors'));
 function T(name: string): tf.Tensor {
@@ -17,12 +18,8 @@ function maxDiff(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
 }
 
-// tfjs-core's Node bundle ships no gradient functions; the engine registers them
-// (registerTrainingKernels). Until then gradient parity reports itself skipped, not passed.
-const GRAD_SKIP = 'tfjs gradients are not registered yet (engine training kernels pending)';
-function gradientsRegistered(): boolean {
-  return ['Sum', 'Multiply', 'Sub', 'Add', 'GatherV2', 'Reshape', 'Transpose', 'Floor', 'Cast', 'ClipByValue', 'Slice'].every((k) => tf.getGradient(k));
-}
+// useBackend registers tfjs's gradients; a missing one fails the gradient tests (never a skip)
+const GRAD_KERNELS = ['Sum', 'Multiply', 'Sub', 'Add', 'GatherV2', 'Reshape', 'Transpose', 'Floor', 'Cast', 'ClipByValue', 'Slice'];
 
 describe('sampling ops vs torch grid_sample (align_corners=False, zeros padding)', () => {
   before(async () => {
@@ -38,8 +35,8 @@ describe('sampling ops vs torch grid_sample (align_corners=False, zeros padding)
     assert.ok(maxDiff(da, T('da.out')) <= 1e-4, `deformable attention diff ${maxDiff(da, T('da.out'))}`);
   });
 
-  it('point sampling: values and gradients (maps and coordinates) <= 1e-4', (t) => {
-    if (!gradientsRegistered()) return t.skip(GRAD_SKIP);
+  it('point sampling: values and gradients (maps and coordinates) <= 1e-4', () => {
+    assertGradientsRegistered(GRAD_KERNELS);
     const maps = T('ps.maps') as tf.Tensor4D;
     const coords = T('ps.coords') as tf.Tensor3D;
     const cot = T('ps.cot');
@@ -51,8 +48,8 @@ describe('sampling ops vs torch grid_sample (align_corners=False, zeros padding)
     assert.ok(maxDiff(gc, T('ps.grad_coords')) <= 1e-4, `grad coords ${maxDiff(gc, T('ps.grad_coords'))}`);
   });
 
-  it('multi-scale deformable attention core: output and gradients <= 1e-4', (t) => {
-    if (!gradientsRegistered()) return t.skip(GRAD_SKIP);
+  it('multi-scale deformable attention core: output and gradients <= 1e-4', () => {
+    assertGradientsRegistered(GRAD_KERNELS);
     const shapes: [number, number][] = [[6, 8], [3, 4], [2, 2]];
     const value = T('da.value');
     const split = (v: tf.Tensor) => tf.split(v, shapes.map(([h, w]) => h * w), 1) as tf.Tensor4D[];

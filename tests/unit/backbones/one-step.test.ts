@@ -10,6 +10,7 @@ import { OneStepRestorer, alphaBar } from '../../../registry/backbones/sd/one-st
 import { UNet2DConditionModel, type UNetConfig } from '../../../registry/backbones/sd/unet.js';
 import { AutoencoderKL, type VaeConfig } from '../../../registry/backbones/sd/vae.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
+import { assertGradientsRegistered } from '../../helpers/gradients.js';
 
 const SD = join(process.cwd(), 'tests/fixtures/backbones/tiny-sd');
 const cfg = <T>(c: string) => JSON.parse(readFileSync(join(SD, c, 'config.json'), 'utf8')) as T;
@@ -45,13 +46,9 @@ describe('one-step restorer (OSEDiff-style)', () => {
     unet.dispose();
   });
 
-  it('a training step changes only LoRA weights (frozen weights bit-identical) and leaks nothing', async (t) => {
-    // tfjs-core's Node bundle ships no gradient functions; the engine registers them
-    // (registerTrainingKernels). Until then this test reports itself as skipped, not passed.
-    if (!['Mean', 'Conv2D', 'Erf', 'Tile', 'ClipByValue'].every((k) => tf.getGradient(k))) {
-      t.skip('tfjs gradients are not registered on this backend yet (engine training kernels pending)');
-      return;
-    }
+  it('a training step changes only LoRA weights (frozen weights bit-identical) and leaks nothing', async () => {
+    // useBackend registers the gradients; a missing one is a failure, not a skip
+    assertGradientsRegistered(['Mean', 'Conv2D', 'Erf', 'Tile', 'ClipByValue']);
     const vae = new AutoencoderKL(cfg<VaeConfig>('vae'), 1);
     const unet = new UNet2DConditionModel(cfg<UNetConfig>('unet'), 2);
     const lora = new LoraModel(unet.store, 3);
@@ -86,11 +83,8 @@ describe('one-step restorer (OSEDiff-style)', () => {
     unet.dispose();
   });
 
-  it('gradients flow through captured attention maps and tapped features (SCL / RASS losses)', (t) => {
-    if (!['Mean', 'Conv2D', 'Erf', 'Tile', 'BatchMatMul', 'Softmax'].every((k) => tf.getGradient(k))) {
-      t.skip('tfjs gradients are not registered on this backend yet (engine training kernels pending)');
-      return;
-    }
+  it('an attention-map loss alone reaches the cross-attention LoRA, and none does once the map is detached (SCL)', () => {
+    assertGradientsRegistered(['Mean', 'Conv2D', 'Erf', 'Tile', 'BatchMatMul', 'Softmax']);
     const unet = new UNet2DConditionModel(cfg<UNetConfig>('unet'), 2);
     unet.store.markTrainable(['conv_in\\..*'], 'test');
     const lora = new LoraModel(unet.store, 3);
@@ -99,21 +93,39 @@ describe('one-step restorer (OSEDiff-style)', () => {
     const ctx = tf.randomNormal([1, 4, 32], 0, 1, 'float32', 2) as tf.Tensor3D;
     const mask = tf.randomUniform([1, 64, 1], 0, 1, 'float32', 3);
     const vars = [...lora.trainableVariables(), ...unet.store.trainableVariables()];
-    const kept: tf.Tensor[] = [];
-    const { value, grads } = tf.variableGrads(() => {
-      const out = unet.runWithTaps(x, 1, ctx, { taps: ['up_blocks.1'], captureAttention: { layers: ['down_blocks\\.0\\..*attn2'], mode: 'mean' } });
-      kept.push(...out.features.values(), ...out.attention.values());
-      const attn = [...out.attention.values()][0] as tf.Tensor; // [1, 64, 4]
-      const scl = tf.mean(tf.square(tf.sub(tf.slice(attn, [0, 0, 1], [1, 64, 1]), mask)));
-      const feat = tf.mean(tf.square(out.features.get('up_blocks.1') as tf.Tensor));
-      return tf.add(scl, feat) as tf.Scalar;
-    }, vars);
-    const norms = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0] as number)]));
     const attnK = lora.adapters.get('seg')?.layers.get('down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k');
-    assert.ok(attnK && (norms[attnK.A.name] as number) > 0, 'the attention-map loss reaches the cross-attention LoRA');
     const convIn = unet.store.params.get('conv_in.weight')?.variable;
-    assert.ok(convIn && (norms[convIn.name] as number) > 0, 'conv_in (marked trainable) gets a gradient');
-    tf.dispose([value, x, ctx, mask, ...kept, ...Object.values(grads)]);
+    assert.ok(attnK && convIn);
+    /** max |grad| per variable of `loss(out)`; `detach` cuts the captured attention map off the graph. */
+    const gradNorms = (loss: (attn: tf.Tensor, feat: tf.Tensor) => tf.Scalar, detach: boolean) => {
+      const kept: tf.Tensor[] = [];
+      const { value, grads } = tf.variableGrads(() => {
+        const out = unet.runWithTaps(x, 1, ctx, { taps: ['up_blocks.1'], captureAttention: { layers: ['down_blocks\\.0\\..*attn2'], mode: 'mean' } });
+        kept.push(...out.features.values(), ...out.attention.values());
+        const attn = [...out.attention.values()][0] as tf.Tensor; // [1, 64, 4]
+        // 0 * sum(vars) keeps every variable connected (variableGrads refuses a loss that reaches
+        // none) and adds exactly 0 to each gradient
+        const zero = tf.mul(0, tf.addN(vars.map((v) => tf.sum(v))));
+        // (tfjs has no stopGradient: a tensor rebuilt from the values is off the tape)
+        return tf.add(loss(detach ? tf.tensor(attn.dataSync(), attn.shape) : attn, out.features.get('up_blocks.1') as tf.Tensor), zero) as tf.Scalar;
+      }, vars);
+      const norms = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0] as number)]));
+      tf.dispose([value, ...kept, ...Object.values(grads)]);
+      return norms;
+    };
+    // SCL's term: the captured map of token 1 against a mask, nothing else in the loss
+    const scl = (attn: tf.Tensor) => tf.mean(tf.square(tf.sub(tf.slice(attn, [0, 0, 1], [1, 64, 1]), mask))) as tf.Scalar;
+    const live = gradNorms(scl, false);
+    assert.ok(live[attnK.A.name] > 1e-6 && live[attnK.B.name] > 1e-6, `the attention-map loss reaches the to_k LoRA: |dA| ${live[attnK.A.name]}, |dB| ${live[attnK.B.name]}`);
+    const detached = gradNorms(scl, true);
+    // the control: with the map detached the same loss gives the LoRA exactly nothing, so the
+    // gradient above came through the attention map and no other way
+    assert.equal(detached[attnK.A.name], 0, 'detached map: to_k LoRA A gets no gradient');
+    assert.equal(detached[attnK.B.name], 0, 'detached map: to_k LoRA B gets no gradient');
+    // tapped features (RASS losses) reach conv_in, which was marked trainable
+    const feat = gradNorms((_a, f) => tf.mean(tf.square(f)) as tf.Scalar, false);
+    assert.ok(feat[convIn.name] > 0, 'a tapped-feature loss reaches conv_in (marked trainable)');
+    tf.dispose([x, ctx, mask]);
     lora.dispose();
     unet.dispose();
   });

@@ -77,10 +77,18 @@ describe('backbone and adapter plugins', () => {
     const logs: string[] = [];
     const a = (await loraPlugin.create({ name: 'scr', r: 4, alpha: 4, dropout: 0, target_modules: ['to_q', 'to_k', 'to_v', 'to_out.0'], init: 'gaussian', init_b: 'zero', use_rslora: false } as never, ctx(logs))) as LoraAdapter;
     a.attach(unet.store);
-    // 2 cross-attn transformer blocks (32 ch) + mid (64 ch) + up (32 ch); each attention: to_q/k/v/out
-    const expected = a.trainableVariables().reduce((s, v) => s + v.size, 0);
-    assert.ok(expected > 0);
-    assert.match(logs.join('\n'), new RegExp(`LoRA "scr" on \\d+ layers: trainable ${expected.toLocaleString('en-US')} / total `));
+    // Expected from the diffusers config (tiny-sd/unet/config.json), not from the adapter: the
+    // transformer blocks are down_blocks.0 (CrossAttnDownBlock2D, 32 ch, layers_per_block 1),
+    // the mid block (64 ch) and up_blocks.1 (CrossAttnUpBlock2D, 32 ch, layers_per_block + 1 = 2).
+    // Each has attn1 (self: to_q/k/v/out all C -> C) and attn2 (cross: to_k/to_v 32 -> C); a
+    // LoRA of rank r on a Linear in -> out has r * (in + out) parameters.
+    const r = 4;
+    const cross = 32;
+    const perBlock = (c: number) => 4 * r * (c + c) + 2 * r * (c + c) + 2 * r * (cross + c);
+    const expected = 3 * perBlock(32) + perBlock(64);
+    assert.equal(expected, 9984);
+    assert.equal(a.trainableVariables().reduce((s, v) => s + v.size, 0), expected);
+    assert.match(logs.join('\n'), new RegExp(`LoRA "scr" on 32 layers: trainable ${expected.toLocaleString('en-US')} / total `));
     a.dispose();
     const b = (await loraPlugin.create({ name: 'p', r: 4, alpha: 4, dropout: 0, target_modules: 'x', init: 'gaussian', init_b: 'zero', use_rslora: false, load: join(process.cwd(), 'tests/fixtures/backbones/peft') } as never, ctx())) as LoraAdapter;
     b.attach(unet.store);

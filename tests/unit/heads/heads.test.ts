@@ -11,6 +11,7 @@ import { fpnSegHead, mask2formerHead } from '../../../registry/heads/plugins.js'
 import { MaskClassificationLoss, MASK2FORMER_LOSS_DEFAULTS } from '../../../registry/losses/mask-criterion.js';
 import { PerPixelLoss } from '../../../registry/losses/per-pixel.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
+import { assertGradientsRegistered } from '../../helpers/gradients.js';
 
 const ctx = (seed = 5): PluginContext => ({
   path: 'model.head',
@@ -32,7 +33,7 @@ function levels(N: number, H: number, W: number, seed = 1): FeatureLevel[] {
   });
 }
 
-const gradsReady = () => ['Conv2D', 'GatherV2', 'Softmax', 'LogSoftmax', 'ResizeBilinear', 'Tile', 'Floor', 'Cast', 'ClipByValue', 'Sum', 'Mean'].every((k) => tf.getGradient(k));
+const GRAD_KERNELS = ['Conv2D', 'GatherV2', 'Softmax', 'LogSoftmax', 'ResizeBilinear', 'Tile', 'Floor', 'Cast', 'ClipByValue', 'Sum', 'Mean'];
 
 describe('segmentation heads', () => {
   before(async () => {
@@ -90,8 +91,8 @@ describe('segmentation heads', () => {
     feats.forEach((f) => f.features.dispose());
   });
 
-  it('a few training steps reduce the mask2former loss (skips until tfjs gradients are registered)', async (t) => {
-    if (!gradsReady()) return t.skip('tfjs gradients are not registered yet (engine training kernels pending)');
+  it('a few training steps reduce the mask2former loss', async () => {
+    assertGradientsRegistered(GRAD_KERNELS);
     const head = (await mask2formerHead.create(TINY as never, ctx())) as SegHead;
     const feats = levels(1, 32, 32);
     const labels = new Uint8Array(32 * 32).map((_, i) => (i % 32 < 16 ? 1 : 3));
@@ -110,8 +111,8 @@ describe('segmentation heads', () => {
     opt.dispose();
   });
 
-  it('fpn-seg + per-pixel loss: training steps reduce the loss without leaking (skips until gradients are registered)', async (t) => {
-    if (!gradsReady()) return t.skip('tfjs gradients are not registered yet (engine training kernels pending)');
+  it('fpn-seg + per-pixel loss: training steps reduce the loss without leaking', async () => {
+    assertGradientsRegistered(GRAD_KERNELS);
     const head = (await fpnSegHead.create({ numClasses: 5, inChannels: CH, inStrides: [4, 8, 16, 32], hidden: 16, groups: 4 } as never, ctx())) as SegHead;
     const feats = levels(1, 32, 32);
     const labels = new Uint8Array(32 * 32).map((_, i) => (Math.floor(i / 32) < 16 ? 2 : 4));

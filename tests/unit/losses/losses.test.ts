@@ -29,14 +29,53 @@ describe('per-pixel loss', () => {
   });
 
   it('upsamples low-resolution logits to the label size and does not leak', async () => {
-    const loss = new PerPixelLoss({ numClasses: 3, ceWeight: 1, diceWeight: 1, smooth: 1 });
-    const logits = tf.randomNormal([2, 4, 4, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
-    const labels = new Uint8Array(2 * 16 * 16).map((_, i) => i % 3);
+    const [N, h, w, C, H, W] = [2, 4, 4, 3, 16, 16];
+    const loss = new PerPixelLoss({ numClasses: C, ceWeight: 1, diceWeight: 1, smooth: 1 });
+    const logits = tf.randomNormal([N, h, w, C], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const labels = new Uint8Array(N * H * W).map((_, i) => (i % 7 === 0 ? 255 : i % C));
+    // reference in float64: bilinear upsampling with half-pixel centres and clamped edges (the
+    // definition of F.interpolate(align_corners=False), MMSegmentation's resize), then the CE /
+    // dice closed forms of the test above, at the label size
+    const ld = logits.dataSync();
+    const src = (b: number, y: number, x: number, c: number) => ld[((b * h + Math.min(h - 1, Math.max(0, y))) * w + Math.min(w - 1, Math.max(0, x))) * C + c];
+    let nll = 0;
+    let count = 0;
+    const inter = new Float64Array(C);
+    const sumP = new Float64Array(C);
+    const sumT = new Float64Array(C);
+    for (let b = 0; b < N; b++) for (let Y = 0; Y < H; Y++) for (let X = 0; X < W; X++) {
+      const lab = labels[(b * H + Y) * W + X];
+      if (lab === 255) continue;
+      const sy = Math.max(0, ((Y + 0.5) * h) / H - 0.5);
+      const sx = Math.max(0, ((X + 0.5) * w) / W - 0.5);
+      const y0 = Math.floor(sy);
+      const x0 = Math.floor(sx);
+      const fy = sy - y0;
+      const fx = sx - x0;
+      const z = Array.from({ length: C }, (_, c) => (1 - fy) * ((1 - fx) * src(b, y0, x0, c) + fx * src(b, y0, x0 + 1, c)) + fy * ((1 - fx) * src(b, y0 + 1, x0, c) + fx * src(b, y0 + 1, x0 + 1, c)));
+      const lse = Math.log(z.reduce((acc, v) => acc + Math.exp(v), 0));
+      nll += lse - z[lab];
+      count++;
+      for (let c = 0; c < C; c++) {
+        const pc = Math.exp(z[c] - lse);
+        sumP[c] += pc;
+        if (c === lab) {
+          inter[c] += pc;
+          sumT[c] += 1;
+        }
+      }
+    }
+    const ce = nll / count;
+    let dice = 0;
+    for (let c = 0; c < C; c++) dice += (1 - (2 * inter[c] + 1) / (sumP[c] + sumT[c] + 1)) / C;
     await assertTensorCountFlat(() => {
-      const r = loss.compute({ kind: 'per-pixel', logits }, { labels, batch: 2, height: 16, width: 16, ignoreIndex: 255 });
-      assert.ok(r.total.dataSync()[0] > 0);
+      const r = loss.compute({ kind: 'per-pixel', logits }, { labels, batch: N, height: H, width: W, ignoreIndex: 255 });
+      const got = { ce: r.terms.loss_ce.dataSync()[0], dice: r.terms.loss_dice.dataSync()[0] };
+      assert.ok(Math.abs(got.ce - ce) < 1e-5 * ce, `CE at the label size ${got.ce} vs ${ce}`);
+      assert.ok(Math.abs(got.dice - dice) < 1e-5 * dice, `dice at the label size ${got.dice} vs ${dice}`);
       tf.dispose([r.total, ...Object.values(r.terms)]);
     });
+    logits.dispose();
   });
 });
 
