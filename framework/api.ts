@@ -40,6 +40,9 @@ export type { Metric, MetricBatch, MetricResult, MetricTable, MetricImage, Label
 export { loadConfig, validateConfig, buildComponent, buildNode, ConfigError, formatOrigin } from './config/index.js';
 export type { ResolvedConfig, LoadOptions } from './config/index.js';
 export { PluginRegistry } from './plugins/registry.js';
+// what a plugin package's own command needs to behave like \`rass run\` (rass degrade uses them)
+export { initBackend, parseBackendName } from './engine/backend.js';
+export { loadConfigPlugins } from './runner/run-config.js';
 export { Optimizer, clipByGlobalNorm } from './engine/optim.js';
 export type { OptimizerOptions, OptimizerState, ParamGroup } from './engine/optim.js';
 export { lrAt, warmupFactor } from './engine/schedules.js';

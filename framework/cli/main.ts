@@ -15,11 +15,7 @@ export interface CliOptions {
 
 /** Build the `rass` program: framework commands plus commands contributed by plugin packages. */
 export function buildProgram(opts: CliOptions): { program: Command; ctx: CliContext } {
-  const newRegistry = () => {
-    const r = new PluginRegistry();
-    for (const p of opts.packages) r.loadPackage(p);
-    return r;
-  };
+  const newRegistry = () => PluginRegistry.withPackages(...opts.packages);
   const ctx: CliContext = {
     registry: newRegistry(),
     newRegistry,

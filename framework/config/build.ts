@@ -28,6 +28,7 @@ export interface BuildBase {
 
 function segmentsOf(path: string | undefined): ConfigPath | undefined {
   if (path === undefined) return undefined;
+  if (path === '') return []; // the document's own top-level node (a degradation file)
   try {
     return parsePath(path);
   } catch {

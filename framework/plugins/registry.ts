@@ -42,6 +42,16 @@ export interface RegisteredPlugin {
  * an error naming both sources.
  */
 export class PluginRegistry {
+  /**
+   * The one way to make a registry with packages loaded: the CLI (one per command, a fresh one
+   * per sweep trial), \`rass degrade\` and library helpers all use it.
+   */
+  static withPackages(...packages: readonly PackageContents[]): PluginRegistry {
+    const r = new PluginRegistry();
+    for (const p of packages) r.loadPackage(p);
+    return r;
+  }
+
   readonly container = new Container();
   private readonly sources = new Map<string, string>();
   private readonly packages: { pkg: PackageContents; source: string }[] = [];

@@ -20,8 +20,7 @@ export async function buildDegradation(node: ComponentNode, o: BuildOptions): Pr
   if (!node.type.startsWith('degradation/')) throw new UserError(`${o.path ?? 'degradation'}: expected a degradation plugin, got ${node.type}`);
   let registry = registries.get(o.plugins);
   if (!registry) {
-    registry = new PluginRegistry();
-    registry.loadPackage(pluginPackage({ name: 'rass/degradations', plugins: o.plugins }));
+    registry = PluginRegistry.withPackages(pluginPackage({ name: 'rass/degradations', plugins: o.plugins }));
     registries.set(o.plugins, registry);
   }
   return buildNode<Degradation>(node, registry, { seed: o.seed, baseDir: o.baseDir, path: o.path });

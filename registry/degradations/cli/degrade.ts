@@ -17,8 +17,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, s
 import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { loadSharp } from '../../image/load-sharp.js';
 import * as tf from '@tensorflow/tfjs-core';
-import { PluginRegistry, Rng, UserError, buildComponent, ensureWritableDir, consoleLogger, isComponentNode, loadConfig, pluginPackage, validateConfig, type CommandSpec, type Degradation } from '../../../framework/api.js';
-import { plugins } from '../index.js';
+import { Rng, UserError, buildComponent, ensureWritableDir, consoleLogger, initBackend, isComponentNode, loadConfig, loadConfigPlugins, parseBackendName, validateConfig, type CommandSpec, type Degradation, type PluginRegistry } from '../../../framework/api.js';
 import { roundHalfEven } from '../noise/noise.js';
 import { readRgb } from '../../datasets/image-io.js';
 
@@ -58,6 +57,8 @@ export interface DegradeOptions {
   format: 'png' | 'same';
   record?: string;
   log: (line: string) => void;
+  /** Resolves the pipeline's plugin types: the CLI's registry (built-in and third-party packages). */
+  registry: PluginRegistry;
 }
 
 export interface DegradeSummary {
@@ -85,19 +86,21 @@ function removeStaleTemps(dir: string): void {
 }
 
 /**
- * Load a pipeline preset through the config system (extends, --set-style interpolation,
- * schema validation with file:line:col errors) and build it.
+ * Load a pipeline file through the config system (extends, !patch, interpolation, schema
+ * validation with file:line:col errors; third-party degradations through its `plugins:` list or
+ * the registry's packages) and build it.
  */
-export async function loadPipeline(file: string): Promise<Degradation> {
+export async function loadPipeline(file: string, registry: PluginRegistry): Promise<Degradation> {
   const cfg = await loadConfig(file);
   const node = cfg.value;
   if (!isComponentNode(node) || !node.type.startsWith('degradation/')) {
     throw new UserError(`${file}: expected a degradation component node at the top level ({ type: degradation/pipeline, stages: [...] })`);
   }
-  const registry = new PluginRegistry();
-  registry.loadPackage(pluginPackage({ name: 'rass/degradations', plugins }));
+  await loadConfigPlugins(cfg, registry);
+  // `plugins:` is the file's, not the pipeline plugin's option
+  delete (node as Record<string, unknown>).plugins;
   validateConfig(cfg, registry, {});
-  return buildComponent<Degradation>(node, registry, { seed: 0, log: consoleLogger, cfg });
+  return buildComponent<Degradation>(node, registry, { seed: 0, log: consoleLogger, cfg, path: '', expectKind: 'degradation' });
 }
 
 
@@ -149,19 +152,19 @@ async function degradeFile(d: Degradation, inFile: string, outFile: string, seed
   return rec[0];
 }
 
-export async function degradeTree(o: DegradeOptions): Promise<DegradeSummary> {
+/** --input must be a folder and --output a writable place outside it: the user's to fix, said before any work. */
+function checkTreePaths(o: Pick<DegradeOptions, 'input' | 'output'>): { input: string; output: string } {
   const input = resolve(o.input);
   const output = resolve(o.output);
   if (!existsSync(input) || !statSync(input).isDirectory()) throw new UserError(`--input ${o.input}: not a directory`);
   if (output === input || output.startsWith(input + sep)) throw new UserError(`--output ${o.output} must not be inside --input ${o.input}`);
-  // a file or an unwritable place as --output is the user's to fix: say so before any work
-  ensureWritableDir(output, "--output");
-  const d = await loadPipeline(o.pipeline);
-  if (tf.getBackend() !== 'wasm') {
-    await import('@tensorflow/tfjs-backend-wasm');
-    if (!(await tf.setBackend('wasm'))) throw new Error('tfjs wasm backend failed to initialise');
-    await tf.ready();
-  }
+  ensureWritableDir(output, '--output');
+  return { input, output };
+}
+
+export async function degradeTree(o: DegradeOptions): Promise<DegradeSummary> {
+  const { input, output } = checkTreePaths(o);
+  const d = await loadPipeline(o.pipeline, o.registry);
   removeStaleTemps(output);
   const files: string[] = [];
   walk(input, input, files);
@@ -230,13 +233,25 @@ export const degradeCommand: CommandSpec = {
       .option('--labels-glob <glob...>', `extra patterns (relative paths) of files to copy unchanged; always copied: files under ${LABEL_DIRS.join(', ')} and non-images`)
       .option('--format <fmt>', 'png (lossless, default) | same (input format; jpg written at q95 4:4:4)', 'png')
       .option('--record <file>', 'append the sampled parameters of every degraded file to this JSONL file')
-      .action(async (opts: { pipeline: string; input: string; output: string; seed: string; onError: string; labelsGlob?: string[]; format: string; record?: string }) => {
+      .option('--backend <name>', 'tfjs backend: auto (native, then wasm, then cpu), tensorflow, wasm or cpu; as `rass run`', 'auto')
+      .action(async (opts: { pipeline: string; input: string; output: string; seed: string; onError: string; labelsGlob?: string[]; format: string; record?: string; backend: string }) => {
         const seed = Number(opts.seed);
         if (!Number.isInteger(seed)) throw new UserError(`--seed must be an integer, got "${opts.seed}"`);
         if (opts.onError !== 'skip' && opts.onError !== 'stop') throw new UserError(`--on-error must be skip or stop, got "${opts.onError}"`);
         if (opts.format !== 'png' && opts.format !== 'same') throw new UserError(`--format must be png or same, got "${opts.format}"`);
         const abs = (p: string) => resolve(ctx.cwd, p);
+        let prefer;
+        try {
+          prefer = parseBackendName(opts.backend, '--backend');
+        } catch (e) {
+          throw new UserError((e as Error).message);
+        }
+        checkTreePaths({ input: abs(opts.input), output: abs(opts.output) });
+        // the framework's backend chain, as for `rass run` (the tree is degraded on it)
+        const backend = await initBackend({ prefer, log: (line: string) => ctx.stderr.write(line + '\n') });
+        ctx.stdout.write(`degrade: backend ${backend.name}\n`);
         await degradeTree({
+          registry: ctx.registry,
           pipeline: abs(opts.pipeline), input: abs(opts.input), output: abs(opts.output), seed, onError: opts.onError,
           labelsGlob: opts.labelsGlob ?? [], format: opts.format, record: opts.record ? abs(opts.record) : undefined,
           log: (line) => ctx.stdout.write(line + '\n'),

@@ -104,6 +104,32 @@ describe('rass degrade (e2e)', () => {
     assert.notDeepEqual(readFileSync(join(out3, 'images/validation/a.png')), readFileSync(join(out, 'images/validation/a.png')));
   });
 
+  it('a third-party degradation loads through the pipeline file\'s plugins: list (the CLI\'s registry, not a private one)', async () => {
+    const dir = join(root, 'third-party');
+    mkdirSync(join(dir, 'invert'), { recursive: true });
+    writeFileSync(join(dir, 'invert', 'index.js'), [
+      'export default (rass) => rass.pluginPackage({ name: "invert-degradation", plugins: [rass.definePlugin({',
+      '  kind: "degradation", name: "invert", description: "1 - x", schema: { type: "object", properties: {} },',
+      '  create: (_o, ctx) => ({ id: ctx.path, apply: async (x) => rass.tf.sub(1, x) }),',
+      '})] });',
+    ].join('\n'));
+    const pipeline = join(dir, 'invert.yaml');
+    writeFileSync(pipeline, 'plugins: [./invert]\ntype: degradation/pipeline\nstages:\n  - { id: inv, type: degradation/invert }\n');
+    const out = join(root, 'inverted');
+    const r = await cli(['degrade', '--pipeline', pipeline, '--input', input, '--output', out, '--on-error', 'skip', '--backend', 'wasm']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /degrade: backend wasm/);
+    const a = await sharp(join(out, 'images/validation/a.png')).raw().toBuffer();
+    const a0 = await sharp(join(input, 'images/validation/a.png')).raw().toBuffer();
+    assert.equal(a.length, a0.length);
+    for (let i = 0; i < a.length; i++) assert.equal(a[i], 255 - a0[i], `pixel byte ${i}`);
+    // an unknown plugin type names the file and the line
+    writeFileSync(pipeline, 'type: degradation/pipeline\nstages:\n  - { id: inv, type: degradation/invert }\n');
+    const bad = await cli(['degrade', '--pipeline', pipeline, '--input', input, '--output', join(root, 'inverted2'), '--backend', 'wasm']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /invert\.yaml:3:\d+ stages\[0\]\.type: .*degradation\/invert/);
+  });
+
   it('rejects bad options with a clear message', async () => {
     const r = await cli(['degrade', '--pipeline', PIPELINE, '--input', join(root, 'missing'), '--output', join(root, 'x')]);
     assert.equal(r.code, 2);
