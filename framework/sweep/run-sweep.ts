@@ -33,7 +33,7 @@ async function runOnSlurm(
   o: SlurmOptions,
   trials: { rec: TrialRecord; args: string[] }[],
   maxParallel: number,
-  io: { out: (s: string) => void; report: (rec: TrialRecord, ms: number) => void; stopping: () => string | undefined; onCancel: (f: () => void) => void },
+  io: { out: (s: string) => void; report: (rec: TrialRecord, ms: number) => void; journalLog: (name: string) => void; stopping: () => string | undefined; onCancel: (f: () => void) => void },
 ): Promise<void> {
   if (trials.length === 0) return;
   const logDir = join(plan.parentDir, 'artifacts', 'logs');
@@ -56,6 +56,7 @@ async function runOnSlurm(
       }
       reported.add(t.rec.id);
       io.report(t.rec, Date.now() - t0);
+      io.journalLog(`slurm-${jobId}_${i}.log`);
     }
     if (active.size === 0) break;
     await new Promise((r) => setTimeout(r, pollMs));
@@ -89,6 +90,8 @@ export interface TrialRecord {
   overrides: string[];
   labels: Record<string, string>;
   runId: string;
+  /** the trial's experiment (its run lives in <runs>/<experiment>/<runId>); variants can change it */
+  experiment: string;
   dir: string;
   state: TrialState;
   message?: string;
@@ -123,15 +126,17 @@ export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, c
   const hash = createHash('sha256').update(JSON.stringify([base, spec])).digest('hex').slice(0, 8);
   const parentRunId = `sweep-${name.replace(/[^A-Za-z0-9._-]/g, '_')}-${hash}`;
   const runsDir = resolve(cwd, typeof cfg.value.runs_dir === 'string' ? cfg.value.runs_dir : 'runs');
-  const expType = (cfg.value.experiment as { type?: string } | undefined)?.type ?? '';
-  const experiment = expType.slice(expType.indexOf('/') + 1);
+  const experiment = experimentFolder(cfg.value.experiment);
 
   await loadConfigPlugins(cfg, registry);
   const issues: string[] = [];
+  // each trial's experiment folder comes from its own resolved config: a variant may switch the experiment type
+  const trialExperiment = new Map<string, string>();
   for (const t of trials) {
     try {
       const tc = applyOverrides(cfg, [...formatOverrides(t.overrides), 'sweep=~']);
       validateConfig(tc, registry);
+      trialExperiment.set(t.id, experimentFolder(tc.value.experiment));
     } catch (e) {
       if (!isUserError(e)) throw e;
       const lines = e instanceof ConfigError ? e.message.split('\n').filter((l) => !/problems in the config:$/.test(l)).map((l) => l.trim()) : [(e as Error).message];
@@ -143,12 +148,20 @@ export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, c
   const parentDir = join(runsDir, name, parentRunId);
   const records = trials.map((t) => {
     const runId = `${parentRunId}.${t.id}`;
-    const dir = join(runsDir, experiment, runId);
-    const rec: TrialRecord = { id: t.id, overrides: formatOverrides(t.overrides), labels: t.labels, runId, dir, state: 'PENDING', metrics: {} };
+    const trialExp = trialExperiment.get(t.id) ?? experiment;
+    const dir = join(runsDir, trialExp, runId);
+    const rec: TrialRecord = { id: t.id, overrides: formatOverrides(t.overrides), labels: t.labels, runId, experiment: trialExp, dir, state: 'PENDING', metrics: {} };
     if (existsSync(join(dir, 'journal.jsonl'))) updateFromRun(rec);
     return rec;
   });
   return { name, spec, cfg, parentRunId, parentDir, runsDir, experiment, trials, records };
+}
+
+/** The runs/ folder of a config's experiment: its plugin name without the kind (as the runner names it). */
+function experimentFolder(node: unknown): string {
+  const type = (node as { type?: unknown } | undefined)?.type;
+  const t = typeof type === 'string' ? type : '';
+  return t.slice(t.indexOf('/') + 1);
 }
 
 function updateFromRun(rec: TrialRecord): RunSummary | undefined {
@@ -262,6 +275,15 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     const metrics = Object.entries(rec.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ');
     out(`[${done}/${todo.length}] ${rec.id} ${rec.state} ${formatDuration(ms)} ${rec.overrides.join(' ')}${metrics ? `  ${metrics}` : ''}${rec.state !== 'FINISHED' && rec.message ? `  (${rec.message})` : ''}`);
   };
+  /** A trial's log (artifacts/logs/<name>) into the parent's journal, so trackers upload it (again, once it grew). */
+  const journalLog = (name: string) => {
+    if (!existsSync(join(plan.parentDir, 'artifacts', 'logs', name))) return;
+    try {
+      parent.journalArtifactFile(`logs/${name}`);
+    } catch (e) {
+      warn(`trial log ${name} not journaled: ${(e as Error).message}`);
+    }
+  };
   const runTrial = async (rec: TrialRecord, workers: WorkerPool): Promise<void> => {
     const request = trialRequest(rec);
     const logFile = join(plan.parentDir, 'artifacts', 'logs', `${rec.id}.log`);
@@ -285,6 +307,7 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     }
     if (!r.crashed && (r.leakedTensors ?? 0) > 0) opts.stderr.write(`[rass] warning: trial ${rec.id} left ${r.leakedTensors} tfjs tensors allocated (its worker was replaced)\n`);
     report(rec, Date.now() - t0);
+    journalLog(`${rec.id}.log`);
   };
 
   const queue = [...todo];
@@ -292,6 +315,7 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     await runOnSlurm(plan, executor, todo.map((r) => ({ rec: r, args: [bin, ...runArgv(trialRequest(r))] })), maxParallel, {
       out,
       report,
+      journalLog,
       stopping: () => stopping,
       onCancel: (cancelJob) => opts.signal?.addEventListener('abort', cancelJob, { once: true }),
     });

@@ -122,10 +122,16 @@ export function parseSweepSpec(raw: unknown, where: (path: string) => string = (
     if (foreign.length) throw new UserError(`${where('.executor')}: ${foreign.map((k) => `"${k}"`).join(', ')} ${foreign.length === 1 ? 'is' : 'are'} not an option of the ${spec.executor.type} executor`);
   }
   const paths = new Map<string, string>();
+  // `experiment` and `experiment.lr` on two axes overlap as much as the same path twice: the
+  // whole-node value would replace (or be patched by) the other, depending on axis order.
+  const within = (inner: string, outer: string) => inner === outer || inner.startsWith(outer + '.');
   const claim = (path: string, axis: string) => {
-    const other = paths.get(path);
-    if (other !== undefined && other !== axis) throw new UserError(`${where('')}: config path "${path}" is swept by two axes (${other} and ${axis}); a trial could not tell which value wins`);
-    paths.set(path, axis);
+    for (const [p, other] of paths) {
+      if (other === axis || !(within(path, p) || within(p, path))) continue;
+      if (p === path) throw new UserError(`${where('')}: config path "${path}" is swept by two axes (${other} and ${axis}); a trial could not tell which value wins`);
+      throw new UserError(`${where('')}: axes ${other} ("${p}") and ${axis} ("${path}") overlap: one sets a config node the other sets inside; a trial could not tell which value wins`);
+    }
+    if (!paths.has(path)) paths.set(path, axis);
   };
   for (const k of Object.keys(spec.grid ?? {})) claim(k, `grid.${k}`);
   (spec.zip ?? []).forEach((g, i) => Object.keys(g).forEach((k) => claim(k, `zip[${i}]`)));
