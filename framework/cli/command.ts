@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { PluginRegistry } from '../plugins/registry.js';
+import type { CliCommand } from '../contracts/executor.js';
 
 /** What every sub-command gets: the registry with the built-in packages loaded, and output streams. */
 export interface CliContext {
@@ -10,6 +11,8 @@ export interface CliContext {
   readonly cwd: string;
   /** A new registry with the same built-in packages (for work that must not share plugin state, e.g. sweep trials). */
   readonly newRegistry: () => PluginRegistry;
+  /** How to start this CLI again (what sweep workers and Slurm tasks run); unset in-process (tests): the package's dist/bin/rass.js. */
+  readonly cli?: CliCommand;
 }
 
 /**

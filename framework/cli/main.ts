@@ -4,6 +4,8 @@ import type { PluginPackage } from '../plugins/plugin-package.js';
 import type { CliContext, CommandSpec } from './command.js';
 import { reportError } from '../errors.js';
 import { frameworkCommands } from './commands/index.js';
+import { frameworkPackage } from './builtin-plugins.js';
+import type { CliCommand } from '../contracts/executor.js';
 
 export interface CliOptions {
   /** The built-in plugin packages (bin/rass.ts passes registry/ and experiments/). */
@@ -11,12 +13,15 @@ export interface CliOptions {
   stdout?: NodeJS.WritableStream;
   stderr?: NodeJS.WritableStream;
   cwd?: string;
+  /** How to start this CLI again (sweep workers, Slurm tasks): bin/rass.ts passes node, its flags and its own path. */
+  cli?: CliCommand;
 }
 
 /** Build the `rass` program: framework commands plus commands contributed by plugin packages. */
 export function buildProgram(opts: CliOptions): { program: Command; ctx: CliContext } {
   const newRegistry = () => {
     const r = new PluginRegistry();
+    r.loadPackage(frameworkPackage);
     for (const p of opts.packages) r.loadPackage(p);
     return r;
   };
@@ -26,6 +31,7 @@ export function buildProgram(opts: CliOptions): { program: Command; ctx: CliCont
     stdout: opts.stdout ?? process.stdout,
     stderr: opts.stderr ?? process.stderr,
     cwd: opts.cwd ?? process.cwd(),
+    ...(opts.cli ? { cli: opts.cli } : {}),
   };
   const program = new Command('rass')
     .description('Experiment framework for restoration-for-segmentation research (SCR, RASS, baselines, ablations).')

@@ -11,74 +11,37 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, extname, join, resolve } from 'node:path';
-import { applyOverrides, dumpConfig, loadConfigPlugins, validateConfig, formatOrigin, ConfigError, type ResolvedConfig } from '../config/index.js';
-import type { PluginRegistry } from '../plugins/registry.js';
+import { applyOverrides, buildNode, dumpConfig, loadConfigPlugins, validateConfig, formatOrigin, ConfigError, type ResolvedConfig } from '../config/index.js';
+import { PluginRegistry } from '../plugins/registry.js';
+import { pluginPackage } from '../plugins/plugin-package.js';
+import type { CliCommand, Executor, ExecutorTrial, TrialEnd } from '../contracts/executor.js';
 import { UserError, isUserError } from '../errors.js';
 import { LocalRun } from '../tracking/local-run.js';
 import { summarizeRun, formatDuration, formatMetric, type RunSummary } from '../tracking/run-store.js';
-import { startTrackers } from '../tracking/trackers.js';
+import { startTrackers, trackersOrWarn } from '../tracking/trackers.js';
 import { packageRoot } from '../paths.js';
 import { formatTable } from '../cli/table.js';
 import { expandSweep, formatOverrides, parseSweepSpec, type SweepSpec, type Trial } from './spec.js';
 import { buildSweepReport } from './report.js';
-import { accountedStates, activeTasks, cancel, submitArray, type SlurmOptions } from './slurm.js';
-import { WorkerPool, type LocalExecutorOptions, type PoolResult } from './local-pool.js';
 import { closeTrialRun } from './close-trial-run.js';
-import { catchUpMirrors } from './mirror-catch-up.js';
 import { runArgv, type TrialRequest } from './trial-protocol.js';
-
-/** Submit the trials as one Slurm job array and follow it until no task is left. */
-async function runOnSlurm(
-  plan: SweepPlan,
-  o: SlurmOptions,
-  trials: { rec: TrialRecord; args: string[] }[],
-  maxParallel: number,
-  io: { out: (s: string) => void; report: (rec: TrialRecord, ms: number) => void; journalLog: (name: string) => void; stopping: () => string | undefined; onCancel: (f: () => void) => void },
-): Promise<void> {
-  if (trials.length === 0) return;
-  const logDir = join(plan.parentDir, 'artifacts', 'logs');
-  const t0 = Date.now();
-  const { jobId, script } = submitArray(join(plan.parentDir, 'slurm'), o, plan.name, trials.map((t) => ({ id: t.rec.id, args: t.args })), maxParallel, logDir);
-  io.out(`sweep ${plan.name}: submitted Slurm job array ${jobId} (${trials.length} tasks, ${script})`);
-  io.onCancel(() => cancel(jobId));
-  const reported = new Set<string>();
-  const pollMs = (o.poll_s ?? 2) * 1000;
-  while (true) {
-    // squeue -r lists every array task still pending or running as <job>_<index>
-    const active = new Set(activeTasks(jobId).map((a) => a.task));
-    for (const [i, t] of trials.entries()) {
-      if (reported.has(t.rec.id) || active.has(`${jobId}_${i}`)) continue;
-      updateFromRun(t.rec);
-      if (t.rec.state === 'RUNNING' || t.rec.state === 'PENDING') {
-        const acct = accountedStates(jobId).get(`${jobId}_${i}`);
-        t.rec.state = io.stopping() ? 'KILLED' : 'FAILED';
-        t.rec.message = `Slurm task ${jobId}_${i} ended without a final run status${acct ? ` (sacct: ${acct})` : ''}; see ${join(logDir, `slurm-${jobId}_${i}.log`)}`;
-      }
-      reported.add(t.rec.id);
-      io.report(t.rec, Date.now() - t0);
-      io.journalLog(`slurm-${jobId}_${i}.log`);
-    }
-    if (active.size === 0) break;
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
-}
+import { localExecutorPlugin } from './executors/local.js';
+import { slurmExecutorPlugin } from './executors/slurm.js';
 
 /**
- * What the executor records for a trial the local pool ran, when the trial's own run did not
- * record the outcome (its process died, or it failed before its run existed) or must be
- * overridden (stopped for its time limit: FAILED, so a plain re-run does not resume it into
- * the same timeout). `closeRun`: the executor writes that final status into the trial's run.
+ * What the sweep records for a trial when the trial's own run did not record the outcome (its
+ * process died, it failed before its run existed, the executor lost it) or must be overridden
+ * (stopped for its time limit: FAILED, so a plain re-run does not resume it into the same
+ * timeout). `closeRun`: the sweep writes that final status into the trial's run.
  */
-function executorVerdict(
-  rec: TrialRecord,
-  r: PoolResult,
-  o: { stopping: boolean; logFile: string; executor: LocalExecutorOptions },
-): { state: 'FAILED' | 'KILLED'; message: string; closeRun: boolean } | undefined {
-  if (r.timedOut) return { state: 'FAILED', message: `timed out after ${o.executor.trial_timeout_s} s (trial_timeout_s); --retry-failed resumes it; see ${o.logFile}`, closeRun: true };
-  if (rec.state !== 'RUNNING') return undefined;
+function executorVerdict(rec: TrialRecord, r: TrialEnd, o: { stopping: boolean; logFile: string }): { state: 'FAILED' | 'KILLED'; message: string; closeRun: boolean } | undefined {
+  if (r.timedOut) return { state: 'FAILED', message: `timed out after ${r.timeLimitS} s (trial_timeout_s); --retry-failed resumes it; see ${o.logFile}`, closeRun: true };
+  if (rec.state !== 'RUNNING' && rec.state !== 'PENDING') return undefined;
   const state = o.stopping ? 'KILLED' : 'FAILED';
+  // the executor lost track of it (e.g. a Slurm task gone): recorded, the run left as it is
+  if (r.lost !== undefined) return { state, message: r.lost, closeRun: false };
   if (!r.crashed) return { state, message: `${r.error ?? `trial exited with code ${r.exitCode}`}; see ${o.logFile}`, closeRun: false };
-  const oom = r.outOfMemory ? `out of memory${o.executor.memory_mb ? ` at the ${o.executor.memory_mb} MiB heap limit` : ''}, ` : '';
+  const oom = r.outOfMemory ? `out of memory${r.memoryLimitMb ? ` at the ${r.memoryLimitMb} MiB heap limit` : ''}, ` : '';
   const cause = r.error ?? `trial process died without a final status (${oom}${r.signal ?? `exit code ${r.exitCode}`})`;
   return { state, message: `${cause}; see ${o.logFile}`, closeRun: true };
 }
@@ -108,16 +71,21 @@ export interface SweepPlan {
   experiment: string;
   trials: Trial[];
   records: TrialRecord[];
+  /** the `sweep.executor` plugin (default executor/local) */
+  executor: Executor;
+  /** the registry the sweep's plugins were loaded into (trackers of trial runs are built with it) */
+  registry: PluginRegistry;
 }
 
 /** Load a sweep config, expand and validate every trial (before anything runs). */
 export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, cwd: string): Promise<SweepPlan> {
   const raw = cfg.value.sweep;
   if (raw === undefined) throw new UserError(`${cfg.file}: no \`sweep:\` block (see configs/ablations/ for examples)`);
-  const spec = parseSweepSpec(raw, (p) => {
+  const where = (p: string) => {
     const segs = p.split('.').filter(Boolean);
     return `${formatOrigin(cfg.origin(['sweep', ...segs]))} sweep${p}`.trim();
-  });
+  };
+  const spec = parseSweepSpec(raw, where);
   const seed = typeof cfg.value.seed === 'number' ? cfg.value.seed : 0;
   const trials = expandSweep(spec, seed);
   const name = spec.name ?? basename(cfg.file, extname(cfg.file));
@@ -154,7 +122,32 @@ export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, c
     if (existsSync(join(dir, 'journal.jsonl'))) updateFromRun(rec);
     return rec;
   });
-  return { name, spec, cfg, parentRunId, parentDir, runsDir, experiment, trials, records };
+  const executor = await buildExecutor(spec.executor, registry, where('.executor'));
+  return { name, spec, cfg, parentRunId, parentDir, runsDir, experiment, trials, records, executor, registry };
+}
+
+/** The framework's own executors, for registries built without them (library use, tests). */
+const builtinExecutors = [localExecutorPlugin, slurmExecutorPlugin];
+
+/**
+ * The executor plugin of a `sweep.executor` node; `type: local` / `type: slurm` (the form
+ * before executors were plugins) name executor/local and executor/slurm.
+ */
+async function buildExecutor(node: SweepSpec['executor'], registry: PluginRegistry, where: string): Promise<Executor> {
+  const { type, ...options } = node ?? { type: 'executor/local' };
+  const full = type.includes('/') ? type : `executor/${type}`;
+  const name = full.slice('executor/'.length);
+  let reg = registry;
+  if (!registry.has('executor', name) && builtinExecutors.some((p) => p.name === name)) {
+    reg = new PluginRegistry();
+    reg.loadPackage(pluginPackage({ name: 'rass/framework', plugins: builtinExecutors }));
+  }
+  try {
+    return await buildNode<Executor>({ type: full, ...options }, reg, { path: 'sweep.executor' });
+  } catch (e) {
+    if (!isUserError(e)) throw e;
+    throw new UserError(`${where}: ${(e as Error).message.replace(/^problems in the config:\s*/u, '')}`, { cause: e });
+  }
 }
 
 /** The runs/ folder of a config's experiment: its plugin name without the kind (as the runner names it). */
@@ -194,6 +187,8 @@ export interface SweepOptions {
   stderr: NodeJS.WritableStream;
   cwd: string;
   env: Record<string, string | undefined>;
+  /** the CLI that trials (workers, Slurm tasks) run: the one running this sweep; default dist/bin/rass.js of this package */
+  cli?: CliCommand;
   /** aborting stops the sweep like SIGINT, or SIGTERM when that is the abort reason; the CLI wires both signals to it */
   signal?: AbortSignal;
 }
@@ -216,10 +211,16 @@ function needsRun(r: TrialRecord, retryFailed: boolean): boolean {
   return true;
 }
 
-export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise<SweepOutcome> {
-  const out = (s: string) => opts.stdout.write(s + '\n');
+/** The CLI of this package (dist/bin/rass.js): for callers that do not say which CLI runs trials. */
+function packageCli(): CliCommand {
   const bin = join(packageRoot(), 'dist', 'bin', 'rass.js');
   if (!existsSync(bin)) throw new UserError(`${bin} not found: build the project first (npm run build)`);
+  return { command: process.execPath, args: [bin] };
+}
+
+export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise<SweepOutcome> {
+  const out = (s: string) => opts.stdout.write(s + '\n');
+  const cli = opts.cli ?? packageCli();
   const maxParallel = Math.max(1, opts.maxParallel ?? availableParallelism());
 
   // the parent run: created once, reopened by later invocations of the same sweep
@@ -235,25 +236,24 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     parent.logParams({ sweep: plan.spec, base_config: plan.cfg.file });
     parent.setTags({ 'rass.sweep': plan.name, 'rass.sweep.trials': String(plan.records.length), 'rass.sweep.experiment': plan.experiment });
   }
-  parent.attachTrackers(await startTrackers({ dir: parent.dir, runId: plan.parentRunId, experiment: plan.name, config: plan.cfg.value, env: opts.env }, warn));
-  mkdirSync(join(plan.parentDir, 'artifacts', 'logs'), { recursive: true });
+  const trackers = await trackersOrWarn(plan.cfg.value, plan.registry, warn);
+  parent.attachTrackers(await startTrackers(trackers, { dir: parent.dir, runId: plan.parentRunId, experiment: plan.name, config: plan.cfg.value, env: opts.env }, warn));
+  const logDir = join(plan.parentDir, 'artifacts', 'logs');
+  mkdirSync(logDir, { recursive: true });
 
   const todo = plan.records.filter((r) => needsRun(r, !!opts.retryFailed));
   const skipped = plan.records.filter((r) => r.state === 'FINISHED').length;
   out(`sweep ${plan.name}: ${plan.records.length} trials (${skipped} finished earlier, ${todo.length} to run, ${maxParallel} in parallel); parent run ${plan.parentRunId}`);
 
-  const executor = plan.spec.executor ?? { type: 'local' as const };
-  const pool = executor.type === 'local'
-    ? new WorkerPool({ bin, cwd: opts.cwd, env: { ...opts.env, CI: opts.env.CI ?? 'true' }, options: executor, stray: (t) => opts.stderr.write(t) })
-    : undefined;
-  let stopping: string | undefined;
+  const executor = plan.executor;
+  let stopping: 'SIGINT' | 'SIGTERM' | undefined;
   const onAbort = () => {
     if (stopping) return;
     const sig = opts.signal?.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
     stopping = sig;
-    const running = pool?.running ?? 0;
+    const running = executor.running;
     out(`sweep ${plan.name}: stopping (${running} running trial${running === 1 ? '' : 's'} get ${sig})`);
-    pool?.stopRunning(sig);
+    executor.stop(sig);
   };
   opts.signal?.addEventListener('abort', onAbort, { once: true });
 
@@ -276,75 +276,70 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     out(`[${done}/${todo.length}] ${rec.id} ${rec.state} ${formatDuration(ms)} ${rec.overrides.join(' ')}${metrics ? `  ${metrics}` : ''}${rec.state !== 'FINISHED' && rec.message ? `  (${rec.message})` : ''}`);
   };
   /** A trial's log (artifacts/logs/<name>) into the parent's journal, so trackers upload it (again, once it grew). */
-  const journalLog = (name: string) => {
-    if (!existsSync(join(plan.parentDir, 'artifacts', 'logs', name))) return;
+  const journalLog = (file: string) => {
+    if (!existsSync(file)) return;
     try {
-      parent.journalArtifactFile(`logs/${name}`);
+      parent.journalArtifactFile(`logs/${basename(file)}`);
     } catch (e) {
-      warn(`trial log ${name} not journaled: ${(e as Error).message}`);
+      warn(`trial log ${file} not journaled: ${(e as Error).message}`);
     }
   };
-  const runTrial = async (rec: TrialRecord, workers: WorkerPool): Promise<void> => {
+
+  const byId = new Map(plan.records.map((r) => [r.id, r]));
+  const startedAt = new Map<string, number>();
+  const trials: ExecutorTrial[] = todo.map((rec) => {
     const request = trialRequest(rec);
-    const logFile = join(plan.parentDir, 'artifacts', 'logs', `${rec.id}.log`);
-    appendFileSync(logFile, `\n=== ${new Date().toISOString()} ${request.resume ? 'resume' : 'start'}: rass ${runArgv(request).join(' ')}\n`);
-    const t0 = Date.now();
-    rec.state = 'RUNNING';
-    const r = await workers.run({ trialId: rec.id, logFile, request });
-    updateFromRun(rec); // leaves RUNNING when the run has no journal or no final status
-    const verdict = executorVerdict(rec, r, { stopping: !!stopping, logFile, executor: workers.options });
-    if (verdict) {
-      rec.state = verdict.state;
-      rec.message = verdict.message;
-      if (r.crashed && r.error) appendFileSync(logFile, `=== ${r.error}\n`);
-      if (verdict.closeRun) {
-        try {
-          await closeTrialRun(rec.dir, verdict.state, verdict.message, opts.env, warn);
-        } catch (e) {
-          warn(`trial ${rec.id}: could not close its run ${rec.dir}: ${(e as Error).message}`);
+    return { id: rec.id, request, argv: runArgv(request), logFile: join(logDir, `${rec.id}.log`), runDir: rec.dir };
+  });
+  await executor.run(trials, {
+    cli,
+    cwd: opts.cwd,
+    env: opts.env,
+    maxParallel,
+    sweepName: plan.name,
+    parentDir: plan.parentDir,
+    logDir,
+    out,
+    stray: (t) => opts.stderr.write(t),
+    stopping: () => stopping,
+    started(t) {
+      appendFileSync(t.logFile, `\n=== ${new Date().toISOString()} ${t.request.resume ? 'resume' : 'start'}: rass ${t.argv.join(' ')}\n`);
+      startedAt.set(t.id, Date.now());
+      byId.get(t.id)!.state = 'RUNNING';
+    },
+    async ended(t, end) {
+      const rec = byId.get(t.id)!;
+      const logFile = end.logFile ?? t.logFile;
+      updateFromRun(rec); // leaves RUNNING when the run has no journal or no final status
+      const verdict = executorVerdict(rec, end, { stopping: !!stopping, logFile });
+      if (verdict) {
+        rec.state = verdict.state;
+        rec.message = verdict.message;
+        if (end.crashed && end.error) appendFileSync(logFile, `=== ${end.error}\n`);
+        if (verdict.closeRun) {
+          try {
+            await closeTrialRun(rec.dir, verdict.state, verdict.message, opts.env, warn, plan.registry);
+          } catch (e) {
+            warn(`trial ${rec.id}: could not close its run ${rec.dir}: ${(e as Error).message}`);
+          }
         }
       }
-    }
-    if (!r.crashed && (r.leakedTensors ?? 0) > 0) opts.stderr.write(`[rass] warning: trial ${rec.id} left ${r.leakedTensors} tfjs tensors allocated (its worker was replaced)\n`);
-    report(rec, Date.now() - t0);
-    journalLog(`${rec.id}.log`);
-  };
-
-  const queue = [...todo];
-  if (executor.type === 'slurm') {
-    await runOnSlurm(plan, executor, todo.map((r) => ({ rec: r, args: [bin, ...runArgv(trialRequest(r))] })), maxParallel, {
-      out,
-      report,
-      journalLog,
-      stopping: () => stopping,
-      onCancel: (cancelJob) => opts.signal?.addEventListener('abort', cancelJob, { once: true }),
-    });
-    queue.length = 0;
-  }
-  // the local pool: at most maxParallel trials at once; trials start in spec order
-  if (pool) {
-    await new Promise<void>((allDone) => {
-      let active = 0;
-      const next = () => {
-        while (!stopping && active < maxParallel && queue.length) {
-          const rec = queue.shift()!;
-          active++;
-          void runTrial(rec, pool).then(() => {
-            active--;
-            next();
-          });
-        }
-        if (active === 0) allDone();
-      };
-      next();
-    });
-    await pool.close();
-  }
+      if (!end.crashed && (end.leakedTensors ?? 0) > 0) opts.stderr.write(`[rass] warning: trial ${rec.id} left ${end.leakedTensors} tfjs tensors allocated (its worker was replaced)\n`);
+      report(rec, Date.now() - (startedAt.get(t.id) ?? Date.now()));
+      journalLog(logFile);
+    },
+  });
   opts.signal?.removeEventListener('abort', onAbort);
-  for (const r of queue) if (r.state === 'PENDING') r.state = 'KILLED';
+  for (const r of todo) if (r.state === 'PENDING') r.state = 'KILLED';
 
-  // trials whose live MLflow upload was cut short (this invocation or an earlier, killed one)
-  await catchUpMirrors(plan.records.map((r) => r.dir), plan.runsDir, opts.env, warn);
+  // trials whose live mirror was cut short (this invocation or an earlier, killed one): each tracker finishes its own
+  for (const t of trackers) {
+    try {
+      await t.catchUp?.(plan.records.map((r) => r.dir), { runsRoot: plan.runsDir, env: opts.env, warn });
+    } catch (e) {
+      warn(`tracker catch-up failed: ${(e as Error).message}`);
+    }
+  }
 
   const failed = plan.records.filter((r) => r.state !== 'FINISHED');
   parent.logArtifact('trials.json', JSON.stringify(plan.records.map(({ dir: _d, ...r }) => r), null, 2) + '\n');
