@@ -19,6 +19,7 @@ import { UserError, isUserError } from '../errors.js';
 import { LocalRun } from '../tracking/local-run.js';
 import { summarizeRun, formatDuration, formatMetric, type RunSummary } from '../tracking/run-store.js';
 import { startTrackers, trackersOrWarn } from '../tracking/trackers.js';
+import type { Tracker } from '../contracts/tracker.js';
 import { packageRoot } from '../paths.js';
 import { formatTable } from '../cli/table.js';
 import { expandSweep, formatOverrides, parseSweepSpec, type SweepSpec, type Trial } from './spec.js';
@@ -218,13 +219,50 @@ function packageCli(): CliCommand {
   return { command: process.execPath, args: [bin] };
 }
 
+interface SweepIo {
+  out: (line: string) => void;
+  warn: (message: string) => void;
+}
+
+/**
+ * Run a planned sweep, in phases: open the parent run, pick the trials to run, run them on
+ * the executor (each trial's end is booked by a TrialBook), let the trackers catch up, and
+ * close the parent run with the table, the report and the sweep's status.
+ */
 export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise<SweepOutcome> {
-  const out = (s: string) => opts.stdout.write(s + '\n');
+  const io: SweepIo = { out: (s) => opts.stdout.write(s + '\n'), warn: (m) => opts.stderr.write(`[rass] warning: ${m}\n`) };
   const cli = opts.cli ?? packageCli();
   const maxParallel = Math.max(1, opts.maxParallel ?? availableParallelism());
+  const { parent, trackers } = await openParentRun(plan, opts.env, io.warn);
+  const todo = plan.records.filter((r) => needsRun(r, !!opts.retryFailed));
+  const skipped = plan.records.filter((r) => r.state === 'FINISHED').length;
+  io.out(`sweep ${plan.name}: ${plan.records.length} trials (${skipped} finished earlier, ${todo.length} to run, ${maxParallel} in parallel); parent run ${plan.parentRunId}`);
 
-  // the parent run: created once, reopened by later invocations of the same sweep
-  const warn = (m: string) => opts.stderr.write(`[rass] warning: ${m}\n`);
+  const stop = watchStop(plan, opts.signal, io.out);
+  const book = new TrialBook(plan, parent, { env: opts.env, sets: opts.sets, stderr: opts.stderr, io, total: todo.length, stopping: () => stop.reason });
+  await plan.executor.run(todo.map((rec) => book.trial(rec)), {
+    cli,
+    cwd: opts.cwd,
+    env: opts.env,
+    maxParallel,
+    sweepName: plan.name,
+    parentDir: plan.parentDir,
+    logDir: book.logDir,
+    out: io.out,
+    stray: (t) => opts.stderr.write(t),
+    stopping: () => stop.reason,
+    started: (t) => book.started(t),
+    ended: (t, end) => book.ended(t, end),
+  });
+  stop.dispose();
+  for (const r of todo) if (r.state === 'PENDING') r.state = 'KILLED'; // never started: the sweep was stopped
+
+  await catchUpTrackers(trackers, plan, opts.env, io.warn);
+  return closeSweep(plan, parent, stop.reason, io);
+}
+
+/** Phase 1: the parent run, created once and reopened by later invocations of the same sweep, with the sweep config's trackers. */
+async function openParentRun(plan: SweepPlan, env: Record<string, string | undefined>, warn: (m: string) => void): Promise<{ parent: LocalRun; trackers: Tracker[] }> {
   let parent: LocalRun;
   if (existsSync(join(plan.parentDir, 'journal.jsonl'))) {
     parent = LocalRun.reopen(plan.parentDir, { warn });
@@ -237,110 +275,125 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     parent.setTags({ 'rass.sweep': plan.name, 'rass.sweep.trials': String(plan.records.length), 'rass.sweep.experiment': plan.experiment });
   }
   const trackers = await trackersOrWarn(plan.cfg.value, plan.registry, warn);
-  parent.attachTrackers(await startTrackers(trackers, { dir: parent.dir, runId: plan.parentRunId, experiment: plan.name, config: plan.cfg.value, env: opts.env }, warn));
-  const logDir = join(plan.parentDir, 'artifacts', 'logs');
-  mkdirSync(logDir, { recursive: true });
+  parent.attachTrackers(await startTrackers(trackers, { dir: parent.dir, runId: plan.parentRunId, experiment: plan.name, config: plan.cfg.value, env }, warn));
+  mkdirSync(join(plan.parentDir, 'artifacts', 'logs'), { recursive: true });
+  return { parent, trackers };
+}
 
-  const todo = plan.records.filter((r) => needsRun(r, !!opts.retryFailed));
-  const skipped = plan.records.filter((r) => r.state === 'FINISHED').length;
-  out(`sweep ${plan.name}: ${plan.records.length} trials (${skipped} finished earlier, ${todo.length} to run, ${maxParallel} in parallel); parent run ${plan.parentRunId}`);
-
-  const executor = plan.executor;
-  let stopping: 'SIGINT' | 'SIGTERM' | undefined;
+/** SIGINT/SIGTERM (the abort signal) stops the sweep once: the executor stops its running trials and starts no more. */
+function watchStop(plan: SweepPlan, signal: AbortSignal | undefined, out: (s: string) => void): { readonly reason: 'SIGINT' | 'SIGTERM' | undefined; dispose(): void } {
+  let reason: 'SIGINT' | 'SIGTERM' | undefined;
   const onAbort = () => {
-    if (stopping) return;
-    const sig = opts.signal?.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
-    stopping = sig;
-    const running = executor.running;
-    out(`sweep ${plan.name}: stopping (${running} running trial${running === 1 ? '' : 's'} get ${sig})`);
-    executor.stop(sig);
+    if (reason) return;
+    reason = signal?.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
+    const running = plan.executor.running;
+    out(`sweep ${plan.name}: stopping (${running} running trial${running === 1 ? '' : 's'} get ${reason})`);
+    plan.executor.stop(reason);
   };
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  signal?.addEventListener('abort', onAbort, { once: true });
+  return {
+    get reason() {
+      return reason;
+    },
+    dispose: () => signal?.removeEventListener('abort', onAbort),
+  };
+}
 
-  let done = 0;
+/**
+ * The sweep's bookkeeping of the trials the executor runs: what each trial is (its `rass run`
+ * request and log file), and, when one ends, its state from its own run (or the executor's
+ * verdict when the run could not record it), the progress line, and its log journaled.
+ */
+class TrialBook {
+  readonly logDir: string;
+  private readonly byId: Map<string, TrialRecord>;
+  private readonly startedAt = new Map<string, number>();
+  private done = 0;
+
+  constructor(
+    private readonly plan: SweepPlan,
+    private readonly parent: LocalRun,
+    private readonly o: { env: Record<string, string | undefined>; sets: readonly string[]; stderr: NodeJS.WritableStream; io: SweepIo; total: number; stopping: () => string | undefined },
+  ) {
+    this.logDir = join(plan.parentDir, 'artifacts', 'logs');
+    this.byId = new Map(plan.records.map((r) => [r.id, r]));
+  }
+
   /** A trial as `rass run` options: a fresh run, or a resume of its interrupted run directory. */
-  const trialRequest = (rec: TrialRecord): TrialRequest =>
-    existsSync(join(rec.dir, 'journal.jsonl'))
+  trial(rec: TrialRecord): ExecutorTrial {
+    const { plan } = this;
+    const request: TrialRequest = existsSync(join(rec.dir, 'journal.jsonl'))
       ? { resume: rec.dir, runsDir: plan.runsDir, sets: [], tags: {} }
       : {
           configFile: plan.cfg.file,
-          sets: [...opts.sets, ...rec.overrides, 'sweep=~'],
+          sets: [...this.o.sets, ...rec.overrides, 'sweep=~'],
           runId: rec.runId,
           parentRunId: plan.parentRunId,
           name: `${plan.name}/${rec.id}`,
           tags: { 'rass.trial_id': rec.id, 'rass.sweep': plan.name, ...Object.fromEntries(Object.entries(rec.labels).map(([k, v]) => [`rass.trial.${k}`, v])) },
         };
-  const report = (rec: TrialRecord, ms: number) => {
-    done++;
-    const metrics = Object.entries(rec.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ');
-    out(`[${done}/${todo.length}] ${rec.id} ${rec.state} ${formatDuration(ms)} ${rec.overrides.join(' ')}${metrics ? `  ${metrics}` : ''}${rec.state !== 'FINISHED' && rec.message ? `  (${rec.message})` : ''}`);
-  };
-  /** A trial's log (artifacts/logs/<name>) into the parent's journal, so trackers upload it (again, once it grew). */
-  const journalLog = (file: string) => {
-    if (!existsSync(file)) return;
-    try {
-      parent.journalArtifactFile(`logs/${basename(file)}`);
-    } catch (e) {
-      warn(`trial log ${file} not journaled: ${(e as Error).message}`);
-    }
-  };
+    return { id: rec.id, request, argv: runArgv(request), logFile: join(this.logDir, `${rec.id}.log`), runDir: rec.dir };
+  }
 
-  const byId = new Map(plan.records.map((r) => [r.id, r]));
-  const startedAt = new Map<string, number>();
-  const trials: ExecutorTrial[] = todo.map((rec) => {
-    const request = trialRequest(rec);
-    return { id: rec.id, request, argv: runArgv(request), logFile: join(logDir, `${rec.id}.log`), runDir: rec.dir };
-  });
-  await executor.run(trials, {
-    cli,
-    cwd: opts.cwd,
-    env: opts.env,
-    maxParallel,
-    sweepName: plan.name,
-    parentDir: plan.parentDir,
-    logDir,
-    out,
-    stray: (t) => opts.stderr.write(t),
-    stopping: () => stopping,
-    started(t) {
-      appendFileSync(t.logFile, `\n=== ${new Date().toISOString()} ${t.request.resume ? 'resume' : 'start'}: rass ${t.argv.join(' ')}\n`);
-      startedAt.set(t.id, Date.now());
-      byId.get(t.id)!.state = 'RUNNING';
-    },
-    async ended(t, end) {
-      const rec = byId.get(t.id)!;
-      const logFile = end.logFile ?? t.logFile;
-      updateFromRun(rec); // leaves RUNNING when the run has no journal or no final status
-      const verdict = executorVerdict(rec, end, { stopping: !!stopping, logFile });
-      if (verdict) {
-        rec.state = verdict.state;
-        rec.message = verdict.message;
-        if (end.crashed && end.error) appendFileSync(logFile, `=== ${end.error}\n`);
-        if (verdict.closeRun) {
-          try {
-            await closeTrialRun(rec.dir, verdict.state, verdict.message, opts.env, warn, plan.registry);
-          } catch (e) {
-            warn(`trial ${rec.id}: could not close its run ${rec.dir}: ${(e as Error).message}`);
-          }
+  started(t: ExecutorTrial): void {
+    appendFileSync(t.logFile, `\n=== ${new Date().toISOString()} ${t.request.resume ? 'resume' : 'start'}: rass ${t.argv.join(' ')}\n`);
+    this.startedAt.set(t.id, Date.now());
+    this.byId.get(t.id)!.state = 'RUNNING';
+  }
+
+  async ended(t: ExecutorTrial, end: TrialEnd): Promise<void> {
+    const rec = this.byId.get(t.id)!;
+    const { warn } = this.o.io;
+    const logFile = end.logFile ?? t.logFile;
+    updateFromRun(rec); // leaves RUNNING when the run has no journal or no final status
+    const verdict = executorVerdict(rec, end, { stopping: !!this.o.stopping(), logFile });
+    if (verdict) {
+      rec.state = verdict.state;
+      rec.message = verdict.message;
+      if (end.crashed && end.error) appendFileSync(logFile, `=== ${end.error}\n`);
+      if (verdict.closeRun) {
+        try {
+          await closeTrialRun(rec.dir, verdict.state, verdict.message, this.o.env, warn, this.plan.registry);
+        } catch (e) {
+          warn(`trial ${rec.id}: could not close its run ${rec.dir}: ${(e as Error).message}`);
         }
       }
-      if (!end.crashed && (end.leakedTensors ?? 0) > 0) opts.stderr.write(`[rass] warning: trial ${rec.id} left ${end.leakedTensors} tfjs tensors allocated (its worker was replaced)\n`);
-      report(rec, Date.now() - (startedAt.get(t.id) ?? Date.now()));
-      journalLog(logFile);
-    },
-  });
-  opts.signal?.removeEventListener('abort', onAbort);
-  for (const r of todo) if (r.state === 'PENDING') r.state = 'KILLED';
+    }
+    if (!end.crashed && (end.leakedTensors ?? 0) > 0) this.o.stderr.write(`[rass] warning: trial ${rec.id} left ${end.leakedTensors} tfjs tensors allocated (its worker was replaced)\n`);
+    this.report(rec, Date.now() - (this.startedAt.get(t.id) ?? Date.now()));
+    this.journalLog(logFile);
+  }
 
-  // trials whose live mirror was cut short (this invocation or an earlier, killed one): each tracker finishes its own
+  private report(rec: TrialRecord, ms: number): void {
+    this.done++;
+    const metrics = Object.entries(rec.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ');
+    this.o.io.out(`[${this.done}/${this.o.total}] ${rec.id} ${rec.state} ${formatDuration(ms)} ${rec.overrides.join(' ')}${metrics ? `  ${metrics}` : ''}${rec.state !== 'FINISHED' && rec.message ? `  (${rec.message})` : ''}`);
+  }
+
+  /** A trial's log (artifacts/logs/<name>) into the parent's journal, so trackers upload it (again, once it grew). */
+  private journalLog(file: string): void {
+    if (!existsSync(file)) return;
+    try {
+      this.parent.journalArtifactFile(`logs/${basename(file)}`);
+    } catch (e) {
+      this.o.io.warn(`trial log ${file} not journaled: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** Phase 5: trials whose live mirror was cut short (this invocation or an earlier, killed one): each tracker finishes its own. */
+async function catchUpTrackers(trackers: readonly Tracker[], plan: SweepPlan, env: Record<string, string | undefined>, warn: (m: string) => void): Promise<void> {
   for (const t of trackers) {
     try {
-      await t.catchUp?.(plan.records.map((r) => r.dir), { runsRoot: plan.runsDir, env: opts.env, warn });
+      await t.catchUp?.(plan.records.map((r) => r.dir), { runsRoot: plan.runsDir, env, warn });
     } catch (e) {
       warn(`tracker catch-up failed: ${(e as Error).message}`);
     }
   }
+}
 
+/** Phase 6: trials.json, the summary metrics and the report into the parent run, its final status, the table. */
+async function closeSweep(plan: SweepPlan, parent: LocalRun, stopping: 'SIGINT' | 'SIGTERM' | undefined, io: SweepIo): Promise<SweepOutcome> {
   const failed = plan.records.filter((r) => r.state !== 'FINISHED');
   parent.logArtifact('trials.json', JSON.stringify(plan.records.map(({ dir: _d, ...r }) => r), null, 2) + '\n');
   parent.logMetrics(0, { trials_finished: plan.records.length - failed.length, trials_failed: failed.length });
@@ -348,13 +401,13 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     const report = buildSweepReport(plan.parentDir);
     parent.logArtifact('report.md', report.markdown);
     parent.logArtifact('report.html', report.html);
-    out(`sweep ${plan.name}: report written to ${parent.artifactPath('report.md')} and ${parent.artifactPath('report.html')}`);
+    io.out(`sweep ${plan.name}: report written to ${parent.artifactPath('report.md')} and ${parent.artifactPath('report.html')}`);
   } catch (e) {
-    warn(`sweep report not written: ${(e as Error).message}`);
+    io.warn(`sweep report not written: ${(e as Error).message}`);
   }
   const status = stopping ? 'KILLED' : failed.length ? 'FAILED' : 'FINISHED';
   await parent.finalize(status, stopping ? `stopped by ${stopping}` : failed.length ? `${failed.length} of ${plan.records.length} trials did not finish` : undefined);
-  out(formatTable(['trial', 'state', 'overrides', 'metrics'], plan.records.map((r) => [r.id, r.state, r.overrides.join(' '), Object.entries(r.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ')])));
-  out(`sweep ${plan.name}: ${status}; parent run ${plan.parentDir}`);
+  io.out(formatTable(['trial', 'state', 'overrides', 'metrics'], plan.records.map((r) => [r.id, r.state, r.overrides.join(' '), Object.entries(r.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ')])));
+  io.out(`sweep ${plan.name}: ${status}; parent run ${plan.parentDir}`);
   return { parentRunId: plan.parentRunId, parentDir: plan.parentDir, records: plan.records, exitCode: stopping ? (stopping === 'SIGTERM' ? 143 : 130) : failed.length ? 1 : 0 };
 }
