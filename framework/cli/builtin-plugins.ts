@@ -5,7 +5,6 @@
  */
 import { pluginPackage } from '../plugins/plugin-package.js';
 import { builtinTrackerPlugins } from '../tracking/trackers.js';
-import { localExecutorPlugin } from '../sweep/executors/local.js';
-import { slurmExecutorPlugin } from '../sweep/executors/slurm.js';
+import { builtinExecutorPlugins } from '../sweep/executors/index.js';
 
-export const frameworkPackage = pluginPackage({ name: 'rass/framework', plugins: [...builtinTrackerPlugins, localExecutorPlugin, slurmExecutorPlugin] });
+export const frameworkPackage = pluginPackage({ name: 'rass/framework', plugins: [...builtinTrackerPlugins, ...builtinExecutorPlugins] });

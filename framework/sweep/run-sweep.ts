@@ -26,8 +26,7 @@ import { expandSweep, formatOverrides, parseSweepSpec, type SweepSpec, type Tria
 import { buildSweepReport } from './report.js';
 import { closeTrialRun } from './close-trial-run.js';
 import { runArgv, type TrialRequest } from './trial-protocol.js';
-import { localExecutorPlugin } from './executors/local.js';
-import { slurmExecutorPlugin } from './executors/slurm.js';
+import { builtinExecutorPlugins } from './executors/index.js';
 
 /**
  * What the sweep records for a trial when the trial's own run did not record the outcome (its
@@ -127,9 +126,6 @@ export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, c
   return { name, spec, cfg, parentRunId, parentDir, runsDir, experiment, trials, records, executor, registry };
 }
 
-/** The framework's own executors, for registries built without them (library use, tests). */
-const builtinExecutors = [localExecutorPlugin, slurmExecutorPlugin];
-
 /**
  * The executor plugin of a `sweep.executor` node; `type: local` / `type: slurm` (the form
  * before executors were plugins) name executor/local and executor/slurm.
@@ -139,9 +135,10 @@ async function buildExecutor(node: SweepSpec['executor'], registry: PluginRegist
   const full = type.includes('/') ? type : `executor/${type}`;
   const name = full.slice('executor/'.length);
   let reg = registry;
-  if (!registry.has('executor', name) && builtinExecutors.some((p) => p.name === name)) {
+  if (!registry.has('executor', name) && builtinExecutorPlugins.some((p) => p.name === name)) {
     reg = new PluginRegistry();
-    reg.loadPackage(pluginPackage({ name: 'rass/framework', plugins: builtinExecutors }));
+    // a registry built without the framework's own plugins (library use) still gets them
+    reg.loadPackage(pluginPackage({ name: 'rass/framework', plugins: builtinExecutorPlugins }));
   }
   try {
     return await buildNode<Executor>({ type: full, ...options }, reg, { path: 'sweep.executor' });

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readJournal } from '../../../framework/tracking/journal.js';
 import { runCliCaptured } from '../../helpers/cli.js';
+import { experimentsPackage } from '../../../experiments/index.js';
 
 const bin = join(process.cwd(), 'dist', 'bin', 'rass.js');
 
@@ -38,6 +39,21 @@ describe('tracker and executor plugins', () => {
     const e = await runCliCaptured(['plugins', 'executor', '--json'], []);
     assert.equal(e.code, 0, e.err);
     assert.deepEqual((JSON.parse(e.out) as { type: string }[]).map((p) => p.type), ['executor/local', 'executor/slurm']);
+  });
+
+  it('sweep.executor is checked by its plugin\'s schema; the old `type: local` form still means executor/local', async () => {
+    const dry = (executor: string) => runCliCaptured(['sweep', 'tests/fixtures/sweep/mixed.yaml', '--dry-run', '--set', 'runs_dir=/nonexistent-dry-run', '--set', `sweep.executor=${executor}`], [experimentsPackage]);
+    const ok = await dry('{type: local, max_trials_per_worker: 1}');
+    assert.equal(ok.code, 0, ok.err);
+    const foreign = await dry('{type: local, partition: gpu}');
+    assert.equal(foreign.code, 2);
+    assert.match(foreign.err, /sweep\.executor: .*partition: unknown key "partition"; allowed keys: max_trials_per_worker, memory_mb, node_args, trial_timeout_s/);
+    const bad = await dry('{type: executor/slurm, gpus: -1}');
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /sweep\.executor: .*gpus: must be >= 0/);
+    const unknown = await dry('{type: executor/nope}');
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.err, /sweep\.executor: .*unknown plugin executor\/nope; known executor plugins: local, slurm/);
   });
 
   it('the examples\' CSV tracker and serial executor, loaded through `plugins:`, run a sweep', async () => {
