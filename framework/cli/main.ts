@@ -4,6 +4,8 @@ import { packageCommands, type PluginPackage } from '../plugins/plugin-package.j
 import type { CliContext, CommandSpec } from '../plugins/command-spec.js';
 import { reportError } from '../errors.js';
 import { frameworkCommands } from './commands/index.js';
+import { frameworkPackage } from './builtin-plugins.js';
+import type { CliCommand } from '../contracts/executor.js';
 
 export interface CliOptions {
   /** The built-in plugin packages (bin/rass.ts passes registry/ and experiments/). */
@@ -11,17 +13,20 @@ export interface CliOptions {
   stdout?: NodeJS.WritableStream;
   stderr?: NodeJS.WritableStream;
   cwd?: string;
+  /** How to start this CLI again (sweep workers, Slurm tasks): bin/rass.ts passes node, its flags and its own path. */
+  cli?: CliCommand;
 }
 
 /** Build the `rass` program: framework commands plus commands contributed by plugin packages. */
 export function buildProgram(opts: CliOptions): { program: Command; ctx: CliContext } {
-  const newRegistry = () => PluginRegistry.withPackages(...opts.packages);
+  const newRegistry = () => PluginRegistry.withPackages(frameworkPackage, ...opts.packages);
   const ctx: CliContext = {
     registry: newRegistry(),
     newRegistry,
     stdout: opts.stdout ?? process.stdout,
     stderr: opts.stderr ?? process.stderr,
     cwd: opts.cwd ?? process.cwd(),
+    ...(opts.cli ? { cli: opts.cli } : {}),
   };
   const program = new Command('rass')
     .description('Experiment framework for restoration-for-segmentation research (SCR, RASS, baselines, ablations).')

@@ -10,6 +10,8 @@ export interface CliContext {
   readonly cwd: string;
   /** A new registry with the same built-in packages (for work that must not share plugin state, e.g. sweep trials). */
   readonly newRegistry: () => PluginRegistry;
+  /** How to start this CLI again (what sweep workers and Slurm tasks run); unset in-process (tests): the package's dist/bin/rass.js. */
+  readonly cli?: CliCommand;
 }
 
 /**
@@ -23,4 +25,12 @@ export interface CommandSpec {
   /** internal commands (started by other commands) are left out of `rass --help` */
   readonly hidden?: boolean;
   configure(cmd: Command, ctx: CliContext): void;
+}
+
+/** How to start the CLI that runs the sweep (node, its flags, the entry script): what a worker or a job runs. */
+export interface CliCommand {
+  /** the program, e.g. process.execPath */
+  command: string;
+  /** arguments before the sub-command, e.g. [--import, tsx, /path/bin/rass.ts] */
+  args: string[];
 }

@@ -20,7 +20,7 @@ import { runConfigSchema } from './run-schema.js';
 import { UserError } from '../errors.js';
 import { LocalRun } from '../tracking/local-run.js';
 import { findRunDirs, formatDuration, formatMetric, summarizeRun } from '../tracking/run-store.js';
-import { startTrackers } from '../tracking/trackers.js';
+import { startTrackers, trackersOrWarn } from '../tracking/trackers.js';
 import { formatTable } from '../output/table.js';
 import { runExperiment, type RunnerOptions, type RunOutcome } from './runner.js';
 
@@ -142,7 +142,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<RunOutcome> {
     parent.setStatus('RUNNING');
     parent.logParams({ stages: v.stages.map((s) => s.id).join(' -> ') });
   }
-  parent.attachTrackers(await startTrackers({ dir: parentDir, runId: parentRunId, experiment: name, config: v as Record<string, unknown>, env: opts.env }, warn));
+  parent.attachTrackers(await startTrackers(await trackersOrWarn(v as Record<string, unknown>, opts.registry, warn), { dir: parentDir, runId: parentRunId, experiment: name, config: v as Record<string, unknown>, env: opts.env }, warn));
   out(`pipeline ${name}: ${v.stages.length} stages (${v.stages.map((s) => s.id).join(' -> ')}); parent run ${parentRunId}`);
 
   const shared: string[] = [];

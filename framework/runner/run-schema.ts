@@ -31,6 +31,11 @@ export const runConfigSchema = {
       additionalProperties: false,
       default: {},
       properties: {
+        trackers: {
+          type: 'array',
+          items: { type: 'object', required: ['type'], properties: { type: { type: 'string', pattern: '^tracker/' } } },
+          description: 'tracker plugins that mirror the run ({type: tracker/NAME, ...options}); default: [{type: tracker/mlflow, ...tracking.mlflow}]',
+        },
         mlflow: {
           type: 'object',
           additionalProperties: false,

@@ -33,8 +33,8 @@ import { LocalRun } from '../tracking/local-run.js';
 import { ensureWritableDir } from '../tracking/ensure-dir.js';
 import { newRunId } from '../tracking/run-id.js';
 import { formatDuration, formatMetric, resolveRunDir, summarizeRun } from '../tracking/run-store.js';
-import type { RunTracker, TrackerFactory } from '../tracking/tracker.js';
-import { trackerFactories as defaultTrackerFactories } from '../tracking/trackers.js';
+import type { RunTracker, TrackerFactory, TrackerRunInfo } from '../tracking/tracker.js';
+import { buildTrackers } from '../tracking/trackers.js';
 
 export interface RunnerOptions {
   registry: PluginRegistry;
@@ -155,7 +155,15 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
 
   // remote trackers mirror the journal; a tracker that fails to start is a warning, not a failed run
   const trackers: RunTracker[] = [];
-  for (const f of opts.trackerFactories ?? defaultTrackerFactories) {
+  // the tracker plugins the config selects (`tracking.trackers`, default: MLflow when a URI is set)
+  let factories: readonly TrackerFactory[];
+  try {
+    factories = opts.trackerFactories ?? (await buildTrackers(value as Record<string, unknown>, opts.registry)).map((t) => (info: TrackerRunInfo) => t.start(info));
+  } catch (e) {
+    await run.finalize('FAILED', (e as Error).message);
+    throw e;
+  }
+  for (const f of factories) {
     try {
       const t = await f({ dir: run.dir, runId: run.runId, experiment: experimentName, config: value as Record<string, unknown>, env: opts.env });
       if (t) trackers.push(t);

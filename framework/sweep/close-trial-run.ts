@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import type { RunStatus } from '../tracking/events.js';
 import { LocalRun } from '../tracking/local-run.js';
 import { readRunConfig } from '../tracking/run-store.js';
-import { startTrackers } from '../tracking/trackers.js';
+import type { PluginRegistry } from '../plugins/registry.js';
+import { startTrackers, trackersOrWarn } from '../tracking/trackers.js';
 
 export async function closeTrialRun(
   dir: string,
@@ -20,6 +21,7 @@ export async function closeTrialRun(
   message: string,
   env: Record<string, string | undefined>,
   warn: (m: string) => void,
+  registry: PluginRegistry,
 ): Promise<void> {
   if (!existsSync(join(dir, 'journal.jsonl'))) return; // it died before its run existed
   // a dead process's lock: taking it over is expected here, not worth a warning
@@ -27,6 +29,6 @@ export async function closeTrialRun(
   const runEv = run.reopened?.events.find((e) => e.type === 'run');
   const config = readRunConfig(dir);
   if (!config) warn(`${join(dir, 'config.yaml')}: missing or unreadable (closing the run without its trackers)`);
-  if (config) run.attachTrackers(await startTrackers({ dir, runId: run.runId, experiment: runEv?.type === 'run' ? runEv.experiment : '', config, env }, warn));
+  if (config) run.attachTrackers(await startTrackers(await trackersOrWarn(config, registry, warn), { dir, runId: run.runId, experiment: runEv?.type === 'run' ? runEv.experiment : '', config, env }, warn));
   await run.finalize(status, message);
 }

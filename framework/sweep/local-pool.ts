@@ -10,10 +10,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
+import type { CliCommand } from '../contracts/executor.js';
 import type { FromWorker, ToWorker, TrialRequest } from './trial-protocol.js';
 
 export interface LocalExecutorOptions {
-  type: 'local';
   /** trials a worker runs before it is replaced (default: no limit; 1 = a fresh process per trial) */
   max_trials_per_worker?: number;
   /** V8 heap limit of each worker in MiB (node --max-old-space-size): a runaway trial fails alone */
@@ -72,7 +72,8 @@ export class WorkerPool {
 
   constructor(
     private readonly cfg: {
-      bin: string;
+      /** the CLI a worker runs (`_trial-worker` is appended) */
+      cli: CliCommand;
       cwd: string;
       env: Record<string, string | undefined>;
       options: LocalExecutorOptions;
@@ -145,7 +146,8 @@ export class WorkerPool {
 
   private spawnWorker(): WorkerSlot {
     const heap = this.cfg.options.memory_mb ? [`--max-old-space-size=${this.cfg.options.memory_mb}`] : [];
-    const child = spawn(process.execPath, [...heap, ...(this.cfg.options.node_args ?? []), this.cfg.bin, '_trial-worker'], {
+    // node flags first: the CLI's own arguments start with its node flags and entry script
+    const child = spawn(this.cfg.cli.command, [...heap, ...(this.cfg.options.node_args ?? []), ...this.cfg.cli.args, '_trial-worker'], {
       cwd: this.cfg.cwd,
       env: this.cfg.env,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

@@ -29,14 +29,15 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 function loadRows(parentDir: string): { rows: Row[]; spec: { name?: string; metric?: { name: string; goal?: 'max' | 'min' } } } {
   const trialsFile = join(parentDir, 'artifacts', 'trials.json');
   if (!existsSync(trialsFile)) throw new UserError(`${parentDir}: no artifacts/trials.json (is this a sweep's parent run? has it run?)`);
-  const trials = JSON.parse(readFileSync(trialsFile, 'utf8')) as (Omit<TrialRecord, 'dir'> & { dir?: string })[];
+  const trials = JSON.parse(readFileSync(trialsFile, 'utf8')) as (Omit<TrialRecord, 'dir' | 'experiment'> & { dir?: string; experiment?: string })[];
   const parent = summarizeRun(parentDir);
   const specParam = Object.fromEntries(Object.entries(parent.params).filter(([k]) => k.startsWith('sweep.metric.')).map(([k, v]) => [k.slice('sweep.metric.'.length), v]));
   const spec = { name: parent.experiment, metric: specParam.name ? { name: specParam.name, goal: (specParam.goal as 'max' | 'min' | undefined) } : undefined };
   // the trial runs live beside the parent's experiment folder: <runs>/<experiment>/<runId>
   const runsRoot = join(parentDir, '..', '..');
   const rows = trials.map((t) => {
-    const found = [join(runsRoot, parent.tags['rass.sweep.experiment'] ?? '', t.runId)].find((d) => existsSync(join(d, 'journal.jsonl')));
+    // trials.json names each trial's experiment (older sweeps: the parent's tag)
+    const found = [join(runsRoot, t.experiment ?? parent.tags['rass.sweep.experiment'] ?? '', t.runId)].find((d) => existsSync(join(d, 'journal.jsonl')));
     let metrics = t.metrics;
     let state: string = t.state;
     if (found) {

@@ -11,76 +11,40 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, extname, join, resolve } from 'node:path';
-import { applyOverrides, dumpConfig, formatOrigin, ConfigError, type ResolvedConfig } from '../config/index.js';
+import { applyOverrides, buildNode, dumpConfig, formatOrigin, ConfigError, type ResolvedConfig } from '../config/index.js';
 import { loadConfigPlugins, validateRunConfig } from '../runner/run-config.js';
-import type { PluginRegistry } from '../plugins/registry.js';
+import { PluginRegistry } from '../plugins/registry.js';
+import { pluginPackage } from '../plugins/plugin-package.js';
+import type { CliCommand, Executor, ExecutorTrial, TrialEnd } from '../contracts/executor.js';
 import { UserError, isUserError } from '../errors.js';
 import { LocalRun } from '../tracking/local-run.js';
 import { summarizeRun, formatDuration, formatMetric, type RunSummary } from '../tracking/run-store.js';
-import { startTrackers } from '../tracking/trackers.js';
+import { startTrackers, trackersOrWarn } from '../tracking/trackers.js';
+import type { Tracker } from '../contracts/tracker.js';
 import { packageRoot } from '../paths.js';
 import { formatTable } from '../output/table.js';
 import { expandSweep, formatOverrides, parseSweepSpec, type SweepSpec, type Trial } from './spec.js';
 import { buildSweepReport } from './report.js';
 import type { TrialRecord } from './trial-record.js';
 export type { TrialRecord, TrialState } from './trial-record.js';
-import { accountedStates, activeTasks, cancel, submitArray, type SlurmOptions } from './slurm.js';
-import { WorkerPool, type LocalExecutorOptions, type PoolResult } from './local-pool.js';
 import { closeTrialRun } from './close-trial-run.js';
-import { catchUpMirrors } from './mirror-catch-up.js';
 import { runArgv, type TrialRequest } from './trial-protocol.js';
-
-/** Submit the trials as one Slurm job array and follow it until no task is left. */
-async function runOnSlurm(
-  plan: SweepPlan,
-  o: SlurmOptions,
-  trials: { rec: TrialRecord; args: string[] }[],
-  maxParallel: number,
-  io: { out: (s: string) => void; report: (rec: TrialRecord, ms: number) => void; stopping: () => string | undefined; onCancel: (f: () => void) => void },
-): Promise<void> {
-  if (trials.length === 0) return;
-  const logDir = join(plan.parentDir, 'artifacts', 'logs');
-  const t0 = Date.now();
-  const { jobId, script } = submitArray(join(plan.parentDir, 'slurm'), o, plan.name, trials.map((t) => ({ id: t.rec.id, args: t.args })), maxParallel, logDir);
-  io.out(`sweep ${plan.name}: submitted Slurm job array ${jobId} (${trials.length} tasks, ${script})`);
-  io.onCancel(() => cancel(jobId));
-  const reported = new Set<string>();
-  const pollMs = (o.poll_s ?? 2) * 1000;
-  while (true) {
-    // squeue -r lists every array task still pending or running as <job>_<index>
-    const active = new Set(activeTasks(jobId).map((a) => a.task));
-    for (const [i, t] of trials.entries()) {
-      if (reported.has(t.rec.id) || active.has(`${jobId}_${i}`)) continue;
-      updateFromRun(t.rec);
-      if (t.rec.state === 'RUNNING' || t.rec.state === 'PENDING') {
-        const acct = accountedStates(jobId).get(`${jobId}_${i}`);
-        t.rec.state = io.stopping() ? 'KILLED' : 'FAILED';
-        t.rec.message = `Slurm task ${jobId}_${i} ended without a final run status${acct ? ` (sacct: ${acct})` : ''}; see ${join(logDir, `slurm-${jobId}_${i}.log`)}`;
-      }
-      reported.add(t.rec.id);
-      io.report(t.rec, Date.now() - t0);
-    }
-    if (active.size === 0) break;
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
-}
+import { builtinExecutorPlugins } from './executors/index.js';
 
 /**
- * What the executor records for a trial the local pool ran, when the trial's own run did not
- * record the outcome (its process died, or it failed before its run existed) or must be
- * overridden (stopped for its time limit: FAILED, so a plain re-run does not resume it into
- * the same timeout). `closeRun`: the executor writes that final status into the trial's run.
+ * What the sweep records for a trial when the trial's own run did not record the outcome (its
+ * process died, it failed before its run existed, the executor lost it) or must be overridden
+ * (stopped for its time limit: FAILED, so a plain re-run does not resume it into the same
+ * timeout). `closeRun`: the sweep writes that final status into the trial's run.
  */
-function executorVerdict(
-  rec: TrialRecord,
-  r: PoolResult,
-  o: { stopping: boolean; logFile: string; executor: LocalExecutorOptions },
-): { state: 'FAILED' | 'KILLED'; message: string; closeRun: boolean } | undefined {
-  if (r.timedOut) return { state: 'FAILED', message: `timed out after ${o.executor.trial_timeout_s} s (trial_timeout_s); --retry-failed resumes it; see ${o.logFile}`, closeRun: true };
-  if (rec.state !== 'RUNNING') return undefined;
+function executorVerdict(rec: TrialRecord, r: TrialEnd, o: { stopping: boolean; logFile: string }): { state: 'FAILED' | 'KILLED'; message: string; closeRun: boolean } | undefined {
+  if (r.timedOut) return { state: 'FAILED', message: `timed out after ${r.timeLimitS} s (trial_timeout_s); --retry-failed resumes it; see ${o.logFile}`, closeRun: true };
+  if (rec.state !== 'RUNNING' && rec.state !== 'PENDING') return undefined;
   const state = o.stopping ? 'KILLED' : 'FAILED';
+  // the executor lost track of it (e.g. a Slurm task gone): recorded, the run left as it is
+  if (r.lost !== undefined) return { state, message: r.lost, closeRun: false };
   if (!r.crashed) return { state, message: `${r.error ?? `trial exited with code ${r.exitCode}`}; see ${o.logFile}`, closeRun: false };
-  const oom = r.outOfMemory ? `out of memory${o.executor.memory_mb ? ` at the ${o.executor.memory_mb} MiB heap limit` : ''}, ` : '';
+  const oom = r.outOfMemory ? `out of memory${r.memoryLimitMb ? ` at the ${r.memoryLimitMb} MiB heap limit` : ''}, ` : '';
   const cause = r.error ?? `trial process died without a final status (${oom}${r.signal ?? `exit code ${r.exitCode}`})`;
   return { state, message: `${cause}; see ${o.logFile}`, closeRun: true };
 }
@@ -95,16 +59,21 @@ export interface SweepPlan {
   experiment: string;
   trials: Trial[];
   records: TrialRecord[];
+  /** the `sweep.executor` plugin (default executor/local) */
+  executor: Executor;
+  /** the registry the sweep's plugins were loaded into (trackers of trial runs are built with it) */
+  registry: PluginRegistry;
 }
 
 /** Load a sweep config, expand and validate every trial (before anything runs). */
 export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, cwd: string): Promise<SweepPlan> {
   const raw = cfg.value.sweep;
   if (raw === undefined) throw new UserError(`${cfg.file}: no \`sweep:\` block (see configs/ablations/ for examples)`);
-  const spec = parseSweepSpec(raw, (p) => {
+  const where = (p: string) => {
     const segs = p.split('.').filter(Boolean);
     return `${formatOrigin(cfg.origin(['sweep', ...segs]))} sweep${p}`.trim();
-  });
+  };
+  const spec = parseSweepSpec(raw, where);
   const seed = typeof cfg.value.seed === 'number' ? cfg.value.seed : 0;
   const trials = expandSweep(spec, seed);
   const name = spec.name ?? basename(cfg.file, extname(cfg.file));
@@ -113,15 +82,17 @@ export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, c
   const hash = createHash('sha256').update(JSON.stringify([base, spec])).digest('hex').slice(0, 8);
   const parentRunId = `sweep-${name.replace(/[^A-Za-z0-9._-]/g, '_')}-${hash}`;
   const runsDir = resolve(cwd, typeof cfg.value.runs_dir === 'string' ? cfg.value.runs_dir : 'runs');
-  const expType = (cfg.value.experiment as { type?: string } | undefined)?.type ?? '';
-  const experiment = expType.slice(expType.indexOf('/') + 1);
+  const experiment = experimentFolder(cfg.value.experiment);
 
   await loadConfigPlugins(cfg, registry);
   const issues: string[] = [];
+  // each trial's experiment folder comes from its own resolved config: a variant may switch the experiment type
+  const trialExperiment = new Map<string, string>();
   for (const t of trials) {
     try {
       const tc = applyOverrides(cfg, [...formatOverrides(t.overrides), 'sweep=~']);
       validateRunConfig(tc, registry);
+      trialExperiment.set(t.id, experimentFolder(tc.value.experiment));
     } catch (e) {
       if (!isUserError(e)) throw e;
       const lines = e instanceof ConfigError ? e.message.split('\n').filter((l) => !/problems in the config:$/.test(l)).map((l) => l.trim()) : [(e as Error).message];
@@ -133,12 +104,43 @@ export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, c
   const parentDir = join(runsDir, name, parentRunId);
   const records = trials.map((t) => {
     const runId = `${parentRunId}.${t.id}`;
-    const dir = join(runsDir, experiment, runId);
-    const rec: TrialRecord = { id: t.id, overrides: formatOverrides(t.overrides), labels: t.labels, runId, dir, state: 'PENDING', metrics: {} };
+    const trialExp = trialExperiment.get(t.id) ?? experiment;
+    const dir = join(runsDir, trialExp, runId);
+    const rec: TrialRecord = { id: t.id, overrides: formatOverrides(t.overrides), labels: t.labels, runId, experiment: trialExp, dir, state: 'PENDING', metrics: {} };
     if (existsSync(join(dir, 'journal.jsonl'))) updateFromRun(rec);
     return rec;
   });
-  return { name, spec, cfg, parentRunId, parentDir, runsDir, experiment, trials, records };
+  const executor = await buildExecutor(spec.executor, registry, where('.executor'));
+  return { name, spec, cfg, parentRunId, parentDir, runsDir, experiment, trials, records, executor, registry };
+}
+
+/**
+ * The executor plugin of a `sweep.executor` node; `type: local` / `type: slurm` (the form
+ * before executors were plugins) name executor/local and executor/slurm.
+ */
+async function buildExecutor(node: SweepSpec['executor'], registry: PluginRegistry, where: string): Promise<Executor> {
+  const { type, ...options } = node ?? { type: 'executor/local' };
+  const full = type.includes('/') ? type : `executor/${type}`;
+  const name = full.slice('executor/'.length);
+  let reg = registry;
+  if (!registry.has('executor', name) && builtinExecutorPlugins.some((p) => p.name === name)) {
+    reg = new PluginRegistry();
+    // a registry built without the framework's own plugins (library use) still gets them
+    reg.loadPackage(pluginPackage({ name: 'rass/framework', plugins: builtinExecutorPlugins }));
+  }
+  try {
+    return await buildNode<Executor>({ type: full, ...options }, reg, { path: 'sweep.executor' });
+  } catch (e) {
+    if (!isUserError(e)) throw e;
+    throw new UserError(`${where}: ${(e as Error).message.replace(/^problems in the config:\s*/u, '')}`, { cause: e });
+  }
+}
+
+/** The runs/ folder of a config's experiment: its plugin name without the kind (as the runner names it). */
+function experimentFolder(node: unknown): string {
+  const type = (node as { type?: unknown } | undefined)?.type;
+  const t = typeof type === 'string' ? type : '';
+  return t.slice(t.indexOf('/') + 1);
 }
 
 function updateFromRun(rec: TrialRecord): RunSummary | undefined {
@@ -171,6 +173,8 @@ export interface SweepOptions {
   stderr: NodeJS.WritableStream;
   cwd: string;
   env: Record<string, string | undefined>;
+  /** the CLI that trials (workers, Slurm tasks) run: the one running this sweep; default dist/bin/rass.js of this package */
+  cli?: CliCommand;
   /** aborting stops the sweep like SIGINT, or SIGTERM when that is the abort reason; the CLI wires both signals to it */
   signal?: AbortSignal;
 }
@@ -193,14 +197,57 @@ function needsRun(r: TrialRecord, retryFailed: boolean): boolean {
   return true;
 }
 
-export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise<SweepOutcome> {
-  const out = (s: string) => opts.stdout.write(s + '\n');
+/** The CLI of this package (dist/bin/rass.js): for callers that do not say which CLI runs trials. */
+function packageCli(): CliCommand {
   const bin = join(packageRoot(), 'dist', 'bin', 'rass.js');
   if (!existsSync(bin)) throw new UserError(`${bin} not found: build the project first (npm run build)`);
-  const maxParallel = Math.max(1, opts.maxParallel ?? availableParallelism());
+  return { command: process.execPath, args: [bin] };
+}
 
-  // the parent run: created once, reopened by later invocations of the same sweep
-  const warn = (m: string) => opts.stderr.write(`[rass] warning: ${m}\n`);
+interface SweepIo {
+  out: (line: string) => void;
+  warn: (message: string) => void;
+}
+
+/**
+ * Run a planned sweep, in phases: open the parent run, pick the trials to run, run them on
+ * the executor (each trial's end is booked by a TrialBook), let the trackers catch up, and
+ * close the parent run with the table, the report and the sweep's status.
+ */
+export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise<SweepOutcome> {
+  const io: SweepIo = { out: (s) => opts.stdout.write(s + '\n'), warn: (m) => opts.stderr.write(`[rass] warning: ${m}\n`) };
+  const cli = opts.cli ?? packageCli();
+  const maxParallel = Math.max(1, opts.maxParallel ?? availableParallelism());
+  const { parent, trackers } = await openParentRun(plan, opts.env, io.warn);
+  const todo = plan.records.filter((r) => needsRun(r, !!opts.retryFailed));
+  const skipped = plan.records.filter((r) => r.state === 'FINISHED').length;
+  io.out(`sweep ${plan.name}: ${plan.records.length} trials (${skipped} finished earlier, ${todo.length} to run, ${maxParallel} in parallel); parent run ${plan.parentRunId}`);
+
+  const stop = watchStop(plan, opts.signal, io.out);
+  const book = new TrialBook(plan, parent, { env: opts.env, sets: opts.sets, stderr: opts.stderr, io, total: todo.length, stopping: () => stop.reason });
+  await plan.executor.run(todo.map((rec) => book.trial(rec)), {
+    cli,
+    cwd: opts.cwd,
+    env: opts.env,
+    maxParallel,
+    sweepName: plan.name,
+    parentDir: plan.parentDir,
+    logDir: book.logDir,
+    out: io.out,
+    stray: (t) => opts.stderr.write(t),
+    stopping: () => stop.reason,
+    started: (t) => book.started(t),
+    ended: (t, end) => book.ended(t, end),
+  });
+  stop.dispose();
+  for (const r of todo) if (r.state === 'PENDING') r.state = 'KILLED'; // never started: the sweep was stopped
+
+  await catchUpTrackers(trackers, plan, opts.env, io.warn);
+  return closeSweep(plan, parent, stop.reason, io);
+}
+
+/** Phase 1: the parent run, created once and reopened by later invocations of the same sweep, with the sweep config's trackers. */
+async function openParentRun(plan: SweepPlan, env: Record<string, string | undefined>, warn: (m: string) => void): Promise<{ parent: LocalRun; trackers: Tracker[] }> {
   let parent: LocalRun;
   if (existsSync(join(plan.parentDir, 'journal.jsonl'))) {
     parent = LocalRun.reopen(plan.parentDir, { warn });
@@ -212,106 +259,126 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     parent.logParams({ sweep: plan.spec, base_config: plan.cfg.file });
     parent.setTags({ 'rass.sweep': plan.name, 'rass.sweep.trials': String(plan.records.length), 'rass.sweep.experiment': plan.experiment });
   }
-  parent.attachTrackers(await startTrackers({ dir: parent.dir, runId: plan.parentRunId, experiment: plan.name, config: plan.cfg.value, env: opts.env }, warn));
+  const trackers = await trackersOrWarn(plan.cfg.value, plan.registry, warn);
+  parent.attachTrackers(await startTrackers(trackers, { dir: parent.dir, runId: plan.parentRunId, experiment: plan.name, config: plan.cfg.value, env }, warn));
   mkdirSync(join(plan.parentDir, 'artifacts', 'logs'), { recursive: true });
+  return { parent, trackers };
+}
 
-  const todo = plan.records.filter((r) => needsRun(r, !!opts.retryFailed));
-  const skipped = plan.records.filter((r) => r.state === 'FINISHED').length;
-  out(`sweep ${plan.name}: ${plan.records.length} trials (${skipped} finished earlier, ${todo.length} to run, ${maxParallel} in parallel); parent run ${plan.parentRunId}`);
-
-  const executor = plan.spec.executor ?? { type: 'local' as const };
-  const pool = executor.type === 'local'
-    ? new WorkerPool({ bin, cwd: opts.cwd, env: { ...opts.env, CI: opts.env.CI ?? 'true' }, options: executor, stray: (t) => opts.stderr.write(t) })
-    : undefined;
-  let stopping: string | undefined;
+/** SIGINT/SIGTERM (the abort signal) stops the sweep once: the executor stops its running trials and starts no more. */
+function watchStop(plan: SweepPlan, signal: AbortSignal | undefined, out: (s: string) => void): { readonly reason: 'SIGINT' | 'SIGTERM' | undefined; dispose(): void } {
+  let reason: 'SIGINT' | 'SIGTERM' | undefined;
   const onAbort = () => {
-    if (stopping) return;
-    const sig = opts.signal?.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
-    stopping = sig;
-    const running = pool?.running ?? 0;
-    out(`sweep ${plan.name}: stopping (${running} running trial${running === 1 ? '' : 's'} get ${sig})`);
-    pool?.stopRunning(sig);
+    if (reason) return;
+    reason = signal?.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
+    const running = plan.executor.running;
+    out(`sweep ${plan.name}: stopping (${running} running trial${running === 1 ? '' : 's'} get ${reason})`);
+    plan.executor.stop(reason);
   };
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  signal?.addEventListener('abort', onAbort, { once: true });
+  return {
+    get reason() {
+      return reason;
+    },
+    dispose: () => signal?.removeEventListener('abort', onAbort),
+  };
+}
 
-  let done = 0;
+/**
+ * The sweep's bookkeeping of the trials the executor runs: what each trial is (its `rass run`
+ * request and log file), and, when one ends, its state from its own run (or the executor's
+ * verdict when the run could not record it), the progress line, and its log journaled.
+ */
+class TrialBook {
+  readonly logDir: string;
+  private readonly byId: Map<string, TrialRecord>;
+  private readonly startedAt = new Map<string, number>();
+  private done = 0;
+
+  constructor(
+    private readonly plan: SweepPlan,
+    private readonly parent: LocalRun,
+    private readonly o: { env: Record<string, string | undefined>; sets: readonly string[]; stderr: NodeJS.WritableStream; io: SweepIo; total: number; stopping: () => string | undefined },
+  ) {
+    this.logDir = join(plan.parentDir, 'artifacts', 'logs');
+    this.byId = new Map(plan.records.map((r) => [r.id, r]));
+  }
+
   /** A trial as `rass run` options: a fresh run, or a resume of its interrupted run directory. */
-  const trialRequest = (rec: TrialRecord): TrialRequest =>
-    existsSync(join(rec.dir, 'journal.jsonl'))
+  trial(rec: TrialRecord): ExecutorTrial {
+    const { plan } = this;
+    const request: TrialRequest = existsSync(join(rec.dir, 'journal.jsonl'))
       ? { resume: rec.dir, runsDir: plan.runsDir, sets: [], tags: {} }
       : {
           configFile: plan.cfg.file,
-          sets: [...opts.sets, ...rec.overrides, 'sweep=~'],
+          sets: [...this.o.sets, ...rec.overrides, 'sweep=~'],
           runId: rec.runId,
           parentRunId: plan.parentRunId,
           name: `${plan.name}/${rec.id}`,
           tags: { 'rass.trial_id': rec.id, 'rass.sweep': plan.name, ...Object.fromEntries(Object.entries(rec.labels).map(([k, v]) => [`rass.trial.${k}`, v])) },
         };
-  const report = (rec: TrialRecord, ms: number) => {
-    done++;
-    const metrics = Object.entries(rec.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ');
-    out(`[${done}/${todo.length}] ${rec.id} ${rec.state} ${formatDuration(ms)} ${rec.overrides.join(' ')}${metrics ? `  ${metrics}` : ''}${rec.state !== 'FINISHED' && rec.message ? `  (${rec.message})` : ''}`);
-  };
-  const runTrial = async (rec: TrialRecord, workers: WorkerPool): Promise<void> => {
-    const request = trialRequest(rec);
-    const logFile = join(plan.parentDir, 'artifacts', 'logs', `${rec.id}.log`);
-    appendFileSync(logFile, `\n=== ${new Date().toISOString()} ${request.resume ? 'resume' : 'start'}: rass ${runArgv(request).join(' ')}\n`);
-    const t0 = Date.now();
-    rec.state = 'RUNNING';
-    const r = await workers.run({ trialId: rec.id, logFile, request });
+    return { id: rec.id, request, argv: runArgv(request), logFile: join(this.logDir, `${rec.id}.log`), runDir: rec.dir };
+  }
+
+  started(t: ExecutorTrial): void {
+    appendFileSync(t.logFile, `\n=== ${new Date().toISOString()} ${t.request.resume ? 'resume' : 'start'}: rass ${t.argv.join(' ')}\n`);
+    this.startedAt.set(t.id, Date.now());
+    this.byId.get(t.id)!.state = 'RUNNING';
+  }
+
+  async ended(t: ExecutorTrial, end: TrialEnd): Promise<void> {
+    const rec = this.byId.get(t.id)!;
+    const { warn } = this.o.io;
+    const logFile = end.logFile ?? t.logFile;
     updateFromRun(rec); // leaves RUNNING when the run has no journal or no final status
-    const verdict = executorVerdict(rec, r, { stopping: !!stopping, logFile, executor: workers.options });
+    const verdict = executorVerdict(rec, end, { stopping: !!this.o.stopping(), logFile });
     if (verdict) {
       rec.state = verdict.state;
       rec.message = verdict.message;
-      if (r.crashed && r.error) appendFileSync(logFile, `=== ${r.error}\n`);
+      if (end.crashed && end.error) appendFileSync(logFile, `=== ${end.error}\n`);
       if (verdict.closeRun) {
         try {
-          await closeTrialRun(rec.dir, verdict.state, verdict.message, opts.env, warn);
+          await closeTrialRun(rec.dir, verdict.state, verdict.message, this.o.env, warn, this.plan.registry);
         } catch (e) {
           warn(`trial ${rec.id}: could not close its run ${rec.dir}: ${(e as Error).message}`);
         }
       }
     }
-    if (!r.crashed && (r.leakedTensors ?? 0) > 0) opts.stderr.write(`[rass] warning: trial ${rec.id} left ${r.leakedTensors} tfjs tensors allocated (its worker was replaced)\n`);
-    report(rec, Date.now() - t0);
-  };
-
-  const queue = [...todo];
-  if (executor.type === 'slurm') {
-    await runOnSlurm(plan, executor, todo.map((r) => ({ rec: r, args: [bin, ...runArgv(trialRequest(r))] })), maxParallel, {
-      out,
-      report,
-      stopping: () => stopping,
-      onCancel: (cancelJob) => opts.signal?.addEventListener('abort', cancelJob, { once: true }),
-    });
-    queue.length = 0;
+    if (!end.crashed && (end.leakedTensors ?? 0) > 0) this.o.stderr.write(`[rass] warning: trial ${rec.id} left ${end.leakedTensors} tfjs tensors allocated (its worker was replaced)\n`);
+    this.report(rec, Date.now() - (this.startedAt.get(t.id) ?? Date.now()));
+    this.journalLog(logFile);
   }
-  // the local pool: at most maxParallel trials at once; trials start in spec order
-  if (pool) {
-    await new Promise<void>((allDone) => {
-      let active = 0;
-      const next = () => {
-        while (!stopping && active < maxParallel && queue.length) {
-          const rec = queue.shift()!;
-          active++;
-          void runTrial(rec, pool).then(() => {
-            active--;
-            next();
-          });
-        }
-        if (active === 0) allDone();
-      };
-      next();
-    });
-    await pool.close();
+
+  private report(rec: TrialRecord, ms: number): void {
+    this.done++;
+    const metrics = Object.entries(rec.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ');
+    this.o.io.out(`[${this.done}/${this.o.total}] ${rec.id} ${rec.state} ${formatDuration(ms)} ${rec.overrides.join(' ')}${metrics ? `  ${metrics}` : ''}${rec.state !== 'FINISHED' && rec.message ? `  (${rec.message})` : ''}`);
   }
-  opts.signal?.removeEventListener('abort', onAbort);
-  for (const r of queue) if (r.state === 'PENDING') r.state = 'KILLED';
 
-  // trials whose live MLflow upload was cut short (this invocation or an earlier, killed one)
-  await catchUpMirrors(plan.records.map((r) => r.dir), plan.runsDir, opts.env, warn);
+  /** A trial's log (artifacts/logs/<name>) into the parent's journal, so trackers upload it (again, once it grew). */
+  private journalLog(file: string): void {
+    if (!existsSync(file)) return;
+    try {
+      this.parent.journalArtifactFile(`logs/${basename(file)}`);
+    } catch (e) {
+      this.o.io.warn(`trial log ${file} not journaled: ${(e as Error).message}`);
+    }
+  }
+}
 
+/** Phase 5: trials whose live mirror was cut short (this invocation or an earlier, killed one): each tracker finishes its own. */
+async function catchUpTrackers(trackers: readonly Tracker[], plan: SweepPlan, env: Record<string, string | undefined>, warn: (m: string) => void): Promise<void> {
+  for (const t of trackers) {
+    try {
+      await t.catchUp?.(plan.records.map((r) => r.dir), { runsRoot: plan.runsDir, env, warn });
+    } catch (e) {
+      warn(`tracker catch-up failed: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** Phase 6: trials.json, the summary metrics and the report into the parent run, its final status, the table. */
+async function closeSweep(plan: SweepPlan, parent: LocalRun, stopping: 'SIGINT' | 'SIGTERM' | undefined, io: SweepIo): Promise<SweepOutcome> {
   const failed = plan.records.filter((r) => r.state !== 'FINISHED');
   parent.logArtifact('trials.json', JSON.stringify(plan.records.map(({ dir: _d, ...r }) => r), null, 2) + '\n');
   parent.logMetrics(0, { trials_finished: plan.records.length - failed.length, trials_failed: failed.length });
@@ -319,13 +386,13 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
     const report = buildSweepReport(plan.parentDir);
     parent.logArtifact('report.md', report.markdown);
     parent.logArtifact('report.html', report.html);
-    out(`sweep ${plan.name}: report written to ${parent.artifactPath('report.md')} and ${parent.artifactPath('report.html')}`);
+    io.out(`sweep ${plan.name}: report written to ${parent.artifactPath('report.md')} and ${parent.artifactPath('report.html')}`);
   } catch (e) {
-    warn(`sweep report not written: ${(e as Error).message}`);
+    io.warn(`sweep report not written: ${(e as Error).message}`);
   }
   const status = stopping ? 'KILLED' : failed.length ? 'FAILED' : 'FINISHED';
   await parent.finalize(status, stopping ? `stopped by ${stopping}` : failed.length ? `${failed.length} of ${plan.records.length} trials did not finish` : undefined);
-  out(formatTable(['trial', 'state', 'overrides', 'metrics'], plan.records.map((r) => [r.id, r.state, r.overrides.join(' '), Object.entries(r.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ')])));
-  out(`sweep ${plan.name}: ${status}; parent run ${plan.parentDir}`);
+  io.out(formatTable(['trial', 'state', 'overrides', 'metrics'], plan.records.map((r) => [r.id, r.state, r.overrides.join(' '), Object.entries(r.metrics).slice(0, 4).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ')])));
+  io.out(`sweep ${plan.name}: ${status}; parent run ${plan.parentDir}`);
   return { parentRunId: plan.parentRunId, parentDir: plan.parentDir, records: plan.records, exitCode: stopping ? (stopping === 'SIGTERM' ? 143 : 130) : failed.length ? 1 : 0 };
 }

@@ -11,7 +11,6 @@ import { UserError } from '../errors.js';
 import { packageRoot } from '../paths.js';
 
 export interface SlurmOptions {
-  type: 'slurm';
   partition?: string;
   gpus?: number;
   cpus?: number;
@@ -65,7 +64,7 @@ function sh(cmd: string, args: string[]): string {
 }
 
 /** Submit the array; returns the job id. */
-export function submitArray(dir: string, o: SlurmOptions, name: string, trials: { id: string; args: string[] }[], maxParallel: number, logDir: string): { jobId: string; script: string } {
+export function submitArray(dir: string, o: SlurmOptions, name: string, trials: { id: string; command: string; args: string[] }[], maxParallel: number, logDir: string): { jobId: string; script: string } {
   mkdirSync(dir, { recursive: true });
   const manifest = join(dir, 'trials.json');
   writeFileSync(manifest, JSON.stringify(trials, null, 2) + '\n');

@@ -2,8 +2,6 @@ import { createHash } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { UserError } from '../errors.js';
 import { Rng } from '../engine/rng.js';
-import { slurmExecutorProperties, type SlurmOptions } from './slurm.js';
-import { localExecutorProperties, type LocalExecutorOptions } from './local-pool.js';
 
 /**
  * Sweep specs: how one experiment config expands into an ablation's trials.
@@ -16,8 +14,9 @@ import { localExecutorProperties, type LocalExecutorOptions } from './local-pool
  *     random:   { count: 8, seed: 0, params: { a.lr: { loguniform: [1e-5, 1e-3] } } }
  *     repeats:  3            # or seeds: [0, 1, 2] -> the top-level `seed`
  *     metric:   { name: miou, goal: max }
- *     executor: { type: slurm, partition: gpu, gpus: 1, cpus: 8, mem: 32G, time: '04:00:00' }
- *     # or { type: local, max_trials_per_worker: 1, memory_mb: 4096 } (the default: local, workers reused)
+ *     executor: { type: executor/slurm, partition: gpu, gpus: 1, cpus: 8, mem: 32G, time: '04:00:00' }
+ *     # or { type: executor/local, max_trials_per_worker: 1, memory_mb: 4096 } (the default: local,
+ *     # workers reused), or any executor plugin; `type: local` / `type: slurm` mean the same
  *
  * Every axis (each grid key, each zip group, each variants group, the random block, the
  * repeats) multiplies the trial count. A trial is an ordered list of overrides (config path
@@ -33,8 +32,8 @@ export interface SweepSpec {
   repeats?: number;
   seeds?: number[];
   metric?: { name: string; goal?: 'max' | 'min' };
-  /** where trials run: this machine's worker pool (default) or a Slurm job array */
-  executor?: LocalExecutorOptions | SlurmOptions;
+  /** where trials run: an executor plugin node (default executor/local); options are checked by the plugin's schema */
+  executor?: { type: string; [option: string]: unknown };
 }
 
 export type RandomDist =
@@ -80,20 +79,9 @@ export const sweepSpecSchema = {
     repeats: { type: 'integer', minimum: 1 },
     seeds: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1 },
     metric: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string' }, goal: { enum: ['max', 'min'] } } },
-    executor: {
-      type: 'object',
-      required: ['type'],
-      additionalProperties: false,
-      properties: { type: { enum: ['local', 'slurm'] }, ...localExecutorProperties, ...slurmExecutorProperties },
-    },
+    executor: { type: 'object', required: ['type'], properties: { type: { type: 'string', pattern: '^(executor/)?[a-z0-9][a-z0-9._-]*$' } } },
   },
 } as const;
-
-/** Each executor's own options: a key of the other one is an error that names it. */
-const executorOptionKeys: Record<'local' | 'slurm', readonly string[]> = {
-  local: Object.keys(localExecutorProperties),
-  slurm: Object.keys(slurmExecutorProperties),
-};
 
 // compiled on first use: trial workers import this module but never parse a spec
 let validateSpec: ValidateFunction | undefined;
@@ -116,16 +104,17 @@ export function parseSweepSpec(raw: unknown, where: (path: string) => string = (
       throw new UserError(`${where(`.zip[${i}]`)}: linked axes must have equal lengths, got ${Object.entries(group).map(([k, v]) => `${k}: ${v.length}`).join(', ')}`);
     }
   }
-  if (spec.executor) {
-    const own = executorOptionKeys[spec.executor.type];
-    const foreign = Object.keys(spec.executor).filter((k) => k !== 'type' && !own.includes(k));
-    if (foreign.length) throw new UserError(`${where('.executor')}: ${foreign.map((k) => `"${k}"`).join(', ')} ${foreign.length === 1 ? 'is' : 'are'} not an option of the ${spec.executor.type} executor`);
-  }
   const paths = new Map<string, string>();
+  // `experiment` and `experiment.lr` on two axes overlap as much as the same path twice: the
+  // whole-node value would replace (or be patched by) the other, depending on axis order.
+  const within = (inner: string, outer: string) => inner === outer || inner.startsWith(outer + '.');
   const claim = (path: string, axis: string) => {
-    const other = paths.get(path);
-    if (other !== undefined && other !== axis) throw new UserError(`${where('')}: config path "${path}" is swept by two axes (${other} and ${axis}); a trial could not tell which value wins`);
-    paths.set(path, axis);
+    for (const [p, other] of paths) {
+      if (other === axis || !(within(path, p) || within(p, path))) continue;
+      if (p === path) throw new UserError(`${where('')}: config path "${path}" is swept by two axes (${other} and ${axis}); a trial could not tell which value wins`);
+      throw new UserError(`${where('')}: axes ${other} ("${p}") and ${axis} ("${path}") overlap: one sets a config node the other sets inside; a trial could not tell which value wins`);
+    }
+    if (!paths.has(path)) paths.set(path, axis);
   };
   for (const k of Object.keys(spec.grid ?? {})) claim(k, `grid.${k}`);
   (spec.zip ?? []).forEach((g, i) => Object.keys(g).forEach((k) => claim(k, `zip[${i}]`)));

@@ -4,17 +4,9 @@
  * a time, so the CLI, the plugin registry and tfjs are loaded once per worker, not per trial.
  */
 
-/** One trial, as the options of `rass run` (a fresh run, or `--resume` of its run directory). */
-export interface TrialRequest {
-  configFile?: string;
-  sets: string[];
-  resume?: string;
-  runsDir?: string;
-  runId?: string;
-  parentRunId?: string;
-  name?: string;
-  tags: Record<string, string>;
-}
+import type { TrialRequest } from '../contracts/executor.js';
+
+export type { TrialRequest } from '../contracts/executor.js';
 
 export type ToWorker =
   | { type: 'trial'; trialId: string; logFile: string; request: TrialRequest }

@@ -6,6 +6,8 @@ export interface TrialRecord {
   overrides: string[];
   labels: Record<string, string>;
   runId: string;
+  /** the trial's experiment (its run lives in <runs>/<experiment>/<runId>); variants can change it */
+  experiment: string;
   dir: string;
   state: TrialState;
   message?: string;

@@ -151,6 +151,17 @@ export class LocalRun {
   }
 
   /**
+   * Journal a file already under artifacts/ as it is now (size, sha256): for files another
+   * process writes, such as a sweep trial's log. Journaled again after it grew, the newer
+   * bytes are what trackers upload.
+   */
+  journalArtifactFile(relPath: string): void {
+    const file = this.artifactPath(relPath);
+    const bytes = readFileSync(file);
+    this.append({ type: 'artifact', path: normalize(relPath).split(sep).join('/'), size: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') });
+  }
+
+  /**
    * Save a checkpoint atomically: `write` fills a temp directory, which is then renamed to
    * `checkpoints/<name>/`, and `checkpoints/LATEST` names it. A kill mid-write leaves the
    * previous checkpoint as the latest.

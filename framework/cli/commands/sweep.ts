@@ -39,7 +39,7 @@ export const sweepCommand: CommandSpec = {
         process.once('SIGINT', onInt);
         process.once('SIGTERM', onTerm);
         try {
-          const outcome = await executeSweep(plan, { maxParallel, retryFailed: opts.retryFailed, sets: opts.set, stdout: ctx.stdout, stderr: ctx.stderr, cwd: ctx.cwd, env: process.env, signal: controller.signal });
+          const outcome = await executeSweep(plan, { maxParallel, retryFailed: opts.retryFailed, sets: opts.set, stdout: ctx.stdout, stderr: ctx.stderr, cwd: ctx.cwd, env: process.env, signal: controller.signal, ...(ctx.cli ? { cli: ctx.cli } : {}) });
           process.exitCode = outcome.exitCode;
         } finally {
           process.off('SIGINT', onInt);

@@ -15,7 +15,7 @@ import { type KeyValue, type MlflowClient, MlflowHttpError } from './client.js';
 import { JournalTail } from './journal-tail.js';
 import { MLFLOW_LIMITS, keyProblem, truncateValue } from './limits.js';
 import { ensureRemoteRun, type RemoteRunOptions } from './remote-run.js';
-import { type MlflowTargetState, updateTarget } from './state.js';
+import { type MlflowTargetState, targetState, updateTarget } from './state.js';
 
 export interface ShipperOptions extends RemoteRunOptions {
   client: MlflowClient;
@@ -137,6 +137,14 @@ export class RunShipper {
     }
     this.pull();
     return this.queue.length === 0;
+  }
+
+  /** Complete journal events not yet acknowledged by the server (reads what was appended meanwhile). */
+  get pending(): number {
+    this.pull();
+    // before the first shipment the state file knows what an earlier process got acknowledged
+    const acked = this.target?.ackedSeq ?? targetState(this.dir, this.client.uri)?.ackedSeq ?? -1;
+    return Math.max(0, this.tail.nextSeq - 1 - acked);
   }
 
   /**

@@ -30,6 +30,8 @@ export class MlflowTracker implements RunTracker {
   private failures = 0;
   private nextTryAt = 0;
   private fatal: Error | undefined;
+  /** the last retryable failure's message (already redacted), for the end-of-run line */
+  private lastFailure: string | undefined;
   private closed = false;
   private readonly releaseLock: () => void;
   private readonly log: (m: string) => void;
@@ -81,6 +83,7 @@ export class MlflowTracker implements RunTracker {
           this.failures++;
           const delay = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** (this.failures - 1));
           this.nextTryAt = Date.now() + delay;
+          this.lastFailure = e.message;
           if (this.failures === 1 || this.failures % 10 === 0) this.log(`${e.message}; events stay in the journal, next try in ${delay} ms`);
         } else {
           this.fatal = e as Error;
@@ -94,8 +97,22 @@ export class MlflowTracker implements RunTracker {
     return this.inFlight;
   }
 
+  /** When the next background attempt is due (epoch ms; 0: no backoff pending). */
+  get nextAttemptAt(): number {
+    return this.nextTryAt;
+  }
+
   async flush(opts?: { timeoutMs?: number }): Promise<void> {
-    const deadline = Date.now() + (opts?.timeoutMs ?? 30_000);
+    await this.flushUntil(Date.now() + (opts?.timeoutMs ?? 30_000), false);
+  }
+
+  /**
+   * Ship until caught up or `deadline`. `final` (close): a backoff wait that would run past
+   * the deadline is skipped and the attempt made at once, so a server that came back during
+   * a long backoff still gets the end of the run; the backoff only paces a running process.
+   */
+  private async flushUntil(deadline: number, final: boolean): Promise<void> {
+    let forced = false;
     while (!this.fatal) {
       if (this.timer) {
         clearTimeout(this.timer);
@@ -103,8 +120,10 @@ export class MlflowTracker implements RunTracker {
       }
       const wait = this.nextTryAt - Date.now();
       if (wait > 0) {
-        if (Date.now() + wait > deadline) return;
-        await new Promise((r) => setTimeout(r, wait));
+        if (Date.now() + wait <= deadline) await new Promise((r) => setTimeout(r, wait));
+        // one attempt past the backoff is all close() owes the user; then it gives up
+        else if (!final || forced) return;
+        else forced = true;
       }
       // A hanging server must not hold the caller past its deadline: the shipment goes on in
       // the background (or is dropped with the thread at close) and resumes from the state.
@@ -128,8 +147,9 @@ export class MlflowTracker implements RunTracker {
   async close(opts?: { timeoutMs?: number }): Promise<void> {
     if (this.closed) return;
     try {
-      await this.flush({ timeoutMs: opts?.timeoutMs ?? this.opts.closeTimeoutMs ?? 30_000 });
-      if (!this.fatal && this.failures > 0) this.log('server unreachable at the end of the run; it is complete locally, upload it later with `rass runs sync`');
+      const ackedBefore = this.shipper.ackedSeq;
+      await this.flushUntil(Date.now() + (opts?.timeoutMs ?? this.opts.closeTimeoutMs ?? 30_000), true);
+      if (!this.fatal) this.reportEnd(this.shipper.ackedSeq > ackedBefore);
     } finally {
       this.closed = true;
       if (this.timer) clearTimeout(this.timer);
@@ -141,6 +161,29 @@ export class MlflowTracker implements RunTracker {
         await this.inFlight.catch(() => undefined);
       }
       this.releaseLock();
+    }
+  }
+
+  /**
+   * The end-of-run line when something is left: the user's next step differs between a
+   * server that is down right now (nothing to do until it is back) and an upload the close
+   * deadline cut short while the server was answering (sync now finishes it).
+   */
+  private reportEnd(answeredWhileClosing: boolean): void {
+    let pending: number;
+    try {
+      pending = this.shipper.pending;
+    } catch (e) {
+      this.log(`could not read the journal at the end of the run: ${(e as Error).message}`);
+      return;
+    }
+    if (pending === 0) return;
+    const events = `${pending} journal event${pending === 1 ? '' : 's'}`;
+    if (!answeredWhileClosing) {
+      const why = this.failures > 0 ? (this.lastFailure ?? 'no answer') : 'no answer within the close deadline';
+      this.log(`server unreachable now (${why}): ${events} not uploaded; the run is complete locally, upload it with \`rass runs sync\` once the server is back`);
+    } else {
+      this.log(`upload incomplete: ${events} still pending when the close deadline passed (the server was accepting them); run \`rass runs sync\` to upload them`);
     }
   }
 }

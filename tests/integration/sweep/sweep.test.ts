@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -68,6 +69,30 @@ describe('rass sweep (local executor)', () => {
     assert.match(retry.out, /4 trials \(2 finished earlier, 2 to run/);
     assert.equal(readdirSync(join(runs, 'toy-classifier')).length, 4, 'retries reuse the trial run directories');
     assert.equal(readdirSync(join(runs, 'mixed')).length, 1, 'one parent run for the sweep');
+  });
+
+  it('a variant that switches the experiment type: its trial runs and is recorded FINISHED under its own experiment; trial logs are journaled', async () => {
+    const runs = mkdtempSync(join(tmpdir(), 'sweep-switch-'));
+    const r = await rass(['sweep', 'tests/fixtures/sweep/switch-type.yaml', '--set', `runs_dir=${runs}`, '--max-parallel', '2']);
+    assert.equal(r.code, 0, r.err + r.out);
+    const parentDir = join(runs, 'switch-type', readdirSync(join(runs, 'switch-type'))[0]);
+    const trials = JSON.parse(readFileSync(join(parentDir, 'artifacts', 'trials.json'), 'utf8')) as { id: string; runId: string; experiment: string; labels: Record<string, string>; state: string; message?: string; metrics: Record<string, number> }[];
+    const by = Object.fromEntries(trials.map((t) => [t.labels.kind, t]));
+    assert.equal(by.toy.state, 'FINISHED', by.toy.message);
+    assert.equal(by.other.state, 'FINISHED', by.other.message);
+    assert.equal(by.other.experiment, 'other-toy');
+    assert.equal(by.other.metrics.score, 7, 'the sweep read the metrics of the run the trial wrote');
+    assert.deepEqual(statuses(join(runs, 'other-toy', by.other.runId)), ['RUNNING', 'FINISHED']);
+    assert.deepEqual(statuses(join(runs, 'toy-classifier', by.toy.runId)), ['RUNNING', 'FINISHED']);
+    assert.deepEqual(statuses(parentDir), ['RUNNING', 'FINISHED']);
+    // the report links each trial to its own run directory and shows its metric
+    assert.match(readFileSync(join(parentDir, 'artifacts', 'report.md'), 'utf8'), new RegExp(`\\[${by.other.id}\\]\\([^)]*other-toy/${by.other.runId}[^)]*\\) \\| FINISHED`));
+    // the per-trial logs are artifacts of the parent run (journaled, so trackers upload them), with their final bytes
+    const journaled = new Map(readJournal(join(parentDir, 'journal.jsonl')).events.flatMap((e) => (e.type === 'artifact' ? [[e.path, e.sha256] as const] : [])));
+    for (const t of trials) {
+      const bytes = readFileSync(join(parentDir, 'artifacts', 'logs', `${t.id}.log`));
+      assert.equal(journaled.get(`logs/${t.id}.log`), createHash('sha256').update(bytes).digest('hex'), `logs/${t.id}.log journaled with its content`);
+    }
   });
 
   it('a NaN loss, process.exit, SIGKILL and heap exhaustion each fail their trial alone; the trials around them finish', async () => {

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { JournalEvent, NewJournalEvent } from '../../../framework/tracking/events.js';
@@ -95,6 +96,8 @@ export interface FaultProxy {
   readonly uri: string;
   /** answer the next `n` requests with `status` (429 carries Retry-After: retryAfter) */
   failNext(n: number, status: number, retryAfter?: string): void;
+  /** hold every forwarded request this long before passing it on (a slow server); 0: off */
+  delay(ms: number): void;
   /** every request seen: method, path, Authorization header, the status returned */
   readonly seen: Array<{ method: string; path: string; auth?: string; status: number }>;
   close(): Promise<void>;
@@ -105,6 +108,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const t = new URL(target);
   let failing: { n: number; status: number; retryAfter?: string } = { n: 0, status: 500 };
   const seen: FaultProxy['seen'] = [];
+  let delayMs = 0;
   const server: Server = createServer((req: IncomingMessage, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -121,20 +125,24 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         return;
       }
       const body = Buffer.concat(chunks);
-      const up = request(
-        { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host, 'content-length': String(body.length) } },
-        (ur) => {
-          entry.status = ur.statusCode ?? 0;
-          res.writeHead(ur.statusCode ?? 502, ur.headers);
-          ur.pipe(res);
-        },
-      );
-      up.on('error', () => {
-        entry.status = 502;
-        if (!res.headersSent) res.writeHead(502).end('upstream down');
-        else res.destroy();
-      });
-      up.end(body);
+      const forward = () => {
+        const up = request(
+          { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host, 'content-length': String(body.length) } },
+          (ur) => {
+            entry.status = ur.statusCode ?? 0;
+            res.writeHead(ur.statusCode ?? 502, ur.headers);
+            ur.pipe(res);
+          },
+        );
+        up.on('error', () => {
+          entry.status = 502;
+          if (!res.headersSent) res.writeHead(502).end('upstream down');
+          else res.destroy();
+        });
+        up.end(body);
+      };
+      if (delayMs > 0) setTimeout(forward, delayMs);
+      else forward();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -146,9 +154,78 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     failNext(n, status, retryAfter) {
       failing = { n, status, retryAfter };
     },
+    delay(ms) {
+      delayMs = ms;
+    },
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+export interface TcpProxy {
+  readonly uri: string;
+  /** connections accepted so far, and how many of them were forwarded (not dropped) */
+  readonly accepted: number;
+  readonly forwarded: number;
+  /** drop every open connection and reset each new one (a network outage), until up() */
+  down(): void;
+  up(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP-level proxy to `target` that can cut the network: while down it resets every
+ * connection, the open keep-alive ones included, so the client sees what an outage looks like
+ * (connection reset / refused), not an HTTP error a server chose to send.
+ */
+export async function startTcpProxy(target: string): Promise<TcpProxy> {
+  const t = new URL(target);
+  let isDown = false;
+  let accepted = 0;
+  let forwarded = 0;
+  const open = new Set<Socket>();
+  const server = createTcpServer((client) => {
+    accepted++;
+    if (isDown) {
+      client.resetAndDestroy();
+      return;
+    }
+    forwarded++;
+    const upstream = connect(Number(t.port), t.hostname);
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.on('close', () => open.delete(s));
+      s.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  return {
+    uri: `http://127.0.0.1:${port}`,
+    get accepted() {
+      return accepted;
+    },
+    get forwarded() {
+      return forwarded;
+    },
+    down() {
+      isDown = true;
+      for (const s of open) s.resetAndDestroy();
+    },
+    up() {
+      isDown = false;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of open) s.destroy();
         server.close(() => r());
       }),
   };

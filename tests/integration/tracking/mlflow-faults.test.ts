@@ -12,7 +12,7 @@ import { readState } from '../../../framework/tracking/mlflow/state.js';
 import { MlflowTracker } from '../../../framework/tracking/mlflow/tracker.js';
 import { syncRuns } from '../../../framework/tracking/sync.js';
 import { type MlflowServer, freePort, mlflowSkipped, startMlflowServer } from '../../../scripts/mlflow/server.js';
-import { TestRun, startFaultProxy, removeTempStores, tempStore } from './helpers.js';
+import { type TcpProxy, TestRun, startFaultProxy, startTcpProxy, removeTempStores, tempStore } from './helpers.js';
 import { assertMirrors } from './mirror-assert.js';
 
 const skip = mlflowSkipped();
@@ -109,6 +109,107 @@ describe('MLflow tracking under faults', { skip }, () => {
     await assertMirrors(client, run, res[0].mlflowRunId!);
   });
 
+  /**
+   * A run whose remote run exists, then a network outage (TCP resets) long enough that the
+   * tracker's backoff schedules its next try beyond the close deadline. Returns the tracker
+   * and the run just before the run would end.
+   */
+  async function outageLongerThanBackoff(proxy: TcpProxy, id: string, closeTimeoutMs: number, logs: string[]) {
+    const pclient = new MlflowClient({ uri: proxy.uri, retry: FAST_RETRY });
+    const run = new TestRun(tempStore(), 'faults', id);
+    const tracker = new MlflowTracker({ client: pclient, dir: run.dir, batchWindowMs: 5, retryBaseMs: 800, retryMaxMs: 60_000, log: (m) => logs.push(m) });
+    run.append({ type: 'params', params: { lr: '0.01' } });
+    tracker.onAppend();
+    await tracker.flush({ timeoutMs: 30_000 });
+    assert.equal(readState(run.dir).targets[proxy.uri]?.ackedSeq, 1, 'shipping worked before the outage');
+    proxy.down();
+    // ~6.5 s of training during the outage: failures at about 0, 0.8, 2.4, 5.6 s; the next try is due at ~12 s
+    const t0 = Date.now();
+    for (let s = 0; Date.now() - t0 < 6500; s++) {
+      run.append({ type: 'metrics', step: s, values: { loss: 1 / (s + 1), acc: s / 100 } });
+      tracker.onAppend();
+      await sleep(50);
+    }
+    const dueIn = tracker.nextAttemptAt - Date.now();
+    assert.ok(dueIn > closeTimeoutMs, `precondition: the backoff puts the next try ${dueIn} ms away, past the ${closeTimeoutMs} ms close deadline`);
+    return { run, tracker };
+  }
+
+  it('network back just before the run ends, after an outage longer than the backoff: close() still uploads the rest', async () => {
+    const proxy = await startTcpProxy(server.uri);
+    try {
+      const logs: string[] = [];
+      const closeTimeoutMs = 3000;
+      const { run, tracker } = await outageLongerThanBackoff(proxy, 'run-back-at-end', closeTimeoutMs, logs);
+      assert.ok(logs.some((l) => /network error/u.test(l)), `the outage was noticed: ${logs.join(' | ')}`);
+      proxy.up();
+      run.append({ type: 'status', status: 'FINISHED' });
+      tracker.onAppend();
+      const forwarded = proxy.forwarded;
+      await tracker.close({ timeoutMs: closeTimeoutMs });
+      assert.ok(proxy.forwarded > forwarded, 'close() made its last attempt despite the backoff');
+      assert.equal(readState(run.dir).targets[proxy.uri].ackedSeq, run.events.length - 1, `everything acknowledged: ${logs.join(' | ')}`);
+      assert.ok(!logs.some((l) => /unreachable|incomplete/u.test(l)), `no end-of-run warning for a complete upload: ${logs.join(' | ')}`);
+      await assertMirrors(client, run, readState(run.dir).targets[proxy.uri].runId);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('network still down when the run ends: one last attempt, then "server unreachable now" with the pending count', async () => {
+    const proxy = await startTcpProxy(server.uri);
+    try {
+      const logs: string[] = [];
+      const closeTimeoutMs = 3000;
+      const { run, tracker } = await outageLongerThanBackoff(proxy, 'run-down-at-end', closeTimeoutMs, logs);
+      run.append({ type: 'status', status: 'FINISHED' });
+      tracker.onAppend();
+      const accepted = proxy.accepted;
+      const t0 = Date.now();
+      await tracker.close({ timeoutMs: closeTimeoutMs });
+      assert.ok(Date.now() - t0 < closeTimeoutMs + 1000, 'the last attempt is bounded by the close deadline');
+      assert.ok(proxy.accepted > accepted, 'close() tried the server once more');
+      const pending = run.events.length - 1 - readState(run.dir).targets[proxy.uri].ackedSeq;
+      assert.ok(pending > 100, `events were left (${pending})`);
+      const end = logs.filter((l) => /unreachable now|upload incomplete/u.test(l));
+      assert.equal(end.length, 1, logs.join(' | '));
+      assert.match(end[0], new RegExp(`^server unreachable now \\(.*network error.*\\): ${pending} journal events not uploaded;.*\`rass runs sync\``, 'u'));
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('server answering slowly when the run ends: "upload incomplete" with the pending count, and sync finishes it', async () => {
+    const proxy = await startFaultProxy(server.uri);
+    try {
+      const logs: string[] = [];
+      const root = tempStore();
+      const run = new TestRun(root, 'faults', 'run-slow-at-end');
+      const pclient = new MlflowClient({ uri: proxy.uri, retry: FAST_RETRY });
+      const tracker = new MlflowTracker({ client: pclient, dir: run.dir, batchWindowMs: 5, retryBaseMs: 50, retryMaxMs: 500, log: (m) => logs.push(m) });
+      run.append({ type: 'params', params: { lr: '0.01' } });
+      tracker.onAppend();
+      await tracker.flush({ timeoutMs: 30_000 });
+      // every artifact is its own request; at 300 ms each, 12 do not fit in a 1.5 s close
+      proxy.delay(300);
+      for (let i = 0; i < 12; i++) run.artifact(`a/${i}.txt`, Buffer.from(`artifact ${i}\n`));
+      run.append({ type: 'status', status: 'FINISHED' });
+      await tracker.close({ timeoutMs: 1500 });
+      const acked = readState(run.dir).targets[proxy.uri].ackedSeq;
+      const pending = run.events.length - 1 - acked;
+      assert.ok(acked > 1 && pending > 0, `part of the tail went through (acked ${acked}, pending ${pending})`);
+      const end = logs.filter((l) => /unreachable now|upload incomplete/u.test(l));
+      assert.equal(end.length, 1, logs.join(' | '));
+      assert.match(end[0], new RegExp(`^upload incomplete: ${pending} journal events? still pending .*run \`rass runs sync\``, 'u'));
+      proxy.delay(0);
+      const res = await syncRuns({ runsRoot: root, runs: [], uri: proxy.uri, env: {}, client: { retry: FAST_RETRY } }, root);
+      assert.equal(res[0].events, pending, 'sync uploads exactly what was reported pending');
+      await assertMirrors(client, run, readState(run.dir).targets[proxy.uri].runId);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('tokens and passwords never appear in run files or logs', async () => {
     const proxy = await startFaultProxy(server.uri);
     try {
@@ -136,11 +237,32 @@ describe('MLflow tracking under faults', { skip }, () => {
       for (const l of logs) {
         for (const s of [TOKEN, PASSWORD, basicB64]) assert.ok(!l.includes(s), `log line leaks a secret: ${l}`);
       }
-      // A sync that fails reports a redacted message too.
-      proxy.failNext(1000, 500);
-      const failed = await syncRuns({ runsRoot: root, runs: [], uri: proxy.uri.replace('//', `//alice:${PASSWORD}@`), env: { MLFLOW_TRACKING_TOKEN: TOKEN }, client: { retry: FAST_RETRY } }, root);
-      proxy.failNext(0, 500);
-      for (const r of failed) for (const s of [TOKEN, PASSWORD, basicB64]) assert.ok(!(r.message ?? '').includes(s));
+      // A sync that really fails (a destination none of these runs was shipped to, answering
+      // 500 with the Authorization header echoed in the body) reports redacted messages.
+      const refusing = await startFaultProxy(server.uri);
+      try {
+        refusing.failNext(1_000_000, 500);
+        const withCreds = refusing.uri.replace('//', `//alice:${PASSWORD}@`);
+        for (const [uri, env] of [
+          [refusing.uri, { MLFLOW_TRACKING_TOKEN: TOKEN }],
+          [withCreds, {}],
+          [refusing.uri, { MLFLOW_TRACKING_USERNAME: 'alice', MLFLOW_TRACKING_PASSWORD: PASSWORD }],
+        ] as const) {
+          const seenBefore = refusing.seen.length;
+          const failed = await syncRuns({ runsRoot: root, runs: [], uri, env, client: { retry: FAST_RETRY } }, root);
+          assert.ok(refusing.seen.length > seenBefore, 'the sync sent requests');
+          assert.equal(failed.length, 2);
+          for (const r of failed) {
+            assert.equal(r.outcome, 'failed', `${r.runId}: ${r.outcome}`);
+            // the server's answer (which quotes the credential) is in the message, redacted
+            assert.match(r.message ?? '', /HTTP 500 INTERNAL_ERROR: injected failure \(auth was (Bearer|Basic) \S+\)/u);
+            for (const secret of [TOKEN, PASSWORD, basicB64]) assert.ok(!(r.message ?? '').includes(secret), `sync message leaks a secret: ${r.message}`);
+          }
+        }
+        assert.ok(refusing.seen.some((r) => r.auth === `Bearer ${TOKEN}`) && refusing.seen.some((r) => r.auth === `Basic ${basicB64}`), 'both credential kinds reached the failing server');
+      } finally {
+        await refusing.close();
+      }
       for (const f of allFiles(root)) {
         const text = readFileSync(f).toString('latin1');
         for (const s of [TOKEN, PASSWORD, basicB64]) assert.ok(!text.includes(s), `${f} contains a secret`);

@@ -122,6 +122,13 @@ describe('rass run with MLflow tracking', { skip }, () => {
       const dir = join(runs, 'toy-classifier', localId);
       await assertMirrors(client, { dir, runId: localId, events: readJournal(join(dir, 'journal.jsonl')).events }, k.info.run_id);
     }
+    // the parent's per-trial logs are journaled artifacts: they reach MLflow with the same bytes
+    const parentDir = join(runs, 'mixed', readdirSync(join(runs, 'mixed'))[0]);
+    const logNames = readdirSync(join(parentDir, 'artifacts', 'logs')).sort();
+    assert.equal(logNames.length, 4, 'one log per trial');
+    const remoteLogs = (await client.listArtifacts(parent.info.run_id, 'logs')).map((f) => f.path).sort();
+    assert.deepEqual(remoteLogs, logNames.map((n) => `logs/${n}`));
+    for (const n of logNames) assert.deepEqual(await client.downloadArtifact(parent.info.artifact_uri, `logs/${n}`), readFileSync(join(parentDir, 'artifacts', 'logs', n)), `logs/${n}`);
     const third = rass(args, env);
     assert.doesNotMatch(third.stderr, /not fully mirrored/);
     assert.equal((await client.searchAllRuns([expId], '')).length, 5, 'nothing uploaded twice');

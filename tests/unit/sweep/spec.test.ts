@@ -52,3 +52,16 @@ test('bad specs are rejected with the offending path', () => {
   assert.throws(() => parseSweepSpec({ repeats: 2, seeds: [1] }), /either "repeats" or "seeds"/);
   assert.throws(() => expandSweep(parseSweepSpec({ grid: { a: [1, 1] } })), /identical overrides/);
 });
+
+test('axes that overlap (a node and a path inside it) are an error naming both', () => {
+  const overlap = (spec: unknown) => () => parseSweepSpec(spec);
+  const both = (a: string, b: string) => new RegExp(`axes ${a.replace(/[.[\]]/g, '\\$&')} \\("[^"]+"\\) and ${b.replace(/[.[\]]/g, '\\$&')} \\("[^"]+"\\) overlap`);
+  assert.throws(overlap({ grid: { experiment: [{ type: 'experiment/a' }], 'experiment.lr': [1, 2] } }), both('grid.experiment', 'grid.experiment.lr'));
+  assert.throws(overlap({ grid: { 'experiment.lr': [1, 2] }, variants: { kind: { a: { experiment: { type: 'experiment/a' } } } } }), both('grid.experiment.lr', 'variants.kind'));
+  assert.throws(overlap({ zip: [{ 'model.unet': [1, 2] }], random: { count: 2, params: { 'model.unet.rank': { choice: [4, 8] } } } }), both('zip[0]', 'random'));
+  assert.throws(overlap({ grid: { seed: [0, 1] }, repeats: 2 }), /"seed" is swept by two axes \(grid\.seed and repeats\)/);
+  // siblings and shared prefixes that are not a path boundary do not overlap
+  assert.doesNotThrow(overlap({ grid: { 'experiment.lr': [1, 2], 'experiment.lr_warmup': [0, 1], 'experiment.hidden': [8] } }));
+  // one variants group may set a node in one variant and a path inside it in another: one applies per trial
+  assert.doesNotThrow(overlap({ variants: { kind: { a: { experiment: { type: 'experiment/a' } }, b: { 'experiment.lr': 1 } } } }));
+});

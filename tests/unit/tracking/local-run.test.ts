@@ -5,7 +5,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalRun } from '../../../framework/tracking/local-run.js';
 import { readJournal } from '../../../framework/tracking/journal.js';
-import { lastJournalSeq } from '../../../framework/sweep/mirror-catch-up.js';
+import { lastJournalSeq } from '../../../framework/tracking/mlflow/catch-up.js';
 
 const files = { configYaml: 'experiment: { type: experiment/x }\n', overrides: [] };
 

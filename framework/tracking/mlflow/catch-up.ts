@@ -8,10 +8,10 @@
  */
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { mlflowConfigOf } from '../tracking/mlflow/factory.js';
-import { targetState } from '../tracking/mlflow/state.js';
-import { readRunConfig } from '../tracking/run-store.js';
-import { syncRuns } from '../tracking/sync.js';
+import { mlflowConfigOf } from './factory.js';
+import { targetState } from './state.js';
+import { readRunConfig } from '../run-store.js';
+import { syncRuns } from '../sync.js';
 
 /** seq of the journal's last complete event (reads only the file's tail), or -1. */
 export function lastJournalSeq(file: string): number {
