@@ -81,16 +81,17 @@ export class BasicTransformerBlock {
   readonly attn2: Attention;
   readonly norm3: LayerNorm;
   readonly ff: FeedForward;
-  constructor(scope: Scope, dim: number, heads: number, dimHead: number, crossDim: number, attentionBias: boolean) {
+  /** `onlyCross`: diffusers' only_cross_attention, where attn1 also attends to the context instead of itself. */
+  constructor(scope: Scope, dim: number, heads: number, dimHead: number, crossDim: number, attentionBias: boolean, readonly onlyCross = false) {
     this.norm1 = new LayerNorm(scope.child('norm1'), dim);
-    this.attn1 = new Attention(scope.child('attn1'), { queryDim: dim, heads, dimHead, bias: attentionBias });
+    this.attn1 = new Attention(scope.child('attn1'), { queryDim: dim, crossDim: onlyCross ? crossDim : undefined, heads, dimHead, bias: attentionBias });
     this.norm2 = new LayerNorm(scope.child('norm2'), dim);
     this.attn2 = new Attention(scope.child('attn2'), { queryDim: dim, crossDim, heads, dimHead, bias: attentionBias });
     this.norm3 = new LayerNorm(scope.child('norm3'), dim);
     this.ff = new FeedForward(scope.child('ff'), dim);
   }
   forward(x: tf.Tensor, context: tf.Tensor, rec: Recorder): tf.Tensor {
-    let h = tf.add(this.attn1.forward(this.norm1.forward(x), null, rec), x);
+    let h = tf.add(this.attn1.forward(this.norm1.forward(x), this.onlyCross ? context : null, rec), x);
     h = tf.add(this.attn2.forward(this.norm2.forward(h), context, rec), h);
     return tf.add(this.ff.forward(this.norm3.forward(h)), h);
   }
@@ -106,7 +107,17 @@ export class Transformer2D {
   private readonly scope: Scope;
   constructor(
     scope: Scope,
-    opts: { channels: number; heads: number; dimHead: number; crossDim: number; layers?: number; groups?: number; linearProjection: boolean; attentionBias?: boolean },
+    opts: {
+      channels: number;
+      heads: number;
+      dimHead: number;
+      crossDim: number;
+      layers?: number;
+      groups?: number;
+      linearProjection: boolean;
+      attentionBias?: boolean;
+      onlyCrossAttention?: boolean;
+    },
   ) {
     this.path = scope.prefix;
     this.scope = scope;
@@ -114,7 +125,9 @@ export class Transformer2D {
     this.norm = new GroupNorm(scope.child('norm'), opts.groups ?? 32, opts.channels, 1e-6);
     this.projIn = opts.linearProjection ? new Linear(scope.child('proj_in'), opts.channels, inner) : new Conv2d(scope.child('proj_in'), opts.channels, inner, 1);
     for (let i = 0; i < (opts.layers ?? 1); i++) {
-      this.blocks.push(new BasicTransformerBlock(scope.child('transformer_blocks').child(i), inner, opts.heads, opts.dimHead, opts.crossDim, opts.attentionBias ?? false));
+      this.blocks.push(
+        new BasicTransformerBlock(scope.child('transformer_blocks').child(i), inner, opts.heads, opts.dimHead, opts.crossDim, opts.attentionBias ?? false, opts.onlyCrossAttention ?? false),
+      );
     }
     this.projOut = opts.linearProjection ? new Linear(scope.child('proj_out'), inner, opts.channels) : new Conv2d(scope.child('proj_out'), inner, opts.channels, 1);
   }

@@ -253,6 +253,9 @@ export const silu = fusedSilu;
 export const gelu = fusedGelu;
 export const quickGelu = (x: tf.Tensor): tf.Tensor => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)));
 
+/** torch's Mish: x * tanh(softplus(x)). */
+export const mish = (x: tf.Tensor): tf.Tensor => tf.mul(x, tf.tanh(tf.softplus(x)));
+
 export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
   switch (name) {
     case 'silu':
@@ -262,6 +265,10 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
       return gelu;
     case 'quick_gelu':
       return quickGelu;
+    case 'relu':
+      return tf.relu;
+    case 'mish':
+      return mish;
     default:
       throw new Error(`unsupported activation "${name}"`);
   }

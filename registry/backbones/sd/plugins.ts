@@ -76,7 +76,9 @@ export const unet2dCondition = definePlugin({
   name: 'unet2d-condition',
   description: 'Stable-Diffusion UNet2DConditionModel (diffusers config/weights) with feature taps and cross-attention capture',
   docs: `Builds diffusers' UNet2DConditionModel (block types CrossAttnDownBlock2D, DownBlock2D,
-UNetMidBlock2DCrossAttn, UpBlock2D, CrossAttnUpBlock2D) from a config.json; activations are NHWC.
+UNetMidBlock2DCrossAttn, UNetMidBlock2D or none, UpBlock2D, CrossAttnUpBlock2D) from a config.json;
+activations are NHWC. Every diffusers 0.42 config key is honoured or refused by name
+(docs/diffusers-configs.md).
 Weights load from \`<path>/unet/diffusion_pytorch_model*.safetensors\` by diffusers' key names
 (fp16/bf16 upcast to fp32).
 
@@ -88,7 +90,7 @@ up_blocks.i, conv_out) and attention probabilities ([B, Nq, Nk] head-mean or
   schema: { type: 'object', properties: { ...commonSchema, ...memorySchema }, additionalProperties: false } as const,
   create(opts, ctx) {
     const root = resolveRoot(opts, ctx, 'unet');
-    const m = root ? loadUNet(root) : new UNet2DConditionModel((opts.config as UNetConfig | undefined) ?? TINY_UNET, ctx.seed);
+    const m = root ? loadUNet(root) : new UNet2DConditionModel((opts.config as UNetConfig | undefined) ?? TINY_UNET, ctx.seed, false, `${ctx.path}.config`);
     return withMemory(finish(m, opts.trainable, ctx, root ? `UNet from ${root}` : 'tiny UNet'), opts);
   },
 });
@@ -100,7 +102,7 @@ export const autoencoderKl = definePlugin({
   schema: { type: 'object', properties: { ...commonSchema, ...memorySchema }, additionalProperties: false } as const,
   create(opts, ctx) {
     const root = resolveRoot(opts, ctx, 'vae');
-    const m = root ? loadVae(root) : new AutoencoderKL((opts.config as VaeConfig | undefined) ?? TINY_VAE, ctx.seed);
+    const m = root ? loadVae(root) : new AutoencoderKL((opts.config as VaeConfig | undefined) ?? TINY_VAE, ctx.seed, false, `${ctx.path}.config`);
     return withMemory(finish(m, opts.trainable, ctx, root ? `VAE from ${root}` : 'tiny VAE'), opts);
   },
 });

@@ -57,7 +57,7 @@ function weightFile(root: string, c: keyof typeof COMPONENT_FILES): string {
 
 export function loadUNet(root: string): UNet2DConditionModel {
   checkDiffusersFolder(root, ['unet']);
-  const m = new UNet2DConditionModel(readConfig<UNetConfig>(join(root, 'unet')));
+  const m = new UNet2DConditionModel(readConfig<UNetConfig>(join(root, 'unet')), 0, false, join(root, 'unet', 'config.json'));
   const f = weightFile(root, 'unet');
   tryLoad(m, () => loadWeights(m.store, readWeightFiles(f), f));
   return m;
@@ -65,7 +65,7 @@ export function loadUNet(root: string): UNet2DConditionModel {
 
 export function loadVae(root: string): AutoencoderKL {
   checkDiffusersFolder(root, ['vae']);
-  const m = new AutoencoderKL(readConfig<VaeConfig>(join(root, 'vae')));
+  const m = new AutoencoderKL(readConfig<VaeConfig>(join(root, 'vae')), 0, false, join(root, 'vae', 'config.json'));
   const f = weightFile(root, 'vae');
   tryLoad(m, () => loadWeights(m.store, readWeightFiles(f), f));
   return m;

@@ -2,7 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { recomputed } from '../../../framework/api.js';
 import { Conv2d, GroupNorm, Linear, silu, upsampleNearest2x, type Scope } from './nn.js';
 
-/** diffusers' `ResnetBlock2D` (time-scale-shift "default", output scale 1). */
+/**
+ * diffusers' `ResnetBlock2D`: time-embedding norm "default" (added before norm2) or
+ * "scale_shift" (norm2 output * (1 + scale) + shift), output divided by `outputScale`.
+ */
 export class ResnetBlock2D {
   readonly norm1: GroupNorm;
   readonly conv1: Conv2d;
@@ -12,13 +15,32 @@ export class ResnetBlock2D {
   readonly shortcut: Conv2d | null;
   readonly path: string;
   private readonly scope: Scope;
-  constructor(scope: Scope, opts: { inChannels: number; outChannels: number; tembChannels: number | null; groups: number; eps: number }) {
+  readonly act: (x: tf.Tensor) => tf.Tensor;
+  readonly outputScale: number;
+  readonly scaleShift: boolean;
+  constructor(
+    scope: Scope,
+    opts: {
+      inChannels: number;
+      outChannels: number;
+      tembChannels: number | null;
+      groups: number;
+      eps: number;
+      act?: (x: tf.Tensor) => tf.Tensor;
+      outputScale?: number;
+      scaleShift?: boolean;
+    },
+  ) {
     this.path = scope.prefix;
     this.scope = scope;
+    this.act = opts.act ?? silu;
+    this.outputScale = opts.outputScale ?? 1;
+    this.scaleShift = opts.scaleShift ?? false;
     const { inChannels: cin, outChannels: cout } = opts;
     this.norm1 = new GroupNorm(scope.child('norm1'), opts.groups, cin, opts.eps);
     this.conv1 = new Conv2d(scope.child('conv1'), cin, cout, 3, 1, 1);
-    this.timeEmbProj = opts.tembChannels ? new Linear(scope.child('time_emb_proj'), opts.tembChannels, cout) : null;
+    // scale_shift: the projection yields a scale and a shift per channel
+    this.timeEmbProj = opts.tembChannels ? new Linear(scope.child('time_emb_proj'), opts.tembChannels, this.scaleShift ? 2 * cout : cout) : null;
     this.norm2 = new GroupNorm(scope.child('norm2'), opts.groups, cout, opts.eps);
     this.conv2 = new Conv2d(scope.child('conv2'), cout, cout, 3, 1, 1);
     this.shortcut = cin !== cout ? new Conv2d(scope.child('conv_shortcut'), cin, cout, 1) : null;
@@ -32,14 +54,21 @@ export class ResnetBlock2D {
   }
 
   private run(x: tf.Tensor4D, temb: tf.Tensor | null): tf.Tensor4D {
-    let h = this.conv1.forward(silu(this.norm1.forward(x)) as tf.Tensor4D);
-    if (this.timeEmbProj && temb) {
-      const t = this.timeEmbProj.forward(silu(temb));
-      h = tf.add(h, tf.reshape(t, [t.shape[0] as number, 1, 1, t.shape[1] as number]));
+    const act = this.act;
+    let h: tf.Tensor = this.conv1.forward(act(this.norm1.forward(x)) as tf.Tensor4D);
+    const t = this.timeEmbProj && temb ? this.timeEmbProj.forward(act(temb)) : null;
+    const t4 = t ? tf.reshape(t, [t.shape[0] as number, 1, 1, t.shape[1] as number]) : null;
+    if (t4 && this.scaleShift) {
+      const [scale, shift] = tf.split(t4, 2, 3);
+      h = tf.add(tf.mul(this.norm2.forward(h), tf.add(scale, 1)), shift);
+    } else {
+      if (t4) h = tf.add(h, t4);
+      h = this.norm2.forward(h);
     }
-    h = this.conv2.forward(silu(this.norm2.forward(h)) as tf.Tensor4D);
+    h = this.conv2.forward(act(h) as tf.Tensor4D);
     const skip = this.shortcut ? this.shortcut.forward(x) : x;
-    return tf.add(skip, h);
+    const out = tf.add(skip, h) as tf.Tensor4D;
+    return this.outputScale === 1 ? out : (tf.div(out, this.outputScale) as tf.Tensor4D);
   }
 }
 

@@ -1,13 +1,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ConditionalUNet } from '../../../framework/api.js';
 import { Transformer2D } from './attention.js';
-import { Conv2d, GroupNorm, Linear, ParamStore, Scope, silu } from './nn.js';
+import { activation, Conv2d, GroupNorm, Linear, ParamStore, Scope } from './nn.js';
+import { resolveUNetConfig, type ResolvedUNetConfig, type UNetDownSpec } from './diffusers-config.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
 import { diffusersConfig, saveComponent } from './save-pretrained.js';
 import { NO_RECORD, Recorder, type ForwardOptions } from './taps.js';
 import { Rng } from '../../../framework/api.js';
 
-/** The subset of diffusers' `UNet2DConditionModel` config.json that SD 1.x/2.x use. */
+/**
+ * diffusers' `UNet2DConditionModel` config.json. Every key diffusers 0.42 knows is either
+ * honoured or refused by name (diffusers-config.ts, docs/diffusers-configs.md); a missing
+ * key means diffusers' default (the interface lists what the presets set).
+ */
 export interface UNetConfig {
   in_channels: number;
   out_channels: number;
@@ -17,28 +22,17 @@ export interface UNetConfig {
   mid_block_type?: string | null;
   layers_per_block: number;
   cross_attention_dim: number;
-  /** diffusers' historical naming: without `num_attention_heads` this is the number of HEADS per block. */
+  /** diffusers' historical naming: the number of HEADS per block. */
   attention_head_dim: number | number[];
-  num_attention_heads?: number | number[] | null;
   norm_num_groups: number;
   norm_eps: number;
   use_linear_projection: boolean;
   flip_sin_to_cos: boolean;
   freq_shift: number;
-  transformer_layers_per_block?: number;
-  act_fn?: string;
-  sample_size?: number;
-  upcast_attention?: boolean;
-  only_cross_attention?: boolean;
-  dual_cross_attention?: boolean;
-  class_embed_type?: string | null;
-  addition_embed_type?: string | null;
-  time_embedding_type?: string;
-  resnet_time_scale_shift?: string;
+  sample_size?: number | null;
+  /** the keys above are the ones this project's presets set; any other diffusers key may be given */
   [k: string]: unknown;
 }
-
-const perBlock = (v: number | number[], n: number): number[] => (Array.isArray(v) ? v : new Array(n).fill(v));
 
 /** Sinusoidal timestep embedding exactly as diffusers' `get_timestep_embedding` (scale 1, max period 1e4). */
 export function timestepEmbedding(t: tf.Tensor1D, dim: number, flipSinToCos: boolean, shift: number): tf.Tensor2D {
@@ -86,90 +80,108 @@ export class UNet2DConditionModel implements ConditionalUNet {
   readonly timeLinear2: Linear;
   readonly convIn: Conv2d;
   readonly down: DownBlock[] = [];
-  readonly mid: { resnets: ResnetBlock2D[]; attention: Transformer2D } | null;
+  readonly mid: { resnets: ResnetBlock2D[]; attention: Transformer2D | null } | null;
   readonly up: UpBlock[] = [];
   readonly normOut: GroupNorm;
   readonly convOut: Conv2d;
+  /** diffusers' `encoder_hid_proj` (text_proj): applied to the context before any block. */
+  readonly encoderHidProj: Linear | null;
+  /** The config with every per-block value expanded (what the forward uses). */
+  readonly resolved: ResolvedUNetConfig;
+  private readonly act: (x: tf.Tensor) => tf.Tensor;
 
-  constructor(readonly config: UNetConfig, seed = 0, shapesOnly = false) {
-    checkUnsupported(config);
+  /** `where`: the file or option the config came from, named in a refusal. */
+  constructor(readonly config: UNetConfig, seed = 0, shapesOnly = false, where = 'unet config') {
+    const r = resolveUNetConfig(config, where);
+    this.resolved = r;
+    this.act = activation(r.act);
     this.store = new ParamStore(Rng.derive(seed, 'unet2d-condition'), shapesOnly);
     const root = new Scope(this.store, '');
-    const c = config;
-    const chans = c.block_out_channels;
+    const chans = r.channels;
     const n = chans.length;
-    const heads = perBlock(c.num_attention_heads ?? c.attention_head_dim, n);
-    const tembDim = chans[0] * 4;
-    const groups = c.norm_num_groups;
-    const eps = c.norm_eps;
-    const tLayers = c.transformer_layers_per_block ?? 1;
-    const transformer = (scope: Scope, ch: number, h: number) =>
-      new Transformer2D(scope, { channels: ch, heads: h, dimHead: ch / h, crossDim: c.cross_attention_dim, layers: tLayers, groups, linearProjection: c.use_linear_projection });
+    const tembDim = r.timeDim;
+    const groups = r.groups;
+    const eps = r.eps;
+    const res = (scope: Scope, inChannels: number, outChannels: number, outputScale = 1) =>
+      new ResnetBlock2D(scope, { inChannels, outChannels, tembChannels: tembDim, groups, eps, act: this.act, outputScale, scaleShift: r.scaleShift });
+    // diffusers: head width = channels // heads (the inner width may be narrower than the block)
+    const transformer = (scope: Scope, ch: number, spec: { heads: number; crossDim: number; onlyCross?: boolean }, depth: number) =>
+      new Transformer2D(scope, {
+        channels: ch,
+        heads: spec.heads,
+        dimHead: Math.floor(ch / spec.heads),
+        crossDim: spec.crossDim,
+        layers: depth,
+        groups,
+        linearProjection: r.linearProjection,
+        onlyCrossAttention: spec.onlyCross ?? false,
+      });
 
-    this.convIn = new Conv2d(root.child('conv_in'), c.in_channels, chans[0], 3, 1, 1);
+    const pad = (k: number) => (k - 1) >> 1;
+    this.convIn = new Conv2d(root.child('conv_in'), r.inChannels, chans[0], r.convInKernel, 1, pad(r.convInKernel));
     this.timeLinear1 = new Linear(root.child('time_embedding').child('linear_1'), chans[0], tembDim);
     this.timeLinear2 = new Linear(root.child('time_embedding').child('linear_2'), tembDim, tembDim);
+    this.encoderHidProj = r.encoderHidProj ? new Linear(root.child('encoder_hid_proj'), r.encoderHidProj[0], r.encoderHidProj[1]) : null;
 
     let out = chans[0];
-    c.down_block_types.forEach((type, i) => {
+    r.down.forEach((spec: UNetDownSpec, i) => {
       const cin = out;
       out = chans[i];
       const s = root.child('down_blocks').child(i);
-      const cross = type === 'CrossAttnDownBlock2D';
-      if (!cross && type !== 'DownBlock2D') throw new Error(`unsupported down block type ${type}`);
       const blk: DownBlock = { name: `down_blocks.${i}`, resnets: [], attentions: [], down: null };
-      for (let j = 0; j < c.layers_per_block; j++) {
-        blk.resnets.push(new ResnetBlock2D(s.child('resnets').child(j), { inChannels: j === 0 ? cin : out, outChannels: out, tembChannels: tembDim, groups, eps }));
-        if (cross) blk.attentions.push(transformer(s.child('attentions').child(j), out, heads[i]));
+      for (let j = 0; j < spec.layers; j++) {
+        blk.resnets.push(res(s.child('resnets').child(j), j === 0 ? cin : out, out));
+        if (spec.type === 'cross') blk.attentions.push(transformer(s.child('attentions').child(j), out, spec, spec.depths[j]));
       }
-      if (i < n - 1) blk.down = new Downsample2D(s.child('downsamplers').child(0), out);
+      if (i < n - 1) blk.down = new Downsample2D(s.child('downsamplers').child(0), out, r.downsamplePadding === 0);
       this.down.push(blk);
     });
 
-    const midType = c.mid_block_type === undefined ? 'UNetMidBlock2DCrossAttn' : c.mid_block_type;
-    if (midType === 'UNetMidBlock2DCrossAttn') {
-      const s = root.child('mid_block');
-      const ch = chans[n - 1];
+    const midCh = chans[n - 1];
+    const ms = root.child('mid_block');
+    if (r.mid?.type === 'cross') {
       this.mid = {
-        resnets: [0, 1].map((j) => new ResnetBlock2D(s.child('resnets').child(j), { inChannels: ch, outChannels: ch, tembChannels: tembDim, groups, eps })),
-        attention: transformer(s.child('attentions').child(0), ch, heads[n - 1]),
+        resnets: [0, 1].map((j) => res(ms.child('resnets').child(j), midCh, midCh, r.midScale)),
+        attention: transformer(ms.child('attentions').child(0), midCh, r.mid, r.mid.depth),
       };
-    } else if (midType === null) {
-      this.mid = null;
+    } else if (r.mid?.type === 'plain') {
+      // diffusers builds UNetMidBlock2D here with num_layers=0 and no attention: one ResNet
+      this.mid = { resnets: [res(ms.child('resnets').child(0), midCh, midCh, r.midScale)], attention: null };
     } else {
-      throw new Error(`unsupported mid block type ${midType}`);
+      this.mid = null;
     }
 
     const rev = [...chans].reverse();
-    const revHeads = [...heads].reverse();
     let outCh = rev[0];
-    c.up_block_types.forEach((type, i) => {
+    r.up.forEach((spec, i) => {
       const prev = outCh;
       outCh = rev[i];
       const inCh = rev[Math.min(i + 1, n - 1)];
       const s = root.child('up_blocks').child(i);
-      const cross = type === 'CrossAttnUpBlock2D';
-      if (!cross && type !== 'UpBlock2D') throw new Error(`unsupported up block type ${type}`);
       const blk: UpBlock = { name: `up_blocks.${i}`, resnets: [], attentions: [], up: null };
-      const layers = c.layers_per_block + 1;
-      for (let j = 0; j < layers; j++) {
-        const skip = j === layers - 1 ? inCh : outCh;
+      for (let j = 0; j < spec.layers; j++) {
+        const skip = j === spec.layers - 1 ? inCh : outCh;
         const rin = j === 0 ? prev : outCh;
-        blk.resnets.push(new ResnetBlock2D(s.child('resnets').child(j), { inChannels: rin + skip, outChannels: outCh, tembChannels: tembDim, groups, eps }));
-        if (cross) blk.attentions.push(transformer(s.child('attentions').child(j), outCh, revHeads[i]));
+        blk.resnets.push(res(s.child('resnets').child(j), rin + skip, outCh));
+        if (spec.type === 'cross') blk.attentions.push(transformer(s.child('attentions').child(j), outCh, spec, spec.depths[j]));
       }
       if (i < n - 1) blk.up = new Upsample2D(s.child('upsamplers').child(0), outCh);
       this.up.push(blk);
     });
 
     this.normOut = new GroupNorm(root.child('conv_norm_out'), groups, chans[0], eps);
-    this.convOut = new Conv2d(root.child('conv_out'), chans[0], c.out_channels, 3, 1, 1);
+    this.convOut = new Conv2d(root.child('conv_out'), chans[0], r.outChannels, r.convOutKernel, 1, pad(r.convOutKernel));
   }
 
   /** Time embedding for timesteps `t` ([B]). */
   embedTime(t: tf.Tensor1D): tf.Tensor2D {
-    const e = timestepEmbedding(t, this.config.block_out_channels[0], this.config.flip_sin_to_cos, this.config.freq_shift);
-    return this.timeLinear2.forward(silu(this.timeLinear1.forward(e))) as tf.Tensor2D;
+    const r = this.resolved;
+    const e = timestepEmbedding(t, r.channels[0], r.flipSinToCos, r.freqShift);
+    // TimestepEmbedding: linear_1, act_fn, linear_2, timestep_post_act; then the UNet's time_embedding_act_fn
+    let h = this.timeLinear2.forward(this.act(this.timeLinear1.forward(e)));
+    if (r.timePostAct) h = activation(r.timePostAct)(h);
+    if (r.timeAct) h = activation(r.timeAct)(h);
+    return h as tf.Tensor2D;
   }
 
   /**
@@ -196,13 +208,14 @@ export class UNet2DConditionModel implements ConditionalUNet {
     const b = sample.shape[0];
     const t = typeof timesteps === 'number' ? tf.fill([b], timesteps) as tf.Tensor1D : timesteps.shape[0] === b ? timesteps : (tf.broadcastTo(timesteps, [b]) as tf.Tensor1D);
     const temb = this.embedTime(t);
-    let h = this.convIn.forward(sample);
+    const ctx = this.encoderHidProj ? this.encoderHidProj.forward(context) : context;
+    let h = this.convIn.forward(this.resolved.centerInput ? (tf.sub(tf.mul(sample, 2), 1) as tf.Tensor4D) : sample);
     rec.tap('conv_in', h);
     const skips: tf.Tensor4D[] = [h];
     for (const blk of this.down) {
       blk.resnets.forEach((r, j) => {
         h = r.forward(h, temb);
-        if (blk.attentions[j]) h = blk.attentions[j].forward(h, context, rec);
+        if (blk.attentions[j]) h = blk.attentions[j].forward(h, ctx, rec);
         skips.push(h);
       });
       if (blk.down) {
@@ -213,15 +226,15 @@ export class UNet2DConditionModel implements ConditionalUNet {
     }
     if (this.mid) {
       h = this.mid.resnets[0].forward(h, temb);
-      h = this.mid.attention.forward(h, context, rec);
-      h = this.mid.resnets[1].forward(h, temb);
+      if (this.mid.attention) h = this.mid.attention.forward(h, ctx, rec);
+      for (const res of this.mid.resnets.slice(1)) h = res.forward(h, temb);
       rec.tap('mid_block', h);
     }
     for (const blk of this.up) {
       blk.resnets.forEach((r, j) => {
         const skip = skips.pop() as tf.Tensor4D;
         h = r.forward(tf.concat([h, skip], 3), temb);
-        if (blk.attentions[j]) h = blk.attentions[j].forward(h, context, rec);
+        if (blk.attentions[j]) h = blk.attentions[j].forward(h, ctx, rec);
       });
       if (blk.up) {
         // as diffusers: sizes that are not a multiple of the total stride upsample to the skip's size
@@ -230,7 +243,7 @@ export class UNet2DConditionModel implements ConditionalUNet {
       }
       rec.tap(blk.name, h);
     }
-    h = this.convOut.forward(silu(this.normOut.forward(h)) as tf.Tensor4D);
+    h = this.convOut.forward(this.act(this.normOut.forward(h)) as tf.Tensor4D);
     rec.tap('conv_out', h);
     return h;
   }
@@ -258,28 +271,6 @@ export class UNet2DConditionModel implements ConditionalUNet {
   dispose(): void {
     this.store.dispose();
   }
-}
-
-function checkUnsupported(c: UNetConfig): void {
-  const bad: string[] = [];
-  if (c.class_embed_type) bad.push(`class_embed_type=${c.class_embed_type}`);
-  if (c.addition_embed_type) bad.push(`addition_embed_type=${c.addition_embed_type}`);
-  if (c.dual_cross_attention) bad.push('dual_cross_attention');
-  if (c.only_cross_attention === true) bad.push('only_cross_attention');
-  if (c.time_embedding_type && c.time_embedding_type !== 'positional') bad.push(`time_embedding_type=${c.time_embedding_type}`);
-  if (c.resnet_time_scale_shift && c.resnet_time_scale_shift !== 'default') bad.push(`resnet_time_scale_shift=${c.resnet_time_scale_shift}`);
-  if (c.act_fn && c.act_fn !== 'silu') bad.push(`act_fn=${c.act_fn}`);
-  if (c.center_input_sample) bad.push('center_input_sample');
-  for (const k of ['conv_in_kernel', 'conv_out_kernel'] as const) if (c[k] !== undefined && c[k] !== 3) bad.push(`${k}=${String(c[k])}`);
-  for (const k of ['time_cond_proj_dim', 'encoder_hid_dim', 'time_embedding_dim', 'time_embedding_act_fn', 'timestep_post_act', 'num_class_embeds', 'cross_attention_norm'] as const) {
-    if (c[k] !== undefined && c[k] !== null) bad.push(`${k}=${JSON.stringify(c[k])}`);
-  }
-  if (c.resnet_out_scale_factor !== undefined && c.resnet_out_scale_factor !== 1) bad.push(`resnet_out_scale_factor=${String(c.resnet_out_scale_factor)}`);
-  if (c.mid_block_scale_factor !== undefined && c.mid_block_scale_factor !== 1) bad.push(`mid_block_scale_factor=${String(c.mid_block_scale_factor)}`);
-  if (c.resnet_skip_time_act) bad.push('resnet_skip_time_act');
-  if (c.attention_type !== undefined && c.attention_type !== 'default') bad.push(`attention_type=${String(c.attention_type)}`);
-  if (Array.isArray(c.transformer_layers_per_block)) bad.push('per-block transformer_layers_per_block');
-  if (bad.length) throw new Error(`unet config uses features this implementation does not support: ${bad.join(', ')}`);
 }
 
 export function disposeOutput(o: { features: Map<string, tf.Tensor>; attention: Map<string, tf.Tensor> }): void {

@@ -1,13 +1,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LatentAutoencoder } from '../../../framework/api.js';
 import { Attention } from './attention.js';
-import { Conv2d, GroupNorm, ParamStore, Scope, silu } from './nn.js';
+import { activation, Conv2d, GroupNorm, ParamStore, Scope, silu } from './nn.js';
+import { resolveVaeConfig, type ResolvedVaeConfig } from './diffusers-config.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
 import { diffusersConfig, saveComponent } from './save-pretrained.js';
 import { NO_RECORD, Recorder, type ForwardOptions } from './taps.js';
 import { Rng } from '../../../framework/api.js';
 
-/** The subset of diffusers' `AutoencoderKL` config.json that SD uses. */
+/**
+ * diffusers' `AutoencoderKL` config.json. Every key diffusers 0.42 knows is either honoured or
+ * refused by name (diffusers-config.ts, docs/diffusers-configs.md); a missing key means
+ * diffusers' default.
+ */
 export interface VaeConfig {
   in_channels: number;
   out_channels: number;
@@ -32,8 +37,8 @@ const EPS = 1e-6;
 class MidBlock {
   readonly resnets: ResnetBlock2D[];
   readonly attention: Attention | null;
-  constructor(scope: Scope, ch: number, groups: number, withAttention: boolean) {
-    this.resnets = [0, 1].map((j) => new ResnetBlock2D(scope.child('resnets').child(j), { inChannels: ch, outChannels: ch, tembChannels: null, groups, eps: EPS }));
+  constructor(scope: Scope, ch: number, groups: number, withAttention: boolean, act: (x: tf.Tensor) => tf.Tensor) {
+    this.resnets = [0, 1].map((j) => new ResnetBlock2D(scope.child('resnets').child(j), { inChannels: ch, outChannels: ch, tembChannels: null, groups, eps: EPS, act }));
     // diffusers: one head of width = channels, group norm + residual, biased projections
     this.attention = withAttention
       ? new Attention(scope.child('attentions').child(0), { queryDim: ch, heads: 1, dimHead: ch, bias: true, normGroups: groups, eps: EPS, residual: true })
@@ -66,62 +71,67 @@ export class AutoencoderKL implements LatentAutoencoder {
   private readonly quantConv: Conv2d | null;
   private readonly postQuantConv: Conv2d | null;
 
-  constructor(readonly config: VaeConfig, seed = 0, shapesOnly = false) {
-    const c = config;
-    if (c.act_fn && c.act_fn !== 'silu') throw new Error(`vae config act_fn=${c.act_fn} is not supported (only silu)`);
-    for (const t of c.down_block_types) if (t !== 'DownEncoderBlock2D') throw new Error(`unsupported vae down block type ${t}`);
-    for (const t of c.up_block_types) if (t !== 'UpDecoderBlock2D') throw new Error(`unsupported vae up block type ${t}`);
+  /** The checked config (what the model is built from). */
+  readonly resolved: ResolvedVaeConfig;
+
+  /** `where`: the file or option the config came from, named in a refusal. */
+  constructor(readonly config: VaeConfig, seed = 0, shapesOnly = false, where = 'vae config') {
+    const r = resolveVaeConfig(config, where);
+    this.resolved = r;
     this.store = new ParamStore(Rng.derive(seed, 'autoencoder-kl'), shapesOnly);
     const root = new Scope(this.store, '');
-    const chans = c.block_out_channels;
+    const chans = r.channels;
     const n = chans.length;
-    const g = c.norm_num_groups;
-    const attn = c.mid_block_add_attention ?? true;
-    const lat = c.latent_channels;
+    const g = r.groups;
+    const attn = r.midAttention;
+    const lat = r.latentChannels;
+    // act_fn reaches the ResNets only: diffusers' Encoder/Decoder output activation is a fixed SiLU
+    const act = activation(r.act);
+    const layers = r.layers;
 
     const e = root.child('encoder');
     let out = chans[0];
-    const down = c.down_block_types.map((_, i) => {
+    const down = chans.map((_, i) => {
       const cin = out;
       out = chans[i];
       const s = e.child('down_blocks').child(i);
-      const resnets = Array.from({ length: c.layers_per_block }, (__, j) =>
-        new ResnetBlock2D(s.child('resnets').child(j), { inChannels: j === 0 ? cin : out, outChannels: out, tembChannels: null, groups: g, eps: EPS }));
+      const resnets = Array.from({ length: layers }, (__, j) =>
+        new ResnetBlock2D(s.child('resnets').child(j), { inChannels: j === 0 ? cin : out, outChannels: out, tembChannels: null, groups: g, eps: EPS, act }));
       return { name: `encoder.down_blocks.${i}`, resnets, down: i < n - 1 ? new Downsample2D(s.child('downsamplers').child(0), out, true) : null };
     });
     this.enc = {
-      convIn: new Conv2d(e.child('conv_in'), c.in_channels, chans[0], 3, 1, 1),
+      convIn: new Conv2d(e.child('conv_in'), r.inChannels, chans[0], 3, 1, 1),
       down,
-      mid: new MidBlock(e.child('mid_block'), chans[n - 1], g, attn),
+      mid: new MidBlock(e.child('mid_block'), chans[n - 1], g, attn, act),
       normOut: new GroupNorm(e.child('conv_norm_out'), g, chans[n - 1], EPS),
       convOut: new Conv2d(e.child('conv_out'), chans[n - 1], 2 * lat, 3, 1, 1),
     };
     // order of construction does not matter for names; keep it close to diffusers for readability
-    this.quantConv = (c.use_quant_conv ?? true) ? new Conv2d(root.child('quant_conv'), 2 * lat, 2 * lat, 1) : null;
-    this.postQuantConv = (c.use_post_quant_conv ?? true) ? new Conv2d(root.child('post_quant_conv'), lat, lat, 1) : null;
+    this.quantConv = r.quantConv ? new Conv2d(root.child('quant_conv'), 2 * lat, 2 * lat, 1) : null;
+    this.postQuantConv = r.postQuantConv ? new Conv2d(root.child('post_quant_conv'), lat, lat, 1) : null;
 
     const d = root.child('decoder');
     const rev = [...chans].reverse();
     let outCh = rev[0];
-    const up = c.up_block_types.map((_, i) => {
+    const up = chans.map((_, i) => {
       const prev = outCh;
       outCh = rev[i];
       const s = d.child('up_blocks').child(i);
-      const resnets = Array.from({ length: c.layers_per_block + 1 }, (__, j) =>
-        new ResnetBlock2D(s.child('resnets').child(j), { inChannels: j === 0 ? prev : outCh, outChannels: outCh, tembChannels: null, groups: g, eps: EPS }));
+      const resnets = Array.from({ length: layers + 1 }, (__, j) =>
+        new ResnetBlock2D(s.child('resnets').child(j), { inChannels: j === 0 ? prev : outCh, outChannels: outCh, tembChannels: null, groups: g, eps: EPS, act }));
       return { name: `decoder.up_blocks.${i}`, resnets, up: i < n - 1 ? new Upsample2D(s.child('upsamplers').child(0), outCh) : null };
     });
     this.dec = {
       convIn: new Conv2d(d.child('conv_in'), lat, rev[0], 3, 1, 1),
-      mid: new MidBlock(d.child('mid_block'), rev[0], g, attn),
+      mid: new MidBlock(d.child('mid_block'), rev[0], g, attn, act),
       up,
       normOut: new GroupNorm(d.child('conv_norm_out'), g, chans[0], EPS),
-      convOut: new Conv2d(d.child('conv_out'), chans[0], c.out_channels, 3, 1, 1),
+      convOut: new Conv2d(d.child('conv_out'), chans[0], r.outChannels, 3, 1, 1),
     };
   }
 
   get scalingFactor(): number {
-    return this.config.scaling_factor ?? 0.18215;
+    return this.resolved.scalingFactor;
   }
 
   /** Encode NHWC images in [-1, 1] to the posterior's mean/logvar (plain ops; no tidy). */

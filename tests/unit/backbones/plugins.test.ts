@@ -12,6 +12,7 @@ import { autoencoderKl, clipText, unet2dCondition } from '../../../registry/back
 import type { ClipTextModel } from '../../../registry/backbones/sd/clip.js';
 import type { UNet2DConditionModel } from '../../../registry/backbones/sd/unet.js';
 import type { AutoencoderKL } from '../../../registry/backbones/sd/vae.js';
+import { TINY_UNET, TINY_VAE } from '../../../registry/backbones/sd/presets.js';
 
 const TINY_SD = join(process.cwd(), 'tests/fixtures/backbones/tiny-sd');
 
@@ -54,6 +55,18 @@ describe('backbone and adapter plugins', () => {
     assert.deepEqual(unet.store.memory, { attentionChunk: 128, checkpoint: 'blocks' });
     assert.equal(vae.store.memory.checkpoint, 'blocks');
     [plain, unet, vae].forEach((m) => m.dispose());
+  });
+
+  it('an inline `config` with a diffusers key this project does not compute is refused naming the option, key and value', async () => {
+    const cfg = { ...TINY_UNET, dropout: 0.1, down_block_types: ['CrossAttnDownBlock2D', 'AttnDownBlock2D'] };
+    await assert.rejects(
+      async () => unet2dCondition.create({ preset: 'tiny', trainable: [], config: cfg } as never, ctx()),
+      (e: unknown) => e instanceof UserError && /^model\.x\.config: /.test(e.message) && e.message.includes('dropout = 0.1') && e.message.includes('down_block_types[1] = "AttnDownBlock2D"'),
+    );
+    await assert.rejects(
+      async () => autoencoderKl.create({ preset: 'tiny', trainable: [], config: { ...TINY_VAE, shift_factor: 0.1159 } } as never, ctx()),
+      (e: unknown) => e instanceof UserError && e.message.startsWith('model.x.config: ') && e.message.includes('shift_factor = 0.1159'),
+    );
   });
 
   it('sd21-base loads a diffusers folder and explains what is missing', async () => {
