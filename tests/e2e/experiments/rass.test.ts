@@ -68,9 +68,15 @@ describe('experiment/rass (tiny, SCR adapter from an SCR run)', () => {
     const art = join(merged.dir, 'artifacts');
     const w = readSafetensors(join(art, 'model/weights.safetensors'));
     const keys = [...w.tensors.keys()];
-    assert.ok(keys.includes('unet.conv_in.weight') && keys.some((k) => k.startsWith('proj.unet.up_blocks.0')) && keys.some((k) => k.startsWith('head.')), keys.slice(0, 5).join(', '));
-    assert.ok(!keys.some((k) => k.includes('lora')), 'the adapter is saved separately, in PEFT format');
-    assert.equal(JSON.parse(readFileSync(join(art, 'model/adapter_seg/adapter_config.json'), 'utf8')).peft_type, 'LORA');
+    assert.ok(keys.some((k) => k.startsWith('proj.unet.up_blocks.0')) && keys.some((k) => k.startsWith('head.')), keys.slice(0, 5).join(', '));
+    assert.ok(!keys.some((k) => k.includes('lora') || k.startsWith('unet.conv_in')), 'the adapter (with conv_in) is saved separately, in PEFT format');
+    const peftCfg = JSON.parse(readFileSync(join(art, 'model/adapter_seg/adapter_config.json'), 'utf8'));
+    assert.equal(peftCfg.peft_type, 'LORA');
+    // conv_in, trained whole, is in the adapter as PEFT writes modules_to_save
+    assert.deepEqual(peftCfg.modules_to_save, ['conv_in']);
+    const ad = readSafetensors(join(art, 'model/adapter_seg/adapter_model.safetensors')).tensors;
+    assert.deepEqual(ad.get('base_model.model.conv_in.weight')?.shape, [32, 4, 3, 3]);
+    assert.deepEqual(ad.get('base_model.model.conv_in.bias')?.shape, [32]);
     const meta = JSON.parse(readFileSync(join(art, 'model/model.json'), 'utf8'));
     assert.deepEqual(meta.features, ['vae.encoder.down_blocks.1', 'unet.up_blocks.0', 'unet.up_blocks.1']);
     assert.equal(meta.scr_merged, true);
