@@ -131,6 +131,18 @@ describe('PEFT LoraConfig options vs peft 0.21 (tiny UNet, wasm)', () => {
     lora.load(dir, 'x');
     const w1 = unet.store.params.get('conv_in.weight')?.variable.dataSync() as Float32Array;
     assert.ok(w0.some((v, i) => Math.abs(v - (w1[i] as number)) > 1e-3), 'loading replaced conv_in');
+    // the save path RASS uses (conv_in trained outside the adapter) writes what peft took up from this file
+    lora.add('y', { r: 2, alpha: 2, targetModules: ['to_q'] });
+    const tmp = mkdtempSync(join(tmpdir(), 'save-outside-'));
+    lora.save(tmp, 'y', { modulesToSave: ['conv_in'] });
+    const theirs = readSafetensors(join(dir, 'adapter_model.safetensors')).tensors;
+    const ours = readSafetensors(join(tmp, 'adapter_model.safetensors')).tensors;
+    for (const k of ['base_model.model.conv_in.weight', 'base_model.model.conv_in.bias']) {
+      assert.deepEqual(ours.get(k)?.shape, theirs.get(k)?.shape, k);
+      assert.deepEqual([...toFloat32(ours.get(k) as never)], [...toFloat32(theirs.get(k) as never)], `${k} as saved`);
+    }
+    assert.deepEqual((JSON.parse(readFileSync(join(tmp, 'adapter_config.json'), 'utf8')) as { modules_to_save: unknown }).modules_to_save, ['conv_in']);
+    rmSync(tmp, { recursive: true });
     lora.dispose();
     unet.dispose();
   });
