@@ -17,6 +17,8 @@ import { useBackend } from '../../../framework/engine/backend.js';
 import { readSafetensors, toFloat32 } from '../../../framework/engine/safetensors.js';
 import { UserError } from '../../../framework/errors.js';
 import { LoraModel } from '../../../registry/adapters/lora/lora.js';
+import { PEFT_FIELDS } from '../../../registry/adapters/lora/peft-format.js';
+import { loraPlugin, type LoraAdapter } from '../../../registry/adapters/lora/plugin.js';
 import { loadUNet } from '../../../registry/backbones/sd/pretrained.js';
 import type { UNet2DConditionModel } from '../../../registry/backbones/sd/unet.js';
 import { FIXTURES, TINY_SD, assertClose, fixture } from '../backbones/_fixtures.js';
@@ -191,6 +193,49 @@ describe('PEFT options this project does not reproduce are refused by name', () 
     lora.load(join(FIXTURES, 'peft'), 'p'); // its config has use_dora false, bias none, loftq_config {}, ...
     assert.equal(lora.adapters.size, 1);
     lora.dispose();
+    unet.dispose();
+  });
+});
+
+describe('the PEFT field list and the adapter/lora plugin options', () => {
+  before(async () => {
+    await useBackend('cpu');
+  });
+
+  it('every field peft 0.21 writes is known: implemented, ignored or refused (docs/peft-adapters.md lists them)', () => {
+    const written = Object.keys(JSON.parse(readFileSync(join(FIXTURES, 'peft', 'adapter_config.json'), 'utf8')) as object);
+    const known = new Set([...PEFT_FIELDS.implemented, ...PEFT_FIELDS.ignored, ...PEFT_FIELDS.refused]);
+    assert.deepEqual(written.filter((k) => !known.has(k)), []);
+    const doc = readFileSync(join(process.cwd(), 'docs', 'peft-adapters.md'), 'utf8');
+    assert.deepEqual(written.filter((k) => !doc.includes(`\`${k}\``)), [], 'fields missing from docs/peft-adapters.md');
+  });
+
+  it('the adapter/lora plugin options select the same layers and ranks as the saved PEFT config', async () => {
+    const unet = loadUNet(TINY_SD);
+    const quiet = { info: () => {}, warn: () => {}, debug: () => {} };
+    const opts = {
+      name: 'p', r: 3, alpha: 6, dropout: 0, init: 'kaiming', init_b: 'zero', use_rslora: false, lora_bias: true,
+      target_modules: ['to_q', 'to_out.0', 'conv2'], exclude_modules: '.*attentions\\.1\\..*attn2\\..*', rank_pattern: { conv2: 5 }, alpha_pattern: { to_q: 1.5 },
+      layers_to_transform: [1], layers_pattern: 'up_blocks', modules_to_save: ['conv_in'],
+    };
+    const adapter = (await loraPlugin.create(opts as never, { path: 'a', seed: 0, log: quiet, services: {}, resolvePath: (p: string) => p } as never)) as LoraAdapter;
+    adapter.attach(unet.store);
+    const a = adapter.model?.adapters.get('p');
+    assert.ok(a);
+    // up_blocks.1 only (layers_to_transform): to_q and to_out.0 of its 2 attentions but the excluded attentions.1 attn2, and its 2 resnets' conv2
+    assert.deepEqual([...a.layers.keys()].map((k) => k.replace(/^up_blocks\.1\./, '')).sort(), [
+      'attentions.0.transformer_blocks.0.attn1.to_out.0', 'attentions.0.transformer_blocks.0.attn1.to_q', 'attentions.0.transformer_blocks.0.attn2.to_out.0', 'attentions.0.transformer_blocks.0.attn2.to_q',
+      'attentions.1.transformer_blocks.0.attn1.to_out.0', 'attentions.1.transformer_blocks.0.attn1.to_q',
+      'resnets.0.conv2', 'resnets.1.conv2',
+    ]);
+    for (const [k, l] of a.layers) {
+      assert.equal(l.r, k.endsWith('conv2') ? 5 : 3, `${k} rank`);
+      assert.equal(l.scale, k.endsWith('to_q') ? 1.5 / 3 : k.endsWith('conv2') ? 6 / 5 : 2, `${k} scale`);
+      assert.ok(l.bias, `${k} has a LoRA bias`);
+    }
+    assert.deepEqual([...a.saved.keys()].sort(), ['conv_in.bias', 'conv_in.weight']);
+    assert.ok(Object.keys(adapter.namedVariables()).includes('p.conv_in.weight'));
+    adapter.dispose();
     unet.dispose();
   });
 });
