@@ -272,8 +272,8 @@ async function saveModel(o: RassOptions, c: RassComponents, m: Model, rc: RunCon
 
 /**
  * UNet modules (names before the last dot) all of whose parameters are among the trained `unet.*`
- * names, and that PEFT can store whole: a Linear/Conv2d no adapter wraps (peft never wraps a
- * modules_to_save module), or a module of 1-D parameters (norms).
+ * names, and that PEFT can store whole: a Linear/Conv2d (a Seg LoRA layer on it is folded into the
+ * saved copy) or a module of 1-D parameters (norms).
  */
 function wholeModules(store: OneStepRestorer['unet']['store'], trained: readonly string[]): string[] {
   const names = new Set(trained.filter((n) => n.startsWith('unet.')).map((n) => n.slice(5)));
@@ -281,8 +281,7 @@ function wholeModules(store: OneStepRestorer['unet']['store'], trained: readonly
   return [...modules].filter((mod) => {
     const params = [...store.params].filter(([p]) => p.startsWith(`${mod}.`));
     if (!params.every(([p]) => names.has(p))) return false;
-    const layer = store.modules.get(mod);
-    return layer ? layer.deltas.length === 0 : params.every(([, v]) => v.variable.rank === 1);
+    return store.modules.has(mod) || params.every(([, v]) => v.variable.rank === 1);
   });
 }
 

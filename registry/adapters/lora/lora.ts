@@ -387,22 +387,35 @@ export class LoraModel {
   /**
    * Write adapter `name` as PEFT does (torch layouts, fp32). `modulesToSave` adds modules
    * trained outside the adapter (e.g. a backbone's conv_in) to the file as PEFT modules_to_save.
+   * peft never wraps a modules_to_save module, so where this adapter also has a LoRA layer on
+   * such a module the saved copy is the merged weight (W + scale B A, bias + scale b): the same
+   * function, in the form peft and `load` read.
    */
   save(dir: string, name: string, opts: { modulesToSave?: readonly string[] } = {}): void {
     const a = this.get(name);
     const tensors: Record<string, WritableTensor> = {};
-    for (const [path, l] of a.layers) {
-      tensors[loraKey(path, 'A')] = toTorchLayout(l.A, l.base.kind);
-      tensors[loraKey(path, 'B')] = toTorchLayout(l.B, l.base.kind);
-      if (l.bias) tensors[loraKey(path, 'B', 'bias')] = toTorchLayout(l.bias, 'plain');
-    }
     const extra = (opts.modulesToSave ?? []).filter((m) => !(a.config.modulesToSave ?? []).includes(m));
     for (const [param, s] of a.saved) tensors[savedParamKey(param)] = toTorchLayout(s.stash ?? s.variable, s.layout);
     for (const { param, layout } of extra.length ? savedParams(this.target, extra, `adapter "${name}"`) : []) {
-      const owner = [...a.layers.keys()].find((l) => param.startsWith(`${l}.`));
-      // peft never wraps a module that modules_to_save also names: the file would not load there
-      if (owner) throw new UserError(`adapter "${name}": cannot save ${param} as modules_to_save: its module carries a LoRA layer`);
-      tensors[savedParamKey(param)] = toTorchLayout((this.target.params.get(param) as { variable: tf.Variable }).variable, layout);
+      const v = (this.target.params.get(param) as { variable: tf.Variable }).variable;
+      const leaf = param.slice(param.lastIndexOf('.') + 1);
+      const l = a.layers.get(param.slice(0, param.lastIndexOf('.')));
+      const active = l && l.enabled && !l.merged; // a merged or disabled layer adds nothing to W
+      if (active && leaf === 'weight') {
+        const w = tf.tidy(() => tf.add(v, l.deltaWeight()));
+        tensors[savedParamKey(param)] = toTorchLayout(w, layout);
+        w.dispose();
+      } else if (active && leaf === 'bias' && l.bias) {
+        const b = tf.tidy(() => tf.add(v, tf.mul(l.bias as tf.Variable, l.scale)));
+        tensors[savedParamKey(param)] = toTorchLayout(b, layout);
+        b.dispose();
+      } else tensors[savedParamKey(param)] = toTorchLayout(v, layout);
+    }
+    for (const [path, l] of a.layers) {
+      if (savedParamKey(`${path}.weight`) in tensors) continue; // folded into the saved copy above
+      tensors[loraKey(path, 'A')] = toTorchLayout(l.A, l.base.kind);
+      tensors[loraKey(path, 'B')] = toTorchLayout(l.B, l.base.kind);
+      if (l.bias) tensors[loraKey(path, 'B', 'bias')] = toTorchLayout(l.bias, 'plain');
     }
     const config: LoraConfig = extra.length ? { ...a.config, modulesToSave: [...(a.config.modulesToSave ?? []), ...extra] } : a.config;
     writePeftAdapter(dir, config, tensors);

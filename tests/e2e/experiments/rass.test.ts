@@ -69,7 +69,7 @@ describe('experiment/rass (tiny, SCR adapter from an SCR run)', () => {
     const w = readSafetensors(join(art, 'model/weights.safetensors'));
     const keys = [...w.tensors.keys()];
     assert.ok(keys.some((k) => k.startsWith('proj.unet.up_blocks.0')) && keys.some((k) => k.startsWith('head.')), keys.slice(0, 5).join(', '));
-    assert.ok(!keys.some((k) => k.includes('lora') || k.startsWith('unet.conv_in')), 'the adapter (with conv_in) is saved separately, in PEFT format');
+    assert.ok(!keys.some((k) => k.includes('lora') || k.startsWith('unet.conv_in')), `the adapter (with conv_in) is saved separately, in PEFT format: ${keys.filter((k) => !k.startsWith('proj.') && !k.startsWith('head.')).join(', ')}`);
     const peftCfg = JSON.parse(readFileSync(join(art, 'model/adapter_seg/adapter_config.json'), 'utf8'));
     assert.equal(peftCfg.peft_type, 'LORA');
     // conv_in, trained whole, is in the adapter as PEFT writes modules_to_save

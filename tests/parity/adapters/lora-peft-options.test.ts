@@ -148,6 +148,28 @@ describe('PEFT LoraConfig options vs peft 0.21 (tiny UNet, wasm)', () => {
     lora.dispose();
     unet.dispose();
   });
+
+  it('save-outside with a LoRA layer on the saved module (RASS: Seg LoRA on conv_in, conv_in trained): the merged copy is the same model', () => {
+    const unet = loadUNet(TINY_SD);
+    const lora = new LoraModel(unet.store, 3);
+    lora.add('s', { r: 2, alpha: 4, targetModules: ['to_q', 'conv_in'], initB: 'gaussian', initBStd: 0.1 });
+    const w = (unet.store.params.get('conv_in.weight') as { variable: tf.Variable }).variable;
+    const orig = tf.clone(w);
+    tf.tidy(() => w.assign(tf.add(w, tf.mul(tf.randomNormal(w.shape, 0, 1, 'float32', 5), 0.05)))); // "trained"
+    const inMemory = run(unet);
+    const tmp = mkdtempSync(join(tmpdir(), 'save-outside-lora-'));
+    lora.save(tmp, 's', { modulesToSave: ['conv_in'] });
+    lora.remove('s');
+    w.assign(orig);
+    orig.dispose();
+    const loaded = lora.load(tmp, 's');
+    assert.ok(!loaded.layers.has('conv_in') && loaded.layers.size > 0, 'peft semantics: no LoRA layer inside a modules_to_save module');
+    check(unet, inMemory, 'in memory vs saved and loaded');
+    tf.dispose(inMemory);
+    rmSync(tmp, { recursive: true });
+    lora.dispose();
+    unet.dispose();
+  });
 });
 
 describe('PEFT options this project does not reproduce are refused by name', () => {
