@@ -175,13 +175,15 @@ export class LoraLayer implements LayerDelta {
     }
     const bVals = new Float32Array(bShape.reduce((x, y) => x * y, 1));
     if (init.b === 'gaussian') rng.fork('B').fillNormal(bVals, 0, init.bStd);
-    // tfjs names variables uniquely itself; no name of ours is needed to tell them apart
-    this.A = tf.variable(tf.tensor(aVals, aShape), true);
-    this.B = tf.variable(tf.tensor(bVals, bShape), true);
     const out = bShape[bShape.length - 1] as number;
     const biasVals = new Float32Array(out);
     if (init.bias && init.b === 'gaussian') rng.fork('bias').fillNormal(biasVals, 0, init.bStd);
-    this.bias = init.bias ? tf.variable(tf.tensor1d(biasVals), true) : null;
+    // tfjs variable names must be unique per process: readable (gradients are looked up by them
+    // in tests and logs) plus the id tfjs gave the initial tensor, unique without a counter of ours
+    const named = (what: string, t: tf.Tensor) => tf.variable(t, true, `${what}:${adapter}/${base.path}#${t.id}`);
+    this.A = named('lora_A', tf.tensor(aVals, aShape));
+    this.B = named('lora_B', tf.tensor(bVals, bShape));
+    this.bias = init.bias ? named('lora_B.bias', tf.tensor1d(biasVals)) : null;
   }
 
   trainableVariables(): readonly tf.Variable[] {
