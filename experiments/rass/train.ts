@@ -145,9 +145,10 @@ function buildModel(o: RassOptions, c: RassComponents, rc: RunContext, first: Im
   Object.assign(vars, c.seg.namedVariables());
   const store = c.backbone.unet.store;
   const backboneNames = [...Object.keys(vars)];
+  const owned = new Set(Object.values(vars)); // a seg_lora with modules_to_save already owns those params
   for (const name of store.trainable ?? []) {
     const v = store.params.get(name)?.variable;
-    if (v) {
+    if (v && !owned.has(v)) {
       vars[`unet.${name}`] = v;
       backboneNames.push(`unet.${name}`);
     }
@@ -251,9 +252,13 @@ async function evaluate(o: RassOptions, c: RassComponents, m: Model, val: BatchS
 async function saveModel(o: RassOptions, c: RassComponents, m: Model, rc: RunContext): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'rass-model-'));
   try {
-    c.seg.save(join(dir, `adapter_${c.seg.name}`));
+    // UNet modules trained whole (conv_in) travel in the Seg adapter as PEFT modules_to_save, so
+    // peft and loadSegmenter restore them from the adapter alone; other backbone params stay in weights
+    const whole = wholeModules(c.backbone.unet.store, m.backboneNames);
+    c.seg.save(join(dir, `adapter_${c.seg.name}`), { modulesToSave: whole });
+    const inAdapter = (k: string) => k.startsWith(`${c.seg.name}.`) || whole.some((w) => k.startsWith(`unet.${w}.`));
     const weights: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
-    for (const [k, v] of Object.entries(m.vars)) if (!k.startsWith(`${c.seg.name}.`)) weights[k] = { dtype: 'F32', shape: v.shape, data: Float32Array.from(v.dataSync() as Float32Array) };
+    for (const [k, v] of Object.entries(m.vars)) if (!inAdapter(k)) weights[k] = { dtype: 'F32', shape: v.shape, data: Float32Array.from(v.dataSync() as Float32Array) };
     writeSafetensors(join(dir, 'weights.safetensors'), weights, { format: 'rass-segmenter/1' });
     const meta: SegmenterMeta = { features: o.features, projection_dim: o.projection_dim, head_strides: [...c.head.inStrides], num_classes: c.head.numClasses, scr_merged: c.scrMerged, seg_adapter: `adapter_${c.seg.name}`, taps: [...m.projector.taps] };
     for (const [sub, files] of [['', ['weights.safetensors']], [`adapter_${c.seg.name}`, readdirSync(join(dir, `adapter_${c.seg.name}`))]] as const) {
@@ -263,6 +268,21 @@ async function saveModel(o: RassOptions, c: RassComponents, m: Model, rc: RunCon
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * UNet modules (names before the last dot) all of whose parameters are among the trained `unet.*`
+ * names, and that PEFT can store whole: a Linear/Conv2d (a Seg LoRA layer on it is folded into the
+ * saved copy) or a module of 1-D parameters (norms).
+ */
+function wholeModules(store: OneStepRestorer['unet']['store'], trained: readonly string[]): string[] {
+  const names = new Set(trained.filter((n) => n.startsWith('unet.')).map((n) => n.slice(5)));
+  const modules = new Set([...names].map((n) => n.slice(0, n.lastIndexOf('.'))));
+  return [...modules].filter((mod) => {
+    const params = [...store.params].filter(([p]) => p.startsWith(`${mod}.`));
+    if (!params.every(([p]) => names.has(p))) return false;
+    return store.modules.has(mod) || params.every(([, v]) => v.variable.rank === 1);
+  });
 }
 
 /** One image's mIoU (classes present in its ground truth, detectron2's rule) and pixel accuracy, in percent. */

@@ -17,8 +17,12 @@ export interface Adapter {
   namedVariables(): Record<string, tf.Variable>;
   /** Training mode (dropout active) or inference. */
   setTraining(on: boolean): void;
-  /** Write the adapter in its interchange format into `dir` (LoRA: PEFT's adapter_config.json + adapter_model.safetensors). */
-  save(dir: string): void;
+  /**
+   * Write the adapter in its interchange format into `dir` (LoRA: PEFT's adapter_config.json +
+   * adapter_model.safetensors). `modulesToSave`: backbone modules trained outside the adapter
+   * (e.g. conv_in) to store with it whole (PEFT's modules_to_save); loading the adapter restores them.
+   */
+  save(dir: string, opts?: { modulesToSave?: readonly string[] }): void;
   /** Fold the adapter into the base weights and remove it; its effect stays (PEFT's merge_and_unload). */
   mergeAndUnload(): void;
   dispose(): void;

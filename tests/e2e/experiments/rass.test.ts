@@ -13,7 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runExperiment, type RunnerOptions } from '../../../framework/runner/runner.js';
 import { readJournal } from '../../../framework/tracking/journal.js';
-import { readSafetensors } from '../../../framework/engine/safetensors.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { readSafetensors, toFloat32 } from '../../../framework/engine/safetensors.js';
+import { buildNode } from '../../../framework/config/index.js';
+import type { ComponentNode } from '../../../framework/api.js';
+import { loadSegmenter } from '../../../experiments/rass/segmenter.js';
 import { packageRoot } from '../../../framework/paths.js';
 import { capturedStreams, fullRegistry } from '../../helpers/experiments.js';
 import type { TrackerFactory } from '../../../framework/tracking/tracker.js';
@@ -68,9 +72,15 @@ describe('experiment/rass (tiny, SCR adapter from an SCR run)', () => {
     const art = join(merged.dir, 'artifacts');
     const w = readSafetensors(join(art, 'model/weights.safetensors'));
     const keys = [...w.tensors.keys()];
-    assert.ok(keys.includes('unet.conv_in.weight') && keys.some((k) => k.startsWith('proj.unet.up_blocks.0')) && keys.some((k) => k.startsWith('head.')), keys.slice(0, 5).join(', '));
-    assert.ok(!keys.some((k) => k.includes('lora')), 'the adapter is saved separately, in PEFT format');
-    assert.equal(JSON.parse(readFileSync(join(art, 'model/adapter_seg/adapter_config.json'), 'utf8')).peft_type, 'LORA');
+    assert.ok(keys.some((k) => k.startsWith('proj.unet.up_blocks.0')) && keys.some((k) => k.startsWith('head.')), keys.slice(0, 5).join(', '));
+    assert.ok(!keys.some((k) => k.includes('lora') || k.startsWith('unet.conv_in')), `the adapter (with conv_in) is saved separately, in PEFT format: ${keys.filter((k) => !k.startsWith('proj.') && !k.startsWith('head.')).join(', ')}`);
+    const peftCfg = JSON.parse(readFileSync(join(art, 'model/adapter_seg/adapter_config.json'), 'utf8'));
+    assert.equal(peftCfg.peft_type, 'LORA');
+    // conv_in, trained whole, is in the adapter as PEFT writes modules_to_save
+    assert.deepEqual(peftCfg.modules_to_save, ['conv_in']);
+    const ad = readSafetensors(join(art, 'model/adapter_seg/adapter_model.safetensors')).tensors;
+    assert.deepEqual(ad.get('base_model.model.conv_in.weight')?.shape, [32, 4, 3, 3]);
+    assert.deepEqual(ad.get('base_model.model.conv_in.bias')?.shape, [32]);
     const meta = JSON.parse(readFileSync(join(art, 'model/model.json'), 'utf8'));
     assert.deepEqual(meta.features, ['vae.encoder.down_blocks.1', 'unet.up_blocks.0', 'unet.up_blocks.1']);
     assert.equal(meta.scr_merged, true);
@@ -80,6 +90,21 @@ describe('experiment/rass (tiny, SCR adapter from an SCR run)', () => {
       const classes = readFileSync(join(art, `val_${split}/miou_per_class.csv`), 'utf8').trim().split('\n');
       assert.equal(classes.length, 1 + 9);
       assert.deepEqual([...readFileSync(join(art, `images/val_${split}_predictions.png`)).subarray(0, 4)], [137, 80, 78, 71]);
+    }
+  });
+
+  it('rebuilding the segmenter restores the trained conv_in from the Seg adapter (PEFT modules_to_save)', async () => {
+    const quiet = { info: () => {}, warn: () => {}, debug: () => {} };
+    const registry = fullRegistry();
+    const seg = await loadSegmenter(merged.dir, <T>(node: ComponentNode) => buildNode<T>(node, registry, { log: quiet, baseDir: ROOT }), 'test');
+    try {
+      const file = readSafetensors(join(merged.dir, 'artifacts/model/adapter_seg/adapter_model.safetensors')).tensors.get('base_model.model.conv_in.weight');
+      assert.ok(file, 'the adapter carries conv_in');
+      const w = seg.backbone.unet.store.params.get('conv_in.weight')?.variable as tf.Variable;
+      const torchLayout = tf.tidy(() => Float32Array.from(tf.transpose(w, [3, 2, 0, 1]).dataSync()));
+      assert.deepEqual([...torchLayout], [...toFloat32(file)]);
+    } finally {
+      seg.dispose();
     }
   });
 
