@@ -35,7 +35,7 @@ export { loadConfig, validateConfig, buildComponent, buildNode, ConfigError, for
 export type { ResolvedConfig, LoadOptions } from './config/index.js';
 export { PluginRegistry } from './plugins/registry.js';
 export { Optimizer, clipByGlobalNorm } from './engine/optim.js';
-export { compileStep, CompiledStep, nativeCompileSupport } from './engine/compile.js';
+export { compileStep, CompiledStep, nativeCompileSupport, pickScalars, scalarInputs } from './engine/compile.js';
 export type { CompileMode, CompileStepOptions, CompileStatus } from './engine/compile.js';
 export type { OptimizerOptions, OptimizerState, ParamGroup } from './engine/optim.js';
 export { lrAt, warmupFactor } from './engine/schedules.js';

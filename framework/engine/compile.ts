@@ -438,3 +438,52 @@ function firstDifference(a: Program, b: Program): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * Per-step numbers (an optimiser's `hyper()`: learning rates, bias corrections) as scalar
+ * input tensors under `prefix/`, so a compiled step receives them each call instead of
+ * freezing the first step's values. The caller disposes them after the call.
+ */
+export function scalarInputs(values: Record<string, number>, prefix = 'hyper'): Record<string, tf.Scalar> {
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [`${prefix}/${k}`, tf.scalar(v)]));
+}
+
+/** Inside the step: the `scalarInputs` tensors back under their own names. */
+export function pickScalars(inputs: StepInputs, prefix = 'hyper'): Record<string, tf.Scalar> {
+  const out: Record<string, tf.Scalar> = {};
+  for (const [k, v] of Object.entries(inputs)) if (k.startsWith(`${prefix}/`)) out[k.slice(prefix.length + 1)] = v as tf.Scalar;
+  return out;
+}
+
+/**
+ * Whether compiled steps work here (for `rass doctor`): compiles a two-op update of a
+ * variable and checks the compiled calls against the arithmetic (v <- 2v + x from v = [1,2,3],
+ * x = 1: two recorded calls agree, calls 3 and 4 run compiled and leave [31, 47, 63]).
+ */
+export function probeCompiledSteps(): { ok: boolean; detail: string } {
+  const support = nativeCompileSupport();
+  if (!support.ok) return { ok: false, detail: support.why };
+  const v = tf.variable(tf.tensor1d([1, 2, 3]), false, `rass-compile-probe#${++fnCounter}`);
+  const notes: string[] = [];
+  const step = compileStep(({ x }: { x: tf.Tensor }) => {
+    v.assign(tf.add(tf.mul(v, 2), x));
+    return { s: tf.sum(v) };
+  }, { name: 'probe', log: (l) => notes.push(l) });
+  const x = tf.ones([3]);
+  try {
+    let sum = 0;
+    for (let i = 0; i < 4; i++) {
+      const { s } = step.call({ x });
+      sum = s!.dataSync()[0]!;
+      s!.dispose();
+    }
+    const got = Array.from(v.dataSync());
+    const st = step.status();
+    if (st.compiledCalls !== 2) return { ok: false, detail: `the probe step did not compile (${st.reason ?? notes.join('; ')})` };
+    if (got.join(',') !== '31,47,63' || sum !== 141) return { ok: false, detail: `the compiled probe computed [${got.join(', ')}], expected [31, 47, 63]` };
+    return { ok: true, detail: 'registerFunction present; a probe step compiled and matched' };
+  } finally {
+    step.dispose();
+    tf.dispose([x, v]);
+  }
+}
