@@ -86,7 +86,7 @@ export class Optimizer {
   /**
    * The numbers the next update computes in JS from the step count and the schedule (per
    * distinct lr_mult/weight-decay setting): learning rates, 1 - lr*wd, Adam's bias
-   * corrections, SGD's momentum keep factor. A compiled training step (engine/compile.ts)
+   * corrections. A compiled training step (engine/compile.ts)
    * takes them as scalar input tensors, so the recorded graph does not freeze them; `apply`
    * passes them as numbers. Same arithmetic either way.
    */
@@ -105,9 +105,6 @@ export class Optimizer {
       }
     }
     if (this.o.type === 'adamw') h.sqrt_c2 = Math.sqrt(1 - b2 ** t);
-    // torch: buf = g on the first step, then buf = mu*buf + g; buf starts at zero, so
-    // buf*0 + g is exactly g
-    else h.keep = t === 1 ? 0 : (this.o.momentum ?? 0);
     return h;
   }
 
@@ -145,7 +142,9 @@ export class Optimizer {
           const d = wd ? tf.add(g, tf.mul(p, wd)) : g;
           let upd: tf.Tensor = d;
           if (mu) {
-            buf.assign(tf.add(tf.mul(buf, get('keep')), d));
+            // torch sets buf = g on the first step; buf starts at zero, so mu*0 + g is exactly g
+            // and one formula serves every step (no branch on the step count in the graph)
+            buf.assign(tf.add(tf.mul(buf, mu), d));
             upd = this.o.nesterov ? tf.add(d, tf.mul(buf, mu)) : buf;
           }
           p.assign(tf.sub(p, tf.mul(upd, get(`lr/${key}`))));
