@@ -97,6 +97,7 @@ async function train(o: Options, loss: ClassifierLoss, rc: RunContext): Promise<
       if (step % 10 === 0) await new Promise((r2) => setImmediate(r2));
     }
     bar.done();
+    rc.setTags(trainer.compileTags());
     await save(step);
     const ev = evaluate(trainer, testSet, loss);
     await rc.logArtifact('confusion_matrix.csv', confusionCsv(ev.confusion));

@@ -32,21 +32,26 @@ function maxRel(a: number[], b: number[]): number {
   return relErr(Float32Array.from(a), Float32Array.from(b));
 }
 
-/** The toy classifier's trainer for STEPS steps; losses, final weights and the compile status. */
-function toyRun(mode: CompileMode, steps = STEPS) {
+/**
+ * The toy classifier's trainer for steps [from, to); losses, final weights and the compile
+ * status. `resume`: start from that checkpoint state (as the experiment's resume does).
+ */
+function toyRun(mode: CompileMode, to = STEPS, resume?: { state: ReturnType<MlpTrainer['state']>; from: number }) {
   const loss = (toyCrossEntropy.create({}, undefined as never) as ClassifierLoss);
   const data = makeBlobs(3, { dims: 8, classes: 3, spread: 1, noise: 1, n: 256, split: 'train' });
   const tr = new MlpTrainer(8, 3, { hidden: 32, lr: 0.01, seed: 3, compile: mode, log: quiet });
+  if (resume) tr.load(resume.state, resume.from, 'test');
   const losses: number[] = [];
-  for (let s = 0; s < steps; s++) {
+  for (let s = resume?.from ?? 0; s < to; s++) {
     const b = gatherBatch(data, batchIndices(3, s, data.n, 64));
     losses.push(tr.step(b.x, b.onehot, b.labels, loss).loss);
     tf.dispose([b.x, b.onehot]);
   }
-  const weights = Object.fromEntries(Object.entries(tr.state()).map(([k, v]) => [k, v.data]));
+  const state = tr.state();
+  const weights = Object.fromEntries(Object.entries(state).map(([k, v]) => [k, v.data]));
   const tags = tr.compileTags();
   tr.dispose();
-  return { losses, weights, tags };
+  return { losses, weights, tags, state };
 }
 
 describe('compiled training steps (native backend)', { skip }, () => {
@@ -62,6 +67,19 @@ describe('compiled training steps (native backend)', { skip }, () => {
     for (const [k, w] of Object.entries(eager.weights)) {
       const e = relErr(compiled.weights[k]!, w);
       assert.ok(e <= TOL, `${k}: relative error ${e}`);
+    }
+  });
+
+  it('checkpoints cross over: a compiled run resumed eagerly and an eager run resumed compiled continue like never stopping', async () => {
+    await useBackend('tensorflow');
+    const whole = toyRun('auto');
+    for (const [first, second] of [['auto', 'off'], ['off', 'auto']] as const) {
+      const head = toyRun(first, STEPS / 2);
+      const tail = toyRun(second, STEPS, { state: head.state, from: STEPS / 2 });
+      const label = `${first} then ${second}`;
+      assert.ok(maxRel(tail.losses, whole.losses.slice(STEPS / 2)) <= TOL, `${label}: losses ${tail.losses} vs ${whole.losses.slice(STEPS / 2)}`);
+      for (const [k, w] of Object.entries(whole.weights)) assert.ok(relErr(tail.weights[k]!, w) <= TOL, `${label}: ${k} relative error ${relErr(tail.weights[k]!, w)}`);
+      if (second === 'auto') assert.equal(tail.tags['rass.compile.toy-classifier'], 'compiled');
     }
   });
 
