@@ -17,7 +17,8 @@ import { createHash } from 'node:crypto';
  *   by identity, so their current value is passed on each call);
  * - tensors created from JS values during the step (tf.scalar(0.9), tf.zeros(...)) become
  *   Const nodes; tensors that existed before the step and are neither inputs nor variables are
- *   captured as constants too;
+ *   captured as constants too (frozen at compile time: a tensor that changes between steps
+ *   must be an input or a variable);
  * - `fn`'s returned tensors and the final value of every variable the step assigned are the
  *   outputs; a compiled call assigns the variables and returns the rest.
  *
@@ -49,7 +50,7 @@ export interface CompileStepOptions {
   mode?: CompileMode;
   /** Name used in log lines and the registered function's name. */
   name?: string;
-  /** Where the one-time fallback/compile notices go (default console.log). */
+  /** Where the one-time fallback/compile notices go (default: console.log with a "[rass] " prefix; a run's logger adds its own). */
   log?: (line: string) => void;
 }
 
@@ -159,7 +160,7 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
     this.mode = opts.mode ?? 'auto';
     if (this.mode !== 'auto' && this.mode !== 'off') throw new Error(`compileStep: mode must be auto or off, got ${JSON.stringify(this.mode)}`);
     this.name = opts.name ?? 'step';
-    this.log = opts.log ?? ((l) => console.log(l));
+    this.log = opts.log ?? ((l) => console.log(`[rass] ${l}`));
   }
 
   /** One step: the returned tensors belong to the caller (dispose them). */
@@ -208,7 +209,7 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
     this.reason = why;
     if (this.logged.has(why)) return;
     this.logged.add(why);
-    this.log(`[rass] compile ${this.name}: runs eagerly (${why})`);
+    this.log(`compile ${this.name}: runs eagerly (${why})`);
   }
 
   private recordCall(backend: NativeBackend, entry: Entry, inputs: I): O {
@@ -252,7 +253,7 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
       entry.program = program;
       if (!this.logged.has('compiled')) {
         this.logged.add('compiled');
-        this.log(`[rass] compile ${this.name}: compiled (${program.nodes.length} nodes, ${program.params.length} inputs, ${program.assigns.length} variables updated)`);
+        this.log(`compile ${this.name}: compiled (${program.nodes.length} nodes, ${program.params.length} inputs, ${program.assigns.length} variables updated)`);
       }
     } catch (e) {
       entry.failed = `TensorFlow refused the recorded graph: ${(e as Error).message.split('\n')[0]}`;
