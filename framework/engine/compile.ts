@@ -343,26 +343,33 @@ function record<I extends StepInputs, O extends StepOutputs>(backend: NativeBack
     if (r) return r;
     const ph = placeholder.get(id);
     if (ph !== undefined) return [ph, 0];
-    const src = pre.get(id);
-    if (src) {
-      const meta = shapeOf.get(id)!;
-      const attrs: OpAttr[] = [
-        { name: 'dtype', type: b.TF_ATTR_TYPE, value: tfDtype(b, meta.dtype) },
-        { name: 'shape', type: b.TF_ATTR_SHAPE, value: meta.shape },
-      ];
-      const label = src.kind === 'input' ? `input:${src.key}` : `variable:${src.variable.name}`;
-      const n = add({ op: 'Placeholder', attrs, inputs: [] }, `${label}:${meta.dtype}[${meta.shape}]`);
-      placeholder.set(id, n);
-      program.params.push({ node: n, source: src });
+    // Bookkeeping must never break the eager step it watches: a value it cannot represent
+    // makes the recording uncompilable (with the reason), and the step carries on.
+    try {
+      const src = pre.get(id);
+      if (src) {
+        const meta = shapeOf.get(id)!;
+        const attrs: OpAttr[] = [
+          { name: 'dtype', type: b.TF_ATTR_TYPE, value: tfDtype(b, meta.dtype) },
+          { name: 'shape', type: b.TF_ATTR_SHAPE, value: meta.shape },
+        ];
+        const label = src.kind === 'input' ? `input:${src.key}` : `variable:${src.variable.name}`;
+        const n = add({ op: 'Placeholder', attrs, inputs: [] }, `${label}:${meta.dtype}[${meta.shape}]`);
+        placeholder.set(id, n);
+        program.params.push({ node: n, source: src });
+        return [n, 0];
+      }
+      // A tensor from before the step that is neither an input nor a variable: a captured
+      // constant, kept alive (an Identity handle this module owns) until registration.
+      const [own] = orig.executeOp.call(b, 'Identity', [], [id], 1);
+      program.owned.push(own!.id);
+      const n = add({ op: 'Const', attrs: [], inputs: [], tensor: own!.id }, `capture:${digest(orig.tensorDataSync.call(b, id))}`);
+      produced.set(id, [n, 0]);
       return [n, 0];
+    } catch (e) {
+      program.blocker ??= `cannot record tensor ${id}: ${(e as Error).message.split('\n')[0]}`;
+      return [0, 0];
     }
-    // A tensor from before the step that is neither an input nor a variable: a captured
-    // constant, kept alive (an Identity handle this module owns) until registration.
-    const [own] = orig.executeOp.call(b, 'Identity', [], [id], 1);
-    program.owned.push(own!.id);
-    const n = add({ op: 'Const', attrs: [], inputs: [], tensor: own!.id }, `capture:${digest(orig.tensorDataSync.call(b, id))}`);
-    produced.set(id, [n, 0]);
-    return [n, 0];
   };
 
   // The binding's exports are read-only; the backend's `binding` property is not, and every
@@ -403,9 +410,18 @@ function record<I extends StepInputs, O extends StepOutputs>(backend: NativeBack
 
   let out: O;
   try {
-    out = tf.tidy(() => fn(inputs));
+    try {
+      out = tf.tidy(() => fn(inputs));
+    } catch (e) {
+      // the step itself failed: nothing to compile, and the handles kept for it go
+      program.owned.forEach((id) => orig.deleteTensor.call(b, id));
+      throw e;
+    }
     for (const [key, t] of Object.entries(out)) {
-      if (!(t instanceof tf.Tensor)) throw new Error(`compileStep: output "${key}" is not a tensor`);
+      if (!(t instanceof tf.Tensor)) {
+        program.blocker ??= `output "${key}" is not a tensor (compiled steps return tensors only)`;
+        continue;
+      }
       program.outputs.push({ key, ref: refOf(backend.getInputTensorIds([t])[0]!) });
     }
     for (const v of Object.values(tf.engine().state.registeredVariables)) {

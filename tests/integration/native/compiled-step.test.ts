@@ -228,6 +228,18 @@ describe('compiled training steps (native backend)', { skip }, () => {
     assert.equal(drifting.status().compiledCalls, 0);
     assert.match(drifting.tags()['rass.compile.drift.reason'] ?? '', /changes/);
 
+    // a step that throws while recording: the error reaches the caller, the binding is restored
+    // and no TensorFlow handle is left behind
+    const handles = binding().getNumOfTensors();
+    const throwing = compileStep(({ x }: { x: tf.Tensor }) => {
+      tf.add(x, tf.scalar(3));
+      throw new Error('boom');
+    }, { name: 'throws', log: quiet });
+    assert.throws(() => throwing.call({ x }), /boom/);
+    assert.equal(typeof (tf.backend() as unknown as { binding: { registerFunction?: unknown } }).binding.registerFunction, 'function');
+    assert.equal(Object.getPrototypeOf((tf.backend() as unknown as { binding: object }).binding), Object.prototype, 'the recording wrapper is still installed');
+    assert.equal(binding().getNumOfTensors(), handles);
+
     const off = compileStep(({ x }: { x: tf.Tensor }) => ({ y: tf.add(x, 1) }), { mode: 'off', name: 'off', log: quiet });
     off.call({ x }).y!.dispose();
     assert.deepEqual(off.tags(), { 'rass.compile.off': 'eager', 'rass.compile.off.reason': 'compile: off' });
