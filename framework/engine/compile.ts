@@ -168,6 +168,11 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
     if (this.mode === 'off') return this.eager(inputs, 'compile: off');
     const support = nativeCompileSupport();
     if (!support.ok) return this.eager(inputs, support.why);
+    // Inside tf.grad / variableGrads the caller differentiates through this call: a compiled
+    // call would be one opaque op on tfjs's tape, without a gradient.
+    if (((tf.engine().state as unknown as { gradientDepth?: number }).gradientDepth ?? 0) > 0) {
+      return this.eager(inputs, 'called inside a gradient recording (tf.grad/variableGrads): the compiled function has no tfjs gradient');
+    }
     const sig = signature(inputs);
     let entry = this.entries.get(sig);
     if (!entry) this.entries.set(sig, (entry = { recordings: 0 }));

@@ -240,6 +240,15 @@ describe('compiled training steps (native backend)', { skip }, () => {
     assert.equal(Object.getPrototypeOf((tf.backend() as unknown as { binding: object }).binding), Object.prototype, 'the recording wrapper is still installed');
     assert.equal(binding().getNumOfTensors(), handles);
 
+    // differentiated from outside (tf.grad around the call): eager, so the gradient exists
+    const inner = compileStep(({ x: xi }: { x: tf.Tensor }) => ({ y: tf.sum(tf.mul(xi, xi)) }), { name: 'inner', log: quiet });
+    const dx = tf.grad((xi: tf.Tensor) => inner.call({ x: xi }).y!);
+    const x3 = tf.tensor1d([1, -2, 3]);
+    for (let i = 0; i < 4; i++) tf.tidy(() => assert.deepEqual(Array.from(dx(x3).dataSync()), [2, -4, 6]));
+    assert.equal(inner.status().compiledCalls, 0);
+    assert.match(inner.status().reason!, /gradient/);
+    x3.dispose();
+
     const off = compileStep(({ x }: { x: tf.Tensor }) => ({ y: tf.add(x, 1) }), { mode: 'off', name: 'off', log: quiet });
     off.call({ x }).y!.dispose();
     assert.deepEqual(off.tags(), { 'rass.compile.off': 'eager', 'rass.compile.off.reason': 'compile: off' });
