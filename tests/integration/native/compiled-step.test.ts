@@ -21,7 +21,15 @@ import { nativeSkipReason, normalData, relErr, tf } from './_native.js';
  */
 const TOL = 1e-5;
 const STEPS = 20;
-const skip = nativeSkipReason();
+/** Also skipped (saying so) where the native binding was built before native/patches existed. */
+function compiledSkipReason(): string | false {
+  const native = nativeSkipReason();
+  if (native) return native;
+  const be = tf.findBackend('tensorflow') as unknown as { binding?: { registerFunction?: unknown } } | null;
+  if (typeof be?.binding?.registerFunction !== 'function') return 'the native binding has no registerFunction (built without native/patches) -- rerun `npm run setup:native`';
+  return false;
+}
+const skip = compiledSkipReason();
 const quiet = () => {};
 
 function binding(): { getNumOfTensors(): number } {
