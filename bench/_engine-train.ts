@@ -5,7 +5,8 @@
  * conv + self-attention net (explicitly padded convs, group norm, attention over 32x32 tokens,
  * nearest upsampling) from identical initial weights (written by this bench, read by the peer,
  * scripts/bench/engine-native/peer.py). Headlines: engine.train.native and engine.train.wasm
- * (training steps per second vs PyTorch).
+ * (training steps per second vs PyTorch), and engine.train.native-compiled: the same step
+ * through compileStep (one registered TensorFlow function per step), with the eager figure.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { execFileSync } from 'node:child_process';
@@ -13,6 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend, nativeBackendStatus, type BackendName } from '../framework/engine/backend.js';
+import { compileStep } from '../framework/engine/compile.js';
 import { Rng } from '../framework/engine/rng.js';
 import { packageRoot } from '../framework/paths.js';
 import { benchLine } from './_format.js';
@@ -84,7 +86,12 @@ interface Row {
   note?: string;
 }
 
-async function measure(backend: BackendName, tensors: ReturnType<typeof makeTensors>, seconds: number, steps: number, train = true): Promise<Row> {
+/**
+ * Kernel rates, then training steps: eager, and on native also compiled (compileStep: one
+ * registered TensorFlow function per step). The two training variants alternate step by step
+ * (own weights and optimiser each, same start), so load from other processes hits both alike.
+ */
+async function measure(backend: BackendName, tensors: ReturnType<typeof makeTensors>, seconds: number, steps: number, train = true, withCompiled = false): Promise<Row[]> {
   await initBackend({ prefer: backend, log: null });
   const a = tf.randomNormal([MATMUL, MATMUL]);
   const matmul = rate(() => tf.tidy(() => void tf.matMul(a as tf.Tensor2D, a as tf.Tensor2D).dataSync()), 2 * MATMUL ** 3, seconds);
@@ -93,24 +100,44 @@ async function measure(backend: BackendName, tensors: ReturnType<typeof makeTens
   const cf = tf.randomNormal([k, k, ci, co]) as tf.Tensor4D;
   const conv = rate(() => tf.tidy(() => void tf.conv2d(cx, cf, 1, 'same').dataSync()), 2 * b * h * w * ci * co * k * k, seconds);
   tf.dispose([a, cx, cf]);
-  if (!train) return { backend, matmul, conv, stepS: null, losses: [], note: 'training skipped (--no-wasm-train)' };
-  const vars = Object.fromEntries(Object.entries(tensors).filter(([n]) => n !== 'x' && n !== 'y').map(([n, v]) => [n, tf.variable(tf.tensor(v.data, v.shape), true, `bench-native-${backend}-${n}`)]));
+  if (!train) return [{ backend, matmul, conv, stepS: null, losses: [], note: 'training skipped (--no-wasm-train)' }];
   const x = tf.tensor4d(tensors.x.data, tensors.x.shape as [number, number, number, number]);
   const y = tf.tensor4d(tensors.y.data, tensors.y.shape as [number, number, number, number]);
-  const opt = tf.train.adam(LR);
-  const losses: number[] = [];
-  const times: number[] = [];
-  for (let i = 0; i < steps; i++) {
-    const t0 = performance.now();
-    const l = opt.minimize(() => lossOf(vars, x, y), true, Object.values(vars))!;
-    losses.push(l.dataSync()[0]!);
-    l.dispose();
-    times.push((performance.now() - t0) / 1000);
+  const variants = (withCompiled ? (['off', 'auto'] as const) : (['off'] as const)).map((mode) => {
+    const vars = Object.fromEntries(Object.entries(tensors).filter(([n]) => n !== 'x' && n !== 'y').map(([n, v]) => [n, tf.variable(tf.tensor(v.data, v.shape), true, `bench-native-${backend}-${mode}-${n}`)]));
+    const opt = tf.train.adam(LR);
+    // tfjs's Adam keeps its bias corrections in variables (accBeta1/2), so the whole minimize
+    // (forward, gradients, update) records as one program: compiled, it runs as one function.
+    const step = compileStep(({ x: xi, y: yi }: { x: tf.Tensor4D; y: tf.Tensor4D }) => ({ loss: opt.minimize(() => lossOf(vars, xi, yi), true, Object.values(vars))! }), {
+      mode,
+      name: 'bench-engine-train',
+      log: () => {},
+    });
+    return { mode, vars, opt, step, losses: [] as number[], times: [] as number[] };
+  });
+  // compiled: the first three calls record (eager) and the fourth instantiates the function;
+  // the medians skip 4 calls of each variant
+  const skip = withCompiled ? 4 : 2;
+  for (let i = 0; i < steps + skip - 2; i++) {
+    for (const v of variants) {
+      const t0 = performance.now();
+      const { loss: l } = v.step.call({ x, y });
+      v.losses.push(l!.dataSync()[0]!);
+      l!.dispose();
+      v.times.push((performance.now() - t0) / 1000);
+    }
   }
-  opt.dispose();
-  tf.dispose([x, y, ...Object.values(vars)]);
-  const sorted = times.slice(2).sort((p, q) => p - q);
-  return { backend, matmul, conv, stepS: sorted[Math.floor(sorted.length / 2)]!, losses: losses.slice(0, 3) };
+  const rows = variants.map((v): Row => {
+    const status = v.step.status();
+    const sorted = v.times.slice(skip).sort((p, q) => p - q);
+    const note = v.mode === 'auto' ? (status.state === 'compiled' ? `compiled (${status.compiledCalls} of ${v.times.length} steps)` : `NOT compiled: ${status.reason}`) : undefined;
+    v.step.dispose();
+    v.opt.dispose();
+    tf.dispose(Object.values(v.vars));
+    return { backend: v.mode === 'auto' ? `${backend}+compiled` : backend, matmul, conv, stepS: sorted[Math.floor(sorted.length / 2)]!, losses: v.losses.slice(0, 3), note };
+  });
+  tf.dispose([x, y]);
+  return rows;
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -124,8 +151,8 @@ export async function run(args: string[]): Promise<void> {
   if (!native.ok) console.log(`native TensorFlow backend unavailable (${native.why}); run \`npm run setup:native\` for the native rows.`);
   const tensors = makeTensors();
   const rows: Row[] = [];
-  if (native.ok) rows.push(await measure('tensorflow', tensors, seconds, steps));
-  rows.push(await measure('wasm', tensors, seconds, Math.max(4, Math.min(steps, 6)), !args.includes('--no-wasm-train')));
+  if (native.ok) rows.push(...(await measure('tensorflow', tensors, seconds, steps, true, true)));
+  rows.push(...(await measure('wasm', tensors, seconds, Math.max(4, Math.min(steps, 6)), !args.includes('--no-wasm-train'))));
 
   // The peer: same tensors through a raw float32 file.
   const root = packageRoot();
@@ -159,6 +186,7 @@ export async function run(args: string[]): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 
   const nat = rows.find((r) => r.backend === 'tensorflow');
+  const natCompiled = rows.find((r) => r.backend === 'tensorflow+compiled');
   const wasm = rows.find((r) => r.backend === 'wasm')!;
   const fmt = (x: number | null, d = 1) => (x === null ? 'n/a' : x.toFixed(d));
   console.log(`tfjs ${tf.version_core}, native ${native.ok ? `via ${native.via}` : 'unavailable'}; PyTorch ${peer.torch} (${peer.threads} threads)`);
@@ -178,5 +206,9 @@ export async function run(args: string[]): Promise<void> {
     console.log(benchLine('engine.matmul.native', nat.matmul, 'GFLOP/s', 'pytorch', peer.matmul_gflops, nat.matmul / peer.matmul_gflops));
     console.log(benchLine('engine.conv.native', nat.conv, 'GFLOP/s', 'pytorch', peer.conv_gflops, nat.conv / peer.conv_gflops));
     console.log(benchLine('engine.train.native', 1 / nat.stepS!, 'steps/s', 'pytorch', 1 / peer.train_step_s, peer.train_step_s / nat.stepS!));
+  }
+  if (nat && natCompiled) {
+    // the compiled step (framework/engine/compile.ts), with the eager step beside it
+    console.log(benchLine('engine.train.native-compiled', 1 / natCompiled.stepS!, 'steps/s', 'pytorch', 1 / peer.train_step_s, peer.train_step_s / natCompiled.stepS!, { eager_ms: nat.stepS! * 1000, compiled_ms: natCompiled.stepS! * 1000, vs_eager: nat.stepS! / natCompiled.stepS! }));
   }
 }

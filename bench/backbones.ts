@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- backbones [--backend auto|wasm|cpu|tensorflow] [--iters N] [--threads N] [--only forward|lora] [--latents 64,128] [--checkpoint]`:
  * 1. the SD UNet (tiny and a mid-size config) forward and forward+backward (gradients for
- *    every parameter, loss mean(y^2)) vs diffusers on torch CPU. Headline: backbones.unet-train.
+ *    every parameter, loss mean(y^2)) vs diffusers on torch CPU. Headline: backbones.unet-train;
+ *    backbones.unet-train-compiled: the same fwd+bwd through compileStep (eager figure beside it).
  * 2. the LoRA training step as a user runs it (tiny UNet, rank-4 LoRA on to_q/to_k/to_v/to_out.0,
  *    batch 2, 77 prompt tokens, loss mean(y^2), LoRA gradients) vs diffusers + peft, each side
  *    in its own process so peak RSS is its own: backbones.unet-train-64 (time at a 64x64
@@ -19,6 +20,7 @@ import { Rng } from '../framework/engine/rng.js';
 import { TINY_UNET } from '../registry/backbones/sd/presets.js';
 import { UNet2DConditionModel, type UNetConfig } from '../registry/backbones/sd/unet.js';
 import { benchLine, benchThreads, machineLoad } from './_format.js';
+import { compileStep } from '../framework/engine/compile.js';
 import type { LoraStepResult, LoraStepSpec } from './_unet-lora-step.js';
 
 interface Case {
@@ -45,7 +47,7 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)] as number;
 }
 
-function measureOurs(c: Case): { forward: number; train: number | null } {
+function measureOurs(c: Case): { forward: number; train: number | null; trainCompiled: number | null; compiledNote: string } {
   const unet = new UNet2DConditionModel(c.config, 0);
   const r = Rng.derive(0, 'bench');
   const x = tf.tensor4d(r.fillNormal(new Float32Array(c.batch * c.size * c.size * c.config.in_channels)) as Float32Array, [c.batch, c.size, c.size, c.config.in_channels]);
@@ -68,9 +70,31 @@ function measureOurs(c: Case): { forward: number; train: number | null } {
       train.push((performance.now() - s) / 1000);
     }
   }
+  // The same fwd+bwd through compileStep (framework/engine/compile.ts): the gradients are the
+  // function's outputs. Calls 1-2 record, call 3 instantiates the function; then `iters` timed.
+  let trainCompiled: number | null = null;
+  let compiledNote = 'not measured';
+  if (canTrain) {
+    const step = compileStep(({ x: xi, ctx: ci }: { x: tf.Tensor4D; ctx: tf.Tensor3D }) => {
+      const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(unet.run(xi, 999, ci))) as tf.Scalar, vars);
+      return { loss: value, ...grads };
+    }, { name: 'bench-unet-train', log: () => {} });
+    const times: number[] = [];
+    for (let i = 0; i < c.iters + 3; i++) {
+      const s = performance.now();
+      const out = step.call({ x, ctx });
+      for (const g of Object.values(out)) g.dataSync();
+      tf.dispose(Object.values(out));
+      times.push((performance.now() - s) / 1000);
+    }
+    const st = step.status();
+    compiledNote = st.state === 'compiled' ? 'compiled' : `eager: ${st.reason}`;
+    if (st.state === 'compiled') trainCompiled = median(times.slice(3));
+    step.dispose();
+  }
   tf.dispose([x, ctx]);
   unet.dispose();
-  return { forward: median(fwd.slice(1)), train: canTrain ? median(train.slice(1)) : null };
+  return { forward: median(fwd.slice(1)), train: canTrain ? median(train.slice(1)) : null, trainCompiled, compiledNote };
 }
 
 function peerVenv(): string {
@@ -195,16 +219,19 @@ function forwardSection(iters: number, threads: number): void {
   console.log('| UNet | pass | ours | diffusers | speed ratio |');
   console.log('|---|---|---|---|---|');
   for (const c of cases) {
-    const o = ours.get(c.name) as { forward: number; train: number | null };
+    const o = ours.get(c.name) as { forward: number; train: number | null; trainCompiled: number | null; compiledNote: string };
     const p = peer?.get(c.name);
     console.log(`| ${c.name} (${c.config.block_out_channels.join('/')}, ${c.batch}x${c.size}x${c.size}) | forward | ${f(o.forward)} | ${f(p?.forward_s)} | ${p ? (p.forward_s / o.forward).toFixed(3) : 'n/a'} |`);
     console.log(`| ${c.name} | forward+backward | ${f(o.train)} | ${f(p?.train_s)} | ${p && o.train ? (p.train_s / o.train).toFixed(3) : 'n/a'} |`);
+    console.log(`| ${c.name} | forward+backward, compiled step (${o.compiledNote}) | ${f(o.trainCompiled)} | ${f(p?.train_s)} | ${p && o.trainCompiled ? (p.train_s / o.trainCompiled).toFixed(3) : 'n/a'} |`);
   }
   if (!ours.get('tiny')?.train) console.log('forward+backward not measured: tfjs gradients are not registered on this backend (engine training kernels pending)');
-  const tiny = ours.get('tiny') as { forward: number; train: number | null };
+  const tiny = ours.get('tiny') as { forward: number; train: number | null; trainCompiled: number | null };
   const pt = peer?.get('tiny');
   const extra = { threads, load: machineLoad(threads).load.toFixed(2) };
   console.log(benchLine('backbones.unet-forward', tiny.forward * 1000, 'ms', 'diffusers-torch-cpu', pt ? pt.forward_s * 1000 : NaN, pt ? pt.forward_s / tiny.forward : NaN, extra));
   const train = tiny.train ?? NaN;
   console.log(benchLine('backbones.unet-train', train * 1000, 'ms', 'diffusers-torch-cpu', pt ? pt.train_s * 1000 : NaN, pt ? pt.train_s / train : NaN, extra));
+  const compiled = tiny.trainCompiled ?? NaN;
+  console.log(benchLine('backbones.unet-train-compiled', compiled * 1000, 'ms', 'diffusers-torch-cpu', pt ? pt.train_s * 1000 : NaN, pt ? pt.train_s / compiled : NaN, { ...extra, eager_ms: train * 1000 }));
 }

@@ -44,6 +44,8 @@ export { PluginRegistry } from './plugins/registry.js';
 export { initBackend, parseBackendName } from './engine/backend.js';
 export { loadConfigPlugins } from './runner/run-config.js';
 export { Optimizer, clipByGlobalNorm } from './engine/optim.js';
+export { compileStep, CompiledStep, nativeCompileSupport, pickScalars, scalarInputs } from './engine/compile.js';
+export type { CompileMode, CompileStepOptions, CompileStatus } from './engine/compile.js';
 export type { OptimizerOptions, OptimizerState, ParamGroup } from './engine/optim.js';
 export { lrAt, warmupFactor } from './engine/schedules.js';
 export type { ScheduleSpec } from './engine/schedules.js';

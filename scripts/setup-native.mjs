@@ -6,7 +6,9 @@
  * 1. a project venv with TensorFlow from PyPI (CPU build; `--cuda` takes the CUDA 12 extra),
  *    via scripts/py-venv.sh (keyed by the requirements file, reused when present);
  * 2. the tfjs-node JavaScript package into native/node_modules with --ignore-scripts;
- * 3. tfjs-node's own binding.gyp compiled with node-gyp (npm's bundled copy, Node headers
+ * 3. tfjs-node's own binding.gyp compiled with node-gyp, after applying the repository's patches
+ *    (native/patches/*.patch: the compiled-step entry point registerFunction) to the pristine
+ *    binding sources (kept in binding.pristine/ the first time, so a changed patch re-applies) (npm's bundled copy, Node headers
  *    from the local install) against the wheel's C/eager-C API headers and
  *    libtensorflow_cc / libtensorflow_framework, with an $ORIGIN-relative rpath to them, so
  *    nothing needs LD_LIBRARY_PATH;
@@ -21,7 +23,7 @@
  * never changes which backend later commands get.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, copyFileSync, lstatSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, copyFileSync, lstatSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
@@ -60,7 +62,10 @@ function sha(...files) {
   return h.digest('hex').slice(0, 16);
 }
 
-const want = { key: sha(reqFile, join(nativeDir, 'package.json'), fileURLToPath(import.meta.url)), node: process.versions.modules, cuda };
+const patchDir = join(nativeDir, 'patches');
+const patches = existsSync(patchDir) ? readdirSync(patchDir).filter((f) => f.endsWith('.patch')).sort().map((f) => join(patchDir, f)) : [];
+// The patches are part of the key (and recorded as `patch`), so a changed patch rebuilds.
+const want = { key: sha(reqFile, join(nativeDir, 'package.json'), fileURLToPath(import.meta.url), ...patches), node: process.versions.modules, cuda, patch: patches.length ? sha(...patches) : null };
 
 function verify() {
   // A child process, so a crashing library cannot take this script down with it.
@@ -135,6 +140,36 @@ for (const [target, names] of [
 ]) {
   for (const n of names) link(join(tfDir, target), join(deps, 'lib', n));
 }
+// 3a. The binding patches, always onto pristine sources: binding.pristine/ is a copy of the
+//     package's binding/ taken before the first patch (a fresh npm install of the package
+//     replaces both, and the marker check refuses to take a patched tree as pristine).
+const pristine = join(pkgDir, 'binding.pristine');
+const bindingDir = join(pkgDir, 'binding');
+if (!existsSync(pristine)) {
+  if (readdirSync(bindingDir).some((f) => readFileSync(join(bindingDir, f), 'utf8').includes('rass patch'))) {
+    fail(`${relative(root, bindingDir)} is already patched and its pristine copy is gone; reinstall it (rm -rf native/node_modules, then npm run setup:native)`);
+  }
+  cpSync(bindingDir, pristine, { recursive: true });
+}
+rmSync(bindingDir, { recursive: true, force: true });
+cpSync(pristine, bindingDir, { recursive: true });
+// A patch that does not apply (another tfjs-node version) costs only the compiled steps: the
+// binding is built from pristine sources, and `rass doctor` then says compiled steps are
+// unavailable. build-info records `patch: null` (the binding-patch test then fails, naming the patch).
+let patchFailure = null;
+for (const p of patches) {
+  const r = spawnSync('patch', ['-p1', '--forward', '--batch', '--fuzz=0', '--no-backup-if-mismatch', '-i', p], { cwd: pkgDir, encoding: 'utf8' });
+  if (r.status !== 0) {
+    patchFailure = `patch ${relative(root, p)} does not apply to tfjs-node's binding: ${(r.stdout + r.stderr || r.error?.message || '').trim().split('\n').slice(-3).join(' | ')}`;
+    break;
+  }
+}
+if (patchFailure) {
+  log(`WARNING: ${patchFailure}; building the unpatched binding (no compiled training steps)`);
+  rmSync(bindingDir, { recursive: true, force: true });
+  cpSync(pristine, bindingDir, { recursive: true });
+  want.patch = null;
+} else if (patches.length) log(`applied ${patches.map((p) => relative(root, p)).join(', ')} to the binding sources`);
 const npmRoot = execFileSync('npm', ['root', '-g'], { encoding: 'utf8' }).trim();
 const nodeGyp = [join(npmRoot, 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')].find(existsSync);
 if (!nodeGyp) fail('node-gyp not found (it ships with npm)');

@@ -32,6 +32,11 @@ export const toyClassifier = definePlugin({
       noise: { type: 'number', exclusiveMinimum: 0, default: 1, description: 'std of samples around their centre' },
       eval_every: { type: 'integer', minimum: 1, default: 50 },
       checkpoint_every: { type: 'integer', minimum: 1, default: 100 },
+      compile: {
+        enum: ['auto', 'off'],
+        default: 'auto',
+        description: 'auto: run each training step as one compiled TensorFlow function on the native backend (eager elsewhere, the reason logged once and tagged); off: always eager',
+      },
       loss: {
         type: 'object',
         required: ['type'],
@@ -54,7 +59,7 @@ async function train(o: Options, loss: ClassifierLoss, rc: RunContext): Promise<
   const common = { dims: o.dims, classes: o.classes, spread: o.spread, noise: o.noise };
   const trainSet = makeBlobs(rc.seed, { ...common, n: o.train_size, split: 'train' });
   const testSet = makeBlobs(rc.seed, { ...common, n: o.test_size, split: 'test' });
-  const trainer = new MlpTrainer(o.dims, o.classes, { hidden: o.hidden, lr: o.lr, seed: rc.seed });
+  const trainer = new MlpTrainer(o.dims, o.classes, { hidden: o.hidden, lr: o.lr, seed: rc.seed, compile: o.compile, log: (l) => rc.log.info(l) });
   try {
     let start = 0;
     if (rc.resume?.checkpointDir) {
@@ -79,6 +84,8 @@ async function train(o: Options, loss: ClassifierLoss, rc: RunContext): Promise<
       const r = trainer.step(b.x, b.onehot, b.labels, loss);
       tf.dispose([b.x, b.onehot]);
       step++;
+      // the compiled step settles within its first few calls (module comment of engine/compile.ts)
+      if (step - start === 4) rc.setTags(trainer.compileTags());
       rc.logMetrics(step, { loss: r.loss, accuracy: r.accuracy });
       bar.tick(1, `loss ${r.loss.toFixed(4)}`);
       if (step % o.eval_every === 0 || step === o.steps) {
@@ -90,6 +97,7 @@ async function train(o: Options, loss: ClassifierLoss, rc: RunContext): Promise<
       if (step % 10 === 0) await new Promise((r2) => setImmediate(r2));
     }
     bar.done();
+    rc.setTags(trainer.compileTags());
     await save(step);
     const ev = evaluate(trainer, testSet, loss);
     await rc.logArtifact('confusion_matrix.csv', confusionCsv(ev.confusion));

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng } from '../../framework/api.js';
+import { Rng, compileStep, type CompileMode, type CompiledStep } from '../../framework/api.js';
 import type { BlobData } from './data.js';
 import type { ClassifierLoss } from './loss.js';
 
@@ -7,7 +7,14 @@ export interface TrainerOptions {
   hidden: number;
   lr: number;
   seed: number;
+  /** 'auto': run each step as one compiled TensorFlow function where the backend allows (native), else eagerly */
+  compile?: CompileMode;
+  /** where the compiled step's one-time notices go */
+  log?: (line: string) => void;
 }
+
+type StepIn = { x: tf.Tensor2D; onehot: tf.Tensor2D; c1: tf.Scalar; c2: tf.Scalar };
+type StepOut = { loss: tf.Tensor; pred: tf.Tensor };
 
 const PARAMS = ['w1', 'b1', 'w2', 'b2'] as const;
 type ParamName = (typeof PARAMS)[number];
@@ -23,6 +30,7 @@ export class MlpTrainer {
   private readonly v: Record<ParamName, tf.Variable>;
   /** Adam steps taken (the bias correction needs it) */
   t = 0;
+  private compiled?: { loss: ClassifierLoss; step: CompiledStep<StepIn, StepOut> };
 
   constructor(dims: number, classes: number, private readonly opts: TrainerOptions) {
     const rng = Rng.derive(opts.seed, 'toy-classifier', 'init');
@@ -45,34 +53,49 @@ export class MlpTrainer {
     return tf.tidy(() => tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, this.params.w1), this.params.b1)), this.params.w2), this.params.b2) as tf.Tensor2D);
   }
 
-  /** One Adam step on (x, onehot); returns the batch loss and accuracy. */
+  /**
+   * One Adam step on (x, onehot); returns the batch loss and accuracy. The step's tensor work
+   * is one function of its inputs (the bias corrections 1 - beta^t come in as scalar tensors,
+   * so a compiled step does not freeze them), run through compileStep.
+   */
   step(x: tf.Tensor2D, onehot: tf.Tensor2D, labels: Int32Array, loss: ClassifierLoss): { loss: number; accuracy: number } {
     this.t++;
-    const [lossT, predT] = tf.tidy(() => {
-      const { w1, b1, w2 } = this.params;
-      const z = tf.add(tf.matMul(x, w1), b1);
-      const h = tf.relu(z);
-      const logits = tf.add(tf.matMul(h, w2), this.params.b2) as tf.Tensor2D;
-      const { loss: l, dLogits } = loss.compute(logits, onehot);
-      // backprop through logits = relu(x w1 + b1) w2 + b2
-      const dz = tf.mul(tf.matMul(dLogits, w2, false, true), tf.step(z));
-      this.adam({ w1: tf.matMul(x, dz, true, false), b1: tf.sum(dz, 0), w2: tf.matMul(h, dLogits, true, false), b2: tf.sum(dLogits, 0) });
-      return [l, tf.argMax(logits, 1)];
-    });
+    if (this.compiled?.loss !== loss) {
+      this.compiled?.step.dispose();
+      this.compiled = { loss, step: compileStep((i: StepIn) => this.stepOps(i, loss), { mode: this.opts.compile ?? 'auto', name: 'toy-classifier', log: this.opts.log }) };
+    }
+    const c1 = tf.scalar(1 - 0.9 ** this.t);
+    const c2 = tf.scalar(1 - 0.999 ** this.t);
+    const { loss: lossT, pred: predT } = this.compiled.step.call({ x, onehot, c1, c2 });
     const lossV = lossT.dataSync()[0];
     const pred = predT.dataSync();
-    tf.dispose([lossT, predT]);
+    tf.dispose([lossT, predT, c1, c2]);
     let correct = 0;
     for (let i = 0; i < labels.length; i++) if (pred[i] === labels[i]) correct++;
     return { loss: lossV, accuracy: correct / labels.length };
   }
 
-  private adam(grads: Record<ParamName, tf.Tensor>): void {
+  /** Run tags of the compiled step (compiled or eager, and why). */
+  compileTags(): Record<string, string> {
+    return this.compiled?.step.tags() ?? {};
+  }
+
+  private stepOps({ x, onehot, c1, c2 }: StepIn, loss: ClassifierLoss): StepOut {
+    const { w1, b1, w2 } = this.params;
+    const z = tf.add(tf.matMul(x, w1), b1);
+    const h = tf.relu(z);
+    const logits = tf.add(tf.matMul(h, w2), this.params.b2) as tf.Tensor2D;
+    const { loss: l, dLogits } = loss.compute(logits, onehot);
+    // backprop through logits = relu(x w1 + b1) w2 + b2
+    const dz = tf.mul(tf.matMul(dLogits, w2, false, true), tf.step(z));
+    this.adam({ w1: tf.matMul(x, dz, true, false), b1: tf.sum(dz, 0), w2: tf.matMul(h, dLogits, true, false), b2: tf.sum(dLogits, 0) }, c1, c2);
+    return { loss: l, pred: tf.argMax(logits, 1) };
+  }
+
+  private adam(grads: Record<ParamName, tf.Tensor>, c1: tf.Scalar, c2: tf.Scalar): void {
     const b1 = 0.9;
     const b2 = 0.999;
     const eps = 1e-8;
-    const c1 = 1 - b1 ** this.t;
-    const c2 = 1 - b2 ** this.t;
     for (const p of PARAMS) {
       const g = grads[p];
       this.m[p].assign(tf.add(tf.mul(this.m[p], b1), tf.mul(g, 1 - b1)));
@@ -107,6 +130,7 @@ export class MlpTrainer {
   }
 
   dispose(): void {
+    this.compiled?.step.dispose();
     tf.dispose([...Object.values(this.params), ...Object.values(this.m), ...Object.values(this.v)]);
   }
 }

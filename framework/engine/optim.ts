@@ -78,39 +78,90 @@ export class Optimizer {
    * an explicit `lr` is scaled by each group's lr_mult instead.
    */
   apply(grads: Record<string, tf.Tensor>, lr?: number): void {
+    const h = this.hyper(lr);
+    this.applyHyper(grads, h);
+    this.advance();
+  }
+
+  /**
+   * The numbers the next update computes in JS from the step count and the schedule (per
+   * distinct lr_mult/weight-decay setting): learning rates, 1 - lr*wd, Adam's bias
+   * corrections. A compiled training step (engine/compile.ts)
+   * takes them as scalar input tensors, so the recorded graph does not freeze them; `apply`
+   * passes them as numbers. Same arithmetic either way.
+   */
+  hyper(lr?: number): Record<string, number> {
     const done = this.stepCount; // the schedule is read at the step being taken, before counting it
-    const lrOf = (mult: number) => (lr === undefined ? lrAt(done, (this.o.lr ?? 1e-3) * mult, this.o.schedule ?? { type: 'constant' }) : lr * mult);
+    const t = done + 1;
+    const [b1, b2] = this.o.betas ?? [0.9, 0.999];
+    const h: Record<string, number> = {};
+    for (const [key, { lrMult, wd }] of this.settingKeys()) {
+      const glr = lr === undefined ? lrAt(done, (this.o.lr ?? 1e-3) * lrMult, this.o.schedule ?? { type: 'constant' }) : lr * lrMult;
+      if (this.o.type === 'adamw') {
+        if (wd) h[`decay/${key}`] = 1 - glr * wd;
+        h[`step/${key}`] = glr / (1 - b1 ** t);
+      } else {
+        h[`lr/${key}`] = glr;
+      }
+    }
+    if (this.o.type === 'adamw') h.sqrt_c2 = Math.sqrt(1 - b2 ** t);
+    return h;
+  }
+
+  /** Count one update (the schedule and bias corrections advance); `apply` does it itself. */
+  advance(): void {
     this.stepCount++;
-    const t = this.stepCount;
+  }
+
+  /** One update with the per-step numbers from `hyper()`, as numbers or scalar tensors; does not count the step. */
+  applyHyper(grads: Record<string, tf.Tensor>, h: Record<string, number | tf.Scalar>): void {
     const [b1, b2] = this.o.betas ?? [0.9, 0.999];
     const eps = this.o.eps ?? 1e-8;
     const mu = this.o.momentum ?? 0;
+    const get = (k: string) => {
+      const v = h[k];
+      if (v === undefined) throw new Error(`optimizer: hyper-parameter "${k}" missing (take them from hyper())`);
+      return v;
+    };
     for (const [name, g] of Object.entries(grads)) {
       const p = this.vars[name];
       if (!p) throw new Error(`optimizer: gradient for unknown parameter "${name}"`);
-      const { lrMult, wd } = this.settings.get(name)!;
-      const glr = lrOf(lrMult);
+      const { wd } = this.settings.get(name)!;
+      const key = this.settingKey(name);
       const s = this.slotsOf(name, p);
       tf.tidy(() => {
         if (this.o.type === 'adamw') {
           const [m, v] = s;
-          const decayed = wd ? tf.mul(p, 1 - glr * wd) : p;
+          const decayed = wd ? tf.mul(p, get(`decay/${key}`)) : p;
           m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
           v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)));
-          const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(1 - b2 ** t)), eps);
-          p.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), glr / (1 - b1 ** t))));
+          const denom = tf.add(tf.div(tf.sqrt(v), get('sqrt_c2')), eps);
+          p.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), get(`step/${key}`))));
         } else {
           const [buf] = s;
           const d = wd ? tf.add(g, tf.mul(p, wd)) : g;
           let upd: tf.Tensor = d;
           if (mu) {
-            buf.assign(t === 1 ? d : tf.add(tf.mul(buf, mu), d));
+            // torch sets buf = g on the first step; buf starts at zero, so mu*0 + g is exactly g
+            // and one formula serves every step (no branch on the step count in the graph)
+            buf.assign(tf.add(tf.mul(buf, mu), d));
             upd = this.o.nesterov ? tf.add(d, tf.mul(buf, mu)) : buf;
           }
-          p.assign(tf.sub(p, tf.mul(upd, glr)));
+          p.assign(tf.sub(p, tf.mul(upd, get(`lr/${key}`))));
         }
       });
     }
+  }
+
+  private settingKey(name: string): string {
+    const { lrMult, wd } = this.settings.get(name)!;
+    return `${lrMult}_${wd}`;
+  }
+
+  private settingKeys(): Map<string, { lrMult: number; wd: number }> {
+    const out = new Map<string, { lrMult: number; wd: number }>();
+    for (const name of Object.keys(this.vars)) out.set(this.settingKey(name), this.settings.get(name)!);
+    return out;
   }
 
   getState(): OptimizerState {

@@ -7,6 +7,7 @@ import { UserError } from '../../errors.js';
 import type { CommandSpec } from '../../plugins/command-spec.js';
 import { BACKEND_NAMES, initBackend, nativeBackendStatus, type BackendName } from '../../engine/backend.js';
 import { packageRoot } from '../../paths.js';
+import { probeCompiledSteps } from '../../engine/compile.js';
 
 export interface BackendReport {
   name: BackendName;
@@ -28,6 +29,8 @@ export interface DoctorReport {
   gpus: string[];
   gpuNote: string;
   matmulSize: number;
+  /** Whether training steps compile into one TensorFlow function (native backend with the binding patch). */
+  compiledSteps: { available: boolean; detail: string };
 }
 
 const MATMUL = 512;
@@ -82,6 +85,7 @@ export async function collectDoctorReport(opts: { seconds?: number; env?: Record
     chosen = null;
   }
   const backends: BackendReport[] = [];
+  let compiledSteps = { available: false, detail: 'needs the native TensorFlow backend' };
   for (const name of BACKEND_NAMES) {
     if (name === 'tensorflow') {
       const s = nativeBackendStatus(env, opts.threads);
@@ -97,13 +101,17 @@ export async function collectDoctorReport(opts: { seconds?: number; env?: Record
           ? `${c.via} (SIMD ${(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) ? 'on' : 'off'}; single-threaded in Node: tfjs disables its threaded build there)`
           : c.via;
       backends.push({ name, available: true, detail, threads: c.threads, matmulGflops: matmulGflops(seconds) });
+      if (name === 'tensorflow') {
+        const p = probeCompiledSteps();
+        compiledSteps = { available: p.ok, detail: p.detail };
+      }
     } catch (e) {
       backends.push({ name, available: false, detail: (e as Error).message });
     }
   }
   if (before && tf.findBackend(before)) await tf.setBackend(before);
   const g = gpus(packageRoot());
-  return { node: process.version, tfjs: tf.version_core, tensorflow: tensorflowVersion(), chosen, backends, gpus: g.gpus, gpuNote: g.note, matmulSize: MATMUL };
+  return { node: process.version, tfjs: tf.version_core, tensorflow: tensorflowVersion(), chosen, backends, gpus: g.gpus, gpuNote: g.note, matmulSize: MATMUL, compiledSteps };
 }
 
 export function formatDoctorReport(r: DoctorReport): string {
@@ -121,7 +129,8 @@ export function formatDoctorReport(r: DoctorReport): string {
     );
   }
   const native = r.backends.find((b) => b.name === 'tensorflow' && b.available);
-  lines.push('', `GPU devices ${r.gpus.length ? r.gpus.join('; ') : 'none'} (${r.gpuNote})`, `cores       ${availableParallelism()}`);
+  lines.push('', `compiled    ${r.compiledSteps.available ? 'available' : 'unavailable'}: ${r.compiledSteps.detail} (training loops: config \`compile: auto | off\`)`);
+  lines.push(`GPU devices ${r.gpus.length ? r.gpus.join('; ') : 'none'} (${r.gpuNote})`, `cores       ${availableParallelism()}`);
   lines.push(`threads     ${native ? `native TensorFlow ${native.threads} intra-op / ${native.threads} inter-op` : 'native TensorFlow not loaded'} (--threads, config \`threads\`, RASS_THREADS; default: the cores this process may use)`);
   return lines.join('\n') + '\n';
 }
