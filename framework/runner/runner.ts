@@ -35,6 +35,7 @@ import { newRunId } from '../tracking/run-id.js';
 import { formatDuration, formatMetric, resolveRunDir, summarizeRun } from '../tracking/run-store.js';
 import type { RunTracker, TrackerFactory, TrackerRunInfo } from '../tracking/tracker.js';
 import { buildTrackers } from '../tracking/trackers.js';
+import { Interruptions } from './interruptions.js';
 
 export interface RunnerOptions {
   registry: PluginRegistry;
@@ -88,11 +89,38 @@ export interface RunOutcome {
 
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
+/** One run, phase by phase; each phase is a named function below. */
 export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   const log = makeLogger(opts.stderr);
   const sets = [...(opts.sets ?? [])];
+  const resolved = await resolveRunConfig(opts, sets);
+  const built = await buildExperiment(opts, resolved, log);
+  const run = openRunDir(opts, resolved, built, sets, log);
+  await attachTrackers(opts, run, resolved.value, built.experimentName);
+  recordAttempt(opts, run, resolved, built);
+  const interruptions = new Interruptions(
+    { handleSignals: opts.handleSignals, handleUncaught: opts.handleUncaught ?? opts.handleSignals ?? false, signal: opts.signal, killGraceMs: opts.killGraceMs },
+    run,
+    built.controller,
+    log,
+  );
+  const guard = metricGuard(run, resolved.value);
+  const ctx = runContext(opts, run, resolved, built, guard, log);
+  const ended = await execute(built.experiment, ctx, run, interruptions, guard, opts);
+  printSummary(run, ended.message, opts.stdout);
+  return { runId: run.runId, dir: run.dir, status: ended.status, exitCode: ended.exitCode, metrics: ended.metrics, ...(interruptions.strayError !== undefined ? { stray: true } : {}) };
+}
 
-  // 1. the config (from the file, or the resumed run's own resolved copy)
+interface ResolvedRun {
+  cfg: ResolvedConfig;
+  value: RunConfigValue;
+  file: string;
+  /** the run directory being resumed, if any */
+  resumeDir?: string;
+}
+
+/** 1. The config: from the file, or the resumed run's own resolved copy; plugins loaded, validated. */
+async function resolveRunConfig(opts: RunnerOptions, sets: string[]): Promise<ResolvedRun> {
   let resumeDir: string | undefined;
   let file: string;
   if (opts.resume !== undefined) {
@@ -112,13 +140,27 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   const cfg = await loadConfig(file, { sets, env: opts.env, cwd: opts.cwd });
   await loadConfigPlugins(cfg, opts.registry);
   validateRunConfig(cfg, opts.registry);
-  const value = cfg.value as RunConfigValue;
+  return { cfg, value: cfg.value as RunConfigValue, file, ...(resumeDir ? { resumeDir } : {}) };
+}
 
-  // 2. backend, then the experiment (bad options fail here, before any run directory exists)
+interface BuiltExperiment {
+  experiment: Experiment;
+  experimentName: string;
+  runName: string;
+  backendTags: Record<string, string>;
+  /** aborted on a signal or a stray error; the experiment sees it as ctx.signal */
+  controller: AbortController;
+  /** what plugins find in ctx.services (the run is added once it exists) */
+  services: Record<string, unknown>;
+  build: <T>(node: ComponentNode, o?: { expectKind?: PluginKind; path?: string }) => Promise<T>;
+}
+
+/** 2. The backend, then the experiment: bad options fail here, before any run directory exists. */
+async function buildExperiment(opts: RunnerOptions, r: ResolvedRun, log: Logger): Promise<BuiltExperiment> {
+  const { cfg, value, file } = r;
   const backendTags = await selectBackend(value.backend ?? 'auto', value.threads ?? 0, log);
   const expNode = value.experiment;
   const experimentName = expNode.type.slice(expNode.type.indexOf('/') + 1);
-  const runName = opts.name ?? value.name ?? experimentName;
   const controller = new AbortController();
   // runsDir: plugins that read earlier runs (`finishedRun`) look them up in this run's store
   const services: Record<string, unknown> = { signal: controller.signal, runsDir: resolve(opts.cwd, value.runs_dir ?? 'runs'), cwd: opts.cwd };
@@ -128,34 +170,49 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
   if (!experiment || typeof (experiment as Partial<Experiment>).run !== 'function') {
     throw new UserError(`${file}: experiment: plugin ${expNode.type} did not build an experiment (an object with run(ctx))`);
   }
+  return { experiment, experimentName, runName: opts.name ?? value.name ?? experimentName, backendTags, controller, services, build };
+}
 
-  // 3. the run directory
-  const configYaml = dumpConfig(withAbsolutePlugins(cfg), { origins: false });
-  // the hash identifies what was computed: where it is stored or tracked does not change it
+/** The hash identifies what was computed: where it is stored or tracked does not change it. */
+function configHashOf(value: RunConfigValue): string {
   const { runs_dir: _rd, tracking: _tr, fail_on_nan: _fn, ...hashed } = value;
-  const configHash = createHash('sha256').update(JSON.stringify(sortKeys(hashed))).digest('hex').slice(0, 16);
+  return createHash('sha256').update(JSON.stringify(sortKeys(hashed))).digest('hex').slice(0, 16);
+}
+
+/** 3. The run directory: created (config.yaml, overrides, journal, lock) or reopened for a resume. */
+function openRunDir(opts: RunnerOptions, r: ResolvedRun, b: BuiltExperiment, sets: string[], log: Logger): LocalRun {
   const warn = (m: string) => log.warn(m);
   let run: LocalRun;
-  if (resumeDir) {
-    run = LocalRun.reopen(resumeDir, { warn });
+  if (r.resumeDir) {
+    run = LocalRun.reopen(r.resumeDir, { warn });
     run.setStatus('RUNNING', 'resumed');
   } else {
     const runId = opts.runId ?? newRunId();
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(runId)) throw new UserError(`run id "${runId}": use letters, digits, '.', '_' and '-'`);
-    const runsRoot = resolve(opts.cwd, value.runs_dir ?? 'runs');
-    const where = formatOrigin(cfg.origin(['runs_dir']));
-    ensureWritableDir(runsRoot, `runs_dir${value.runs_dir !== undefined && where ? ` (${where})` : ''}`);
-    const dir = join(runsRoot, experimentName, runId);
-    run = LocalRun.create(dir, runId, { configYaml, overrides: sets }, { warn });
-    run.append({ type: 'run', runId, experiment: experimentName, name: runName, configHash, ...(opts.parentRunId ? { parentRunId: opts.parentRunId } : {}) });
+    const runsRoot = resolve(opts.cwd, r.value.runs_dir ?? 'runs');
+    const where = formatOrigin(r.cfg.origin(['runs_dir']));
+    ensureWritableDir(runsRoot, `runs_dir${r.value.runs_dir !== undefined && where ? ` (${where})` : ''}`);
+    const dir = join(runsRoot, b.experimentName, runId);
+    run = LocalRun.create(dir, runId, { configYaml: configYamlOf(r.cfg), overrides: sets }, { warn });
+    run.append({ type: 'run', runId, experiment: b.experimentName, name: b.runName, configHash: configHashOf(r.value), ...(opts.parentRunId ? { parentRunId: opts.parentRunId } : {}) });
     run.setStatus('RUNNING');
   }
-  services.run = run;
-  log.info(`run ${run.runId}${resumeDir ? ' (resumed)' : ''}: ${run.dir}`);
+  b.services.run = run;
+  log.info(`run ${run.runId}${r.resumeDir ? ' (resumed)' : ''}: ${run.dir}`);
+  return run;
+}
 
-  // remote trackers mirror the journal; a tracker that fails to start is a warning, not a failed run
+function configYamlOf(cfg: ResolvedConfig): string {
+  return dumpConfig(withAbsolutePlugins(cfg), { origins: false });
+}
+
+/**
+ * 3b. The tracker plugins the config selects (`tracking.trackers`, default: MLflow when a URI is
+ * set) mirror the journal. A tracker that fails to start is a warning, not a failed run; bad
+ * tracker options (a UserError) fail the run with their message.
+ */
+async function attachTrackers(opts: RunnerOptions, run: LocalRun, value: RunConfigValue, experimentName: string): Promise<void> {
   const trackers: RunTracker[] = [];
-  // the tracker plugins the config selects (`tracking.trackers`, default: MLflow when a URI is set)
   let factories: readonly TrackerFactory[];
   try {
     factories = opts.trackerFactories ?? (await buildTrackers(value as Record<string, unknown>, opts.registry)).map((t) => (info: TrackerRunInfo) => t.start(info));
@@ -172,170 +229,148 @@ export async function runExperiment(opts: RunnerOptions): Promise<RunOutcome> {
         await run.finalize('FAILED', (e as Error).message);
         throw e;
       }
-      warn(`tracker failed to start: ${(e as Error).message}`);
+      opts.stderr.write(`warning: tracker failed to start: ${(e as Error).message}\n`);
     }
   }
   run.attachTrackers(trackers);
+}
 
-  // every attempt (the first start and each resume) records where it ran: a resume may land on
-  // another host or backend, and the run-level tags describe the latest attempt
+/**
+ * 3c. Params, the config artifact and tags on a new run; on every attempt (the first start and
+ * each resume) where it ran: a resume may land on another host or backend, and the run-level
+ * tags describe the latest attempt.
+ */
+function recordAttempt(opts: RunnerOptions, run: LocalRun, r: ResolvedRun, b: BuiltExperiment): void {
   const attempt = summarizeRun(run.dir).attempts.length;
-  const attemptTags = { 'rass.attempts': String(attempt), [`rass.attempt.${attempt}.backend`]: backendTags['rass.backend'] ?? 'unknown', [`rass.attempt.${attempt}.host`]: hostname() };
-  if (resumeDir) run.setTags({ ...backendTags, 'rass.host': hostname(), ...attemptTags });
-  if (!resumeDir) {
-    run.logParams(paramsOf(value));
-    run.logArtifact('config.yaml', configYaml);
-    run.setTags({
-      ...(value.tags ?? {}),
-      ...(opts.tags ?? {}),
-      'rass.config_hash': configHash,
-      ...backendTags,
-      'rass.version': rassVersion(),
-      'rass.host': hostname(),
-      ...gitTags(opts.cwd),
-      ...attemptTags,
-    });
+  const attemptTags = { 'rass.attempts': String(attempt), [`rass.attempt.${attempt}.backend`]: b.backendTags['rass.backend'] ?? 'unknown', [`rass.attempt.${attempt}.host`]: hostname() };
+  if (r.resumeDir) {
+    run.setTags({ ...b.backendTags, 'rass.host': hostname(), ...attemptTags });
+    return;
   }
+  run.logParams(paramsOf(r.value));
+  run.logArtifact('config.yaml', configYamlOf(r.cfg));
+  run.setTags({
+    ...(r.value.tags ?? {}),
+    ...(opts.tags ?? {}),
+    'rass.config_hash': configHashOf(r.value),
+    ...b.backendTags,
+    'rass.version': rassVersion(),
+    'rass.host': hostname(),
+    ...gitTags(opts.cwd),
+    ...attemptTags,
+  });
+}
 
-  // 4. signals: abort the experiment, give it a moment to checkpoint, then close the run as KILLED
-  let killedBy: string | undefined;
-  let graceTimer: NodeJS.Timeout | undefined;
-  let resolveKilled: () => void = () => {};
-  const killed = new Promise<void>((r) => (resolveKilled = r));
-  const onSignal = (sig: string) => {
-    if (killedBy !== undefined) {
-      resolveKilled(); // a second signal: stop waiting
-      return;
-    }
-    killedBy = sig;
-    log.warn(`${sig}: stopping run ${run.runId} (journal flushed, status KILLED)`);
-    run.journal.sync();
-    controller.abort(new Error(`run killed by ${sig}`));
-    graceTimer = setTimeout(resolveKilled, opts.killGraceMs ?? 10_000);
-    graceTimer.unref();
-  };
-  const sigint = () => onSignal('SIGINT');
-  const sigterm = () => onSignal('SIGTERM');
-  if (opts.handleSignals) {
-    process.on('SIGINT', sigint);
-    process.on('SIGTERM', sigterm);
-  }
-  // the abort reason may name the signal it stands for (a sweep's trial worker passes SIGINT on)
-  const onExternalAbort = () => onSignal(opts.signal?.reason === 'SIGINT' ? 'SIGINT' : 'SIGTERM');
-  opts.signal?.addEventListener('abort', onExternalAbort, { once: true });
+interface MetricGuard {
+  logMetrics: (step: number, values: Record<string, number>) => void;
+  /** the first NaN-policy violation, kept so an experiment that swallows it still ends FAILED */
+  error(): NonFiniteMetricError | undefined;
+}
 
-  // the NaN policy: checked after the values are journaled; the first violation is kept so an
-  // experiment that swallows the error still ends FAILED (and cannot log past it)
+/** The NaN policy, checked after the values are journaled; nothing can be logged past a violation. */
+function metricGuard(run: LocalRun, value: RunConfigValue): MetricGuard {
   const checkMetrics = nanGuard(value.fail_on_nan);
   let nanError: NonFiniteMetricError | undefined;
-  const logMetrics = (step: number, values: Record<string, number>) => {
-    run.logMetrics(step, values);
-    if (nanError) throw nanError;
-    try {
-      checkMetrics(step, values);
-    } catch (e) {
-      nanError = e as NonFiniteMetricError;
-      throw e;
-    }
+  return {
+    logMetrics: (step, values) => {
+      run.logMetrics(step, values);
+      if (nanError) throw nanError;
+      try {
+        checkMetrics(step, values);
+      } catch (e) {
+        nanError = e as NonFiniteMetricError;
+        throw e;
+      }
+    },
+    error: () => nanError,
   };
+}
 
-  const latest = resumeDir ? run.latestCheckpoint() : undefined;
-  const ctx: RunContext = {
+/** 4. What the experiment gets: its run's folders, seed, signal, logging, checkpoints, build. */
+function runContext(opts: RunnerOptions, run: LocalRun, r: ResolvedRun, b: BuiltExperiment, guard: MetricGuard, log: Logger): RunContext {
+  const latest = r.resumeDir ? run.latestCheckpoint() : undefined;
+  return {
     runId: run.runId,
     runDir: run.dir,
     artifactsDir: run.artifactsDir,
     checkpointsDir: run.checkpointsDir,
-    seed: value.seed ?? 0,
-    signal: controller.signal,
+    seed: r.value.seed ?? 0,
+    signal: b.controller.signal,
     log,
-    ...(resumeDir ? { resume: latest ? { checkpointDir: latest } : {} } : {}),
+    ...(r.resumeDir ? { resume: latest ? { checkpointDir: latest } : {} } : {}),
     logParams: (p) => run.logParams(p),
-    logMetrics,
+    logMetrics: guard.logMetrics,
     setTags: (t) => run.setTags(t),
     logArtifact: async (rel, data) => run.logArtifact(rel, data),
     saveCheckpoint: (name, write) => run.saveCheckpoint(name, write),
     progress: (label, total) => createProgress(label, total, { stream: opts.stderr as never }),
-    build: (node, o) => build(node, { ...(o?.path ? { path: o.path } : {}), ...(o?.expectKind ? { expectKind: o.expectKind } : {}) }),
+    build: (node, o) => b.build(node, { ...(o?.path ? { path: o.path } : {}), ...(o?.expectKind ? { expectKind: o.expectKind } : {}) }),
   };
+}
 
-  // 4b. errors thrown outside the experiment's promise (a timer, an event handler): without a
-  // handler Node would kill the process with the run left RUNNING; the first one fails the run
-  // like an error the experiment threw, and aborts the experiment so it stops
-  let strayError: unknown;
-  let rejectStray: (e: unknown) => void = () => {};
-  const stray = new Promise<never>((_, rej) => (rejectStray = rej));
-  stray.catch(() => {}); // consumed by the race below; never itself an unhandled rejection
-  const onStray = (e: unknown) => {
-    if (strayError !== undefined) return;
-    strayError = e ?? new Error('unhandled rejection with no reason');
-    controller.abort(strayError);
-    rejectStray(strayError);
-  };
+interface RunEnd {
+  status: RunStatus;
+  message?: string;
+  exitCode: number;
+  metrics: Record<string, number>;
+}
+
+/**
+ * 5. Run the experiment to its end: FINISHED with its final metrics (journaled once), FAILED
+ * with the cause (a NaN stop, a stray error, bad input, a bug with its stack) or KILLED by a
+ * signal. The run is finalised whatever happens.
+ */
+async function execute(experiment: Experiment, ctx: RunContext, run: LocalRun, irq: Interruptions, guard: MetricGuard, opts: RunnerOptions): Promise<RunEnd> {
+  const end: RunEnd = { status: 'FINISHED', exitCode: 0, metrics: {} };
   const handleUncaught = opts.handleUncaught ?? opts.handleSignals ?? false;
-  if (handleUncaught) {
-    process.on('uncaughtException', onStray);
-    process.on('unhandledRejection', onStray);
-  }
-
-  // 5. run it
-  let status: RunStatus = 'FINISHED';
-  let message: string | undefined;
-  let exitCode = 0;
-  let finalMetrics: Record<string, number> = {};
   try {
     const running = experiment.run(ctx);
     // after a stray error wins the race, the experiment's own later rejection is expected
     if (handleUncaught) Promise.resolve(running).catch(() => {});
-    const result = await Promise.race([running, killed.then(() => 'killed' as const), stray]);
-    if (strayError !== undefined) throw strayError;
-    if (killedBy) throw new Error(`run killed by ${killedBy}`);
-    if (nanError) throw nanError;
+    const result = await Promise.race([running, irq.killed.then(() => 'killed' as const), irq.stray]);
+    if (irq.strayError !== undefined) throw irq.strayError;
+    if (irq.killedBy) throw new Error(`run killed by ${irq.killedBy}`);
+    if (guard.error()) throw guard.error();
     if (result && typeof result === 'object') {
-      finalMetrics = Object.fromEntries(Object.entries(result).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
+      end.metrics = Object.fromEntries(Object.entries(result).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
       const journaled = summarizeRun(run.dir).metrics;
       const lastStep = Math.max(0, ...Object.values(journaled).map((m) => m.step));
       // the experiment usually journaled its final evaluation itself at the last step: only
       // values it did not journal there are added, so each appears once
-      const missing = Object.fromEntries(Object.entries(finalMetrics).filter(([k, v]) => !(journaled[k]?.step === lastStep && Object.is(journaled[k].value, v))));
-      if (Object.keys(missing).length) logMetrics(lastStep, missing);
+      const missing = Object.fromEntries(Object.entries(end.metrics).filter(([k, v]) => !(journaled[k]?.step === lastStep && Object.is(journaled[k].value, v))));
+      if (Object.keys(missing).length) guard.logMetrics(lastStep, missing);
     }
   } catch (e) {
-    if (killedBy) {
-      status = 'KILLED';
-      message = `killed by ${killedBy}`;
-      exitCode = SIGNAL_EXIT[killedBy] ?? 143;
+    if (irq.killedBy) {
+      end.status = 'KILLED';
+      end.message = `killed by ${irq.killedBy}`;
+      end.exitCode = SIGNAL_EXIT[irq.killedBy] ?? 143;
     } else {
-      status = 'FAILED';
+      end.status = 'FAILED';
       // a NaN stops the run even when the experiment wrapped or replaced the guard's error; a
       // stray error is the cause even when the experiment then failed on the abort it caused
-      const err = nanError ?? strayError ?? e;
-      message = err instanceof Error ? err.message : String(err);
-      exitCode = isUserError(err) ? 2 : 1;
+      const nanError = guard.error();
+      const err = nanError ?? irq.strayError ?? e;
+      end.message = err instanceof Error ? err.message : String(err);
+      end.exitCode = isUserError(err) ? 2 : 1;
       // a policy stop and bad input are explained; anything else is a bug: its stack helps
-      if (nanError) opts.stderr.write(`run failed: ${message}\n`);
-      else if (isUserError(err)) opts.stderr.write(`error: ${message}\n`);
-      else opts.stderr.write(`run failed: ${err instanceof Error ? (err.stack ?? message) : message}\n`);
+      if (nanError) opts.stderr.write(`run failed: ${end.message}\n`);
+      else if (isUserError(err)) opts.stderr.write(`error: ${end.message}\n`);
+      else opts.stderr.write(`run failed: ${err instanceof Error ? (err.stack ?? end.message) : end.message}\n`);
     }
   } finally {
-    if (graceTimer) clearTimeout(graceTimer);
-    if (opts.handleSignals) {
-      process.off('SIGINT', sigint);
-      process.off('SIGTERM', sigterm);
-    }
-    if (handleUncaught) {
-      process.off('uncaughtException', onStray);
-      process.off('unhandledRejection', onStray);
-    }
-    opts.signal?.removeEventListener('abort', onExternalAbort);
-    await run.finalize(status, message);
+    irq.dispose();
+    await run.finalize(end.status, end.message);
   }
+  return end;
+}
 
-  // 6. summary
+/** 6. The summary table: status, folder, running time over all attempts, the latest metrics. */
+function printSummary(run: LocalRun, message: string | undefined, stdout: NodeJS.WritableStream): void {
   const s = summarizeRun(run.dir);
   const rows: unknown[][] = [['run', run.runId], ['status', s.status + (message ? ` (${message})` : '')], ['dir', run.dir], ['duration', formatDuration(s.durationMs) + (s.attempts.length > 1 ? ` (${s.attempts.length} attempts)` : '')]];
   for (const [k, m] of Object.entries(s.metrics).sort(([a], [b]) => a.localeCompare(b))) rows.push([k, formatMetric(m.value)]);
-  opts.stdout.write(formatTable(['', ''], rows).split('\n').slice(2).join('\n') + '\n');
-  return { runId: run.runId, dir: run.dir, status, exitCode, metrics: finalMetrics, ...(strayError !== undefined ? { stray: true } : {}) };
+  stdout.write(formatTable(['', ''], rows).split('\n').slice(2).join('\n') + '\n');
 }
 
 /** The config as params: everything but free-form `vars` (already interpolated where used). */
