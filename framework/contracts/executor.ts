@@ -90,4 +90,12 @@ export interface Executor {
   stop(signal: 'SIGINT' | 'SIGTERM'): void;
   /** trials running now */
   readonly running: number;
+  /**
+   * Optional: get ready to run (start worker processes, ...) while the sweep still plans, so
+   * start-up overlaps planning. `run` follows with the same context, or `dispose` when the
+   * sweep will not run (a dry run, an invalid trial config).
+   */
+  warmUp?(ctx: Pick<ExecutorRunContext, 'cli' | 'cwd' | 'env' | 'maxParallel' | 'stray'>): void;
+  /** Optional: release what warmUp started, when `run` will not be called. */
+  dispose?(): Promise<void>;
 }

@@ -68,6 +68,8 @@ interface WorkerSlot {
 
 export class WorkerPool {
   private readonly idle: WorkerSlot[] = [];
+  /** workers started ahead of the trials (while the sweep plans), not yet given a trial */
+  private readonly warming: WorkerSlot[] = [];
   private readonly all = new Set<WorkerSlot>();
 
   constructor(
@@ -84,15 +86,13 @@ export class WorkerPool {
 
   /** Run one trial on an idle worker or a new one; resolves when it has ended, however it ended. */
   async run(job: PoolJob): Promise<PoolResult> {
-    let slot = this.idle.pop();
-    if (!slot) {
-      slot = this.spawnWorker();
-      if (!(await slot.ready)) {
-        await slot.closed; // its output is all in
-        const said = slot.outputTail.trim().split('\n').filter(Boolean).slice(-3).join(' | ');
-        const how = slot.child.signalCode ?? `exit code ${slot.child.exitCode}`;
-        return { exitCode: slot.child.exitCode, signal: slot.child.signalCode, crashed: true, error: `the trial worker failed to start (${how})${said ? `: ${said}` : ''}` };
-      }
+    // an idle worker (ready), else one started ahead (maybe still loading), else a new one
+    const slot = this.idle.pop() ?? this.warming.shift() ?? this.spawnWorker();
+    if (!(await slot.ready)) {
+      await slot.closed; // its output is all in
+      const said = slot.outputTail.trim().split('\n').filter(Boolean).slice(-3).join(' | ');
+      const how = slot.child.signalCode ?? `exit code ${slot.child.exitCode}`;
+      return { exitCode: slot.child.exitCode, signal: slot.child.signalCode, crashed: true, error: `the trial worker failed to start (${how})${said ? `: ${said}` : ''}` };
     }
     const s = slot;
     let timedOut = false;
@@ -121,6 +121,15 @@ export class WorkerPool {
       else this.idle.push(s);
     }
     return result;
+  }
+
+  /**
+   * Start `n` workers now (their start-up, the CLI, plugins and tfjs loading, overlaps the
+   * sweep's planning); the first trials take them. A worker that fails to start is reported
+   * by the trial that takes it, as for a worker started on demand.
+   */
+  prespawn(n: number): void {
+    for (let i = 0; i < n; i++) this.warming.push(this.spawnWorker());
   }
 
   /** the executor options the workers run with */
@@ -185,6 +194,8 @@ export class WorkerPool {
       this.all.delete(slot);
       const i = this.idle.indexOf(slot);
       if (i >= 0) this.idle.splice(i, 1);
+      const w = this.warming.indexOf(slot);
+      if (w >= 0 && slot.retiring) this.warming.splice(w, 1);
       markReady(false);
       if (slot.job) {
         const { job, resolve } = slot.job;
@@ -202,6 +213,8 @@ export class WorkerPool {
     s.retiring = true;
     const i = this.idle.indexOf(s);
     if (i >= 0) this.idle.splice(i, 1);
+    const w = this.warming.indexOf(s);
+    if (w >= 0) this.warming.splice(w, 1);
     if (s.child.connected) s.child.send({ type: 'exit' } satisfies ToWorker);
     const t = setTimeout(() => s.child.kill('SIGKILL'), 5000);
     t.unref();

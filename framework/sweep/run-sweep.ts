@@ -65,8 +65,12 @@ export interface SweepPlan {
   registry: PluginRegistry;
 }
 
-/** Load a sweep config, expand and validate every trial (before anything runs). */
-export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, cwd: string): Promise<SweepPlan> {
+/**
+ * Load a sweep config, expand and validate every trial (before anything runs). With `warm`,
+ * the executor gets ready (starts its workers) as soon as it is built, so its start-up overlaps
+ * the validation of the trials; a plan that fails releases it.
+ */
+export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, cwd: string, warm?: WarmUp): Promise<SweepPlan> {
   const raw = cfg.value.sweep;
   if (raw === undefined) throw new UserError(`${cfg.file}: no \`sweep:\` block (see configs/ablations/ for examples)`);
   const where = (p: string) => {
@@ -85,33 +89,51 @@ export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, c
   const experiment = experimentFolder(cfg.value.experiment);
 
   await loadConfigPlugins(cfg, registry);
-  const issues: string[] = [];
-  // each trial's experiment folder comes from its own resolved config: a variant may switch the experiment type
-  const trialExperiment = new Map<string, string>();
-  for (const t of trials) {
-    try {
-      const tc = applyOverrides(cfg, [...formatOverrides(t.overrides), 'sweep=~']);
-      validateRunConfig(tc, registry);
-      trialExperiment.set(t.id, experimentFolder(tc.value.experiment));
-    } catch (e) {
-      if (!isUserError(e)) throw e;
-      const lines = e instanceof ConfigError ? e.message.split('\n').filter((l) => !/problems in the config:$/.test(l)).map((l) => l.trim()) : [(e as Error).message];
-      issues.push(`trial ${t.id} (${formatOverrides(t.overrides).join(' ')}):\n    ${lines.join('\n    ')}`);
-    }
-  }
-  if (issues.length) throw new UserError(`${issues.length} of ${trials.length} sweep trials have invalid configs (nothing was run):\n  ${issues.join('\n  ')}`);
-
-  const parentDir = join(runsDir, name, parentRunId);
-  const records = trials.map((t) => {
-    const runId = `${parentRunId}.${t.id}`;
-    const trialExp = trialExperiment.get(t.id) ?? experiment;
-    const dir = join(runsDir, trialExp, runId);
-    const rec: TrialRecord = { id: t.id, overrides: formatOverrides(t.overrides), labels: t.labels, runId, experiment: trialExp, dir, state: 'PENDING', metrics: {} };
-    if (existsSync(join(dir, 'journal.jsonl'))) updateFromRun(rec);
-    return rec;
-  });
   const executor = await buildExecutor(spec.executor, registry, where('.executor'));
-  return { name, spec, cfg, parentRunId, parentDir, runsDir, experiment, trials, records, executor, registry };
+  if (warm) executor.warmUp?.({ cli: warm.cli ?? packageCli(), cwd, env: warm.env, maxParallel: warm.maxParallel ?? availableParallelism(), stray: warm.stray });
+  try {
+    return await planTrials();
+  } catch (e) {
+    await executor.dispose?.();
+    throw e;
+  }
+
+  async function planTrials(): Promise<SweepPlan> {
+    const issues: string[] = [];
+    // each trial's experiment folder comes from its own resolved config: a variant may switch the experiment type
+    const trialExperiment = new Map<string, string>();
+    for (const t of trials) {
+      try {
+        const tc = applyOverrides(cfg, [...formatOverrides(t.overrides), 'sweep=~']);
+        validateRunConfig(tc, registry);
+        trialExperiment.set(t.id, experimentFolder(tc.value.experiment));
+      } catch (e) {
+        if (!isUserError(e)) throw e;
+        const lines = e instanceof ConfigError ? e.message.split('\n').filter((l) => !/problems in the config:$/.test(l)).map((l) => l.trim()) : [(e as Error).message];
+        issues.push(`trial ${t.id} (${formatOverrides(t.overrides).join(' ')}):\n    ${lines.join('\n    ')}`);
+      }
+    }
+    if (issues.length) throw new UserError(`${issues.length} of ${trials.length} sweep trials have invalid configs (nothing was run):\n  ${issues.join('\n  ')}`);
+
+    const parentDir = join(runsDir, name, parentRunId);
+    const records = trials.map((t) => {
+      const runId = `${parentRunId}.${t.id}`;
+      const trialExp = trialExperiment.get(t.id) ?? experiment;
+      const dir = join(runsDir, trialExp, runId);
+      const rec: TrialRecord = { id: t.id, overrides: formatOverrides(t.overrides), labels: t.labels, runId, experiment: trialExp, dir, state: 'PENDING', metrics: {} };
+      if (existsSync(join(dir, 'journal.jsonl'))) updateFromRun(rec);
+      return rec;
+    });
+    return { name, spec, cfg, parentRunId, parentDir, runsDir, experiment, trials, records, executor, registry };
+  }
+}
+
+/** What planSweep needs to start the executor early (the same values executeSweep gets). */
+export interface WarmUp {
+  cli?: CliCommand;
+  env: Record<string, string | undefined>;
+  maxParallel?: number;
+  stray: (text: string) => void;
 }
 
 /**

@@ -29,7 +29,9 @@ export const sweepCommand: CommandSpec = {
         const maxParallel = opts.maxParallel === undefined ? undefined : Number(opts.maxParallel);
         if (maxParallel !== undefined && !(Number.isInteger(maxParallel) && maxParallel >= 1)) throw new UserError(`--max-parallel: expected a positive integer, got "${opts.maxParallel}"`);
         const cfg = await loadConfig(file, { sets: opts.set, cwd: ctx.cwd });
-        const plan = await planSweep(cfg, ctx.registry, ctx.cwd);
+        // not a dry run: the executor starts its workers while the trials are validated
+        const warm = opts.dryRun ? undefined : { ...(ctx.cli ? { cli: ctx.cli } : {}), env: process.env, ...(maxParallel ? { maxParallel } : {}), stray: (t: string) => ctx.stderr.write(t) };
+        const plan = await planSweep(cfg, ctx.registry, ctx.cwd, warm);
         ctx.stdout.write(`sweep ${plan.name}: ${plan.records.length} trials (all configs valid); parent run ${plan.parentRunId}\n${trialTable(plan)}\n`);
         if (opts.dryRun) return;
         const controller = new AbortController();

@@ -19,10 +19,27 @@ class LocalExecutor implements Executor {
     this.pool?.stopRunning(signal);
   }
 
+  warmUp(ctx: Pick<ExecutorRunContext, 'cli' | 'cwd' | 'env' | 'maxParallel' | 'stray'>): void {
+    this.pool ??= this.newPool(ctx);
+    this.pool.prespawn(ctx.maxParallel);
+  }
+
+  async dispose(): Promise<void> {
+    await this.pool?.close();
+    this.pool = undefined;
+  }
+
+  private newPool(ctx: Pick<ExecutorRunContext, 'cli' | 'cwd' | 'env' | 'stray'>): WorkerPool {
+    return new WorkerPool({ cli: ctx.cli, cwd: ctx.cwd, env: { ...ctx.env, CI: ctx.env.CI ?? 'true' }, options: this.options, stray: ctx.stray });
+  }
+
   async run(trials: readonly ExecutorTrial[], ctx: ExecutorRunContext): Promise<void> {
-    if (trials.length === 0) return;
-    const pool = new WorkerPool({ cli: ctx.cli, cwd: ctx.cwd, env: { ...ctx.env, CI: ctx.env.CI ?? 'true' }, options: this.options, stray: ctx.stray });
-    this.pool = pool;
+    if (trials.length === 0) {
+      await this.dispose();
+      return;
+    }
+    // workers started by warmUp (while the sweep planned) take the first trials
+    const pool = (this.pool ??= this.newPool(ctx));
     const limits = { timeLimitS: this.options.trial_timeout_s, memoryLimitMb: this.options.memory_mb };
     const queue = [...trials];
     // trials start in order; a finished one frees its slot for the next, until the sweep stops
