@@ -42,7 +42,10 @@ export class MSDeformAttn {
         }
       }
     }
-    (this.offsets.b as tf.Variable).assign(tf.tensor1d(bias));
+    // assign copies the values: the temporary must be freed or every head leaks one tensor
+    const init = tf.tensor1d(bias);
+    (this.offsets.b as tf.Variable).assign(init);
+    init.dispose();
     this.weights = new Linear(p, `${name}.attention_weights`, dim, heads * levels * points, { init: 'zeros' });
     this.valueProj = new Linear(p, `${name}.value_proj`, dim, dim);
     this.outputProj = new Linear(p, `${name}.output_proj`, dim, dim);
