@@ -10,8 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { initBackend, parseBackendName } from '../framework/engine/backend.js';
 import { Rng } from '../framework/engine/rng.js';
-import { Mask2FormerHead, MASK2FORMER_DEFAULTS, type Mask2FormerOptions } from '../registry/heads/mask2former.js';
-import { MASK2FORMER_LOSS_DEFAULTS, MaskClassificationLoss } from '../registry/losses/mask-criterion.js';
+import { Mask2FormerHead, MASK2FORMER_DEFAULTS, type Mask2FormerOptions } from '../registry/heads/mask2former/mask2former.js';
+import { MASK2FORMER_LOSS_DEFAULTS, MaskClassificationLoss } from '../registry/losses/mask2former/mask-criterion.js';
 import { benchLine, benchThreads, machineLoad } from './_format.js';
 
 const CONFIG: Mask2FormerOptions = {

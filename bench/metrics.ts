@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import { Rng } from '../framework/engine/rng.js';
 import { packageRoot } from '../framework/paths.js';
 import { formatTable } from '../framework/output/table.js';
-import { SegmentationMetric } from '../registry/metrics/segmentation.js';
-import { ssim } from '../registry/metrics/psnr-ssim.js';
+import { SegmentationMetric } from '../registry/metrics/miou/segmentation.js';
+import { ssim } from '../registry/metrics/common/psnr-ssim.js';
 import { benchLine } from './_format.js';
 
 function arg(args: string[], name: string, dflt: number): number {

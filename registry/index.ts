@@ -7,7 +7,7 @@ import { plugins as metrics } from './metrics/index.js';
 import { plugins as heads } from './heads/index.js';
 import { plugins as datasets } from './datasets/index.js';
 import { plugins as taggers } from './taggers/index.js';
-import { degradeCommand } from './degradations/cli/degrade.js';
+import { degradeCommand } from './degradations/commands/degrade.js';
 
 /** Sub-commands contributed by built-in plugins (e.g. `rass degrade`). */
 const commands: CommandSpec[] = [degradeCommand];

@@ -1,5 +1,6 @@
 import type { AnyPlugin } from '../../framework/api.js';
-import { mask2formerLoss, perPixelLoss } from './plugins.js';
+import { mask2formerLoss } from './mask2former/plugin.js';
+import { perPixelLoss } from './per-pixel/plugin.js';
 import { l1Loss } from './l1/plugin.js';
 import { mseLoss } from './mse/plugin.js';
 import { ssimLoss } from './ssim/plugin.js';

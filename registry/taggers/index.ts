@@ -1,5 +1,5 @@
 import type { AnyPlugin } from '../../framework/api.js';
-import { labelMapTagger } from './label-map.js';
+import { labelMapTagger } from './label-map/plugin.js';
 import { labelTagsTagger } from './label-tags/plugin.js';
 import { tagsFileTagger } from './tags-file/plugin.js';
 import { fixedTagger } from './fixed/plugin.js';

@@ -16,15 +16,15 @@ import { join } from 'node:path';
 import { initBackend, parseBackendName } from '../../framework/engine/backend.js';
 import { packageRoot } from '../../framework/paths.js';
 import { Rng } from '../../framework/engine/rng.js';
-import { ShapesDataset } from '../../registry/datasets/shapes.js';
+import { ShapesDataset } from '../../registry/datasets/shapes/shapes.js';
 import { plugins as degradationPlugins } from '../../registry/degradations/index.js';
-import { buildDegradationFile } from '../../registry/degradations/build.js';
+import { buildDegradationFile } from '../../registry/degradations/common/build.js';
 import { OneStepRestorer } from '../../registry/backbones/sd/one-step.js';
 import { loadClipText, loadTokenizer, loadUNet, loadVae } from '../../registry/backbones/sd/pretrained.js';
 import { ClipTextModel } from '../../registry/backbones/sd/clip.js';
 import { UNet2DConditionModel } from '../../registry/backbones/sd/unet.js';
 import { AutoencoderKL } from '../../registry/backbones/sd/vae.js';
-import { LabelMapTagger } from '../../registry/taggers/label-map.js';
+import { LabelMapTagger } from '../../registry/taggers/label-map/plugin.js';
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);

@@ -1,7 +1,7 @@
 /** `degradation/clamp` and `degradation/round` (8-bit quantization, half to even like torch.round). */
 import * as tf from '@tensorflow/tfjs-core';
 import { definePlugin, type Degradation } from '../../../framework/api.js';
-import { stageProperties, gated } from '../common.js';
+import { stageProperties, gated } from '../common/stages.js';
 
 export const clampPlugin = definePlugin({
   kind: 'degradation',

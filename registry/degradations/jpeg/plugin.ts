@@ -1,7 +1,7 @@
 /** `degradation/diffjpeg` (BasicSR DiffJPEG) and `degradation/jpeg-sharp` (real libjpeg via sharp). */
 import * as tf from '@tensorflow/tfjs-core';
 import { definePlugin, type Degradation } from '../../../framework/api.js';
-import { stageProperties, rangeSchema, gated, sampleData } from '../common.js';
+import { stageProperties, rangeSchema, gated, sampleData } from '../common/stages.js';
 import { diffJpeg } from './diffjpeg.js';
 import { diffJpegTensor } from './diffjpeg-tensor.js';
 import { sharpJpeg } from './sharp-jpeg.js';

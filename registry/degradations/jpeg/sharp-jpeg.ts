@@ -1,5 +1,5 @@
 /** Real (libjpeg) JPEG round trip through sharp, for contrast with DiffJPEG. */
-import { loadSharp } from '../../image/load-sharp.js';
+import { loadSharp } from '../../datasets/common/load-sharp.js';
 import { roundHalfEven } from '../noise/noise.js';
 
 /** Encode one HWC float [0,1] RGB image as JPEG at `quality` (integer) and decode it back. */

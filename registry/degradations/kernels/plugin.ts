@@ -1,8 +1,8 @@
 /** `degradation/blur` (Real-ESRGAN random blur) and `degradation/sinc` (final sinc filter). */
 import { definePlugin, type Degradation } from '../../../framework/api.js';
-import { stageProperties, rangeSchema, gated } from '../common.js';
+import { stageProperties, rangeSchema, gated } from '../common/stages.js';
 import { KERNEL_TYPES, makeKernel, sampleKernelParams, sincKernel, type KernelParams, type KernelType } from './kernels.js';
-import { filter2d } from '../filter/filter2d.js';
+import { filter2d } from '../common/filter2d.js';
 
 const ODD_SIZES = { type: 'array', minItems: 1, items: { type: 'integer', minimum: 1 }, description: 'kernel sizes to choose from (odd)' } as const;
 

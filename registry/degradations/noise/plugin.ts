@@ -1,7 +1,7 @@
 /** `degradation/noise`: Gaussian or Poisson noise (colour or grey) per sample, BasicSR semantics. */
 import * as tf from '@tensorflow/tfjs-core';
 import { definePlugin, type Degradation } from '../../../framework/api.js';
-import { stageProperties, rangeSchema, gated, sampleData } from '../common.js';
+import { stageProperties, rangeSchema, gated, sampleData } from '../common/stages.js';
 import { gaussianNoise, poissonNoise, addNoise, rngSampler } from './noise.js';
 
 export const noisePlugin = definePlugin({

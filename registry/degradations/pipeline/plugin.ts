@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { definePlugin, UserError, isComponentNode, type ComponentNode, type Degradation, type DegradationContext, type PluginContext } from '../../../framework/api.js';
-import { stageProperties } from '../common.js';
+import { stageProperties } from '../common/stages.js';
 
 const stagesSchema = {
   type: 'array',

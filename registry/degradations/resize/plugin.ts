@@ -1,7 +1,7 @@
 /** `degradation/resize`: random up/down/keep resize (Real-ESRGAN stages) or back to the input size. */
 import * as tf from '@tensorflow/tfjs-core';
 import { definePlugin, type Degradation } from '../../../framework/api.js';
-import { stageProperties, rangeSchema, gated } from '../common.js';
+import { stageProperties, rangeSchema, gated } from '../common/stages.js';
 import { resize, resizeCv2Area, resizeOutputSize, RESIZE_MODES, type Cv2Mode, type ResizeMode, type ResizeTarget } from './resize.js';
 
 type Mode = ResizeMode | Cv2Mode;

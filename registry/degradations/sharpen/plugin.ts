@@ -1,6 +1,6 @@
 /** `degradation/usm`: BasicSR USMSharp (unsharp masking). */
 import { definePlugin, type Degradation } from '../../../framework/api.js';
-import { stageProperties, gated } from '../common.js';
+import { stageProperties, gated } from '../common/stages.js';
 import { usmSharp } from './usm.js';
 
 export const usmPlugin = definePlugin({

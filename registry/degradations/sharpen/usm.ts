@@ -5,7 +5,7 @@
  * The 2-D kernel is an outer product, so both blurs run as two 1-D passes. NHWC.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { filterSeparable } from '../filter/filter2d.js';
+import { filterSeparable } from '../common/filter2d.js';
 
 const CV2_FIXED: Record<number, number[]> = {
   1: [1],

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { definePlugin } from '../../../framework/api.js';
-import { imageLoss, weightProperty } from '../image-loss.js';
+import { imageLoss, weightProperty } from '../common/image-loss.js';
 
 /** Mean absolute error over every pixel and channel (torch.nn.functional.l1_loss, reduction mean). */
 export const l1Loss = definePlugin({

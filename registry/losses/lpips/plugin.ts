@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { definePlugin } from '../../../framework/api.js';
-import { checkLpipsWeights, Lpips } from '../../metrics/lpips.js';
-import { imageLoss, weightProperty } from '../image-loss.js';
+import { checkLpipsWeights, Lpips } from '../../metrics/lpips/lpips.js';
+import { imageLoss, weightProperty } from '../common/image-loss.js';
 
 /**
- * LPIPS as a loss: the metric's network (registry/metrics/lpips.ts, lpips v0.1) on tensors, so
+ * LPIPS as a loss: the metric's network (registry/metrics/lpips/lpips.ts, lpips v0.1) on tensors, so
  * gradients reach the prediction; its weights are constants. Mean distance over the batch.
  */
 export const lpipsLoss = definePlugin({

@@ -1,5 +1,5 @@
 import { definePlugin } from '../../../framework/api.js';
-import { imageLoss, weightProperty } from '../image-loss.js';
+import { imageLoss, weightProperty } from '../common/image-loss.js';
 import { ssimLossValue } from './ssim-loss.js';
 
 export const ssimLoss = definePlugin({

@@ -1,6 +1,6 @@
 /**
  * Differentiable SSIM as BasicSR computes it (calculate_ssim / _ssim_pth): an 11x11 Gaussian
- * window (sigma 1.5, cv2.getGaussianKernel normalisation, shared with registry/metrics/psnr-ssim.ts),
+ * window (sigma 1.5, cv2.getGaussianKernel normalisation, shared with registry/metrics/common/psnr-ssim.ts),
  * statistics over the VALID region only (no padding: 5 px trimmed per side), per-pixel SSIM map
  * averaged over pixels, channels and the batch. Computed on [0, 1] (inputs in [-1, 1] mapped with
  * (x + 1) / 2, NOT clamped so out-of-range predictions still get a gradient), with
@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../../framework/api.js';
-import { SSIM_GAUSSIAN, SSIM_K1, SSIM_K2 } from '../../metrics/psnr-ssim.js';
+import { SSIM_GAUSSIAN, SSIM_K1, SSIM_K2 } from '../../metrics/common/psnr-ssim.js';
 
 export const SSIM_WINDOW = SSIM_GAUSSIAN.length;
 

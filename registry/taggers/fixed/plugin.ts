@@ -1,6 +1,6 @@
 import { definePlugin } from '../../../framework/api.js';
 import type { SegSample } from '../../../framework/api.js';
-import { SynonymTagger, synonymProperties, synonymsFromOptions } from '../synonyms.js';
+import { SynonymTagger, synonymProperties, synonymsFromOptions } from '../common/synonyms.js';
 
 /** The same tags for every sample (one prompt for the whole dataset). */
 export class FixedTagger extends SynonymTagger {

@@ -1,5 +1,5 @@
 import type { SegSample } from '../../../framework/api.js';
-import { SynonymTagger } from '../synonyms.js';
+import { SynonymTagger } from '../common/synonyms.js';
 
 export interface LabelTagsOptions {
   synonyms: Readonly<Record<string, readonly string[]>>;

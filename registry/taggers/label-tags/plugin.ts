@@ -1,5 +1,5 @@
 import { definePlugin } from '../../../framework/api.js';
-import { synonymProperties, synonymsFromOptions } from '../synonyms.js';
+import { synonymProperties, synonymsFromOptions } from '../common/synonyms.js';
 import { LabelTagsTagger } from './label-tags.js';
 
 export const labelTagsTagger = definePlugin({

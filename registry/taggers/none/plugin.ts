@@ -1,5 +1,5 @@
 import { definePlugin } from '../../../framework/api.js';
-import { SynonymTagger, synonymProperties, synonymsFromOptions } from '../synonyms.js';
+import { SynonymTagger, synonymProperties, synonymsFromOptions } from '../common/synonyms.js';
 
 /** No tags: the empty prompt (the "no semantics" ablation; SCL then has nothing to constrain). */
 export class NoTagger extends SynonymTagger {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { definePlugin, UserError } from '../../../framework/api.js';
 import type { SegSample } from '../../../framework/api.js';
-import { SynonymTagger, synonymProperties, synonymsFromOptions } from '../synonyms.js';
+import { SynonymTagger, synonymProperties, synonymsFromOptions } from '../common/synonyms.js';
 import { parseTagsFile, type TagsTable } from './parse.js';
 
 /**

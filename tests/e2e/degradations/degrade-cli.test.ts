@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import { pluginPackage } from '../../../framework/api.js';
 import { plugins } from '../../../registry/degradations/index.js';
 import { runCliCaptured } from '../../helpers/cli.js';
-import { degradeCommand, globToRegExp, pathSampleIndex } from '../../../registry/degradations/cli/degrade.js';
+import { degradeCommand, globToRegExp, pathSampleIndex } from '../../../registry/degradations/commands/degrade.js';
 
 // only this area's plugins and command: the test does not depend on other areas' plugins
 // (registration in registry/index.ts is checked by tests/unit/degradations/registration.test.ts)

@@ -13,7 +13,7 @@ import { ensureWritableDir } from '../../../framework/tracking/ensure-dir.js';
 import { runCliCaptured } from '../../helpers/cli.js';
 import { pluginPackage } from '../../../framework/api.js';
 import { plugins } from '../../../registry/degradations/index.js';
-import { degradeCommand } from '../../../registry/degradations/cli/degrade.js';
+import { degradeCommand } from '../../../registry/degradations/commands/degrade.js';
 
 const QUICK = ['run', join(ROOT, 'configs/toy/classifier.yaml'), '--set', 'experiment.steps=2', '--set', 'backend=cpu'];
 

@@ -11,7 +11,7 @@ import { loadReference, f32, f64, nchwToNhwc, maxAbsDiff, type RefCase } from '.
 import {
   gaussianKernel, generalizedGaussianKernel, plateauKernel, sincKernel,
 } from '../../../registry/degradations/kernels/kernels.js';
-import { filter2d } from '../../../registry/degradations/filter/filter2d.js';
+import { filter2d } from '../../../registry/degradations/common/filter2d.js';
 import { resize, resizeCv2Area, type ResizeMode } from '../../../registry/degradations/resize/resize.js';
 import { gaussianNoise, poissonNoise, addNoise, quantizeForPoisson, grayOf } from '../../../registry/degradations/noise/noise.js';
 import { diffJpeg, DIFFJPEG_Y_TABLE, DIFFJPEG_C_TABLE } from '../../../registry/degradations/jpeg/diffjpeg.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { readSafetensors, toFloat32 } from '../../../framework/api.js';
 import { useBackend } from '../../../framework/engine/backend.js';
-import { msDeformAttnCore, pointSample } from '../../../registry/heads/ops/sampling.js';
+import { msDeformAttnCore, pointSample } from '../../../registry/heads/common/sampling.js';
 import { assertGradientsRegistered } from '../../helpers/gradients.js';
 
 const fx = readSafetensors(join(process.cwd(), 'tests/fixtures/heads/sampling.safetensors'));

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { linearSumAssignment } from '../../../registry/losses/hungarian.js';
+import { linearSumAssignment } from '../../../registry/losses/mask2former/hungarian.js';
 
 interface Case { seed: number; rows: number; cols: number; kind: 'float' | 'ties'; total: number; total_max: number; row_ind: number[]; col_ind: number[] }
 

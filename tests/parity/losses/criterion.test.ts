@@ -5,8 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { readSafetensors, Rng, toFloat32 } from '../../../framework/api.js';
 import type { HeadOutput } from '../../../framework/contracts/head.js';
 import { useBackend } from '../../../framework/engine/backend.js';
-import { MASK2FORMER_LOSS_DEFAULTS, MaskClassificationLoss, layerLosses, type PointSource } from '../../../registry/losses/mask-criterion.js';
-import { maskTargets, disposeTargets } from '../../../registry/losses/targets.js';
+import { MASK2FORMER_LOSS_DEFAULTS, MaskClassificationLoss, layerLosses, type PointSource } from '../../../registry/losses/mask2former/mask-criterion.js';
+import { maskTargets, disposeTargets } from '../../../registry/losses/mask2former/targets.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
 import { assertGradientsRegistered } from '../../helpers/gradients.js';
 

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { writeSafetensors, type ComponentNode, type ImageLoss } from '../../../framework/api.js';
 import { useBackend } from '../../../framework/engine/backend.js';
-import { ssim as ssimMetric } from '../../../registry/metrics/psnr-ssim.js';
+import { ssim as ssimMetric } from '../../../registry/metrics/common/psnr-ssim.js';
 import { hashInitTensors } from '../metrics/_hash-init.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
 import { assertClose, build, f32, scalar } from './_fixture.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { tf, writeSafetensors } from '../../../framework/api.js';
 import { useBackend } from '../../../framework/engine/backend.js';
-import { Dists } from '../../../registry/metrics/dists.js';
+import { Dists } from '../../../registry/metrics/dists/dists.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
 import { f32FromBase64, hashInitTensors } from './_hash-init.js';
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { tf, writeSafetensors } from '../../../framework/api.js';
 import { useBackend } from '../../../framework/engine/backend.js';
-import { Lpips, type LpipsNet } from '../../../registry/metrics/lpips.js';
+import { Lpips, type LpipsNet } from '../../../registry/metrics/lpips/lpips.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
 import { f32FromBase64, hashInitTensors } from './_hash-init.js';
 

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { niqe } from '../../../registry/metrics/niqe.js';
+import { niqe } from '../../../registry/metrics/niqe/niqe.js';
 
 const fx = JSON.parse(readFileSync(resolve(process.cwd(), 'tests/fixtures/metrics/niqe.json'), 'utf8'));
 for (const c of fx.cases) {

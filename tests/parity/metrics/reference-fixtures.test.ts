@@ -7,9 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { SegmentationMetric } from '../../../registry/metrics/segmentation.js';
-import { reduceZeroLabel } from '../../../registry/metrics/confusion.js';
-import { psnr, ssim, yChannel } from '../../../registry/metrics/psnr-ssim.js';
+import { SegmentationMetric } from '../../../registry/metrics/miou/segmentation.js';
+import { reduceZeroLabel } from '../../../registry/metrics/miou/confusion.js';
+import { psnr, ssim, yChannel } from '../../../registry/metrics/common/psnr-ssim.js';
 import type { LabelMap, MetricImage } from '../../../framework/api.js';
 
 interface Arr { shape: number[]; data: (number | string)[] }

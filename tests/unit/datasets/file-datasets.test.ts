@@ -4,8 +4,12 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../../../framework/api.js';
 import type { SegDataset } from '../../../framework/contracts/dataset.js';
-import { ADE20K_CLASSES, CITYSCAPES_CLASSES } from '../../../registry/datasets/class-names.js';
-import { ade20k, cityscapes, imageFolder, pairedFolder, reallq } from '../../../registry/datasets/plugins.js';
+import { ADE20K_CLASSES, CITYSCAPES_CLASSES } from '../../../registry/datasets/common/class-names.js';
+import { ade20k } from '../../../registry/datasets/ade20k/plugin.js';
+import { cityscapes } from '../../../registry/datasets/cityscapes/plugin.js';
+import { imageFolder } from '../../../registry/datasets/image-folder/plugin.js';
+import { pairedFolder } from '../../../registry/datasets/paired-folder/plugin.js';
+import { reallq } from '../../../registry/datasets/reallq/plugin.js';
 import { ctx, rgbPattern, tmp, writeGrey, writeRgb } from './_tree.js';
 
 const W = 4;

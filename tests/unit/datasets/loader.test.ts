@@ -1,15 +1,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../../framework/api.js';
-import { flipHorizontal, pad, randomCrop, randomResize, resizeBilinear, resizeNearest } from '../../../registry/datasets/augment.js';
-import { SegLoader, type SegBatch } from '../../../registry/datasets/loader.js';
-import { ShapesDataset } from '../../../registry/datasets/shapes.js';
-import { LabelMapTagger, labelMapTagger } from '../../../registry/taggers/label-map.js';
+import { flipHorizontal, pad, randomCrop, randomResize, resizeBilinear, resizeNearest } from '../../../registry/datasets/common/augment.js';
+import { SegLoader, type SegBatch } from '../../../registry/datasets/common/loader.js';
+import { ShapesDataset } from '../../../registry/datasets/shapes/shapes.js';
+import { LabelMapTagger, labelMapTagger } from '../../../registry/taggers/label-map/plugin.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../../../framework/api.js';
 import type { SegDataset } from '../../../framework/contracts/dataset.js';
-import { imageFolder } from '../../../registry/datasets/plugins.js';
+import { imageFolder } from '../../../registry/datasets/image-folder/plugin.js';
 import { ctx, rgbPattern, tmp, writeRgb } from './_tree.js';
 
 const ds = new ShapesDataset({ length: 10, height: 48, width: 64, numClasses: 9, maxObjects: 4, seed: 2 });

@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../../framework/api.js';
-import { shapes } from '../../../registry/datasets/plugins.js';
-import { SHAPES_CLASSES, ShapesDataset } from '../../../registry/datasets/shapes.js';
+import { shapes } from '../../../registry/datasets/shapes/plugin.js';
+import { SHAPES_CLASSES, ShapesDataset } from '../../../registry/datasets/shapes/shapes.js';
 import { ctx } from './_tree.js';
 
 const mk = (o: Partial<ConstructorParameters<typeof ShapesDataset>[0]> = {}) =>

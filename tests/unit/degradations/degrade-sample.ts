@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../../framework/engine/backend.js';
 import { Rng } from '../../../framework/engine/rng.js';
 import { plugins } from '../../../registry/degradations/index.js';
-import { buildDegradationFile } from '../../../registry/degradations/build.js';
+import { buildDegradationFile } from '../../../registry/degradations/common/build.js';
 
 export async function degradeDigest(preset: string, seed: number, index: number): Promise<string> {
   await useBackend('wasm');

@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../../framework/engine/backend.js';
 import { diffJpegTensor } from '../../../registry/degradations/jpeg/diffjpeg-tensor.js';
-import { filter2d } from '../../../registry/degradations/filter/filter2d.js';
+import { filter2d } from '../../../registry/degradations/common/filter2d.js';
 
 interface GradCase { shape: [number, number, number, number]; input: number[]; weights: number[]; output: number[]; grad: number[]; fd: { index: number; value: number }[] }
 interface Fixture { quality: number[]; kernels: { size: number; data: number[] }[]; cases: { jpeg: GradCase; pipeline: GradCase } }

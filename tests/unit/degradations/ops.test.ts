@@ -5,9 +5,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../../framework/engine/backend.js';
 import { Rng } from '../../../framework/engine/rng.js';
 import { plugins } from '../../../registry/degradations/index.js';
-import { buildDegradation } from '../../../registry/degradations/build.js';
+import { buildDegradation } from '../../../registry/degradations/common/build.js';
 import { sampleKernelParams, makeKernel, gaussianKernel, besselJ1, type KernelType } from '../../../registry/degradations/kernels/kernels.js';
-import { filter2d, filterSeparable } from '../../../registry/degradations/filter/filter2d.js';
+import { filter2d, filterSeparable } from '../../../registry/degradations/common/filter2d.js';
 import { roundHalfEven, quantizeForPoisson } from '../../../registry/degradations/noise/noise.js';
 import { resize } from '../../../registry/degradations/resize/resize.js';
 

@@ -10,7 +10,7 @@ import { useBackend } from '../../../framework/engine/backend.js';
 import { Rng } from '../../../framework/engine/rng.js';
 import type { Degradation } from '../../../framework/api.js';
 import { plugins } from '../../../registry/degradations/index.js';
-import { buildDegradation, buildDegradationFile } from '../../../registry/degradations/build.js';
+import { buildDegradation, buildDegradationFile } from '../../../registry/degradations/common/build.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
 
 const build = (node: unknown) => buildDegradation(node as never, { plugins });

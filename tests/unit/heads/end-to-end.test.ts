@@ -4,10 +4,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../../framework/api.js';
 import { useBackend } from '../../../framework/engine/backend.js';
 import { normalizeImageNet, ResNet, RESNET_PRESETS } from '../../../registry/backbones/resnet/resnet.js';
-import { SegLoader } from '../../../registry/datasets/loader.js';
-import { ShapesDataset } from '../../../registry/datasets/shapes.js';
-import { Mask2FormerHead, MASK2FORMER_DEFAULTS } from '../../../registry/heads/mask2former.js';
-import { MASK2FORMER_LOSS_DEFAULTS, MaskClassificationLoss } from '../../../registry/losses/mask-criterion.js';
+import { SegLoader } from '../../../registry/datasets/common/loader.js';
+import { ShapesDataset } from '../../../registry/datasets/shapes/shapes.js';
+import { Mask2FormerHead, MASK2FORMER_DEFAULTS } from '../../../registry/heads/mask2former/mask2former.js';
+import { MASK2FORMER_LOSS_DEFAULTS, MaskClassificationLoss } from '../../../registry/losses/mask2former/mask-criterion.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
 import { assertGradientsRegistered } from '../../helpers/gradients.js';
 

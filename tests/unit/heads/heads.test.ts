@@ -5,11 +5,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng, UserError, type PluginContext } from '../../../framework/api.js';
 import type { FeatureLevel, SegHead } from '../../../framework/contracts/head.js';
 import { useBackend } from '../../../framework/engine/backend.js';
-import { Params } from '../../../registry/heads/nn.js';
-import { MSDeformAttn } from '../../../registry/heads/pixel-decoder.js';
-import { fpnSegHead, mask2formerHead } from '../../../registry/heads/plugins.js';
-import { MaskClassificationLoss, MASK2FORMER_LOSS_DEFAULTS } from '../../../registry/losses/mask-criterion.js';
-import { PerPixelLoss } from '../../../registry/losses/per-pixel.js';
+import { Params } from '../../../registry/heads/common/nn.js';
+import { MSDeformAttn } from '../../../registry/heads/mask2former/pixel-decoder.js';
+import { fpnSegHead } from '../../../registry/heads/fpn-seg/plugin.js';
+import { mask2formerHead } from '../../../registry/heads/mask2former/plugin.js';
+import { MaskClassificationLoss, MASK2FORMER_LOSS_DEFAULTS } from '../../../registry/losses/mask2former/mask-criterion.js';
+import { PerPixelLoss } from '../../../registry/losses/per-pixel/per-pixel.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
 import { assertGradientsRegistered } from '../../helpers/gradients.js';
 

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../../framework/api.js';
 import { useBackend } from '../../../framework/engine/backend.js';
-import { uncertainPoints } from '../../../registry/losses/mask-criterion.js';
-import { PerPixelLoss } from '../../../registry/losses/per-pixel.js';
-import { mask2formerLoss } from '../../../registry/losses/plugins.js';
+import { uncertainPoints } from '../../../registry/losses/mask2former/mask-criterion.js';
+import { PerPixelLoss } from '../../../registry/losses/per-pixel/per-pixel.js';
+import { mask2formerLoss } from '../../../registry/losses/mask2former/plugin.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
 
 describe('per-pixel loss', () => {

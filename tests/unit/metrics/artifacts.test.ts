@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { joinPerSample, writePerSampleCsv, writeTables } from '../../../registry/metrics/artifacts.js';
-import { SegmentationMetric } from '../../../registry/metrics/segmentation.js';
-import { psnrMetric, ssimMetric } from '../../../registry/metrics/restoration.js';
+import { joinPerSample, writePerSampleCsv, writeTables } from '../../../registry/metrics/common/artifacts.js';
+import { SegmentationMetric } from '../../../registry/metrics/miou/segmentation.js';
+import { psnrMetric, ssimMetric } from '../../../registry/metrics/common/restoration.js';
 
 test('per-class scalars iou/<class> and the per_class table as CSV + JSON', () => {
   const m = new SegmentationMetric({ numClasses: 2, ignoreIndex: 255, reduceZeroLabel: false, classNames: ['sky', 'road, wet'], convention: 'detectron2' });

@@ -1,9 +1,9 @@
 /** Bad input fails loudly with a UserError naming the sample, never a silently wrong number. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SegmentationMetric } from '../../../registry/metrics/segmentation.js';
-import { psnrMetric, ssimMetric } from '../../../registry/metrics/restoration.js';
-import { reduceZeroLabel } from '../../../registry/metrics/confusion.js';
+import { SegmentationMetric } from '../../../registry/metrics/miou/segmentation.js';
+import { psnrMetric, ssimMetric } from '../../../registry/metrics/common/restoration.js';
+import { reduceZeroLabel } from '../../../registry/metrics/miou/confusion.js';
 
 const seg = (convention: 'detectron2' | 'mmseg' = 'detectron2') => new SegmentationMetric({ numClasses: 3, ignoreIndex: 255, reduceZeroLabel: false, convention });
 const map = (data: number[], height: number, width: number) => ({ data, height, width });
@@ -69,7 +69,7 @@ test('large uint8 maps (joint-histogram path) count exactly as the generic path 
 });
 
 test('NIQE rejects images too small for two 96x96 blocks, naming the sample', async () => {
-  const { niqeMetric } = await import('../../../registry/metrics/restoration.js');
+  const { niqeMetric } = await import('../../../registry/metrics/common/restoration.js');
   const im = { data: new Uint8Array(96 * 150 * 3), height: 96, width: 150, channels: 3 };
   assert.throws(() => niqeMetric(0).update({ ids: ['tiny.png'], restored: [im] }), err(/"tiny\.png".*96x150.*two 96x96 blocks/));
 });

@@ -125,7 +125,7 @@ test('metric/lpips without weights fails at create with where to put them and ho
 });
 
 test('LPIPS weights missing a tensor name the file and the tensor', async () => {
-  const { Lpips } = await import('../../../registry/metrics/lpips.js');
+  const { Lpips } = await import('../../../registry/metrics/lpips/lpips.js');
   const file = alexWeights();
   const { readSafetensors } = await import('../../../framework/api.js');
   const t = readSafetensors(file);

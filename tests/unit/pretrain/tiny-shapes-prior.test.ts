@@ -18,7 +18,7 @@ import { byteLevelClipTokenizer } from '../../../registry/backbones/sd/tokenizer
 import type { ClipTextModel } from '../../../registry/backbones/sd/clip.js';
 import { UNet2DConditionModel } from '../../../registry/backbones/sd/unet.js';
 import { AutoencoderKL } from '../../../registry/backbones/sd/vae.js';
-import { ShapesDataset } from '../../../registry/datasets/shapes.js';
+import { ShapesDataset } from '../../../registry/datasets/shapes/shapes.js';
 import { alphasCumprod } from '../../../experiments/pretrain-ldm/noise-schedule.js';
 import { ddimSample, decodeLatents } from '../../../experiments/pretrain-ldm/ddim.js';
 
