@@ -180,7 +180,12 @@ export class LoraLayer implements LayerDelta {
     if (init.bias && init.b === 'gaussian') rng.fork('bias').fillNormal(biasVals, 0, init.bStd);
     // tfjs variable names must be unique per process: readable (gradients are looked up by them
     // in tests and logs) plus the id tfjs gave the initial tensor, unique without a counter of ours
-    const named = (what: string, t: tf.Tensor) => tf.variable(t, true, `${what}:${adapter}/${base.path}#${t.id}`);
+    // (tf.variable copies its initial value: the temporary is disposed, or it would outlive the adapter)
+    const named = (what: string, t: tf.Tensor) => {
+      const v = tf.variable(t, true, `${what}:${adapter}/${base.path}#${t.id}`);
+      t.dispose();
+      return v;
+    };
     this.A = named('lora_A', tf.tensor(aVals, aShape));
     this.B = named('lora_B', tf.tensor(bVals, bShape));
     this.bias = init.bias ? named('lora_B.bias', tf.tensor1d(biasVals)) : null;
