@@ -111,6 +111,10 @@ async function runTrial(m: Extract<ToWorker, { type: 'trial' }>, opts: TrialWork
       stdout: process.stdout,
       stderr: process.stderr,
       signal,
+      // the worker owns its process: an error a trial throws outside its promise (a stray
+      // timer) fails that trial's run with the message, as `rass run` does, instead of killing
+      // the worker with the run left RUNNING; a failed trial retires its worker
+      handleUncaught: true,
     });
     exitCode = outcome.exitCode;
   } catch (e) {
