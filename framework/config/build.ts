@@ -30,7 +30,7 @@ function segmentsOf(path: string | undefined): ConfigPath | undefined {
   if (path === undefined) return undefined;
   if (path === '') return []; // the document's own top-level node (a degradation file)
   try {
-    return parsePath(path);
+    return parsePath(path.replace(/^\./, '')); // children of a document's top-level node (path '') start with a dot
   } catch {
     return undefined; // a display name rather than a config path: no origin
   }

@@ -22,9 +22,14 @@ export function groupOf(file: string): string | undefined {
   return basename(dirname(dir)) === '_base_' ? basename(dir) : undefined;
 }
 
-/** Selections are keyed by the group's name without a plural s: `model` and `models` are one group. */
+/**
+ * Selections are keyed by the group's name in the singular: `model` and `models` are one
+ * group, as are `loss` and `losses` (a final -es after s, or a final s not after another s).
+ */
 export function groupKey(name: string): string {
-  return name.replace(/s$/, '');
+  if (/sses$/.test(name)) return name.slice(0, -2);
+  if (/[^s]s$/.test(name)) return name.slice(0, -1);
+  return name;
 }
 
 export function selectionFor(groups: ReadonlyMap<string, GroupSelection>, folder: string): GroupSelection | undefined {

@@ -53,7 +53,7 @@ function resolveFile(abs: string, sets: string[], env: Record<string, string | u
   const plain: { set: string; n: number }[] = [];
   sets.forEach((set, i) => {
     const sel = parseSelection(set);
-    const group = sel && [...loaded.groups].find((g) => g === sel.name || g === `${sel.name}s`);
+    const group = sel && [...loaded.groups].find((g) => groupKey(g) === groupKey(sel.name));
     if (sel && group) selections.set(groupKey(sel.name), { option: sel.option, origin: { set: i + 1 }, used: false });
     else plain.push({ set, n: i + 1 });
   });
@@ -71,7 +71,7 @@ function resolveFile(abs: string, sets: string[], env: Record<string, string | u
 export function applyOverrides(cfg: ResolvedConfig, sets: readonly string[]): ResolvedConfig {
   const selects = sets.some((set) => {
     const sel = parseSelection(set);
-    return sel !== undefined && [...cfg.groups].some((g) => g === sel.name || g === `${sel.name}s`);
+    return sel !== undefined && [...cfg.groups].some((g) => groupKey(g) === groupKey(sel.name));
   });
   if (selects) return resolveFile(cfg.file, [...cfg.overrides, ...sets], cfg.env);
   const raw = structuredClone(cfg.raw);

@@ -41,27 +41,15 @@ export function loadWithExtends(file: string, selections: ReadonlyMap<string, Gr
     if (!isPlainObject(parsed.value)) {
       throw new ConfigError([{ origin: { file: abs, line: 1, col: 1 }, path: '', message: `a config file must be a YAML mapping, found ${Array.isArray(parsed.value) ? 'a list' : typeof parsed.value}` }]);
     }
-    for (const inc of parsed.includes) {
-      // an included file is loaded like a base (its extends resolved, cycles caught) and grafted in
-      const sub = load(resolve(dirname(abs), inc.file), [...chain, abs], inc.origin, `${formatPath(inc.path)} (!include)`);
-      setAt(parsed.value, inc.path, sub.value);
-      parsed.origins.deleteSubtree(inc.path);
-      parsed.origins.remapSubtree(sub.origins.withVia(abs), [], inc.path);
-      parsed.origins.set(inc.path, inc.origin);
-    }
-    const ext = parsed.value.extends;
-    const extOrigins = parsed.origins.clone();
-    delete parsed.value.extends;
-    parsed.origins.deleteSubtree(['extends']);
     // `groups: {dataset: cityscapes}` selects options for this file's bases; selections made
     // above (the command line, a file that extends this one) win over the file's own
     const sel = new Map<string, GroupSelection>();
     const own = parsed.value.groups;
     if (own !== undefined) {
-      if (!isPlainObject(own)) throw new ConfigError([{ origin: extOrigins.get(['groups']) ?? { file: abs }, path: 'groups', message: 'expected a map of group: option (e.g. {dataset: cityscapes})' }]);
+      if (!isPlainObject(own)) throw new ConfigError([{ origin: parsed.origins.get(['groups']) ?? { file: abs }, path: 'groups', message: 'expected a map of group: option (e.g. {dataset: cityscapes})' }]);
       for (const [g, o] of Object.entries(own)) {
-        if (typeof o !== 'string') throw new ConfigError([{ origin: extOrigins.get(['groups', g]) ?? { file: abs }, path: `groups.${g}`, message: 'expected the name of a file in the group folder (without .yaml)' }]);
-        const s = { option: o, origin: extOrigins.get(['groups', g]) ?? { file: abs }, used: false };
+        if (typeof o !== 'string') throw new ConfigError([{ origin: parsed.origins.get(['groups', g]) ?? { file: abs }, path: `groups.${g}`, message: 'expected the name of a file in the group folder (without .yaml)' }]);
+        const s = { option: o, origin: parsed.origins.get(['groups', g]) ?? { file: abs }, used: false };
         sel.set(groupKey(g), s);
         fileSelections.push(s);
       }
@@ -74,6 +62,32 @@ export function loadWithExtends(file: string, selections: ReadonlyMap<string, Gr
       if (mine && mine !== s) mine.used = true;
       sel.set(g, s);
     }
+    // a base or an included file in a `_base_/<group>/` folder fills that group's slot and can be
+    // swapped by a selection; not when the file naming it is in that group itself (rass-full
+    // extends realesrgan: one option built on another, not a slot)
+    const slot = (target: string): string => {
+      const group = groupOf(target);
+      if (group === undefined || groupKey(group) === groupKey(groupOf(abs) ?? '')) return target;
+      groupsSeen.add(group);
+      const chosen = selectionFor(sel, group);
+      if (!chosen) return target;
+      chosen.used = true;
+      const picked = optionFile(target, chosen, group);
+      if ('error' in picked) throw new ConfigError([{ origin: chosen.origin, path: 'groups', message: picked.error }]);
+      return picked.file;
+    };
+    for (const inc of parsed.includes) {
+      // an included file is loaded like a base (its extends resolved, cycles caught) and grafted in
+      const sub = load(slot(resolve(dirname(abs), inc.file)), [...chain, abs], inc.origin, `${formatPath(inc.path)} (!include)`, sel);
+      setAt(parsed.value, inc.path, sub.value);
+      parsed.origins.deleteSubtree(inc.path);
+      parsed.origins.remapSubtree(sub.origins.withVia(abs), [], inc.path);
+      parsed.origins.set(inc.path, inc.origin);
+    }
+    const ext = parsed.value.extends;
+    const extOrigins = parsed.origins.clone();
+    delete parsed.value.extends;
+    parsed.origins.deleteSubtree(['extends']);
     let layer: Layer = { value: {}, origins: new OriginMap(), directives: new Map() };
     if (ext !== undefined && typeof ext !== 'symbol') {
       const list = Array.isArray(ext) ? ext : [ext];
@@ -81,18 +95,7 @@ export function loadWithExtends(file: string, selections: ReadonlyMap<string, Gr
       list.forEach((entry, i) => {
         const where = extOrigins.get(Array.isArray(ext) ? ['extends', i] : ['extends']) ?? { file: abs };
         if (typeof entry !== 'string') throw new ConfigError([{ origin: where, path: 'extends', message: 'extends entries must be file paths (strings)' }]);
-        let baseFile = resolve(dirname(abs), entry);
-        const group = groupOf(baseFile);
-        if (group !== undefined) {
-          groupsSeen.add(group);
-          const chosen = selectionFor(sel, group);
-          if (chosen) {
-            chosen.used = true;
-            const picked = optionFile(baseFile, chosen, group);
-            if ('error' in picked) throw new ConfigError([{ origin: chosen.origin, path: 'groups', message: picked.error }]);
-            baseFile = picked.file;
-          }
-        }
+        const baseFile = slot(resolve(dirname(abs), entry));
         const base = load(baseFile, [...chain, abs], where, undefined, sel);
         const withVia = { ...base, origins: base.origins.withVia(abs) };
         bases.push({ file: baseFile, value: base.value, origins: withVia.origins, entry: where });
@@ -108,7 +111,7 @@ export function loadWithExtends(file: string, selections: ReadonlyMap<string, Gr
   const top = load(file, []);
   const unused = [...selections.entries(), ...fileSelections.map((s) => [s.option, s] as const)].filter(([, s]) => !s.used);
   if (unused.length) {
-    throw new ConfigError(unused.map(([, s]) => ({ origin: s.origin, path: 'groups', message: `selects "${s.option}" but no base in the extends chain of ${formatOrigin({ file })} belongs to that group; groups it uses: ${[...groupsSeen].sort().join(', ') || 'none'}` })));
+    throw new ConfigError(unused.map(([, s]) => ({ origin: s.origin, path: 'groups', message: `selects "${s.option}" but no base in the extends chain of ${formatOrigin({ file })} belongs to that group (extends or !include); groups it uses: ${[...groupsSeen].sort().join(', ') || 'none'}` })));
   }
   return { value: top.value as Record<string, unknown>, origins: top.origins, files, groups: groupsSeen };
 }

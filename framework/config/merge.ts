@@ -54,7 +54,11 @@ export function mergeLayers(base: Layer, child: Layer): { value: unknown; origin
         const bi = indexOf(id);
         if (el2.$delete !== undefined) {
           // `{ id: x, $delete: true }` drops the inherited element x
-          if (el2.$delete !== true || Object.keys(el2).some((k) => k !== 'id' && k !== '$delete')) {
+          if (el2.$delete !== true) {
+            issue('`$delete` takes the value true (to keep the element, leave it out of the patch)', '$delete');
+            return;
+          }
+          if (Object.keys(el2).some((k) => k !== 'id' && k !== '$delete')) {
             issue('`$delete: true` takes no other keys than `id`', '$delete');
             return;
           }
@@ -104,6 +108,8 @@ export function mergeLayers(base: Layer, child: Layer): { value: unknown; origin
           delete out[k];
           origins.deleteSubtree(p);
         } else if (k in b) out[k] = merge(b[k], cv, p, [...cpath, k]);
+        // a !patch of a list no base defines is reported, not kept as a literal list of patch ops
+        else if (child.directives.get(pathKey([...cpath, k])) === 'patch') out[k] = merge(undefined, cv, p, [...cpath, k]);
         else out[k] = takeChild(cv, p, [...cpath, k]);
       }
       return out;

@@ -66,6 +66,7 @@ export function applySets(value: Record<string, unknown>, origins: OriginMap, se
         container = cur as Record<string, unknown>;
       }
       if (container[seg] === undefined || container[seg] === null) {
+        if (v === null) return; // deleting below a key that does not exist: nothing to delete, nothing created
         if (firstMissing === undefined && typeof seg === 'string') firstMissing = path.slice(0, d + 1);
         container[seg] = nextIsIndex ? [] : {};
         // the --set created this container: errors about it (an unknown key...) blame the --set
@@ -82,8 +83,10 @@ export function applySets(value: Record<string, unknown>, origins: OriginMap, se
     origins.deleteSubtree(path);
     if (typeof last === 'number') {
       const list = cur as unknown[];
-      if (v === null) list.splice(last, 1);
-      else list[last] = v;
+      if (v === null) {
+        list.splice(last, 1);
+        origins.shiftListDown(path.slice(0, -1), last + 1); // the elements after it move up, with their origins
+      } else list[last] = v;
     } else {
       const map = cur as Record<string, unknown>;
       if (v === null) delete map[last];

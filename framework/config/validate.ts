@@ -203,6 +203,9 @@ function undeclaredKey(value: Record<string, unknown>, path: ConfigPath, registr
   const key = String(path[path.length - 1]);
   const declared = Object.keys((schema.properties ?? {}) as object);
   if (declared.includes(key)) return undefined;
+  // a map the schema itself opens (tags, rank_pattern...): any key is declared
+  if (schema.additionalProperties === true || (typeof schema.additionalProperties === 'object' && schema.additionalProperties !== null)) return undefined;
+  if (schema.patternProperties && Object.keys(schema.patternProperties as object).some((re) => new RegExp(re).test(key))) return undefined;
   const parent = path.slice(0, -1).reduce<unknown>((cur, seg) => (cur as Record<string | number, unknown> | undefined)?.[seg], value);
   const siblings = [...new Set([...declared, ...(isPlainObject(parent) ? Object.keys(parent) : [])])].filter((k) => k !== key);
   return `no config file defines "${formatPath(path)}"${didYouMean(key, siblings)}; to add a new key write --set +${formatPath(path)}=...`;

@@ -56,6 +56,8 @@ export class Interruptions {
       process.on('SIGTERM', this.sigterm);
     }
     o.signal?.addEventListener('abort', this.onExternalAbort, { once: true });
+    // aborted while the run was being set up: no 'abort' event comes again
+    if (o.signal?.aborted) queueMicrotask(this.onExternalAbort);
     // without a handler Node would kill the process with the run left RUNNING
     if (o.handleUncaught) {
       process.on('uncaughtException', this.onStray);

@@ -87,7 +87,7 @@ export class WorkerPool {
   /** Run one trial on an idle worker or a new one; resolves when it has ended, however it ended. */
   async run(job: PoolJob): Promise<PoolResult> {
     // an idle worker (ready), else one started ahead (maybe still loading), else a new one
-    const slot = this.idle.pop() ?? this.warming.shift() ?? this.spawnWorker();
+    const slot = await this.takeWorker();
     if (!(await slot.ready)) {
       await slot.closed; // its output is all in
       const said = slot.outputTail.trim().split('\n').filter(Boolean).slice(-3).join(' | ');
@@ -122,6 +122,21 @@ export class WorkerPool {
     }
     return result;
   }
+
+  /**
+   * An idle worker, else one started ahead (maybe still loading), else a new one. A waiting
+   * worker that died meanwhile (killed while idle) is dropped and the next one taken.
+   */
+  private async takeWorker(): Promise<WorkerSlot> {
+    for (;;) {
+      const slot = this.idle.pop() ?? this.warming.shift();
+      if (!slot) return this.spawnWorker();
+      if (!(await slot.ready)) return slot; // it failed to start: the trial that takes it reports why
+      if (slot.child.exitCode === null && slot.child.signalCode === null && slot.child.connected) return slot;
+      this.retire(slot); // it died while waiting: take the next
+    }
+  }
+
 
   /**
    * Start `n` workers now (their start-up, the CLI, plugins and tfjs loading, overlaps the

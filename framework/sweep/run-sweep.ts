@@ -90,7 +90,8 @@ export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, c
 
   await loadConfigPlugins(cfg, registry);
   const executor = await buildExecutor(spec.executor, registry, where('.executor'));
-  if (warm) executor.warmUp?.({ cli: warm.cli ?? packageCli(), cwd, env: warm.env, maxParallel: warm.maxParallel ?? availableParallelism(), stray: warm.stray });
+  // no more workers than trials (a resumed sweep may need fewer; the rest are closed after the run)
+  if (warm) executor.warmUp?.({ cli: warm.cli ?? packageCli(), cwd, env: warm.env, maxParallel: Math.min(trials.length, warm.maxParallel ?? availableParallelism()), stray: warm.stray });
   try {
     return await planTrials();
   } catch (e) {
@@ -240,7 +241,15 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
   const io: SweepIo = { out: (s) => opts.stdout.write(s + '\n'), warn: (m) => opts.stderr.write(`[rass] warning: ${m}\n`) };
   const cli = opts.cli ?? packageCli();
   const maxParallel = Math.max(1, opts.maxParallel ?? availableParallelism());
-  const { parent, trackers } = await openParentRun(plan, opts.env, io.warn);
+  let opened: Awaited<ReturnType<typeof openParentRun>>;
+  try {
+    opened = await openParentRun(plan, opts.env, io.warn);
+  } catch (e) {
+    // workers started while planning would keep this process alive waiting for trials
+    await plan.executor.dispose?.();
+    throw e;
+  }
+  const { parent, trackers } = opened;
   const todo = plan.records.filter((r) => needsRun(r, !!opts.retryFailed));
   const skipped = plan.records.filter((r) => r.state === 'FINISHED').length;
   io.out(`sweep ${plan.name}: ${plan.records.length} trials (${skipped} finished earlier, ${todo.length} to run, ${maxParallel} in parallel); parent run ${plan.parentRunId}`);
@@ -298,6 +307,7 @@ function watchStop(plan: SweepPlan, signal: AbortSignal | undefined, out: (s: st
     plan.executor.stop(reason);
   };
   signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort(); // a Ctrl-C while the parent run opened: no 'abort' event comes again
   return {
     get reason() {
       return reason;

@@ -60,11 +60,16 @@ export const layersRule = {
         context.report({ node, message: `framework/${fromUnit} (layer ${from}) may not import framework/${toUnit} (layer ${to}): imports go to lower layers only (docs/architecture.md)` });
       }
     };
+    const literal = (n) => (n?.type === 'Literal' ? n.value : n?.type === 'TemplateLiteral' && n.expressions.length === 0 ? n.quasis[0].value.cooked : undefined);
     return {
       ImportDeclaration: (n) => check(n, n.source.value),
+      // `type X = import('../x.js').Y`, `import x = require('../x.js')`, `require('../x.js')`
+      TSImportType: (n) => check(n, literal(n.argument?.literal ?? n.argument)),
+      TSExternalModuleReference: (n) => check(n, literal(n.expression)),
+      'CallExpression[callee.name="require"]': (n) => check(n, literal(n.arguments[0])),
       ExportNamedDeclaration: (n) => n.source && check(n, n.source.value),
       ExportAllDeclaration: (n) => check(n, n.source.value),
-      ImportExpression: (n) => n.source.type === 'Literal' && check(n, n.source.value),
+      ImportExpression: (n) => check(n, literal(n.source)),
     };
   },
 };

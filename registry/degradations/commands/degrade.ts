@@ -197,7 +197,7 @@ export async function degradeTree(o: DegradeOptions): Promise<DegradeSummary> {
       try {
         const params = await degradeFile(d, join(input, rel), dst, o.seed, index, ext);
         summary.degraded.push(rel);
-        if (o.record) appendFileSync(o.record, JSON.stringify({ file: rel, output: outRel, seed: o.seed, sampleIndex: index, params }) + '\n');
+        if (o.record) appendFileSync(o.record, JSON.stringify({ file: rel, output: outRel, seed: o.seed, sampleIndex: index, backend: tf.getBackend(), params }) + '\n');
       } catch (e) {
         const reason = (e as Error).message;
         if (o.onError === 'stop') throw e instanceof UserError ? e : new UserError(`${join(input, rel)}: ${reason}`, { cause: e });
@@ -233,7 +233,7 @@ export const degradeCommand: CommandSpec = {
       .option('--labels-glob <glob...>', `extra patterns (relative paths) of files to copy unchanged; always copied: files under ${LABEL_DIRS.join(', ')} and non-images`)
       .option('--format <fmt>', 'png (lossless, default) | same (input format; jpg written at q95 4:4:4)', 'png')
       .option('--record <file>', 'append the sampled parameters of every degraded file to this JSONL file')
-      .option('--backend <name>', 'tfjs backend: auto (native, then wasm, then cpu), tensorflow, wasm or cpu; as `rass run`', 'auto')
+      .option('--backend <name>', 'tfjs backend: wasm (default: the same bytes on every machine, so a resumed job matches what it wrote before), auto (native, then wasm, then cpu), tensorflow or cpu', 'wasm')
       .action(async (opts: { pipeline: string; input: string; output: string; seed: string; onError: string; labelsGlob?: string[]; format: string; record?: string; backend: string }) => {
         const seed = Number(opts.seed);
         if (!Number.isInteger(seed)) throw new UserError(`--seed must be an integer, got "${opts.seed}"`);

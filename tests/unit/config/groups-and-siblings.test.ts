@@ -55,7 +55,7 @@ test('a missing option or an unused group is an error naming the --set and the o
   const dir = tree(GROUPS);
   assert.match(await configError(loadConfig(join(dir, 'exp/base.yaml'), { sets: ['model=larg'] })), /--set #1 groups: group "models" has no option "larg" \(did you mean "large"\?\); options: large, small/);
   const fileSel = tree({ ...GROUPS, 'exp/child.yaml': 'extends: base.yaml\ngroups: { schedule: fast }\n' });
-  assert.match(await configError(loadConfig(join(fileSel, 'exp/child.yaml'))), /child\.yaml:2:\d+ groups: selects "fast" but no base .* belongs to that group; groups it uses: datasets, models/);
+  assert.match(await configError(loadConfig(join(fileSel, 'exp/child.yaml'))), /child\.yaml:2:\d+ groups: selects "fast" but no base .* belongs to that group \(extends or !include\); groups it uses: datasets, models/);
 });
 
 test('a file selects a group option for its bases with groups:, and the command line wins over it', async () => {
@@ -135,4 +135,40 @@ test('--set of a key no file defines: accepted where a schema declares it, else 
   const typo = await err(['experiment.optimizer.lrr=1']);
   assert.match(typo, /unknown key "lrr" \(did you mean "lr"\?\)/);
   assert.doesNotMatch(typo, /no config file defines/);
+});
+
+test('a group option built on another option of its group is not a slot; an !include of a group file is', async () => {
+  const dir = tree({
+    '_base_/degradations/full.yaml': 'type: pipe\nstages:\n  - { id: usm }\n  - { id: blur }\n',
+    '_base_/degradations/lite.yaml': 'extends: full.yaml\nstages: !patch\n  - { id: usm, $delete: true }\n',
+    '_base_/degradations/none.yaml': 'type: pipe\nstages: []\n',
+    'exp/run.yaml': 'experiment:\n  degradation: !include ../_base_/degradations/lite.yaml\n',
+  });
+  const plain = await loadConfig(join(dir, 'exp/run.yaml'));
+  assert.deepEqual((plain.value.experiment as { degradation: unknown }).degradation, { type: 'pipe', stages: [{ id: 'blur' }] });
+  assert.deepEqual([...plain.groups], ['degradations'], 'the include is the slot; lite -> full inside the group is not');
+  const none = await loadConfig(join(dir, 'exp/run.yaml'), { sets: ['degradation=none'] });
+  assert.deepEqual((none.value.experiment as { degradation: unknown }).degradation, { type: 'pipe', stages: [] });
+  // selecting the option that extends another one of its group does not swap that base (no cycle)
+  const lite = await loadConfig(join(dir, 'exp/run.yaml'), { sets: ['degradation=lite'] });
+  assert.deepEqual((lite.value.experiment as { degradation: unknown }).degradation, { type: 'pipe', stages: [{ id: 'blur' }] });
+});
+
+test('set edge cases: a map the schema opens takes new keys; deleting a list element keeps the others\' origins; ~ below a missing key creates nothing', async () => {
+  const { PluginRegistry } = await import('../../../framework/plugins/registry.js');
+  const { validateRunConfig } = await import('../../../framework/runner/run-config.js');
+  const { testPackage } = await import('./_plugins.js');
+  const reg = new PluginRegistry();
+  reg.loadPackage(testPackage);
+  const leaf = join(process.cwd(), 'tests/fixtures/config/chain/leaf.yaml');
+  const tagged = await loadConfig(leaf, { sets: ['tags.owner=me'] });
+  validateRunConfig(tagged, reg); // the run schema's tags map has additionalProperties
+  assert.deepEqual(tagged.value.tags, { owner: 'me' });
+  const before = await loadConfig(leaf);
+  const originOfJpeg = formatOrigin(before.origin(['experiment', 'stages', 2, 'prob']));
+  const cut = await loadConfig(leaf, { sets: ['experiment.stages[1]=~'] });
+  assert.deepEqual((cut.value.experiment as { stages: { id: string }[] }).stages.map((s) => s.id), ['blur', 'jpeg']);
+  assert.equal(formatOrigin(cut.origin(['experiment', 'stages', 1, 'prob'])), originOfJpeg, 'jpeg keeps its origin at its new index');
+  const nothing = await loadConfig(leaf, { sets: ['vars.a.b=~'] });
+  assert.equal(nothing.value.vars, undefined);
 });

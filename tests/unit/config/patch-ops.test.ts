@@ -67,3 +67,15 @@ test('patch mistakes are errors that name the file, line and id', async () => {
   assert.match(await patchError('  - { id: x, $after: c, $before: a }\n'), /one of `\$before` and `\$after`/);
   assert.match(await patchError('  - { id: a, $delete: true, p: 2 }\n'), /takes no other keys/);
 });
+
+test('a !patch of a list no base defines is an error, not a literal list of patch ops', async () => {
+  const dir = files({ 'base.yaml': BASE, 'child.yaml': 'extends: base.yaml\nstagez: !patch\n  - { id: a, $delete: true }\n' });
+  try {
+    await loadConfig(join(dir, 'child.yaml'));
+    assert.fail('expected a ConfigError');
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    assert.match(e.message, /stagez: !patch needs an inherited list to patch, found nothing/);
+  }
+  assert.match(await patchError('  - { id: a, $delete: false }\n'), /`\$delete` takes the value true/);
+});

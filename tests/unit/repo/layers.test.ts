@@ -28,6 +28,9 @@ test('lint: an import against the layer order fails', async () => {
   // re-exports and dynamic imports count
   assert.equal((await layerMessages('framework/plugins/new-file.ts', "export * from '../sweep/run-sweep.js';\n")).length, 1);
   assert.equal((await layerMessages('framework/tracking/new-file.ts', "export const m = () => import('../cli/main.js');\n")).length, 1);
+  assert.equal((await layerMessages('framework/tracking/new-file.ts', "export const m = () => import(`../cli/main.js`);\n")).length, 1, 'a template-literal import');
+  assert.equal((await layerMessages('framework/engine/new-file.ts', "export type R = import('../runner/runner.js').RunOutcome;\n")).length, 1, 'an import type');
+  assert.equal((await layerMessages('framework/engine/new-file.ts', "declare const require: (s: string) => unknown;\nexport const r = require('../sweep/spec.js');\n")).length, 1, 'a require call');
 });
 
 test('lint: plugins reach framework/ only through its public API', async () => {
