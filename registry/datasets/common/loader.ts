@@ -24,7 +24,7 @@ class WorkerPool {
     const here = new URL(import.meta.url);
     const ext = here.pathname.endsWith('.ts') ? '.ts' : '.js';
     for (let i = 0; i < n; i++) {
-      const entry = new URL(`../loader-worker${ext}`, import.meta.url);
+      const entry = new URL(`./loader-worker${ext}`, import.meta.url);
       // TypeScript sources (tests under tsx): register tsx's loader inside the worker first
       const w =
         ext === '.ts'
