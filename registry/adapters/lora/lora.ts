@@ -225,7 +225,8 @@ export class LoraLayer implements LayerDelta {
     });
   }
 
-  private checkBias(): void {
+  /** @internal merge would refuse (checked for every layer before any is merged) */
+  checkBias(): void {
     // as peft: a LoRA bias can only be folded into a base layer that has a bias
     if (this.bias && !this.baseBias) throw new UserError(`LoRA "${this.adapter}" on ${this.base.path}: cannot merge with lora_bias because the base layer has no bias`);
   }
@@ -291,10 +292,19 @@ export class LoraModel {
     if (this.adapters.has(name)) throw new UserError(`${where}: adapter "${name}" already exists`);
     if (!(Number.isInteger(config.r) && config.r > 0)) throw new UserError(`${where}.r: rank must be a positive integer (got ${config.r})`);
     const names = selectTargets([...this.target.modules.keys()], config, where);
-    const saved = new Map<string, SavedParam>();
-    for (const { param, layout } of config.modulesToSave?.length ? savedParams(this.target, config.modulesToSave, where) : []) {
+    // everything that can be refused is checked before anything is created, so a refused adapter
+    // leaves no half-built layers or copies behind
+    const ranks = new Map(names.map((n) => [n, {
+      r: patternValue(config.rankPattern, n, `${where}.rank_pattern`) ?? config.r,
+      alpha: patternValue(config.alphaPattern, n, `${where}.alpha_pattern`) ?? config.alpha,
+    }]));
+    const toSave = config.modulesToSave?.length ? savedParams(this.target, config.modulesToSave, where) : [];
+    for (const { param } of toSave) {
       const other = [...this.adapters].find(([, a]) => a.saved.has(param));
       if (other) throw new UserError(`${where}.modules_to_save: ${param} is already saved by adapter "${other[0]}"`);
+    }
+    const saved = new Map<string, SavedParam>();
+    for (const { param, layout } of toSave) {
       const variable = (this.target.params.get(param) as { variable: tf.Variable }).variable;
       saved.set(param, { variable, layout, original: tf.clone(variable), stash: null });
     }
@@ -302,8 +312,7 @@ export class LoraModel {
     const rng = Rng.derive(this.seed, 'lora', name);
     for (const n of names) {
       const base = this.target.modules.get(n) as TargetableLayer;
-      const r = patternValue(config.rankPattern, n, `${where}.rank_pattern`) ?? config.r;
-      const alpha = patternValue(config.alphaPattern, n, `${where}.alpha_pattern`) ?? config.alpha;
+      const { r, alpha } = ranks.get(n) as { r: number; alpha: number };
       const scale = config.useRslora ? alpha / Math.sqrt(r) : alpha / r;
       const layer = new LoraLayer(
         name,
@@ -350,7 +359,9 @@ export class LoraModel {
 
   /** Fold enabled adapters (or the named ones) into the base weights. */
   merge(names?: readonly string[]): void {
-    for (const n of names ?? [...this.adapters.keys()]) for (const l of this.get(n).layers.values()) if (l.enabled) l.merge();
+    const layers = (names ?? [...this.adapters.keys()]).flatMap((n) => [...this.get(n).layers.values()].filter((l) => l.enabled));
+    for (const l of layers) l.checkBias(); // all or nothing: no half-merged model
+    for (const l of layers) l.merge();
   }
 
   unmerge(): void {
@@ -360,6 +371,7 @@ export class LoraModel {
   /** Merge adapter `name` into the base weights and remove it (the merged weights and its saved modules stay). */
   mergeAndUnloadOne(name: string): void {
     const a = this.get(name);
+    for (const l of a.layers.values()) if (!l.merged) l.checkBias(); // before anything is merged or disposed
     if (a.saved.size) this.setEnabled(name, true);
     for (const l of a.layers.values()) {
       l.merge();

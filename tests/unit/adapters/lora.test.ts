@@ -98,3 +98,30 @@ describe('LoRA behaviour on a random tiny UNet', () => {
     unet.dispose();
   });
 });
+
+describe('LoRA refusals leave the model as it was', () => {
+  before(async () => {
+    await useBackend('cpu');
+  });
+  it('an invalid rank_pattern creates no layers and no tensors; a merge lora_bias refuses merges nothing', () => {
+    const unet = new UNet2DConditionModel(CFG, 1);
+    const lora = new LoraModel(unet.store, 3);
+    const deltas = () => [...unet.store.modules.values()].reduce((n, m) => n + m.deltas.length, 0);
+    const tensors = tf.memory().numTensors;
+    // the bad pattern key sorts after a good one, so a check made per module would fail halfway
+    assert.throws(() => lora.add('bad', { r: 2, alpha: 2, targetModules: ['to_q', 'to_v'], rankPattern: { to_q: 4, 'to_v(': 8 } }), /rank_pattern: invalid pattern "to_v\("/);
+    assert.equal(deltas(), 0, 'no LoRA layer was attached');
+    assert.equal(tf.memory().numTensors, tensors, 'no tensor was created');
+    // to_out.0 has a bias, to_q has none: merging with lora_bias is refused before any layer merges
+    lora.add('b', { r: 2, alpha: 2, targetModules: ['to_out.0', 'to_q'], initB: 'gaussian', initBStd: 0.1, loraBias: true });
+    const w = (p: string) => unet.store.params.get(p)?.variable.dataSync().slice() as Float32Array;
+    const outName = [...unet.store.params.keys()].find((k) => k.endsWith('to_out.0.weight')) as string;
+    const before = w(outName);
+    assert.throws(() => lora.merge(), /cannot merge with lora_bias because the base layer has no bias/);
+    assert.deepEqual(w(outName), before, 'the layer with a bias was not merged either');
+    assert.throws(() => lora.mergeAndUnloadOne('b'), /cannot merge with lora_bias/);
+    assert.deepEqual(w(outName), before);
+    assert.ok(deltas() > 0, 'the adapter is still attached');
+    lora.dispose();
+  });
+});
