@@ -112,10 +112,13 @@ describe('LoRA refusals leave the model as it was', () => {
     assert.throws(() => lora.add('bad', { r: 2, alpha: 2, targetModules: ['to_q', 'to_v'], rankPattern: { to_q: 4, 'to_v(': 8 } }), /rank_pattern: invalid pattern "to_v\("/);
     assert.equal(deltas(), 0, 'no LoRA layer was attached');
     assert.equal(tf.memory().numTensors, tensors, 'no tensor was created');
-    // to_out.0 has a bias, to_q has none: merging with lora_bias is refused before any layer merges
-    lora.add('b', { r: 2, alpha: 2, targetModules: ['to_out.0', 'to_q'], initB: 'gaussian', initBStd: 0.1, loraBias: true });
+    // to_out.0 has a bias, to_q has none: merging with lora_bias is refused before any layer
+    // merges (the layer with a bias comes first in module order, so a per-layer check would
+    // have merged it already)
+    const withBias = 'down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_out.0';
+    lora.add('b', { r: 2, alpha: 2, targetModules: [withBias, 'up_blocks.1.attentions.1.transformer_blocks.0.attn2.to_q'], initB: 'gaussian', initBStd: 0.1, loraBias: true });
     const w = (p: string) => unet.store.params.get(p)?.variable.dataSync().slice() as Float32Array;
-    const outName = [...unet.store.params.keys()].find((k) => k.endsWith('to_out.0.weight')) as string;
+    const outName = `${withBias}.weight`;
     const before = w(outName);
     assert.throws(() => lora.merge(), /cannot merge with lora_bias because the base layer has no bias/);
     assert.deepEqual(w(outName), before, 'the layer with a bias was not merged either');
