@@ -108,3 +108,16 @@ export class MetricWindow {
     return out;
   }
 }
+
+/** The loop options SCR and RASS share: its length, and how often it logs, evaluates and checkpoints. */
+export const loopProperties = {
+  steps: { type: 'integer', minimum: 1, default: 500 },
+  log_every: { type: 'integer', minimum: 1, default: 10 },
+  eval_every: { type: 'integer', minimum: 1, default: 250 },
+  checkpoint_every: { type: 'integer', minimum: 1, default: 250 },
+} as const;
+
+/** The checkpoint folder of a training step (`step-000120`): zero-padded so folders sort by step. */
+export function stepCheckpointName(step: number, prefix = 'step'): string {
+  return `${prefix}-${String(step).padStart(6, '0')}`;
+}

@@ -26,6 +26,7 @@ import { ddimSample, decodeLatents } from './ddim.js';
 import { alphasCumprod } from './noise-schedule.js';
 import { encodePng } from '../../framework/api.js';
 import { tileGrid } from '../common/images.js';
+import { stepCheckpointName } from '../common/train.js';
 
 export interface PhaseOptions {
   steps: number;
@@ -142,7 +143,7 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
     });
   }
   const save = (s: Progress, opt?: Optimizer) =>
-    rc.saveCheckpoint(`${s.phase}-${String(s.step).padStart(6, '0')}`, (dir) => {
+    rc.saveCheckpoint(stepCheckpointName(s.step, s.phase), (dir) => {
       saveCheckpoint(join(dir, 'ckpt'), { weights: allVars, ...(opt ? { optimizer: opt.getState() } : {}), extra: s });
     });
   const vo = o.vae_phase;

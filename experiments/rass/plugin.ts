@@ -1,6 +1,6 @@
 import { definePlugin, componentSchema, UserError, type ComponentNode, type Experiment, type PluginContext } from '../../framework/api.js';
 import type { Adapter, Degradation, Metric, OneStepRestorer, SegDataset, SegHead, SegLoss, Tagger } from '../../framework/api.js';
-import { optimizerSchema, scheduleSchema, trainDataProperties, valDataProperties } from '../common/train.js';
+import { loopProperties, optimizerSchema, scheduleSchema, trainDataProperties, valDataProperties } from '../common/train.js';
 import { SCR_LORA_TARGETS } from '../scr/plugin.js';
 import { runRass, type RassComponents, type RassOptions } from './train.js';
 import { checkTaggerCovers } from '../common/attention.js';
@@ -61,14 +61,11 @@ trained backbone parameters) for experiment/evaluate and restore-then-segment.`,
       },
       tagger: { ...componentSchema('tagger'), default: { type: 'tagger/label-map' }, description: 'prompt tags (training and validation)' },
       val_tagger: componentSchema('tagger', 'prompt tags at validation (default: tagger); e.g. tagger/tags-file with RAM tags'),
-      steps: { type: 'integer', minimum: 1, default: 500 },
+      ...loopProperties,
       optimizer: { ...optimizerSchema, default: { lr: 1e-4, weight_decay: 0.05 } },
       backbone_lr_mult: { type: 'number', minimum: 0, default: 0.1 },
       schedule: { ...scheduleSchema, default: { type: 'poly', power: 0.9 } },
       clip_grad_norm: { type: 'number', exclusiveMinimum: 0, default: 0.01, description: 'clip all gradients to this global norm (RASS: 0.01)' },
-      log_every: { type: 'integer', minimum: 1, default: 10 },
-      eval_every: { type: 'integer', minimum: 1, default: 250 },
-      checkpoint_every: { type: 'integer', minimum: 1, default: 250 },
       metrics: {
         type: 'array',
         items: componentSchema('metric'),

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { tf, clipByGlobalNorm, loadCheckpoint, restoreWeights, saveCheckpoint, writeSafetensors, Rng, UserError, type ComponentNode, type RunContext } from '../../framework/api.js';
 import type { Adapter, Degradation, Metric, OneStepRestorer, SegDataset, SegHead, SegLoss, SegSample, Tagger } from '../../framework/api.js';
 import { BatchSource, toUint8Images, type ImageBatch } from '../common/data.js';
-import { makeOptimizer, MetricWindow, type OptimizerConfig, type ScheduleConfig } from '../common/train.js';
+import { makeOptimizer, MetricWindow, stepCheckpointName, type OptimizerConfig, type ScheduleConfig } from '../common/train.js';
 import { PromptCache } from '../common/prompts.js';
 import { gridPng, labelPicture, type Picture } from '../common/images.js';
 import { FeatureProjector, tapGeometry } from './features.js';
@@ -87,7 +87,7 @@ export async function runRass(o: RassOptions, c: RassComponents, rc: RunContext)
       });
     }
     const vars = model.vars;
-    const save = (at: number) => rc.saveCheckpoint(`step-${String(at).padStart(6, '0')}`, (dir) => saveCheckpoint(dir, { weights: vars, optimizer: (optimizer as ReturnType<typeof makeOptimizer>).getState(), schedule: { step: at }, data: { step: at } }));
+    const save = (at: number) => rc.saveCheckpoint(stepCheckpointName(at), (dir) => saveCheckpoint(dir, { weights: vars, optimizer: (optimizer as ReturnType<typeof makeOptimizer>).getState(), schedule: { step: at }, data: { step: at } }));
     const bar = rc.progress('rass', o.steps);
     if (step > 0) bar.update(step);
     const window = new MetricWindow();

@@ -1,6 +1,6 @@
 import { definePlugin, componentSchema, UserError, type ComponentNode, type Experiment, type PluginContext } from '../../framework/api.js';
 import type { Adapter, AttentionLoss, ImageLoss, Metric, OneStepRestorer, SegDataset, Tagger, Degradation } from '../../framework/api.js';
-import { optimizerSchema, scheduleSchema, trainDataProperties, valDataProperties } from '../common/train.js';
+import { loopProperties, optimizerSchema, scheduleSchema, trainDataProperties, valDataProperties } from '../common/train.js';
 import { runScr, type ScrComponents, type ScrOptions } from './train.js';
 import { checkTaggerCovers } from '../common/attention.js';
 
@@ -51,13 +51,10 @@ run resumes to the same final metrics.`,
         minItems: 1,
         description: 'attention layers (full-match regexes) measured for the agreement metric; default: the SCL loss\'s layers',
       },
-      steps: { type: 'integer', minimum: 1, default: 500 },
+      ...loopProperties,
       optimizer: optimizerSchema,
       schedule: scheduleSchema,
       clip_grad_norm: { type: 'number', exclusiveMinimum: 0, default: 1, description: 'clip the adapter gradients to this global norm' },
-      log_every: { type: 'integer', minimum: 1, default: 10 },
-      eval_every: { type: 'integer', minimum: 1, default: 250 },
-      checkpoint_every: { type: 'integer', minimum: 1, default: 250 },
       metrics: {
         type: 'array',
         items: componentSchema('metric'),

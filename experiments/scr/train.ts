@@ -5,7 +5,7 @@ import { tf, clipByGlobalNorm, loadCheckpoint, restoreWeights, saveCheckpoint, t
 import type { Adapter, AttentionLoss, AttentionSample, Degradation, ImageLoss, Metric, OneStepRestorer, SegDataset, Tagger } from '../../framework/api.js';
 import { BatchSource, toUint8Images, type ImageBatch } from '../common/data.js';
 import { attentionAgreement, mapGrid, promptsAndTargets } from '../common/attention.js';
-import { makeOptimizer, MetricWindow, type OptimizerConfig, type ScheduleConfig } from '../common/train.js';
+import { makeOptimizer, MetricWindow, stepCheckpointName, type OptimizerConfig, type ScheduleConfig } from '../common/train.js';
 import { gridPng, maskPicture, overlay, type Picture } from '../common/images.js';
 import { PromptCache } from '../common/prompts.js';
 
@@ -76,7 +76,7 @@ export async function runScr(o: ScrOptions, c: ScrComponents, rc: RunContext): P
       baseline = prefixed(ev.scalars, 'zero_lora/');
       rc.logMetrics(0, { ...prefixed(ev.scalars, 'val/') });
     }
-    const save = (at: number) => rc.saveCheckpoint(`step-${String(at).padStart(6, '0')}`, (dir) => saveCheckpoint(dir, { weights: vars, optimizer: optimizer.getState(), schedule: { step: at }, data: { step: at }, extra: { baseline } }));
+    const save = (at: number) => rc.saveCheckpoint(stepCheckpointName(at), (dir) => saveCheckpoint(dir, { weights: vars, optimizer: optimizer.getState(), schedule: { step: at }, data: { step: at }, extra: { baseline } }));
 
     const bar = rc.progress('scr', o.steps);
     if (step > 0) bar.update(step);

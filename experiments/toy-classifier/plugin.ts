@@ -5,6 +5,7 @@ import { definePlugin, readSafetensors, toFloat32, writeSafetensors, type Experi
 import { batchIndices, makeBlobs, type BlobData } from './data.js';
 import type { ClassifierLoss } from './loss.js';
 import { MlpTrainer, gatherBatch } from './trainer.js';
+import { stepCheckpointName } from '../common/train.js';
 
 /**
  * The quickstart experiment: a small but real training run (2-layer MLP, Adam, seeded
@@ -68,7 +69,7 @@ async function train(o: Options, loss: ClassifierLoss, rc: RunContext): Promise<
     } else {
       rc.logParams({ data: { train_size: o.train_size, test_size: o.test_size, dims: o.dims, classes: o.classes }, model: { parameters: (o.dims + 1) * o.hidden + (o.hidden + 1) * o.classes } });
     }
-    const save = (step: number) => rc.saveCheckpoint(`step-${String(step).padStart(6, '0')}`, (dir) => {
+    const save = (step: number) => rc.saveCheckpoint(stepCheckpointName(step), (dir) => {
       writeSafetensors(join(dir, 'model.safetensors'), Object.fromEntries(Object.entries(trainer.state()).map(([k, v]) => [k, { dtype: 'F32' as const, ...v }])), { step: String(step) });
     });
     const bar = rc.progress('train', o.steps);
