@@ -45,6 +45,12 @@ export function optionFile(base: string, sel: GroupSelection, group: string): { 
   return { error: `group "${group}" has no option "${sel.option}"${didYouMean(sel.option, options)}; options: ${options.join(', ')} (files in ${dir})` };
 }
 
+/** The selection a `--set` makes, when its bare name is one of the groups the chain uses. */
+export function selectedGroup(set: string, groups: Iterable<string>): { name: string; option: string } | undefined {
+  const sel = parseSelection(set);
+  return sel && [...groups].some((g) => groupKey(g) === groupKey(sel.name)) ? sel : undefined;
+}
+
 /** `name=value` with a bare name (no dots or indices) could be a group selection. */
 export function parseSelection(set: string): { name: string; option: string } | undefined {
   // (a sweep axis writes its values as JSON: model="sd21-base")

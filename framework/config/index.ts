@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { PluginRegistry } from '../plugins/registry.js';
 import { loadWithExtends } from './load.js';
-import { groupKey, parseSelection, type GroupSelection } from './groups.js';
+import { groupKey, selectedGroup, type GroupSelection } from './groups.js';
 import { applySets, type CreatedKey } from './overrides.js';
 import { interpolate } from './interpolate.js';
 import { validateTree } from './validate.js';
@@ -52,9 +52,8 @@ function resolveFile(abs: string, sets: string[], env: Record<string, string | u
   const selections = new Map<string, GroupSelection>();
   const plain: { set: string; n: number }[] = [];
   sets.forEach((set, i) => {
-    const sel = parseSelection(set);
-    const group = sel && [...loaded.groups].find((g) => groupKey(g) === groupKey(sel.name));
-    if (sel && group) selections.set(groupKey(sel.name), { option: sel.option, origin: { set: i + 1 }, used: false });
+    const sel = selectedGroup(set, loaded.groups);
+    if (sel) selections.set(groupKey(sel.name), { option: sel.option, origin: { set: i + 1 }, used: false });
     else plain.push({ set, n: i + 1 });
   });
   if (selections.size) loaded = loadWithExtends(abs, selections);
@@ -69,11 +68,7 @@ function resolveFile(abs: string, sets: string[], env: Record<string, string | u
  * A set that selects a group option reloads the files, since it changes which files merge.
  */
 export function applyOverrides(cfg: ResolvedConfig, sets: readonly string[]): ResolvedConfig {
-  const selects = sets.some((set) => {
-    const sel = parseSelection(set);
-    return sel !== undefined && [...cfg.groups].some((g) => groupKey(g) === groupKey(sel.name));
-  });
-  if (selects) return resolveFile(cfg.file, [...cfg.overrides, ...sets], cfg.env);
+  if (sets.some((set) => selectedGroup(set, cfg.groups))) return resolveFile(cfg.file, [...cfg.overrides, ...sets], cfg.env);
   const raw = structuredClone(cfg.raw);
   const origins = cfg.origins.clone();
   const created = [...cfg.created];

@@ -28,6 +28,11 @@ export class Interruptions {
   /** rejects with the first stray error (never an unhandled rejection itself) */
   readonly stray: Promise<never>;
 
+  /** stray errors are caught (and fail the run) rather than left to Node */
+  get handlesUncaught(): boolean {
+    return this.o.handleUncaught;
+  }
+
   private graceTimer: NodeJS.Timeout | undefined;
   private resolveKilled: () => void = () => {};
   private rejectStray: (e: unknown) => void = () => {};

@@ -115,6 +115,10 @@ interface ResolvedRun {
   cfg: ResolvedConfig;
   value: RunConfigValue;
   file: string;
+  /** the resolved config as saved with the run (config.yaml and its artifact) */
+  configYaml: string;
+  /** what was computed, independent of where it is stored or tracked */
+  configHash: string;
   /** the run directory being resumed, if any */
   resumeDir?: string;
 }
@@ -140,7 +144,8 @@ async function resolveRunConfig(opts: RunnerOptions, sets: string[]): Promise<Re
   const cfg = await loadConfig(file, { sets, env: opts.env, cwd: opts.cwd });
   await loadConfigPlugins(cfg, opts.registry);
   validateRunConfig(cfg, opts.registry);
-  return { cfg, value: cfg.value as RunConfigValue, file, ...(resumeDir ? { resumeDir } : {}) };
+  const value = cfg.value as RunConfigValue;
+  return { cfg, value, file, configYaml: configYamlOf(cfg), configHash: configHashOf(value), ...(resumeDir ? { resumeDir } : {}) };
 }
 
 interface BuiltExperiment {
@@ -193,8 +198,8 @@ function openRunDir(opts: RunnerOptions, r: ResolvedRun, b: BuiltExperiment, set
     const where = formatOrigin(r.cfg.origin(['runs_dir']));
     ensureWritableDir(runsRoot, `runs_dir${r.value.runs_dir !== undefined && where ? ` (${where})` : ''}`);
     const dir = join(runsRoot, b.experimentName, runId);
-    run = LocalRun.create(dir, runId, { configYaml: configYamlOf(r.cfg), overrides: sets }, { warn });
-    run.append({ type: 'run', runId, experiment: b.experimentName, name: b.runName, configHash: configHashOf(r.value), ...(opts.parentRunId ? { parentRunId: opts.parentRunId } : {}) });
+    run = LocalRun.create(dir, runId, { configYaml: r.configYaml, overrides: sets }, { warn });
+    run.append({ type: 'run', runId, experiment: b.experimentName, name: b.runName, configHash: r.configHash, ...(opts.parentRunId ? { parentRunId: opts.parentRunId } : {}) });
     run.setStatus('RUNNING');
   }
   b.services.run = run;
@@ -248,11 +253,11 @@ function recordAttempt(opts: RunnerOptions, run: LocalRun, r: ResolvedRun, b: Bu
     return;
   }
   run.logParams(paramsOf(r.value));
-  run.logArtifact('config.yaml', configYamlOf(r.cfg));
+  run.logArtifact('config.yaml', r.configYaml);
   run.setTags({
     ...(r.value.tags ?? {}),
     ...(opts.tags ?? {}),
-    'rass.config_hash': configHashOf(r.value),
+    'rass.config_hash': r.configHash,
     ...b.backendTags,
     'rass.version': rassVersion(),
     'rass.host': hostname(),
@@ -322,11 +327,10 @@ interface RunEnd {
  */
 async function execute(experiment: Experiment, ctx: RunContext, run: LocalRun, irq: Interruptions, guard: MetricGuard, opts: RunnerOptions): Promise<RunEnd> {
   const end: RunEnd = { status: 'FINISHED', exitCode: 0, metrics: {} };
-  const handleUncaught = opts.handleUncaught ?? opts.handleSignals ?? false;
   try {
     const running = experiment.run(ctx);
     // after a stray error wins the race, the experiment's own later rejection is expected
-    if (handleUncaught) Promise.resolve(running).catch(() => {});
+    if (irq.handlesUncaught) Promise.resolve(running).catch(() => {});
     const result = await Promise.race([running, irq.killed.then(() => 'killed' as const), irq.stray]);
     if (irq.strayError !== undefined) throw irq.strayError;
     if (irq.killedBy) throw new Error(`run killed by ${irq.killedBy}`);
