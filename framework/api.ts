@@ -43,7 +43,7 @@ export { PluginRegistry } from './plugins/registry.js';
 // what a plugin package's own command needs to behave like \`rass run\` (rass degrade uses them)
 export { initBackend, parseBackendName } from './engine/backend.js';
 export { loadConfigPlugins } from './runner/run-config.js';
-export { Optimizer, clipByGlobalNorm } from './engine/optim.js';
+export { Optimizer, clipByGlobalNorm, clipByGlobalNormTensor } from './engine/optim.js';
 export { compileStep, CompiledStep, nativeCompileSupport, pickScalars, scalarInputs } from './engine/compile.js';
 export type { CompileMode, CompileStepOptions, CompileStatus } from './engine/compile.js';
 export type { OptimizerOptions, OptimizerState, ParamGroup } from './engine/optim.js';

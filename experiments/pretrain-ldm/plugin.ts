@@ -72,6 +72,11 @@ vae_reconstructions.png and provenance.json; point a backbone's \`path\` at it t
           guidance_scale: { type: 'number', minimum: 0, default: 1, description: 'classifier-free guidance (1: none)' },
         },
       },
+      compile: {
+        enum: ['auto', 'off'],
+        default: 'auto',
+        description: 'auto: each training step runs as one compiled TensorFlow function on the native backend (eager elsewhere, the reason logged once and tagged); off: always eager',
+      },
       eval_timesteps: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 999 }, minItems: 1, default: [50, 200, 400, 600, 800] },
     },
   } as const,

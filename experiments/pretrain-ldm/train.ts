@@ -6,12 +6,12 @@ import {
   Optimizer,
   Rng,
   UserError,
-  clipByGlobalNorm,
   loadCheckpoint,
   restoreWeights,
   saveCheckpoint,
   tf,
   type Backbone,
+  type CompileMode,
   type ConditionalUNet,
   type LatentAutoencoder,
   type LoadedCheckpoint,
@@ -27,6 +27,7 @@ import { alphasCumprod } from './noise-schedule.js';
 import { encodePng } from '../../framework/api.js';
 import { tileGrid } from '../common/images.js';
 import { stepCheckpointName } from '../common/train.js';
+import { TrainStep } from '../common/train-step.js';
 
 export interface PhaseOptions {
   steps: number;
@@ -45,6 +46,7 @@ export interface PretrainOptions {
   checkpoint_every: number;
   sample: { prompts: string[]; per_prompt: number; steps: number; guidance_scale: number };
   eval_timesteps: number[];
+  compile: CompileMode;
 }
 
 export interface Parts {
@@ -78,26 +80,6 @@ function optimizerFor(vars: Named, o: PhaseOptions): Optimizer {
     weight_decay: o.weight_decay,
     schedule: { type: 'cosine', max_steps: o.steps, min_lr: o.lr * o.min_lr_ratio, warmup: { iters: o.warmup, ratio: 0.01 } },
   });
-}
-
-/**
- * One AdamW step on `loss()` over `vars` (parameter name -> variable): gradients, global-norm
- * clipping, update. `terms` are scalars the loss function keeps (tf.keep) for logging.
- */
-function trainStep(vars: Named, opt: Optimizer, maxNorm: number, loss: (keep: (name: string, t: tf.Tensor) => void) => tf.Scalar): { loss: number; gradNorm: number; terms: Record<string, number> } {
-  const byVarName = new Map(Object.entries(vars).map(([k, v]) => [v.name, k]));
-  const kept = new Map<string, tf.Tensor>();
-  const { value, grads } = tf.variableGrads(() => loss((name, t) => kept.set(name, tf.keep(t))), Object.values(vars));
-  const named: Record<string, tf.Tensor> = {};
-  for (const [vn, g] of Object.entries(grads)) named[byVarName.get(vn) as string] = g;
-  const clipped = clipByGlobalNorm(named, maxNorm);
-  // tidy: the optimiser creates its slots from temporary zeros on the first step (and does not dispose them)
-  tf.tidy(() => opt.apply(clipped.grads));
-  const terms: Record<string, number> = {};
-  for (const [k, t] of kept) terms[k] = t.dataSync()[0] as number;
-  const lossV = value.dataSync()[0] as number;
-  tf.dispose([value, ...Object.values(grads), ...Object.values(clipped.grads), ...kept.values()]);
-  return { loss: lossV, gradNorm: clipped.norm, terms };
 }
 
 const yieldToEvents = () => new Promise((r) => setImmediate(r));
@@ -157,14 +139,32 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
     const opt = optimizerFor(vaeVars, vo);
     if (loaded?.optimizer && state.step > 0) tf.tidy(() => opt.setState(loaded?.optimizer as OptimizerState));
     const order = new DataOrder(rc.seed, 'vae', nTrain, vo.batch_size);
+    const pixels = (vo.crop || train.height) * (vo.crop || train.width) * 3;
+    const cropH = vo.crop || train.height;
+    const cropW = vo.crop || train.width;
+    const latentShape = tf.tidy(() => vae.runEncode(tf.zeros([1, cropH, cropW, 3]) as tf.Tensor4D).mean.shape.slice(1)) as [number, number, number];
+    const latentPerImage = latentShape[0] * latentShape[1] * latentShape[2];
+    const vaeStep = new TrainStep(vaeVars, opt, vo.max_grad_norm, ({ x, noise }) => {
+      const xi = x as tf.Tensor4D;
+      const { mean, logvar } = vae.runEncode(xi);
+      const lv = tf.clipByValue(logvar, -30, 20); // as diffusers' DiagonalGaussianDistribution
+      const z = tf.add(mean, tf.mul(tf.exp(tf.mul(lv, 0.5)), noise as tf.Tensor)) as tf.Tensor4D;
+      const y = vae.runDecode(z);
+      const l1 = tf.mean(tf.abs(tf.sub(y, xi))) as tf.Scalar;
+      const mse = tf.mean(tf.square(tf.sub(y, xi))) as tf.Scalar;
+      // KL(q(z|x) || N(0, I)) summed over latent elements, averaged over the batch (LDM), per image element
+      const kl = tf.div(tf.mul(0.5, tf.sum(tf.sub(tf.add(tf.square(mean), tf.exp(lv)), tf.add(lv, 1)))), xi.shape[0] * pixels) as tf.Scalar;
+      const loss = tf.addN([tf.mul(l1, vo.l1_weight), tf.mul(mse, vo.mse_weight), tf.mul(kl, vo.kl_weight)]) as tf.Scalar;
+      return { loss, terms: { l1, mse, kl } };
+    }, { mode: o.compile, name: 'pretrain-vae', log: (l) => rc.log.info(l) });
     const bar = rc.progress('vae', vo.steps);
     if (state.step) bar.update(state.step);
-    const pixels = (vo.crop || train.height) * (vo.crop || train.width) * 3;
     let step = state.step;
     while (step < vo.steps) {
       if (rc.signal.aborted) {
         await save({ phase: 'vae', step, scalingFactor: null }, opt);
         bar.done('stopped');
+        vaeStep.dispose();
         opt.dispose();
         return {};
       }
@@ -172,22 +172,11 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
       const rng = Rng.derive(rc.seed, 'pretrain-ldm', 'vae', 'noise', step);
       const crop = vo.crop > 0 ? { size: vo.crop, offsets: idx.map(() => [rng.int(0, train.height - vo.crop), rng.int(0, train.width - vo.crop)] as [number, number]) } : undefined;
       const x = imageBatch(train, idx, crop);
-      const noiseSeed = rng.int(0, 2 ** 31 - 1);
+      // the posterior sample's noise is drawn here, not in the step: a compiled step would freeze a seed
+      const noise = tf.tensor4d(rng.fillNormal(new Float32Array(idx.length * latentPerImage)) as Float32Array, [idx.length, ...latentShape]);
       const lr = opt.lrFor();
-      const r = trainStep(vaeVars, opt, vo.max_grad_norm, (keep) => {
-        const { mean, logvar } = vae.runEncode(x);
-        const lv = tf.clipByValue(logvar, -30, 20); // as diffusers' DiagonalGaussianDistribution
-        const z = tf.add(mean, tf.mul(tf.exp(tf.mul(lv, 0.5)), tf.randomNormal(mean.shape, 0, 1, 'float32', noiseSeed))) as tf.Tensor4D;
-        const y = vae.runDecode(z);
-        const l1 = tf.mean(tf.abs(tf.sub(y, x)));
-        const mse = tf.mean(tf.square(tf.sub(y, x)));
-        // KL(q(z|x) || N(0, I)) summed over latent elements, averaged over the batch (LDM), per image element
-        const kl = tf.div(tf.mul(0.5, tf.sum(tf.sub(tf.add(tf.square(mean), tf.exp(lv)), tf.add(lv, 1)))), x.shape[0] * pixels);
-        keep('l1', l1);
-        keep('mse', mse);
-        keep('kl', kl);
-        return tf.addN([tf.mul(l1, vo.l1_weight), tf.mul(mse, vo.mse_weight), tf.mul(kl, vo.kl_weight)]) as tf.Scalar;
-      });
+      const r = vaeStep.run({ x, noise });
+      tf.dispose(noise);
       x.dispose();
       step++;
       rc.logMetrics(step, { 'vae/loss': r.loss, 'vae/l1': r.terms.l1 as number, 'vae/mse': r.terms.mse as number, 'vae/kl': r.terms.kl as number, 'vae/grad_norm': r.gradNorm, 'vae/lr': lr });
@@ -196,6 +185,8 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
       await yieldToEvents();
     }
     bar.done();
+    rc.setTags(vaeStep.tags());
+    vaeStep.dispose();
     opt.dispose();
     state = { phase: 'unet', step: 0, scalingFactor: null };
   }
@@ -224,6 +215,11 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
       const opt = optimizerFor(unetVars, uo);
       if (loaded?.optimizer && state.step > 0) tf.tidy(() => opt.setState(loaded?.optimizer as OptimizerState));
       const order = new DataOrder(rc.seed, 'unet', nTrain, uo.batch_size);
+      const unetStep = new TrainStep(unetVars, opt, uo.max_grad_norm, ({ zt, t, ctx, eps }) => ({ loss: tf.mean(tf.square(tf.sub(unet.run(zt as tf.Tensor4D, t as tf.Tensor1D, ctx as tf.Tensor3D), eps as tf.Tensor))) as tf.Scalar }), {
+        mode: o.compile,
+        name: 'pretrain-unet',
+        log: (l) => rc.log.info(l),
+      });
       const bar = rc.progress('unet', uo.steps);
       if (state.step) bar.update(state.step);
       let step = state.step;
@@ -231,6 +227,7 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
         if (rc.signal.aborted) {
           await save({ phase: 'unet', step, scalingFactor }, opt);
           bar.done('stopped');
+          unetStep.dispose();
           opt.dispose();
           return {};
         }
@@ -260,7 +257,7 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
         const tT = tf.tensor1d(ts, 'int32');
         const ctx = prompts.batch(texts);
         const lr = opt.lrFor();
-        const r = trainStep(unetVars, opt, uo.max_grad_norm, () => tf.mean(tf.square(tf.sub(unet.run(ztT, tT, ctx), epsT))) as tf.Scalar);
+        const r = unetStep.run({ zt: ztT, t: tT, ctx, eps: epsT });
         tf.dispose([ztT, epsT, tT, ctx]);
         step++;
         unetLosses.push(r.loss);
@@ -270,6 +267,8 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
         await yieldToEvents();
       }
       bar.done();
+      rc.setTags(unetStep.tags());
+      unetStep.dispose();
       opt.dispose();
       await save({ phase: 'done', step: uo.steps, scalingFactor });
     }

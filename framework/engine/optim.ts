@@ -199,3 +199,17 @@ export function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: numb
   for (const [k, g] of Object.entries(grads)) out[k] = tf.mul(g, coef);
   return { grads: out, norm };
 }
+
+/**
+ * clipByGlobalNorm without a host read: the same arithmetic with the norm and the coefficient
+ * kept as tensors, so it can sit inside a compiled step (engine/compile.ts), where a dataSync
+ * would force eager execution. Returns new tensors (callers dispose), the norm included.
+ */
+export function clipByGlobalNormTensor(grads: Record<string, tf.Tensor>, maxNorm: number): { grads: Record<string, tf.Tensor>; norm: tf.Scalar } {
+  const norm = tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+  const coef = tf.tidy(() => tf.minimum(1, tf.div(maxNorm, tf.add(norm, 1e-6))));
+  const out: Record<string, tf.Tensor> = {};
+  for (const [k, g] of Object.entries(grads)) out[k] = tf.mul(g, coef);
+  coef.dispose();
+  return { grads: out, norm };
+}

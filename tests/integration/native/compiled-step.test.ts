@@ -2,13 +2,15 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { useBackend } from '../../../framework/engine/backend.js';
 import { compileStep, pickScalars, scalarInputs, type CompileMode } from '../../../framework/engine/compile.js';
-import { Optimizer } from '../../../framework/engine/optim.js';
+import { Optimizer, clipByGlobalNorm } from '../../../framework/engine/optim.js';
+import { TrainStep } from '../../../experiments/common/train-step.js';
+import { AutoencoderKL } from '../../../registry/backbones/sd/vae.js';
 import { Rng } from '../../../framework/engine/rng.js';
 import { MlpTrainer, gatherBatch } from '../../../experiments/toy-classifier/trainer.js';
 import { batchIndices, makeBlobs } from '../../../experiments/toy-classifier/data.js';
 import { toyCrossEntropy, type ClassifierLoss } from '../../../experiments/toy-classifier/loss.js';
 import { LoraModel } from '../../../registry/adapters/lora/lora.js';
-import { TINY_UNET } from '../../../registry/backbones/sd/presets.js';
+import { TINY_UNET, TINY_VAE } from '../../../registry/backbones/sd/presets.js';
 import { UNet2DConditionModel } from '../../../registry/backbones/sd/unet.js';
 import { nativeSkipReason, normalData, relErr, tf } from './_native.js';
 
@@ -181,6 +183,76 @@ describe('compiled training steps (native backend)', { skip }, () => {
       if (k.endsWith('.B')) moved = Math.max(moved, Math.max(...Array.from(w, Math.abs)));
     }
     assert.ok(moved > 1e-4, `LoRA B weights did not move (max |B| ${moved})`);
+  });
+
+  it('TrainStep (tiny VAE, in-graph clipping, AdamW with warmup + cosine as inputs): compiled = eager = the host-read reference over 20 steps', async () => {
+    await useBackend('tensorflow');
+    // clip at 0.05 so clipping is active on most steps: the in-graph coefficient must match
+    const MAX_NORM = 0.05;
+    const schedule = { type: 'cosine' as const, max_steps: STEPS, min_lr: 1e-4, warmup: { iters: 5, ratio: 0.01 } };
+    const batches = Array.from({ length: STEPS }, (_, s) => {
+      const r = Rng.derive(3, 'train-step-vae', s);
+      return { x: r.fillNormal(new Float32Array(2 * 16 * 16 * 3)) as Float32Array, noise: r.fillNormal(new Float32Array(2 * 8 * 8 * 4)) as Float32Array };
+    });
+    const lossOf = (vae: AutoencoderKL, x: tf.Tensor4D, noise: tf.Tensor) => {
+      const { mean, logvar } = vae.runEncode(x);
+      const y = vae.runDecode(tf.add(mean, tf.mul(tf.exp(tf.mul(logvar, 0.5)), noise)) as tf.Tensor4D);
+      return tf.mean(tf.abs(tf.sub(y, x))) as tf.Scalar;
+    };
+    const run = (mode: CompileMode | 'reference') => {
+      // 4 channels per group: with one channel per group, a conv bias right before a GroupNorm
+      // has an analytically zero gradient, and Adam turns its float noise into lr-sized steps
+      const vae = new AutoencoderKL({ ...TINY_VAE, norm_num_groups: 8 }, 0);
+      const vars: Record<string, tf.Variable> = {};
+      for (const [k, p] of vae.store.params) vars[k] = p.variable;
+      const opt = new Optimizer(vars, { type: 'adamw', lr: 1e-3, weight_decay: 1e-2, schedule });
+      const losses: number[] = [];
+      const norms: number[] = [];
+      const ts = mode === 'reference' ? null : new TrainStep(vars, opt, MAX_NORM, ({ x, noise }) => ({ loss: lossOf(vae, x as tf.Tensor4D, noise!), terms: { twice: tf.mul(lossOf(vae, x as tf.Tensor4D, noise!), 2) as tf.Scalar } }), { mode, name: `vae-${mode}`, log: quiet });
+      for (const b of batches) {
+        const x = tf.tensor4d(b.x, [2, 16, 16, 3]);
+        const noise = tf.tensor4d(b.noise, [2, 8, 8, 4]);
+        if (ts) {
+          const r = ts.run({ x, noise });
+          assert.ok(Math.abs(r.terms.twice! - 2 * r.loss) <= 1e-5 * r.loss, `term ${r.terms.twice} vs loss ${r.loss}`);
+          losses.push(r.loss);
+          norms.push(r.gradNorm);
+        } else {
+          // the pre-TrainStep path: host-read norm, Optimizer.apply
+          const byVar = new Map(Object.entries(vars).map(([k, v]) => [v.name, k]));
+          const { value, grads } = tf.variableGrads(() => lossOf(vae, x, noise), Object.values(vars));
+          const clipped = clipByGlobalNorm(Object.fromEntries(Object.entries(grads).map(([n, g]) => [byVar.get(n)!, g])), MAX_NORM);
+          tf.tidy(() => opt.apply(clipped.grads));
+          losses.push(value.dataSync()[0]!);
+          norms.push(clipped.norm);
+          tf.dispose([value, ...Object.values(grads), ...Object.values(clipped.grads)]);
+        }
+        tf.dispose([x, noise]);
+      }
+      const weights = Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, v.dataSync() as Float32Array]));
+      const out = { losses, norms, weights, status: ts?.tags() ?? {} };
+      ts?.dispose();
+      opt.dispose();
+      vae.store.dispose();
+      return out;
+    };
+    const before = tf.memory().numTensors;
+    const reference = run('reference');
+    const eager = run('off');
+    const compiled = run('auto');
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    assert.equal(compiled.status['rass.compile.vae-auto'], 'compiled', JSON.stringify(compiled.status));
+    assert.ok(reference.norms.filter((n) => n > MAX_NORM).length >= STEPS / 2, `clipping active on few steps: ${reference.norms}`);
+    for (const [label, got] of [['eager', eager], ['compiled', compiled]] as const) {
+      assert.ok(maxRel(got.losses, reference.losses) <= TOL, `${label} losses ${got.losses} vs ${reference.losses}`);
+      assert.ok(maxRel(got.norms, reference.norms) <= TOL, `${label} norms ${got.norms} vs ${reference.norms}`);
+      for (const [k, w] of Object.entries(reference.weights)) {
+        // the key bias has an analytically zero gradient (softmax ignores a shift shared by all
+        // keys): Adam turns its float noise into lr-sized steps, so it is compared in absolute terms
+        const tol = k.endsWith('to_k.bias') ? 1e-3 / Math.max(...Array.from(w, Math.abs), 1e-3) : TOL;
+        assert.ok(relErr(got.weights[k]!, w) <= tol, `${label} ${k}: relative error ${relErr(got.weights[k]!, w)}`);
+      }
+    }
   });
 
   it('memory: the tfjs tensor count and the binding handle count stay flat over 1,000 compiled steps', async () => {
