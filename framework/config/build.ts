@@ -59,7 +59,7 @@ export async function buildComponent<T>(node: ComponentNode, registry: PluginReg
     seed: base.seed,
     log: base.log,
     services: base.services ?? {},
-    resolvePath: (p: string) => (isAbsolute(p) ? p : resolve(origin?.file ? dirname(origin.file) : cwd, p)),
+    resolvePath: (p: string) => (isAbsolute(p) ? p : resolve(origin?.file ? dirname(origin.file) : (origin?.cwd ?? cwd), p)),
     build: async <U>(child: ComponentNode, opts?: { expectKind?: PluginKind; path?: string }): Promise<U> =>
       buildComponent<U>(child, registry, { ...base, path: opts?.path, expectKind: opts?.expectKind }),
   };

@@ -7,6 +7,11 @@ export interface Origin {
   line?: number;
   col?: number;
   set?: number;
+  /**
+   * For a `--set` value: the working directory it was given in (relative paths resolve
+   * against it). Recorded with a run, so a resumed run resolves them as the first attempt did.
+   */
+  cwd?: string;
   /** Files that extended this one, nearest first (the chain that pulled it in). */
   via?: string[];
 }
@@ -104,6 +109,7 @@ export class OriginMap {
     return out;
   }
 
+  /** Every entry (also saved with a run, so a resume can restore where each value came from). */
   entries(): { path: ConfigPath; origin: Origin }[] {
     return [...this.m.values()];
   }

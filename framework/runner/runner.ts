@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { buildComponent, dumpConfig, formatOrigin, loadConfig } from '../config/index.js';
@@ -142,6 +142,7 @@ async function resolveRunConfig(opts: RunnerOptions, sets: string[]): Promise<Re
     file = resolve(opts.cwd, opts.configFile);
   }
   const cfg = await loadConfig(file, { sets, env: opts.env, cwd: opts.cwd });
+  if (resumeDir) restoreOrigins(cfg, resumeDir);
   await loadConfigPlugins(cfg, opts.registry);
   validateRunConfig(cfg, opts.registry);
   const value = cfg.value as RunConfigValue;
@@ -198,13 +199,38 @@ function openRunDir(opts: RunnerOptions, r: ResolvedRun, b: BuiltExperiment, set
     const where = formatOrigin(r.cfg.origin(['runs_dir']));
     ensureWritableDir(runsRoot, `runs_dir${r.value.runs_dir !== undefined && where ? ` (${where})` : ''}`);
     const dir = join(runsRoot, b.experimentName, runId);
-    run = LocalRun.create(dir, runId, { configYaml: r.configYaml, overrides: sets }, { warn });
+    run = LocalRun.create(dir, runId, { configYaml: r.configYaml, overrides: sets, extra: { [ORIGINS_FILE]: originsJson(r.cfg, opts.cwd) } }, { warn });
     run.append({ type: 'run', runId, experiment: b.experimentName, name: b.runName, configHash: r.configHash, ...(opts.parentRunId ? { parentRunId: opts.parentRunId } : {}) });
     run.setStatus('RUNNING');
   }
   b.services.run = run;
   log.info(`run ${run.runId}${r.resumeDir ? ' (resumed)' : ''}: ${run.dir}`);
   return run;
+}
+
+/**
+ * Where each config value came from, saved with the run: a resume loads the run's own
+ * config.yaml, and without these a relative path in it (a dataset root, a tags file) would
+ * resolve against the run directory instead of the file that wrote it (or, for a `--set`, the
+ * directory the run was started in).
+ */
+const ORIGINS_FILE = 'config-origins.json';
+
+function originsJson(cfg: ResolvedConfig, cwd: string): string {
+  const entries = cfg.origins.entries().map(({ path, origin }) => ({ path, origin: origin.set !== undefined ? { ...origin, cwd } : origin }));
+  return JSON.stringify(entries) + '\n';
+}
+
+function restoreOrigins(cfg: ResolvedConfig, runDir: string): void {
+  const f = join(runDir, ORIGINS_FILE);
+  if (!existsSync(f)) return; // a run recorded before origins were saved: paths resolve against its directory
+  let entries: { path: (string | number)[]; origin: Record<string, unknown> }[];
+  try {
+    entries = JSON.parse(readFileSync(f, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${f}: unreadable (${(e as Error).message}); the run's config origins are needed to resolve its relative paths`);
+  }
+  for (const { path, origin } of entries) cfg.origins.set(path, origin);
 }
 
 function configYamlOf(cfg: ResolvedConfig): string {

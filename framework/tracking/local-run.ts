@@ -60,7 +60,7 @@ export class LocalRun {
   }
 
   /** Make `runsDir/<experiment>/<runId>/` and start its journal. */
-  static create(dir: string, runId: string, files: { configYaml: string; overrides: readonly string[] }, opts: LocalRunOptions = {}): LocalRun {
+  static create(dir: string, runId: string, files: { configYaml: string; overrides: readonly string[]; extra?: Record<string, string> }, opts: LocalRunOptions = {}): LocalRun {
     // A directory without a journal records nothing: a process killed while creating it (a
     // sweep trial resumed after SIGKILL) left it; the lock below still refuses a live creator.
     if (existsSync(join(dir, 'journal.jsonl'))) throw new UserError(`run directory ${dir} already exists`);
@@ -71,6 +71,8 @@ export class LocalRun {
     try {
       writeFileAtomic(join(dir, 'config.yaml'), files.configYaml);
       writeFileAtomic(join(dir, 'overrides.json'), JSON.stringify(files.overrides, null, 2) + '\n');
+      // more run-level files the caller keeps beside the config (the runner: config origins)
+      for (const [name, text] of Object.entries(files.extra ?? {})) writeFileAtomic(join(dir, name), text);
       return new LocalRun(dir, runId, JournalWriter.create(join(dir, 'journal.jsonl'), opts), lock);
     } catch (e) {
       lock.release();

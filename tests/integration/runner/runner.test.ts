@@ -6,7 +6,7 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { runExperiment, type RunnerOptions } from '../../../framework/runner/runner.js';
@@ -193,6 +193,60 @@ describe('runner', () => {
       assert.deepEqual(steps, Array.from({ length: 80 }, (_, i) => i + 1), 'every step exactly once');
       // same batches, same weights and Adam state from the checkpoint: the same model
       for (const k of ['test_loss', 'test_accuracy']) assert.ok(Math.abs(resumed.metrics[k] - full.metrics[k]) < 1e-6, `${k}: resumed ${resumed.metrics[k]} vs uninterrupted ${full.metrics[k]}`);
+    });
+
+    it('relative paths in a resumed run resolve where the first attempt resolved them (the config file; a --set against its cwd)', async () => {
+      // A plugin package whose loss reads its smoothing from a file named by a relative path
+      // (ctx.resolvePath); the config lives in its own folder. The resume runs from another cwd
+      // and loads the run's own config.yaml, which lives in the run directory.
+      const root = tempDir('resume-paths');
+      mkdirSync(join(root, 'pkg'));
+      mkdirSync(join(root, 'cfg', 'tables'), { recursive: true });
+      writeFileSync(join(root, 'pkg', 'package.json'), JSON.stringify({ name: 'rass-test-file-loss', version: '0.1.0', type: 'module', exports: './index.js' }));
+      writeFileSync(
+        join(root, 'pkg', 'index.js'),
+        `import { readFileSync } from 'node:fs';
+export default (rass) => {
+  const { tf } = rass;
+  const fileLoss = rass.definePlugin({
+    kind: 'loss', name: 'file-smoothing', description: 'label smoothing read from a file',
+    schema: { type: 'object', additionalProperties: false, required: ['table'], properties: { table: { type: 'string' } } },
+    create(o, ctx) {
+      const eps = JSON.parse(readFileSync(ctx.resolvePath(o.table), 'utf8')).smoothing;
+      return { compute(logits, onehot) {
+        const [batch, classes] = logits.shape;
+        const q = tf.add(tf.mul(onehot, 1 - eps), eps / classes);
+        const logp = tf.logSoftmax(logits);
+        return { loss: tf.div(tf.neg(tf.sum(tf.mul(logp, q))), batch), dLogits: tf.div(tf.sub(tf.exp(logp), q), batch) };
+      } };
+    },
+  });
+  return rass.pluginPackage({ name: 'rass-test-file-loss', plugins: [fileLoss] });
+};
+`,
+      );
+      writeFileSync(join(root, 'cfg', 'tables', 'smoothing.json'), JSON.stringify({ smoothing: 0.2 }));
+      writeFileSync(join(root, 'cfg', 'run.yaml'), ['plugins: [../pkg]', 'name: paths', 'seed: 7', 'backend: cpu', 'experiment:', '  type: experiment/toy-classifier', '  steps: 60', '  eval_every: 30', '  checkpoint_every: 10', '  loss: { type: loss/file-smoothing, table: tables/smoothing.json }', ''].join('\n'));
+      mkdirSync(join(root, 'elsewhere'));
+      writeFileSync(join(root, 'elsewhere', 'half.json'), JSON.stringify({ smoothing: 0.5 }));
+      const runsDir = join(root, 'runs');
+      for (const [label, sets, cwd, floorEps] of [
+        ['from the config file', [], root, 0.2],
+        // a --set that writes the whole node: its paths resolve against the cwd it was given in
+        ['from a --set', ['experiment.loss={type: loss/file-smoothing, table: half.json}'], join(root, 'elsewhere'), 0.5],
+      ] as const) {
+        const controller = new AbortController();
+        const first = await runExperiment(opts(runsDir, { cwd, configFile: join(root, 'cfg', 'run.yaml'), sets: [`runs_dir=${runsDir}`, ...sets], signal: controller.signal, trackerFactories: [abortAfter(25, controller)] }));
+        assert.equal(first.status, 'KILLED', label);
+        const resumed = await runExperiment(opts(runsDir, { cwd: ROOT, resume: first.dir, sets: [], runsDir }));
+        assert.equal(resumed.status, 'FINISHED', `${label}: ${resumed.status}`);
+        // the smoothing the loss read puts a floor under every logged loss: H(q)
+        const q = [1 - floorEps + floorEps / 3, floorEps / 3, floorEps / 3];
+        const floor = -q.reduce((a, p) => a + p * Math.log(p), 0);
+        const losses = readJournal(join(first.dir, 'journal.jsonl')).events.flatMap((e) => (e.type === 'metrics' && e.values.loss !== undefined ? [e.values.loss] : []));
+        assert.equal(losses.length, 60, label);
+        assert.ok(losses.every((l) => l >= floor - 1e-5), `${label}: a loss below the smoothing floor ${floor}: ${Math.min(...losses)}`);
+      }
     });
 
     it('a run locked by a live process is not resumed; --resume refuses --set', async () => {
