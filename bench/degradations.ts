@@ -1,17 +1,20 @@
 /**
- * `npm run bench -- degradations [--n N] [--size S] [--reps R]`: the rass-full degradation
- * pipeline (Real-ESRGAN second order, scale 1) on SxS images, images/s on the tfjs wasm backend,
- * against a PyTorch CPU implementation of the same pipeline (scripts/bench/degradations/peer.py)
- * measured in the same run; plus per-op times on both sides.
+ * `npm run bench -- degradations [--n N] [--size S] [--reps R] [--backend auto|tensorflow|wasm|cpu] [--threads N]`:
+ * the rass-full degradation pipeline (Real-ESRGAN second order, scale 1) on SxS images, images/s
+ * on the backend training uses (auto: native TensorFlow when built, the on-the-fly LQ of SCR/RASS
+ * runs there), against a PyTorch CPU implementation of the same pipeline
+ * (scripts/bench/degradations/peer.py) measured in the same run with the same thread count;
+ * plus per-op times on both sides. `degradations.pipeline` is the native figure;
+ * `--backend wasm` gives `degradations.pipeline.wasm`.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { useBackend } from '../framework/engine/backend.js';
+import { initBackend, parseBackendName } from '../framework/engine/backend.js';
 import { Rng } from '../framework/engine/rng.js';
-import { benchLine } from './_format.js';
+import { benchLine, benchThreads, machineLoad } from './_format.js';
 import { plugins } from '../registry/degradations/index.js';
 import { buildDegradationFile } from '../registry/degradations/common/build.js';
 import { filter2d } from '../registry/degradations/common/filter2d.js';
@@ -50,7 +53,12 @@ export async function run(args: string[]): Promise<void> {
   const size = arg(args, 'size', 512);
   const reps = arg(args, 'reps', 5);
   const root = findRoot();
-  await useBackend('wasm');
+  const bi = args.indexOf('--backend');
+  const threads = benchThreads(args);
+  const before = machineLoad(threads);
+  const chosen = await initBackend({ prefer: parseBackendName(bi >= 0 ? String(args[bi + 1]) : 'auto', '--backend'), threads, log: null });
+  const backend = tf.getBackend();
+  if (before.warning) console.log(before.warning);
 
   const r = Rng.derive(0, 'bench-images');
   const imgs = Array.from({ length: n }, () => tf.tensor4d(r.fillUniform(new Float32Array(size * size * 3)) as Float32Array, [1, size, size, 3]));
@@ -81,17 +89,20 @@ export async function run(args: string[]): Promise<void> {
 
   const req = join(root, 'scripts/bench/degradations/requirements.txt');
   const venv = execFileSync(join(root, 'scripts/py-venv.sh'), ['degradations', req], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-  const peerOut = execFileSync(join(venv, 'bin/python'), ['-W', 'ignore', join(root, 'scripts/bench/degradations/peer.py'), JSON.stringify({ n, size, reps })], {
+  const peerOut = execFileSync(join(venv, 'bin/python'), ['-W', 'ignore', join(root, 'scripts/bench/degradations/peer.py'), JSON.stringify({ n, size, reps, threads })], {
     encoding: 'utf8', maxBuffer: 1 << 20, stdio: ['ignore', 'pipe', 'ignore'],
   });
   const peer = JSON.parse(peerOut.trim().split('\n').pop() as string) as { images_per_s: number; ops_ms: Record<string, number>; threads: number; torch: string };
 
-  console.log(`degradations: ${n} images ${size}x${size}, tfjs ${tf.getBackend()} vs torch ${peer.torch} CPU (${peer.threads} threads)`);
+  // wasm in Node is single-threaded whatever --threads says (tfjs disables its threaded build there)
+  const ourThreads = backend === 'tensorflow' ? threads : 1;
+  console.log(`degradations: ${n} images ${size}x${size}, tfjs ${backend} (${chosen.name}, ${ourThreads} thread(s)) vs torch ${peer.torch} CPU (${peer.threads} threads); load average ${before.load.toFixed(2)}`);
   console.log(['op', 'ours ms', 'torch ms', 'ratio (torch/ours)'].join('\t'));
   for (const [k, v] of Object.entries(ops)) {
     const p = peer.ops_ms[k];
     console.log([k, v.toFixed(1), p?.toFixed(1) ?? '-', p ? (p / v).toFixed(2) : '-'].join('\t'));
   }
   console.log(['pipeline (images/s)', ours.toFixed(2), peer.images_per_s.toFixed(2), (ours / peer.images_per_s).toFixed(2)].join('\t'));
-  console.log(benchLine('degradations.pipeline', ours, 'images/s', 'torch-cpu', peer.images_per_s, ours / peer.images_per_s));
+  const id = backend === 'tensorflow' ? 'degradations.pipeline' : `degradations.pipeline.${backend}`;
+  console.log(benchLine(id, ours, 'images/s', 'torch-cpu', peer.images_per_s, ours / peer.images_per_s, { threads: ourThreads, peer_threads: peer.threads, backend, load: machineLoad(threads).load }));
 }

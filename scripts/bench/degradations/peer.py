@@ -203,6 +203,10 @@ def timed(fn, reps):
 def main():
     cfg = json.loads(sys.argv[1])
     n, size, reps = cfg["n"], cfg["size"], cfg["reps"]
+    # the same thread count as our side (more threads than free cores collapses PyTorch's OpenMP)
+    if "threads" in cfg:
+        torch.set_num_threads(cfg["threads"])
+        torch.set_num_interop_threads(cfg["threads"])
     imgs = [torch.rand(1, 3, size, size) for _ in range(n)]
     x = imgs[0]
     k21 = mixed_kernel(21, (2, 2))
