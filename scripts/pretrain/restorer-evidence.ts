@@ -6,13 +6,13 @@
  * same architecture, next to the degraded input's own PSNR and the pretrained VAE alone
  * (decode(encode(LQ)), what the restorer approaches as t -> 0).
  *
- *   node dist/scripts/pretrain/restorer-evidence.js [--images 48] [--preset mild] [--backend auto]
+ *   node dist/scripts/pretrain/restorer-evidence.js [--images 48] [--preset mild] [--backend auto] [--prior DIR]
  *
  * Images: dataset/shapes 64x64 with a seed the prior never saw (its training set used 20240).
  * Prompts: each image's label tags joined by ", " (oracle tags), and the empty prompt.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { initBackend, parseBackendName } from '../../framework/engine/backend.js';
 import { packageRoot } from '../../framework/paths.js';
 import { Rng } from '../../framework/engine/rng.js';
@@ -44,7 +44,7 @@ function psnr01(a: tf.Tensor4D, b: tf.Tensor4D): number {
 
 async function main(): Promise<void> {
   const backend = await initBackend({ prefer: parseBackendName(arg('backend', 'auto'), '--backend') });
-  const root = join(packageRoot(), 'models', 'tiny-shapes');
+  const root = resolve(arg('prior', join(packageRoot(), 'models', 'tiny-shapes')));
   const ds = new ShapesDataset({ length: N, height: 64, width: 64, numClasses: 9, maxObjects: 4, seed: 777 });
   const tagger = new LabelMapTagger({ synonyms: {}, minFraction: 0 });
   const samples = await Promise.all(Array.from({ length: N }, (_, i) => ds.get(i)));
