@@ -55,6 +55,11 @@ run resumes to the same final metrics.`,
       optimizer: optimizerSchema,
       schedule: scheduleSchema,
       clip_grad_norm: { type: 'number', exclusiveMinimum: 0, default: 1, description: 'clip the adapter gradients to this global norm' },
+      compile: {
+        enum: ['auto', 'off'],
+        default: 'auto',
+        description: 'auto: each training step runs as one compiled TensorFlow function on the native backend (eager elsewhere, or with an attention loss that has no prepare/computePrepared; the reason logged once and tagged); off: always eager',
+      },
       metrics: {
         type: 'array',
         items: componentSchema('metric'),
