@@ -3,7 +3,8 @@
  * VAE encode, UNet + LoRA with attention capture, decode, restoration + SCL, backward, AdamW)
  * on a diffusers folder, for `npm run bench -- scr`. Prints one JSON line: median step time,
  * peak RSS, backend and threads. Run in its own process so peak RSS is this step's alone.
- * argv: PRIOR_DIR BATCH SIZE ITERS
+ * argv: PRIOR_DIR BATCH SIZE ITERS [COMPILE: auto (default) | off]. With auto the step compiles
+ * after two recordings on native: the median of ITERS >= 5 steps is the compiled step's time.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../framework/engine/backend.js';
@@ -17,9 +18,9 @@ import { promptsAndTargets } from '../experiments/common/attention.js';
 import { PromptCache } from '../experiments/common/prompts.js';
 import { makeOptimizer } from '../experiments/common/train.js';
 import { SCR_LORA_TARGETS } from '../experiments/scr/plugin.js';
-import { trainStep, type ScrComponents, type ScrOptions } from '../experiments/scr/train.js';
+import { ScrStep, type ScrComponents, type ScrOptions } from '../experiments/scr/train.js';
 
-const [prior, batchArg, sizeArg, itersArg] = process.argv.slice(2);
+const [prior, batchArg, sizeArg, itersArg, compileArg] = process.argv.slice(2);
 const batch = Number(batchArg);
 const size = Number(sizeArg);
 const iters = Number(itersArg);
@@ -39,21 +40,22 @@ const tagger = await build<Tagger>({ type: 'tagger/label-map' });
 const loss = await build<ImageLoss>({ type: 'loss/mse' });
 const scl = await build<AttentionLoss>({ type: 'loss/scl' });
 const c = { restorer, lora, trainData: dataset, tagger, loss, scl, layers: scl.layers } as unknown as ScrComponents;
-const o = { scl_weight: 1, clip_grad_norm: 1 } as ScrOptions;
+const o = { scl_weight: 1, clip_grad_norm: 1, compile: compileArg === 'off' ? 'off' : 'auto' } as ScrOptions;
 const vars = lora.namedVariables();
 const optimizer = makeOptimizer(vars, { type: 'adamw', lr: 1e-4, weight_decay: 0.01, betas: [0.9, 0.999], eps: 1e-8, momentum: 0 }, { type: 'constant', power: 1, min_lr: 0, warmup_iters: 0, warmup_ratio: 1 }, 1000);
 const source = new BatchSource({ dataset, degradation, seed: 0, split: 'train', randomCrop: false, where: 'bench' });
 const prompts = new PromptCache(restorer.textEncoder);
 const times: number[] = [];
 lora.setTraining(true);
+const step = new ScrStep(o, c, optimizer, vars, () => {});
 for (let i = 0; i <= iters; i++) {
   const b = await source.batch(source.trainIndices(i, batch));
   const { prompts: texts, targets } = promptsAndTargets(b.samples, tagger, restorer.textEncoder, dataset.classNames, dataset.ignoreIndex);
   const context = prompts.batch(texts);
   const t0 = performance.now();
-  trainStep(o, c, optimizer, vars, b, context, targets, true);
+  step.run(b, context, targets);
   times.push((performance.now() - t0) / 1000);
   tf.dispose([b.hq, b.lq, context]);
 }
 const sorted = times.slice(1).sort((a, b) => a - b);
-console.log(JSON.stringify({ step_s: sorted[Math.floor(sorted.length / 2)], peak_rss_mb: process.resourceUsage().maxRSS / 1024, backend: info.name, threads: info.threads ?? null }));
+console.log(JSON.stringify({ step_s: sorted[Math.floor(sorted.length / 2)], peak_rss_mb: process.resourceUsage().maxRSS / 1024, backend: info.name, threads: info.threads ?? null, compile: step.tags()['rass.compile.scr'] }));

@@ -27,7 +27,12 @@ PSNR/SSIM (\`metrics\`) of the restored image and of the LQ input against HQ, an
 Artifacts: \`adapters/scr/\` (PEFT format: loads with peft onto the diffusers UNet), \`images/val_grid.png\`
 (rows: validation images; columns: LQ, restored, HQ), \`images/attention.png\` (per tag: mask and attention
 overlays per layer), \`val_per_image.csv\`. Checkpoints hold the adapter, optimiser state and step: a killed
-run resumes to the same final metrics.`,
+run resumes to the same final metrics.
+
+\`compile: auto\` (default): on the native backend each training step (forward, SCL, backward, clipping,
+AdamW) runs as one compiled TensorFlow function, with the batch, the prompt context and the attention loss's
+prepared targets (\`AttentionLoss.prepare\`) as its inputs; an attention loss without \`prepare\` (or another
+backend, or LoRA dropout) runs the steps eagerly, the reason logged once and tagged \`rass.compile.scr.reason\`.`,
   schema: {
     type: 'object',
     additionalProperties: false,
@@ -55,6 +60,11 @@ run resumes to the same final metrics.`,
       optimizer: optimizerSchema,
       schedule: scheduleSchema,
       clip_grad_norm: { type: 'number', exclusiveMinimum: 0, default: 1, description: 'clip the adapter gradients to this global norm' },
+      compile: {
+        enum: ['auto', 'off'],
+        default: 'auto',
+        description: 'auto: each training step runs as one compiled TensorFlow function on the native backend (eager elsewhere, or with an attention loss that has no prepare/computePrepared; the reason logged once and tagged); off: always eager',
+      },
       metrics: {
         type: 'array',
         items: componentSchema('metric'),

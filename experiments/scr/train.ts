@@ -1,13 +1,14 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tf, clipByGlobalNorm, loadCheckpoint, restoreWeights, saveCheckpoint, type ComponentNode, type RunContext } from '../../framework/api.js';
-import type { Adapter, AttentionLoss, AttentionSample, Degradation, ImageLoss, Metric, OneStepRestorer, SegDataset, Tagger } from '../../framework/api.js';
+import { tf, loadCheckpoint, restoreWeights, saveCheckpoint, type CompileMode, type ComponentNode, type RunContext } from '../../framework/api.js';
+import type { Adapter, AttentionLoss, AttentionSample, AttentionShapes, Degradation, ImageLoss, Metric, OneStepRestorer, SegDataset, Tagger } from '../../framework/api.js';
 import { BatchSource, toUint8Images, type ImageBatch } from '../common/data.js';
 import { attentionAgreement, mapGrid, promptsAndTargets } from '../common/attention.js';
 import { makeOptimizer, MetricWindow, stepCheckpointName, type OptimizerConfig, type ScheduleConfig } from '../common/train.js';
 import { gridPng, maskPicture, overlay, type Picture } from '../common/images.js';
 import { PromptCache } from '../common/prompts.js';
+import { TrainStep } from '../common/train-step.js';
 
 export interface ScrOptions {
   restorer: ComponentNode;
@@ -23,6 +24,8 @@ export interface ScrOptions {
   optimizer: OptimizerConfig;
   schedule: ScheduleConfig;
   clip_grad_norm: number;
+  /** auto: each step runs as one compiled TensorFlow function on native (eager elsewhere, or with an attention loss without `prepare`) */
+  compile?: CompileMode;
   log_every: number;
   eval_every: number;
   checkpoint_every: number;
@@ -57,7 +60,6 @@ export async function runScr(o: ScrOptions, c: ScrComponents, rc: RunContext): P
   const prompts = new PromptCache(c.restorer.textEncoder);
   const vars = c.lora.namedVariables();
   const optimizer = makeOptimizer(vars, o.optimizer, o.schedule, o.steps);
-  const sclOn = o.scl_weight > 0;
   try {
     let step = 0;
     let baseline: Record<string, number> = {};
@@ -78,6 +80,7 @@ export async function runScr(o: ScrOptions, c: ScrComponents, rc: RunContext): P
     }
     const save = (at: number) => rc.saveCheckpoint(stepCheckpointName(at), (dir) => saveCheckpoint(dir, { weights: vars, optimizer: optimizer.getState(), schedule: { step: at }, data: { step: at }, extra: { baseline } }));
 
+    const scrStep = new ScrStep(o, c, optimizer, vars, (l) => rc.log.info(l));
     const bar = rc.progress('scr', o.steps);
     if (step > 0) bar.update(step);
     c.lora.setTraining(true);
@@ -86,12 +89,14 @@ export async function runScr(o: ScrOptions, c: ScrComponents, rc: RunContext): P
       if (rc.signal.aborted) {
         await save(step);
         bar.done('stopped');
+        rc.setTags(scrStep.tags());
+        scrStep.dispose();
         return {};
       }
       const batch = await train.batch(train.trainIndices(step, o.train.batch_size));
       const { prompts: texts, targets } = promptsAndTargets(batch.samples, c.tagger, c.restorer.textEncoder, c.trainData.classNames, c.trainData.ignoreIndex);
       const context = prompts.batch(texts);
-      const values = trainStep(o, c, optimizer, vars, batch, context, targets, sclOn);
+      const values = scrStep.run(batch, context, targets);
       tf.dispose([batch.hq, batch.lq, context]);
       step++;
       window.add(values);
@@ -107,6 +112,8 @@ export async function runScr(o: ScrOptions, c: ScrComponents, rc: RunContext): P
       await new Promise((r) => setImmediate(r)); // let signals and timers run between steps
     }
     bar.done();
+    rc.setTags(scrStep.tags());
+    scrStep.dispose();
     c.lora.setTraining(false);
     await save(step);
     const ev = await evaluate(o, c, val, prompts, rc, true);
@@ -121,40 +128,129 @@ export async function runScr(o: ScrOptions, c: ScrComponents, rc: RunContext): P
   }
 }
 
-/** One optimisation step; returns the step's scalar values (loss, its terms, SCL counts, grad norm). */
-export function trainStep(o: ScrOptions, c: ScrComponents, optimizer: ReturnType<typeof makeOptimizer>, vars: Record<string, tf.Variable>, batch: ImageBatch, context: tf.Tensor3D, targets: readonly AttentionSample[], sclOn: boolean): Record<string, number> {
-  const kept: tf.Tensor[] = [];
-  const terms: [string, tf.Tensor][] = [];
-  let counts = { matched: 0, unmatched: 0 };
-  const names = Object.keys(vars);
-  const list = names.map((n) => vars[n] as tf.Variable);
-  const { value, grads } = tf.variableGrads(() => {
-    const out = c.restorer.run(batch.lq, context, sclOn ? { captureAttention: { layers: c.layers, mode: 'mean' } } : undefined);
-    kept.push(...out.attention.values());
-    const rest = c.loss.compute(out.image, batch.hq);
-    let total: tf.Scalar = rest.total;
-    for (const [k, t] of Object.entries(rest.terms)) terms.push([`loss/${k}`, tf.keep(t)]);
-    if (sclOn) {
-      const s = c.scl.compute(out.attention, targets);
-      counts = { matched: s.matched, unmatched: s.unmatched };
-      terms.push(['loss/scl', tf.keep(s.total)]);
-      total = tf.add(total, tf.mul(s.total, o.scl_weight));
+/**
+ * One SCR optimisation step as a `TrainStep` (gradients, in-graph clipping, AdamW as one compiled
+ * TensorFlow function on native): the batch (lq, hq), the prompt context and the attention loss's
+ * prepared targets (`AttentionLoss.prepare`: fixed-shape tensors, matched/unmatched counted in JS)
+ * are the step's inputs, so two steps record the same program. An attention loss without
+ * prepare/computePrepared (a third-party plugin) builds tensors from the targets inside the step,
+ * which a compiled program would freeze: the step then runs eagerly, the reason logged and tagged.
+ * LoRA dropout draws its seed in JS, so with dropout the program never settles and the step falls
+ * back to eager after a few recordings (saying so).
+ */
+export class ScrStep {
+  private readonly step: TrainStep;
+  private readonly sclOn: boolean;
+  /** the attention loss has the compile-friendly pair */
+  private readonly prepared: boolean;
+  /** why the step is eager although compile is auto (set before the first step) */
+  private readonly eagerWhy?: string;
+  /** attention map shapes per batch signature (one probe forward each) */
+  private readonly shapes = new Map<string, AttentionShapes>();
+  /** tensors the restorer keeps beyond the step's tidy (attention maps); disposed after each step */
+  private kept: tf.Tensor[] = [];
+  /** the eager path's targets and counts (a loss without prepare reads them inside the step) */
+  private targets: readonly AttentionSample[] = [];
+  private counts = { matched: 0, unmatched: 0 };
+
+  constructor(private readonly o: ScrOptions, private readonly c: ScrComponents, optimizer: ReturnType<typeof makeOptimizer>, vars: Record<string, tf.Variable>, log: (line: string) => void) {
+    this.sclOn = o.scl_weight > 0;
+    this.prepared = typeof c.scl.prepare === 'function' && typeof c.scl.computePrepared === 'function';
+    let mode: CompileMode = o.compile ?? 'auto';
+    if (this.sclOn && !this.prepared && mode === 'auto') {
+      this.eagerWhy = `the attention loss "${c.scl.type}" has no prepare/computePrepared (AttentionLoss contract), so its targets cannot be step inputs`;
+      log(`compile scr: runs eagerly (${this.eagerWhy})`);
+      mode = 'off';
     }
-    return total;
-  }, list);
-  // variableGrads keys gradients by the tfjs variable name; the optimiser knows stable names
-  const named: Record<string, tf.Tensor> = {};
-  names.forEach((n) => (named[n] = grads[(vars[n] as tf.Variable).name] as tf.Tensor));
-  const clipped = clipByGlobalNorm(named, o.clip_grad_norm);
-  optimizer.apply(clipped.grads);
-  const values: Record<string, number> = { loss: value.dataSync()[0] as number, grad_norm: clipped.norm };
-  for (const [k, t] of terms) values[k] = t.dataSync()[0] as number;
-  if (sclOn) {
-    values['scl/matched'] = counts.matched;
-    values['scl/unmatched'] = counts.unmatched;
+    this.step = new TrainStep(vars, optimizer, o.clip_grad_norm, (inputs) => this.loss(inputs), { mode, name: 'scr', log });
   }
-  tf.dispose([value, ...Object.values(grads), ...Object.values(clipped.grads), ...kept, ...terms.map(([, t]) => t)]);
-  return values;
+
+  private loss(inputs: Record<string, tf.Tensor>): { loss: tf.Scalar; terms: Record<string, tf.Scalar> } {
+    const { o, c } = this;
+    const out = c.restorer.run(inputs.lq as tf.Tensor4D, inputs.context as tf.Tensor3D, this.sclOn ? { captureAttention: { layers: c.layers, mode: 'mean' } } : undefined);
+    this.kept.push(...out.attention.values());
+    const rest = c.loss.compute(out.image, inputs.hq as tf.Tensor4D);
+    const terms: Record<string, tf.Scalar> = {};
+    for (const [k, t] of Object.entries(rest.terms)) terms[`loss/${k}`] = t;
+    let total: tf.Scalar = rest.total;
+    if (this.sclOn) {
+      let scl: tf.Scalar;
+      if (this.prepared) {
+        const prep: Record<string, tf.Tensor> = {};
+        for (const [k, t] of Object.entries(inputs)) if (k.startsWith('scl:')) prep[k.slice(4)] = t;
+        scl = (c.scl.computePrepared as NonNullable<AttentionLoss['computePrepared']>)(out.attention, prep).total;
+      } else {
+        const s = c.scl.compute(out.attention, this.targets);
+        this.counts = { matched: s.matched, unmatched: s.unmatched };
+        scl = s.total;
+      }
+      terms['loss/scl'] = scl;
+      total = tf.add(total, tf.mul(scl, o.scl_weight));
+    }
+    return { loss: total, terms };
+  }
+
+  /** The attention map shapes for this batch signature: one forward pass (LoRA in eval mode, so no dropout draw moves the seed stream). */
+  private attentionShapes(lq: tf.Tensor4D, context: tf.Tensor3D): AttentionShapes {
+    const key = `${lq.shape.join('x')}/${context.shape.join('x')}`;
+    let shapes = this.shapes.get(key);
+    if (!shapes) {
+      this.c.lora.setTraining(false);
+      try {
+        const found = new Map<string, [number, number, number]>();
+        tf.tidy(() => {
+          const out = this.c.restorer.run(lq, context, { captureAttention: { layers: this.c.layers, mode: 'mean' } });
+          for (const [name, t] of out.attention) found.set(name, t.shape as [number, number, number]);
+          tf.dispose([...out.attention.values()]);
+        });
+        shapes = found;
+      } finally {
+        this.c.lora.setTraining(true);
+      }
+      this.shapes.set(key, shapes);
+    }
+    return shapes;
+  }
+
+  /** One update; returns the step's scalar values (loss, its terms, SCL counts, grad norm). */
+  run(batch: ImageBatch, context: tf.Tensor3D, targets: readonly AttentionSample[]): Record<string, number> {
+    const inputs: Record<string, tf.Tensor> = { lq: batch.lq, hq: batch.hq, context };
+    let prepared: tf.Tensor[] = [];
+    if (this.sclOn) {
+      if (this.prepared) {
+        const p = (this.c.scl.prepare as NonNullable<AttentionLoss['prepare']>)(targets, this.attentionShapes(batch.lq, context));
+        for (const [k, t] of Object.entries(p.tensors)) inputs[`scl:${k}`] = t;
+        prepared = Object.values(p.tensors);
+        this.counts = { matched: p.matched, unmatched: p.unmatched };
+      } else {
+        this.targets = targets;
+      }
+    }
+    try {
+      const r = this.step.run(inputs);
+      const values: Record<string, number> = { loss: r.loss, grad_norm: r.gradNorm, ...r.terms };
+      if (this.sclOn) {
+        values['scl/matched'] = this.counts.matched;
+        values['scl/unmatched'] = this.counts.unmatched;
+      }
+      return values;
+    } finally {
+      tf.dispose([...prepared, ...this.kept]);
+      this.kept = [];
+      this.targets = [];
+    }
+  }
+
+  /** Run tags: `rass.compile.scr` (compiled | eager | recording) and why not compiled. */
+  tags(): Record<string, string> {
+    const tags = this.step.tags();
+    if (this.eagerWhy) tags['rass.compile.scr.reason'] = this.eagerWhy;
+    return tags;
+  }
+
+  dispose(): void {
+    this.step.dispose();
+  }
 }
 
 /**

@@ -54,6 +54,17 @@ export interface AttentionSample {
   readonly unmatched: readonly string[];
 }
 
+/** The shape [B, Nq, Nk] of each captured attention map, by layer name (what `prepare` needs before a step runs). */
+export type AttentionShapes = ReadonlyMap<string, readonly [number, number, number]>;
+
+/** A batch's attention targets as tensors, made ahead of the step, with the counts computed in JS. */
+export interface PreparedAttentionTargets {
+  /** Fixed-shape tensors (the caller passes them into the step as inputs and disposes them). */
+  readonly tensors: Readonly<Record<string, tf.Tensor>>;
+  readonly matched: number;
+  readonly unmatched: number;
+}
+
 /**
  * What losses on cross-attention maps build (`loss/scl`). `attention` maps a captured layer name
  * to its head-averaged probabilities [B, Nq, Nk]: Nq = h*w image tokens of that layer (row-major,
@@ -64,4 +75,14 @@ export interface AttentionLoss {
   /** Full-match regexes of the attention layers to capture (e.g. `.*attn2`). */
   readonly layers: readonly string[];
   compute(attention: ReadonlyMap<string, tf.Tensor>, samples: readonly AttentionSample[]): LossResult & { readonly matched: number; readonly unmatched: number };
+  /**
+   * Optional, for compiled training steps (engine `compileStep` bakes every tensor made from JS
+   * values into the program, so per-batch targets must come in as input tensors): `prepare`
+   * turns a batch's targets into tensors whose shapes depend only on the batch size, `shapes`
+   * and the loss's options -- never on how many tags a sample has -- and `computePrepared` is
+   * the same loss as `compute` from them, with no host reads and no tensors built from the
+   * targets. A loss without the pair still works; an experiment then runs its steps eagerly.
+   */
+  prepare?(samples: readonly AttentionSample[], shapes: AttentionShapes): PreparedAttentionTargets;
+  computePrepared?(attention: ReadonlyMap<string, tf.Tensor>, prepared: Readonly<Record<string, tf.Tensor>>): LossResult;
 }

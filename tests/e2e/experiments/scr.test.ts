@@ -73,6 +73,10 @@ describe('experiment/scr (tiny, third-party loss, attention loss and tagger)', (
       assert.ok(e.values['scl/matched'] > 0);
     }
     assert.ok(events.some((e) => e.step === 4 && e.values['val/psnr'] !== undefined), 'validation every eval_every steps');
+    // the third-party attention loss has no prepare/computePrepared: the steps ran eagerly, and the run says why
+    const tags = Object.assign({}, ...readJournal(join(full.dir, 'journal.jsonl')).events.flatMap((e) => (e.type === 'tags' ? [e.tags] : [])));
+    assert.equal(tags['rass.compile.scr'], 'eager');
+    assert.match(tags['rass.compile.scr.reason'] ?? '', /"attention-mass" has no prepare\/computePrepared/);
   });
 
   it('writes the adapter in PEFT format, the image grids and the per-image CSV', () => {

@@ -4,7 +4,9 @@
  * layer the default pattern must leave out), multi-token tags, a tag whose class is absent (empty
  * mask: excluded), a tag cut off by the prompt limit, an unmatched tag, an image size no grid divides, three
  * option sets (mean / sample-mean / sum reductions, term weights, layer regexes). Values within 1e-4
- * (relative above 1), gradients w.r.t. every selected map within 1e-4 of the largest element.
+ * (relative above 1), gradients w.r.t. every selected map within 1e-4 of the largest element --
+ * through `compute` and through prepare + computePrepared (the compiled step's path) with tight
+ * and padded tag slots (max_tags).
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -57,6 +59,22 @@ describe('loss/scl vs PyTorch (value and gradient w.r.t. the attention maps)', (
       })(idx.map((j) => maps[j]));
       selected.forEach((n, k) => assertClose(grads[k].dataSync(), f32(c.grads_f32_base64[n]), 1e-4, `${c.name} d/d ${n}`));
       tf.dispose(grads);
+      // the compiled step's path, called as SCR calls it: targets prepared from the map shapes
+      // alone, then the loss from the prepared tensors; K (tag slots) is max_tags whatever the
+      // batch holds, tight or padded, and the padding must not move value or gradient
+      const tight = Math.max(...samples.map((s) => s.targets.length));
+      for (const maxTags of [tight, 16]) {
+        const fixed = await build<AttentionLoss>({ type: 'loss/scl', layers: c.layers, token_weight: c.token_weight, pixel_weight: c.pixel_weight, reduction: c.reduction, max_tags: maxTags });
+        const shapes = new Map(names.map((n, i) => [n, maps[i]!.shape as [number, number, number]]));
+        const prep = fixed.prepare!(samples, shapes);
+        assert.deepEqual({ matched: prep.matched, unmatched: prep.unmatched }, { matched: c.matched, unmatched: c.unmatched });
+        assert.equal(prep.tensors.masks!.shape[2], maxTags);
+        const got = tf.tidy(() => scalar(fixed.computePrepared!(asMap(maps), prep.tensors).total));
+        assert.ok(Math.abs(got - c.total) <= 1e-4 * Math.max(1, Math.abs(c.total)), `${c.name} prepared (max_tags ${maxTags}): ${got} vs torch ${c.total}`);
+        const pg = tf.grads((...xs: tf.Tensor[]) => fixed.computePrepared!(new Map(selected.map((n, k) => [n, xs[k]!])), prep.tensors).total)(idx.map((j) => maps[j]!));
+        selected.forEach((n, k) => assertClose(pg[k]!.dataSync(), f32(c.grads_f32_base64[n]), 1e-4, `${c.name} prepared (max_tags ${maxTags}) d/d ${n}`));
+        tf.dispose([...pg, ...Object.values(prep.tensors)]);
+      }
       await assertTensorCountFlat(() => {
         const g = tf.grads((...xs: tf.Tensor[]) => loss.compute(new Map(selected.map((n, k) => [n, xs[k]])), samples).total)(idx.map((j) => maps[j]));
         tf.dispose(g);

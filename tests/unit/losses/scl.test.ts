@@ -137,6 +137,26 @@ describe('loss/scl', () => {
     assert.throws(() => new SemanticConstraintLoss(opts({ layers: ['mid.*attn2'] })).compute(new Map([['up.attn2', P]]), [one([1])]), isUserErr('"mid.*attn2"', 'up.attn2'));
   });
 
+  it('prepared tensors: shapes fixed by batch, layers and max_tags (not the tag count); more tags than max_tags is a UserError', async () => {
+    const loss = (await build({ type: 'loss/scl', max_tags: 3 })) as SemanticConstraintLoss;
+    const shapes = new Map<string, [number, number, number]>([['a.attn2', [2, 16, 5]], ['b.attn2', [2, 4, 5]], ['c.attn1', [2, 16, 16]]]);
+    const tag = (tokens: number[]) => ({ tag: `t${tokens[0]}`, tokens, mask: quadrant });
+    const few = [one([1]), { height: 4, width: 4, targets: [], unmatched: ['x'] }];
+    const many = [one([1], quadrant, { targets: [tag([1]), tag([2, 3]), tag([4])] }), one([2])];
+    const a = loss.prepare(few, shapes);
+    const b = loss.prepare(many, shapes);
+    const dims = (p: typeof a) => Object.fromEntries(Object.entries(p.tensors).map(([k, t]) => [k, t.shape]));
+    assert.deepEqual(dims(a), { 'comb/5': [2, 5, 3], masks: [4, 16, 3], valid: [4, 16, 1], r_token: [4, 3], r_pixel: [4, 3] });
+    assert.deepEqual(dims(b), dims(a));
+    assert.deepEqual({ m: a.matched, u: a.unmatched, mb: b.matched, ub: b.unmatched }, { m: 1, u: 1, mb: 4, ub: 0 });
+    // mean reduction over 4 targets x 2 layers; the coarse layer's pixel weight is r / 4 cells
+    assert.deepEqual([...b.tensors.r_token!.dataSync()].filter((x) => x > 0).length, 8);
+    assert.ok(Math.abs(b.tensors.r_pixel!.dataSync()[2 * 3]! - 1 / 8 / 4) < 1e-9);
+    const four = one([1], quadrant, { targets: [tag([1]), tag([2]), tag([3]), tag([4])] });
+    assert.throws(() => loss.prepare([four], new Map([['a.attn2', [1, 16, 5]]])), isUserErr('experiment.scl.max_tags', '4 tags', 'max_tags = 3'));
+    tf.dispose([...Object.values(a.tensors), ...Object.values(b.tensors)]);
+  });
+
   it('wiring bugs are RangeErrors: token outside the prompt, mask of the wrong size, batch mismatch', () => {
     const loss = new SemanticConstraintLoss(opts());
     const P = tf.randomUniform([1, 4, 3], 0.01, 1, 'float32', 6);
