@@ -52,7 +52,7 @@ export interface RassComponents {
 }
 
 /** Everything a training step or a prediction needs, built once the input size is known. */
-interface Model {
+export interface Model {
   projector: FeatureProjector;
   /** trainable variables by stable name: seg LoRA, backbone params marked trainable, projections, head */
   vars: Record<string, tf.Variable>;
@@ -130,8 +130,11 @@ export async function runRass(o: RassOptions, c: RassComponents, rc: RunContext)
   }
 }
 
-/** Measure the taps once at the training input size, check them against the head, make the projections. */
-function buildModel(o: RassOptions, c: RassComponents, rc: RunContext, first: ImageBatch, prompts: PromptCache): Model {
+/**
+ * Measure the taps once at the training input size, check them against the head, make the projections.
+ * Exported (with trainStep) so `npm run bench -- rass` times the experiment's own step.
+ */
+export function buildModel(o: RassOptions, c: RassComponents, rc: Pick<RunContext, 'seed' | 'log'>, first: ImageBatch, prompts: PromptCache): Model {
   const ctx = prompts.batch(['']);
   let feats = new Map<string, tf.Tensor>();
   tf.tidy(() => {
@@ -172,7 +175,7 @@ function targetsOf(samples: readonly SegSample[], numClasses: number, ignoreInde
   return { labels, batch: samples.length, height, width, ignoreIndex };
 }
 
-function trainStep(o: RassOptions, c: RassComponents, m: Model, optimizer: ReturnType<typeof makeOptimizer>, batch: ImageBatch, prompts: PromptCache, rng: Rng): Record<string, number> {
+export function trainStep(o: RassOptions, c: RassComponents, m: Model, optimizer: ReturnType<typeof makeOptimizer>, batch: ImageBatch, prompts: PromptCache, rng: Rng): Record<string, number> {
   const targets = targetsOf(batch.samples, c.head.numClasses, c.trainData.ignoreIndex, 'experiment.train.dataset');
   const tags = batch.samples.map((s) => c.tagger.tagsFor(s, c.trainData.classNames, c.trainData.ignoreIndex).join(', '));
   const context = prompts.batch(tags);

@@ -1,0 +1,121 @@
+/**
+ * One process measuring this project's RASS training step for `npm run bench -- rass`: the
+ * experiment's own `buildModel` + `trainStep` (experiments/rass/train.ts) on components built
+ * from configs/rass/shapes-tiny.yaml's nodes (tiny-shapes prior with conv_in trainable, timestep
+ * 1, its feature taps, Seg LoRA, projections, Mask2Former head, loss, optimiser and schedule).
+ * The SCR adapter is tests/fixtures/scr/adapter (a trained SCR adapter for this prior, non-zero
+ * B) merged into the UNet, since the config's `from_run` needs an SCR run. Batches (rass-full
+ * degraded, as the config) are made before timing; their LQ images, labels and prompt
+ * contexts are written to OUT_FILE so the PyTorch peer steps on the same data.
+ * Prints one JSON line: median step time and process CPU time (all threads), peak RSS,
+ * backend, threads, the taps' geometry and the head config (the peer builds the same head from it).
+ * argv: ITERS BATCH THREADS OUT_FILE
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { join } from 'node:path';
+import { initBackend } from '../framework/engine/backend.js';
+import { buildNode, loadConfig } from '../framework/config/index.js';
+import { validateTree } from '../framework/config/validate.js';
+import { OriginMap } from '../framework/config/origins.js';
+import { writeSafetensors, Rng, type ComponentNode } from '../framework/api.js';
+import { PluginRegistry } from '../framework/plugins/registry.js';
+import { registryPackage } from '../registry/index.js';
+import { experimentsPackage } from '../experiments/index.js';
+import type { Adapter, Degradation, OneStepRestorer, SegDataset, SegHead, SegLoss, Tagger } from '../framework/api.js';
+import { BatchSource, type ImageBatch } from '../experiments/common/data.js';
+import { PromptCache } from '../experiments/common/prompts.js';
+import { makeOptimizer } from '../experiments/common/train.js';
+import { buildModel, trainStep, type RassComponents, type RassOptions } from '../experiments/rass/train.js';
+
+const [itersArg, batchArg, threadsArg, outFile] = process.argv.slice(2);
+const iters = Number(itersArg);
+const batchSize = Number(batchArg);
+const root = process.cwd();
+const SCR_ADAPTER = 'tests/fixtures/scr/adapter';
+const quiet = { info: () => {}, warn: () => {}, debug: () => {} };
+const info = await initBackend({ prefer: 'auto', threads: Number(threadsArg), log: null });
+const registry = new PluginRegistry();
+registry.loadPackage(registryPackage);
+registry.loadPackage(experimentsPackage);
+const cfg = await loadConfig(join(root, 'configs/rass/shapes-tiny.yaml'));
+// the adapter instead of the config's from_run; schema defaults filled in as a run gets them
+const tree = { experiment: { ...(cfg.value as { experiment: Record<string, unknown> }).experiment, scr_adapter: { type: 'adapter/lora', name: 'scr', load: join(root, SCR_ADAPTER) } } };
+validateTree(tree, new OriginMap(), registry, {});
+const o = tree.experiment as unknown as RassOptions;
+o.train = { ...o.train, batch_size: batchSize };
+const build = <T>(node: ComponentNode) => buildNode<T>(node, registry, { seed: 0, log: quiet, baseDir: root });
+const backbone = await build<OneStepRestorer>(o.backbone);
+const scr = await build<Adapter>(o.scr_adapter as ComponentNode);
+scr.attach(backbone.unet.store);
+scr.mergeAndUnload();
+const seg = await build<Adapter>(o.seg_lora);
+seg.attach(backbone.unet.store);
+const head = await build<SegHead>(o.head);
+const loss = await build<SegLoss>(o.loss);
+const trainData = await build<SegDataset>(o.train.dataset);
+const trainDeg = o.train.degradation ? await build<Degradation>(o.train.degradation) : null;
+const tagger = await build<Tagger>(o.tagger);
+const c: RassComponents = { backbone, scr: null, scrMerged: true, seg, head, loss, trainData, valData: trainData, trainDeg, valDeg: null, tagger, valTagger: tagger, metrics: {} };
+const source = new BatchSource({ dataset: trainData, degradation: trainDeg, seed: 0, split: 'train', crop: o.train.crop, randomCrop: true, where: 'bench' });
+const prompts = new PromptCache(backbone.textEncoder);
+const first = await source.batch(source.trainIndices(0, 1));
+const model = buildModel(o, c, { seed: 0, log: quiet }, first, prompts);
+tf.dispose([first.hq, first.lq]);
+const backboneGroup = model.backboneNames.length ? [{ name: 'backbone', params: model.backboneNames, lr_mult: o.backbone_lr_mult }] : [];
+const optimizer = makeOptimizer(model.vars, o.optimizer, o.schedule, o.steps, backboneGroup);
+
+// data (degradation) and prompt encoding outside the timed step: the peer gets the same tensors
+const batches: ImageBatch[] = [];
+const saved: Parameters<typeof writeSafetensors>[1] = {};
+for (let i = 0; i <= iters; i++) {
+  const b = await source.batch(source.trainIndices(i, batchSize));
+  batches.push(b);
+  const ctx = prompts.batch(b.samples.map((s) => tagger.tagsFor(s, trainData.classNames, trainData.ignoreIndex).join(', ')));
+  saved[`lq.${i}`] = { dtype: 'F32', shape: b.lq.shape, data: b.lq.dataSync() as Float32Array };
+  saved[`context.${i}`] = { dtype: 'F32', shape: ctx.shape, data: ctx.dataSync() as Float32Array };
+  saved[`label.${i}`] = { dtype: 'F32', shape: [b.samples.length, b.height, b.width], data: Float32Array.from(b.samples.flatMap((s) => [...(s.label as Uint8Array)])) };
+  ctx.dispose(); // the cache keeps its own copy
+}
+writeSafetensors(outFile as string, saved);
+
+const times: number[] = [];
+const cpu: number[] = [];
+const losses: number[] = [];
+seg.setTraining(true);
+for (let i = 0; i <= iters; i++) {
+  const b = batches[i] as ImageBatch;
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  const values = trainStep(o, c, model, optimizer, b, prompts, Rng.derive(0, 'loss', i));
+  const dc = process.cpuUsage(c0);
+  times.push((performance.now() - t0) / 1000);
+  cpu.push((dc.user + dc.system) / 1e6);
+  losses.push(values.loss as number);
+  tf.dispose([b.hq, b.lq]);
+}
+const median = (xs: number[]) => xs.slice(1).sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const count = (names: string[]) => names.reduce((s, n) => s + (model.vars[n] as tf.Variable).size, 0);
+console.log(
+  JSON.stringify({
+    step_s: median(times),
+    cpu_s: median(cpu),
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    backend: info.name,
+    threads: info.threads ?? null,
+    taps: model.projector.taps,
+    head: o.head,
+    num_points: (o.loss as { numPoints?: number }).numPoints,
+    projection_dim: o.projection_dim,
+    features: o.features,
+    timestep: (o.backbone as { timestep?: number }).timestep,
+    seg_lora: o.seg_lora,
+    optimizer: o.optimizer,
+    schedule: o.schedule,
+    backbone_lr_mult: o.backbone_lr_mult,
+    clip_grad_norm: o.clip_grad_norm,
+    steps: o.steps,
+    trainable: count(Object.keys(model.vars)),
+    backbone_trainable: count(model.backboneNames),
+    losses,
+  }),
+);
