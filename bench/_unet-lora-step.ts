@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendPreference } from '../framework/engine/backend.js';
 import { Rng } from '../framework/engine/rng.js';
+import { compileStep } from '../framework/engine/compile.js';
 import { LoraModel } from '../registry/adapters/lora/lora.js';
 import { TINY_UNET } from '../registry/backbones/sd/presets.js';
 import { UNet2DConditionModel } from '../registry/backbones/sd/unet.js';
@@ -20,6 +21,8 @@ export interface LoraStepSpec {
   backend: BackendPreference;
   checkpoint: 'none' | 'blocks';
   attentionChunk: number;
+  /** run the fwd+bwd through compileStep (native only): one TensorFlow function per step */
+  compile?: boolean;
 }
 
 export interface LoraStepResult {
@@ -43,14 +46,22 @@ async function main(): Promise<void> {
   const c = TINY_UNET.in_channels;
   const x = tf.tensor4d(r.fillNormal(new Float32Array(spec.batch * spec.latent * spec.latent * c)) as Float32Array, [spec.batch, spec.latent, spec.latent, c]);
   const ctx = tf.tensor3d(r.fillNormal(new Float32Array(spec.batch * spec.tokens * TINY_UNET.cross_attention_dim)) as Float32Array, [spec.batch, spec.tokens, TINY_UNET.cross_attention_dim]);
+  const fwdBwd = ({ x: xi, ctx: ci }: { x: tf.Tensor4D; ctx: tf.Tensor3D }) => {
+    const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(unet.run(xi, 999, ci))) as tf.Scalar, vars);
+    return { loss: value, ...grads };
+  };
+  const step = compileStep(fwdBwd, { mode: spec.compile ? 'auto' : 'off', name: 'bench-unet-lora', log: () => {} });
+  // compiled: the first calls record (two agreeing recordings), then it runs as one function
+  if (spec.compile) for (let i = 0; i < 3; i++) tf.dispose(Object.values(step.call({ x, ctx })));
+  if (spec.compile && step.status().state !== 'compiled') throw new Error(`the step did not compile: ${step.status().reason}`);
   const times: number[] = [];
   const cpu: number[] = [];
   for (let i = 0; i <= spec.iters; i++) {
     const s = performance.now();
     const c0 = process.cpuUsage();
-    const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(unet.run(x, 999, ctx))) as tf.Scalar, vars);
-    for (const g of Object.values(grads)) g.dataSync();
-    tf.dispose([value, ...Object.values(grads)]);
+    const out = step.call({ x, ctx });
+    for (const g of Object.values(out)) g.dataSync();
+    tf.dispose(Object.values(out));
     times.push((performance.now() - s) / 1000);
     const c1 = process.cpuUsage(c0);
     cpu.push((c1.user + c1.system) / 1e6);

@@ -135,8 +135,8 @@ interface PeerLoraResult {
 }
 
 /** Our LoRA step in a fresh process (its own peak RSS, its own native thread pools). */
-function oursLora(c: LoraCase, backend: BackendPreference, threads: number, checkpoint: 'none' | 'blocks'): LoraStepResult | string {
-  const spec: LoraStepSpec = { latent: c.latent, batch: 2, tokens: 77, iters: c.iters, threads, backend, checkpoint, attentionChunk: 0 };
+function oursLora(c: LoraCase, backend: BackendPreference, threads: number, checkpoint: 'none' | 'blocks', compile = false): LoraStepResult | string {
+  const spec: LoraStepSpec = { latent: c.latent, batch: 2, tokens: 77, iters: c.iters, threads, backend, checkpoint, attentionChunk: 0, compile };
   try {
     const out = execFileSync(process.execPath, [join(process.cwd(), 'dist/bench/_unet-lora-step.js'), JSON.stringify(spec)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 20 });
     return JSON.parse(out.trim().split('\n').pop() as string) as LoraStepResult;
@@ -166,6 +166,8 @@ function loraSection(backend: BackendPreference, threads: number, iters: number,
     const start = machineLoad(threads);
     const ours = oursLora(c, backend, threads, 'none');
     const ck = withCheckpoint ? oursLora(c, backend, threads, 'blocks') : null;
+    // the same step as one compiled TensorFlow function (native only; engine/compile.ts)
+    const compiled = tf.getBackend() === 'tensorflow' ? oursLora(c, backend, threads, 'none', true) : null;
     const peer = peerLora(c, threads);
     const end = machineLoad(threads);
     const load = Math.max(start.load, end.load);
@@ -174,6 +176,7 @@ function loraSection(backend: BackendPreference, threads: number, iters: number,
       console.log(typeof r === 'string' ? `| ${c.latent}x${c.latent} | ${side} | failed: ${r} | | |` : `| ${c.latent}x${c.latent} | ${side} | ${ms(r.step_s)} | ${r.cpu_s.toFixed(2)} | ${gb(r.peak_rss_bytes)} |`);
     row(typeof ours === 'string' ? 'ours' : `ours (${ours.backend}, ${ours.threads ?? '?'} threads)`, ours);
     if (ck) row('ours, checkpoint: blocks', ck);
+    if (compiled) row('ours, compiled step', compiled);
     row(typeof peer === 'string' ? 'diffusers+peft' : `diffusers+peft (torch ${peer.torch}, ${peer.threads}/${peer.interop_threads} threads)`, peer);
     const extra = { threads, load: load.toFixed(2) };
     const o = typeof ours === 'string' ? null : ours;
@@ -181,6 +184,10 @@ function loraSection(backend: BackendPreference, threads: number, iters: number,
     const suffix = c.latent === 64 ? '' : `-${c.latent}`;
     console.log(benchLine(`backbones.unet-train-memory${suffix}`, o ? o.peak_rss_bytes / 2 ** 30 : NaN, 'GB', 'diffusers-peft-torch-cpu', p ? p.peak_rss_bytes / 2 ** 30 : NaN, o && p ? p.peak_rss_bytes / o.peak_rss_bytes : NaN, extra));
     console.log(benchLine(`backbones.unet-train-${c.latent}`, o ? o.step_s * 1000 : NaN, 'ms', 'diffusers-peft-torch-cpu', p ? p.step_s * 1000 : NaN, o && p ? p.step_s / o.step_s : NaN, extra));
+    if (compiled && typeof compiled !== 'string') {
+      console.log(benchLine(`backbones.unet-train-memory${suffix}-compiled`, compiled.peak_rss_bytes / 2 ** 30, 'GB', 'diffusers-peft-torch-cpu', p ? p.peak_rss_bytes / 2 ** 30 : NaN, p ? p.peak_rss_bytes / compiled.peak_rss_bytes : NaN, extra));
+      console.log(benchLine(`backbones.unet-train-${c.latent}-compiled`, compiled.step_s * 1000, 'ms', 'diffusers-peft-torch-cpu', p ? p.step_s * 1000 : NaN, p ? p.step_s / compiled.step_s : NaN, extra));
+    }
     if (ck && typeof ck !== 'string') {
       console.log(benchLine(`backbones.unet-train-memory${suffix}-checkpoint`, ck.peak_rss_bytes / 2 ** 30, 'GB', 'diffusers-peft-torch-cpu', p ? p.peak_rss_bytes / 2 ** 30 : NaN, p ? p.peak_rss_bytes / ck.peak_rss_bytes : NaN, extra));
     }
