@@ -30,4 +30,13 @@ export function relErr(a: Float32Array | Int32Array | Uint8Array, ref: Float32Ar
   return Number.isNaN(d) ? Infinity : d / m;
 }
 
+/** nativeSkipReason, and also skipped (saying so) where the native binding was built before native/patches existed. */
+export function compiledSkipReason(): string | false {
+  const native = nativeSkipReason();
+  if (native) return native;
+  const be = tf.findBackend('tensorflow') as unknown as { binding?: { registerFunction?: unknown } } | null;
+  if (typeof be?.binding?.registerFunction !== 'function') return 'the native binding has no registerFunction (built without native/patches) -- rerun `npm run setup:native`';
+  return false;
+}
+
 export { tf };

@@ -12,7 +12,7 @@ import { toyCrossEntropy, type ClassifierLoss } from '../../../experiments/toy-c
 import { LoraModel } from '../../../registry/adapters/lora/lora.js';
 import { TINY_UNET, TINY_VAE } from '../../../registry/backbones/sd/presets.js';
 import { UNet2DConditionModel } from '../../../registry/backbones/sd/unet.js';
-import { nativeSkipReason, normalData, relErr, tf } from './_native.js';
+import { compiledSkipReason, normalData, relErr, tf } from './_native.js';
 
 /**
  * Compiled training steps (framework/engine/compile.ts, issue #21): the same run with
@@ -23,14 +23,6 @@ import { nativeSkipReason, normalData, relErr, tf } from './_native.js';
  */
 const TOL = 1e-5;
 const STEPS = 20;
-/** Also skipped (saying so) where the native binding was built before native/patches existed. */
-function compiledSkipReason(): string | false {
-  const native = nativeSkipReason();
-  if (native) return native;
-  const be = tf.findBackend('tensorflow') as unknown as { binding?: { registerFunction?: unknown } } | null;
-  if (typeof be?.binding?.registerFunction !== 'function') return 'the native binding has no registerFunction (built without native/patches) -- rerun `npm run setup:native`';
-  return false;
-}
 const skip = compiledSkipReason();
 const quiet = () => {};
 

@@ -11,7 +11,7 @@ import { makeOptimizer } from '../../../experiments/common/train.js';
 import { SCR_LORA_TARGETS } from '../../../experiments/scr/plugin.js';
 import { ScrStep, type ScrComponents, type ScrOptions } from '../../../experiments/scr/train.js';
 import { fullRegistry } from '../../helpers/experiments.js';
-import { nativeSkipReason, relErr, tf } from './_native.js';
+import { compiledSkipReason, relErr, tf } from './_native.js';
 
 /**
  * The SCR training step (experiments/scr/train.ts ScrStep: one-step restorer on the tiny-shapes
@@ -28,13 +28,6 @@ const STEPS = 12;
 const BATCH = 2;
 const SIZE = 32;
 
-function compiledSkipReason(): string | false {
-  const native = nativeSkipReason();
-  if (native) return native;
-  const be = tf.findBackend('tensorflow') as unknown as { binding?: { registerFunction?: unknown } } | null;
-  if (typeof be?.binding?.registerFunction !== 'function') return 'the native binding has no registerFunction (built without native/patches) -- rerun `npm run setup:native`';
-  return false;
-}
 const skip = compiledSkipReason();
 const quiet = { info: () => {}, warn: () => {}, debug: () => {} };
 
