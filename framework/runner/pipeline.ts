@@ -3,8 +3,8 @@
  * another (SCR -> RASS -> evaluate), each as an ordinary run (a child), under a parent run that
  * records the stages, their run ids and their final metrics. A later stage reads an earlier
  * one's output through `${stage:ID}` (that stage's run directory) in its `set`
- * overrides or inline node. The parent's id is a hash of the pipeline config, so running the
- * same pipeline again reopens it: FINISHED stages are skipped, interrupted ones resume from
+ * overrides or inline node. The parent's id is a hash of the pipeline config and of the stage
+ * config files it names, so running the same pipeline again (nothing edited) reopens it: FINISHED stages are skipped, interrupted ones resume from
  * their checkpoint, FAILED ones stop the pipeline unless `--retry-failed` resumes them.
  */
 import { createHash } from 'node:crypto';
@@ -129,7 +129,17 @@ export async function runPipeline(opts: PipelineOptions): Promise<RunOutcome> {
   const name = (v.name ?? basename(file).replace(/\.ya?ml$/, '')).replace(/[^A-Za-z0-9._-]/g, '_');
   const runsDir = resolve(opts.cwd, typeof v.runs_dir === 'string' ? v.runs_dir : 'runs');
   const { runs_dir: _rd, tracking: _tr, ...hashed } = v;
-  const hash = createHash('sha256').update(JSON.stringify(hashed)).digest('hex').slice(0, 12);
+  // What a stage's `config:` file (and its extends chain) says is part of the pipeline: edit
+  // configs/scr/shapes-tiny.yaml and the quickstart is a new pipeline, not a re-run that skips
+  // the SCR stage trained with the old file.
+  const stageConfigs = await Promise.all(
+    v.stages.map(async (s) => {
+      if (!s.config) return null;
+      const target = resolve(dirname(file), s.config);
+      return existsSync(target) ? (await loadConfig(target, { env: opts.env, cwd: opts.cwd })).value : null;
+    }),
+  );
+  const hash = createHash('sha256').update(JSON.stringify({ pipeline: hashed, stageConfigs })).digest('hex').slice(0, 12);
   const parentRunId = `${name}-${hash}`;
   const parentDir = join(runsDir, name, parentRunId);
   const warn = (m: string) => opts.stderr.write(`warning: ${m}\n`);
