@@ -1,5 +1,14 @@
 import { clipByGlobalNormTensor, compileStep, pickScalars, scalarInputs, tf, type CompileMode, type CompiledStep, type Optimizer } from '../../framework/api.js';
 
+/** The `compile` option of the experiments whose steps run through compileStep (`extra`: when else the step stays eager). */
+export function compileOptionSchema(extra = '') {
+  return {
+    enum: ['auto', 'off'],
+    default: 'auto',
+    description: `auto: each training step runs as one compiled TensorFlow function on the native backend (eager elsewhere${extra}; the reason logged once and tagged); off: always eager`,
+  } as const;
+}
+
 /** What one optimiser step reports: the loss, the gradient norm before clipping, named scalar terms. */
 export interface StepReport {
   loss: number;

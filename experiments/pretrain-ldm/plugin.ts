@@ -1,4 +1,5 @@
 import { componentSchema, definePlugin, UserError, type ConditionalUNet, type Experiment, type LatentAutoencoder, type PromptEncoder, type SegDataset, type Tagger } from '../../framework/api.js';
+import { compileOptionSchema } from '../common/train-step.js';
 import { SHAPES_TEXTURE_PROMPTS } from './prompts.js';
 import { pretrain, type PretrainOptions } from './train.js';
 
@@ -72,11 +73,7 @@ vae_reconstructions.png and provenance.json; point a backbone's \`path\` at it t
           guidance_scale: { type: 'number', minimum: 0, default: 1, description: 'classifier-free guidance (1: none)' },
         },
       },
-      compile: {
-        enum: ['auto', 'off'],
-        default: 'auto',
-        description: 'auto: each training step runs as one compiled TensorFlow function on the native backend (eager elsewhere, the reason logged once and tagged); off: always eager',
-      },
+      compile: compileOptionSchema(),
       eval_timesteps: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 999 }, minItems: 1, default: [50, 200, 400, 600, 800] },
     },
   } as const,

@@ -1,4 +1,5 @@
 import { definePlugin, componentSchema, UserError, type ComponentNode, type Experiment, type PluginContext } from '../../framework/api.js';
+import { compileOptionSchema } from '../common/train-step.js';
 import type { Adapter, AttentionLoss, ImageLoss, Metric, OneStepRestorer, SegDataset, Tagger, Degradation } from '../../framework/api.js';
 import { loopProperties, optimizerSchema, scheduleSchema, trainDataProperties, valDataProperties } from '../common/train.js';
 import { runScr, type ScrComponents, type ScrOptions } from './train.js';
@@ -60,11 +61,7 @@ backend, or LoRA dropout) runs the steps eagerly, the reason logged once and tag
       optimizer: optimizerSchema,
       schedule: scheduleSchema,
       clip_grad_norm: { type: 'number', exclusiveMinimum: 0, default: 1, description: 'clip the adapter gradients to this global norm' },
-      compile: {
-        enum: ['auto', 'off'],
-        default: 'auto',
-        description: 'auto: each training step runs as one compiled TensorFlow function on the native backend (eager elsewhere, or with an attention loss that has no prepare/computePrepared; the reason logged once and tagged); off: always eager',
-      },
+      compile: compileOptionSchema(', or with an attention loss that has no prepare/computePrepared'),
       metrics: {
         type: 'array',
         items: componentSchema('metric'),

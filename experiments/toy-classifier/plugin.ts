@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { compileOptionSchema } from '../common/train-step.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { definePlugin, readSafetensors, toFloat32, writeSafetensors, type Experiment, type RunContext } from '../../framework/api.js';
@@ -33,11 +34,7 @@ export const toyClassifier = definePlugin({
       noise: { type: 'number', exclusiveMinimum: 0, default: 1, description: 'std of samples around their centre' },
       eval_every: { type: 'integer', minimum: 1, default: 50 },
       checkpoint_every: { type: 'integer', minimum: 1, default: 100 },
-      compile: {
-        enum: ['auto', 'off'],
-        default: 'auto',
-        description: 'auto: run each training step as one compiled TensorFlow function on the native backend (eager elsewhere, the reason logged once and tagged); off: always eager',
-      },
+      compile: compileOptionSchema(),
       loss: {
         type: 'object',
         required: ['type'],
