@@ -9,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import { readSafetensors, tf, toFloat32, UserError } from '../../../framework/api.js';
 import type { MetricImage } from '../../../framework/api.js';
+import { pairDistance } from '../common/pair-distance.js';
 
 const STAGES: number[][] = [[0, 2], [5, 7], [10, 12, 14], [17, 19, 21], [24, 26, 28]];
 const CHANNELS = [3, 64, 128, 256, 512, 512];
@@ -103,15 +104,7 @@ export class Dists {
 
   /** DISTS of two RGB images in [0, 255]. */
   imageDistance(a: MetricImage, b: MetricImage): number {
-    const toT = (im: MetricImage) => tf.tidy(() => tf.div(tf.tensor4d(Float32Array.from(im.data), [1, im.height, im.width, 3]), 255) as tf.Tensor4D);
-    const ta = toT(a);
-    const tb = toT(b);
-    try {
-      return this.distance(ta, tb)[0];
-    } finally {
-      ta.dispose();
-      tb.dispose();
-    }
+    return pairDistance(a, b, (x) => tf.div(x, 255) as tf.Tensor4D, (x, y) => this.distance(x, y));
   }
 }
 

@@ -9,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import { readSafetensors, tf, toFloat32, UserError } from '../../../framework/api.js';
 import type { MetricImage } from '../../../framework/api.js';
+import { pairDistance } from '../common/pair-distance.js';
 
 export type LpipsNet = 'alex' | 'vgg' | 'squeeze';
 
@@ -142,15 +143,7 @@ export class Lpips {
 
   /** LPIPS of two RGB images in [0, 255] (mapped to [-1, 1] like lpips' normalize=True). */
   imageDistance(a: MetricImage, b: MetricImage): number {
-    const toT = (im: MetricImage) => tf.tidy(() => tf.sub(tf.mul(tf.tensor4d(Float32Array.from(im.data), [1, im.height, im.width, 3]), 2 / 255), 1) as tf.Tensor4D);
-    const ta = toT(a);
-    const tb = toT(b);
-    try {
-      return this.distance(ta, tb)[0];
-    } finally {
-      ta.dispose();
-      tb.dispose();
-    }
+    return pairDistance(a, b, (x) => tf.sub(tf.mul(x, 2 / 255), 1) as tf.Tensor4D, (x, y) => this.distance(x, y));
   }
 }
 

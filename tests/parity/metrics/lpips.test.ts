@@ -38,6 +38,15 @@ for (const c of fx.cases) {
         got = model.distance(a, b);
       }, { warmup: 1, steps: 1, label: `lpips ${c.net}` });
       (c.expected as number[]).forEach((e, i) => assert.ok(Math.abs(got[i] - e) <= fx.tolerance, `${c.net}[${i}]: ${got[i]} vs ${e}`));
+      // the metric path: RGB images in [0, 255] enter as lpips' normalize=True does (x / 255 * 2 - 1)
+      const u8 = (t: tf.Tensor4D) => Uint8Array.from(tf.tidy(() => tf.round(tf.mul(tf.add(tf.slice(t, [0, 0, 0, 0], [1, h, w, 3]), 1), 127.5)).dataSync()));
+      const [ua, ub] = [u8(a), u8(b)];
+      const viaImages = model.imageDistance({ data: ua, height: h, width: w, channels: 3 }, { data: ub, height: h, width: w, channels: 3 });
+      const ref = tf.tidy(() => {
+        const norm = (px: Uint8Array) => tf.sub(tf.mul(tf.div(tf.tensor4d(Float32Array.from(px), [1, h, w, 3]), 255), 2), 1) as tf.Tensor4D;
+        return model.distance(norm(ua), norm(ub))[0] as number;
+      });
+      assert.ok(Math.abs(viaImages - ref) <= 1e-6, `${c.net} imageDistance ${viaImages} vs normalize=True ${ref}`);
       a.dispose();
       b.dispose();
       model.dispose();
