@@ -59,3 +59,4 @@ export { memoryEfficientAttention, plainAttention, attentionChunkSize } from './
 export type { AttentionOptions } from './engine/attention.js';
 export { gelu, geglu, silu, groupNorm, layerNorm } from './engine/fused-ops.js';
 export { recomputed } from './engine/recompute.js';
+export { customOp, type CustomOpResult } from './engine/custom-op.js';

@@ -1,61 +1,84 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { customOp } from '../../../framework/api.js';
 
 /**
  * Bilinear sampling with torch `grid_sample(mode='bilinear', padding_mode='zeros',
- * align_corners=False)` semantics, written with gather so it is differentiable with respect to
- * both the feature map and the sampling coordinates (the deformable-attention offsets learn
- * through the coordinates).
+ * align_corners=False)` semantics, differentiable with respect to both the feature map and the
+ * sampling coordinates (the deformable-attention offsets learn through the coordinates).
  *
  * input: [N, H, W, C] (NHWC); grid: [N, P, 2] with (x, y) in [-1, 1] (-1 = left/top edge of
  * the first pixel). Returns [N, P, C]; points outside the map read zeros.
+ *
+ * Everything runs on the device, with no read-back of the coordinates, so a step using it
+ * compiles into one TensorFlow function (issue #21). The corner indices come from floor() of
+ * the coordinates and have no gradient; tfjs's tape cannot carry an int32 index path, so this is
+ * one custom op with a hand-written gradient. Only the input and the grid are kept for the
+ * backward pass, which recomputes corners and weights (memory linear in the points, issue #20):
+ *   d input = scatter-add over the 4 corners of dy * weight,
+ *   d x = sum_c dy * ((v10 - v00)(1 - fy) + (v11 - v01) fy) * W/2, likewise d y.
  */
 export function gridSample(input: tf.Tensor4D, grid: tf.Tensor3D): tf.Tensor3D {
-  const [N, H, W, C] = input.shape;
-  const P = grid.shape[1];
-  // Corner indices and validity are computed from the coordinate values on the CPU: they are
-  // piecewise constant in the coordinates (zero gradient), and keeping them off the gradient
-  // tape avoids tfjs' refusal of int32 gradients for gather indices.
-  const g = grid.dataSync();
-  const fx = new Float32Array(N * P);
-  const fy = new Float32Array(N * P);
-  const idx = [0, 1, 2, 3].map(() => new Int32Array(N * P));
-  const valid = [0, 1, 2, 3].map(() => new Float32Array(N * P));
-  for (let n = 0; n < N; n++) {
-    for (let p = 0; p < P; p++) {
-      const i = n * P + p;
-      const x = ((g[i * 2] + 1) * W) / 2 - 0.5;
-      const y = ((g[i * 2 + 1] + 1) * H) / 2 - 0.5;
-      const x0 = Math.floor(x);
-      const y0 = Math.floor(y);
-      fx[i] = x0;
-      fy[i] = y0;
-      [[x0, y0], [x0 + 1, y0], [x0, y0 + 1], [x0 + 1, y0 + 1]].forEach(([cx, cy], k) => {
-        const ok = cx >= 0 && cx < W && cy >= 0 && cy < H;
-        valid[k][i] = ok ? 1 : 0;
-        idx[k][i] = ok ? n * H * W + cy * W + cx : n * H * W;
-      });
-    }
-  }
-  return tf.tidy(() => {
-    const flat = tf.reshape(input, [N * H * W, C]);
-    const gx = tf.reshape(tf.slice(grid, [0, 0, 0], [N, P, 1]), [N * P]);
-    const gy = tf.reshape(tf.slice(grid, [0, 0, 1], [N, P, 1]), [N * P]);
-    // unnormalise (align_corners=False): pixel centres at i + 0.5; weights stay differentiable in the grid
-    const wx1 = tf.sub(tf.sub(tf.mul(tf.add(gx, 1), W / 2), 0.5), tf.tensor1d(fx));
-    const wy1 = tf.sub(tf.sub(tf.mul(tf.add(gy, 1), H / 2), 0.5), tf.tensor1d(fy));
-    const wx0 = tf.sub(1, wx1);
-    const wy0 = tf.sub(1, wy1);
-    const ws = [tf.mul(wx0, wy0), tf.mul(wx1, wy0), tf.mul(wx0, wy1), tf.mul(wx1, wy1)];
-    let out: tf.Tensor | null = null;
-    for (let k = 0; k < 4; k++) {
-      const w = tf.reshape(tf.mul(ws[k], tf.tensor1d(valid[k])), [N * P, 1]);
-      const v = tf.mul(tf.gather(flat, tf.tensor1d(idx[k], 'int32')), w);
-      out = out ? tf.add(out, v) : v;
-    }
-    return tf.reshape(out as tf.Tensor, [N, P, C]);
-  });
+  return gridSampleOp(input, grid) as tf.Tensor3D;
 }
 
+/** Corners (x0,y0), (x1,y0), (x0,y1), (x1,y1): their flat row in [N*H*W, C], bilinear weight (0 outside the map), and fx, fy. */
+function corners(grid: tf.Tensor3D, N: number, H: number, W: number): { idx: tf.Tensor1D[]; w: tf.Tensor1D[]; inside: tf.Tensor1D[]; fx: tf.Tensor1D; fy: tf.Tensor1D } {
+  const P = grid.shape[1];
+  const gx = tf.reshape(tf.slice(grid, [0, 0, 0], [N, P, 1]), [N * P]);
+  const gy = tf.reshape(tf.slice(grid, [0, 0, 1], [N, P, 1]), [N * P]);
+  // unnormalise (align_corners=False): pixel centres at i + 0.5
+  const x = tf.sub(tf.mul(tf.add(gx, 1), W / 2), 0.5);
+  const y = tf.sub(tf.mul(tf.add(gy, 1), H / 2), 0.5);
+  const x0 = tf.floor(x);
+  const y0 = tf.floor(y);
+  const fx = tf.sub(x, x0) as tf.Tensor1D;
+  const fy = tf.sub(y, y0) as tf.Tensor1D;
+  const int = (v: number) => tf.scalar(v, 'int32'); // a bare number would make the index arithmetic float
+  const base = tf.mul(tf.floorDiv(tf.range(0, N * P, 1, 'int32'), int(P)), int(H * W)); // n * H * W
+  const idx: tf.Tensor1D[] = [];
+  const w: tf.Tensor1D[] = [];
+  const inside: tf.Tensor1D[] = [];
+  for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]] as const) {
+    const cx = dx ? tf.add(x0, 1) : x0;
+    const cy = dy ? tf.add(y0, 1) : y0;
+    const ok = tf.cast(tf.logicalAnd(tf.logicalAnd(tf.greaterEqual(cx, 0), tf.lessEqual(cx, W - 1)), tf.logicalAnd(tf.greaterEqual(cy, 0), tf.lessEqual(cy, H - 1))), 'float32') as tf.Tensor1D;
+    inside.push(ok);
+    const ix = tf.cast(tf.clipByValue(cx, 0, W - 1), 'int32');
+    const iy = tf.cast(tf.clipByValue(cy, 0, H - 1), 'int32');
+    idx.push(tf.add(base, tf.add(tf.mul(iy, int(W)), ix)) as tf.Tensor1D);
+    const wx = dx ? fx : tf.sub(1, fx);
+    const wy = dy ? fy : tf.sub(1, fy);
+    w.push(tf.mul(tf.mul(wx, wy), ok) as tf.Tensor1D);
+  }
+  return { idx, w, inside, fx, fy };
+}
+
+const gridSampleOp = customOp(([input, grid], save) => {
+  const [N, H, W, C] = (input as tf.Tensor4D).shape;
+  const P = (grid as tf.Tensor3D).shape[1];
+  save([input as tf.Tensor, grid as tf.Tensor]);
+  const value = tf.tidy(() => {
+    const flat = tf.reshape(input as tf.Tensor, [N * H * W, C]);
+    const { idx, w } = corners(grid as tf.Tensor3D, N, H, W);
+    const parts = idx.map((ix, k) => tf.mul(tf.gather(flat, ix), tf.reshape(w[k] as tf.Tensor, [N * P, 1])));
+    return tf.reshape(tf.addN(parts), [N, P, C]);
+  });
+  return {
+    value,
+    gradFunc: (dy, [x, g]) =>
+      tf.tidy(() => {
+        const flat = tf.reshape(x as tf.Tensor, [N * H * W, C]);
+        const { idx, w, inside, fx, fy } = corners(g as tf.Tensor3D, N, H, W);
+        const d = tf.reshape(dy, [N * P, C]);
+        const dFlat = tf.unsortedSegmentSum(tf.concat(w.map((wk) => tf.mul(d, tf.reshape(wk, [N * P, 1]))), 0), tf.concat(idx, 0), N * H * W);
+        // dy . (value at each corner), zero outside the map
+        const [v00, v10, v01, v11] = idx.map((ix, k) => tf.mul(tf.sum(tf.mul(d, tf.gather(flat, ix)), 1), inside[k] as tf.Tensor)) as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        const dX = tf.mul(tf.add(tf.mul(tf.sub(v10, v00), tf.sub(1, fy)), tf.mul(tf.sub(v11, v01), fy)), W / 2);
+        const dY = tf.mul(tf.add(tf.mul(tf.sub(v01, v00), tf.sub(1, fx)), tf.mul(tf.sub(v11, v10), fx)), H / 2);
+        return [tf.reshape(dFlat, [N, H, W, C]), tf.reshape(tf.stack([dX, dY], 1), [N, P, 2])];
+      }),
+  };
+});
 /**
  * Sample maps at normalised point coordinates in [0, 1] (Mask2Former's `point_sample`:
  * grid = 2 * coords - 1). maps: [N, H, W, C]; coords: [N, P, 2] (x, y). Returns [N, P, C].

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { FeatureLevel, HeadOutput, MaskPrediction, SegHead } from '../../../framework/api.js';
+import { customOp } from '../../../framework/api.js';
 import { checkLevels } from '../fpn-seg/fpn-seg.js';
 import { LayerNorm, Linear, MultiHeadAttention, Params, resize, sinePositionEmbedding } from '../common/nn.js';
 import { FpnPixelDecoder, MSDeformPixelDecoder, type PixelDecoder } from './pixel-decoder.js';
@@ -64,6 +65,32 @@ class DecoderLayer {
  * prediction is foreground), round-robin over three memory scales, post-norm layers, and a
  * prediction (class + mask) before the first and after every layer for deep supervision.
  */
+/**
+ * Mask2Former's masked attention: -1e9 where a query's predicted mask (resized to the memory
+ * level) is below 0.5, except for a query whose mask is empty everywhere, which attends
+ * everywhere (else its softmax runs over nothing). [N, h, w, Q] logits -> [N * heads, Q, h*w].
+ * A boolean mask carries no gradient (the reference's .detach()): one custom op whose gradient
+ * is zero, computed on the device so a training step with it compiles (issue #21).
+ */
+const attentionMaskOp = (size: [number, number], heads: number) =>
+  customOp(([logits]) => {
+    const x = logits as tf.Tensor4D;
+    const [N, , , Q] = x.shape;
+    const hw = size[0] * size[1];
+    const value = tf.tidy(() => {
+      const small = tf.reshape(tf.transpose(resize(x, size[0], size[1]), [0, 3, 1, 2]), [N, Q, hw]);
+      const below = tf.cast(tf.less(small, 0), 'float32'); // sigmoid < 0.5
+      const any = tf.cast(tf.greaterEqual(tf.max(small, 2, true), 0), 'float32');
+      const add = tf.mul(tf.mul(below, any), -1e9);
+      return tf.reshape(tf.tile(tf.expandDims(add, 1), [1, heads, 1, 1]), [N * heads, Q, hw]);
+    });
+    return { value, gradFunc: () => [tf.zerosLike(x)] };
+  });
+
+export function attentionMask(maskLogits: tf.Tensor4D, size: [number, number], heads: number): tf.Tensor3D {
+  return attentionMaskOp(size, heads)(maskLogits) as tf.Tensor3D;
+}
+
 export class Mask2FormerHead implements SegHead {
   readonly type = 'mask2former';
   readonly numClasses: number;
@@ -112,26 +139,7 @@ export class Mask2FormerHead implements SegHead {
     const [, h, w, C] = maskFeatures.shape;
     // masks[n, h, w, q] = sum_c maskFeatures[n, h, w, c] * embed[n, q, c]
     const maskLogits = tf.reshape(tf.matMul(tf.reshape(maskFeatures, [N, h * w, C]), e, false, true), [N, h, w, Q]) as tf.Tensor4D;
-    let attnMask: tf.Tensor3D | null = null;
-    if (attnSize) {
-      // computed on values only (a boolean mask carries no gradient, as in the reference's .detach())
-      const small = tf.tidy(() => resize(maskLogits, attnSize[0], attnSize[1]).dataSync());
-      const hw = attnSize[0] * attnSize[1];
-      const M = this.o.heads;
-      const add = new Float32Array(N * M * Q * hw);
-      for (let n = 0; n < N; n++) {
-        for (let q = 0; q < Q; q++) {
-          let any = false;
-          for (let i = 0; i < hw; i++) if (small[(n * hw + i) * Q + q] >= 0) any = true; // sigmoid >= 0.5
-          for (let i = 0; i < hw; i++) {
-            // a query whose mask is empty everywhere attends everywhere (else softmax over nothing)
-            const masked = any && small[(n * hw + i) * Q + q] < 0;
-            if (masked) for (let m = 0; m < M; m++) add[((n * M + m) * Q + q) * hw + i] = -1e9;
-          }
-        }
-      }
-      attnMask = tf.tensor3d(add, [N * M, Q, hw]);
-    }
+    const attnMask = attnSize ? attentionMask(maskLogits, attnSize, this.o.heads) : null;
     return { classLogits, maskLogits, attnMask };
   }
 

@@ -9,6 +9,7 @@ import { Params } from '../../../registry/heads/common/nn.js';
 import { MSDeformAttn } from '../../../registry/heads/mask2former/pixel-decoder.js';
 import { fpnSegHead } from '../../../registry/heads/fpn-seg/plugin.js';
 import { mask2formerHead } from '../../../registry/heads/mask2former/plugin.js';
+import { attentionMask } from '../../../registry/heads/mask2former/mask2former.js';
 import { MaskClassificationLoss, MASK2FORMER_LOSS_DEFAULTS } from '../../../registry/losses/mask2former/mask-criterion.js';
 import { PerPixelLoss } from '../../../registry/losses/per-pixel/per-pixel.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
@@ -147,6 +148,34 @@ describe('segmentation heads', () => {
     const want = attn.outputProj.apply(attn.valueProj.apply(input));
     assert.ok(tf.max(tf.abs(tf.sub(out, want))).dataSync()[0] < 1e-5);
     p.dispose();
+  });
+
+  it("masked attention: -1e9 where a query's mask is below 0.5, nowhere for an empty query, per head; no gradient", () => {
+    // [N=2, h=2, w=3, Q=3] logits at the memory size (no resize): query 1 of image 0 is empty everywhere
+    const N = 2;
+    const hw = 6;
+    const Q = 3;
+    const heads = 2;
+    const r = Rng.derive(3, 'mask');
+    const logits = Float32Array.from({ length: N * hw * Q }, () => r.normal());
+    for (let i = 0; i < hw; i++) logits[i * Q + 1] = -1 - i;
+    logits[(hw + 2) * Q + 0] = 0; // exactly 0 = sigmoid 0.5: attended
+    const x = tf.tensor4d(logits, [N, 2, 3, Q]);
+    const m = attentionMask(x, [2, 3], heads);
+    assert.deepEqual(m.shape, [N * heads, Q, hw]);
+    const got = m.dataSync();
+    for (let n = 0; n < N; n++)
+      for (let h = 0; h < heads; h++)
+        for (let q = 0; q < Q; q++) {
+          const empty = Array.from({ length: hw }, (_, i) => logits[(n * hw + i) * Q + q] as number).every((v) => v < 0);
+          for (let i = 0; i < hw; i++) {
+            const want = !empty && (logits[(n * hw + i) * Q + q] as number) < 0 ? -1e9 : 0;
+            assert.equal((got[((n * heads + h) * Q + q) * hw + i] as number) + 0, want, `n ${n} head ${h} q ${q} i ${i}`);
+          }
+        }
+    const g = tf.grad((t: tf.Tensor) => tf.sum(attentionMask(t as tf.Tensor4D, [2, 3], heads)))(x);
+    assert.equal(tf.max(tf.abs(g)).dataSync()[0], 0);
+    tf.dispose([x, m, g]);
   });
 
   it('config errors name the key', async () => {
