@@ -25,7 +25,8 @@ import type { Adapter, Degradation, OneStepRestorer, SegDataset, SegHead, SegLos
 import { BatchSource, type ImageBatch } from '../experiments/common/data.js';
 import { PromptCache } from '../experiments/common/prompts.js';
 import { makeOptimizer } from '../experiments/common/train.js';
-import { buildModel, trainStep, type RassComponents, type RassOptions } from '../experiments/rass/train.js';
+import { buildModel, runStep, type RassComponents, type RassOptions } from '../experiments/rass/train.js';
+import { RassStep } from '../experiments/rass/step.js';
 
 const [itersArg, batchArg, threadsArg, outFile] = process.argv.slice(2);
 const iters = Number(itersArg);
@@ -78,27 +79,42 @@ for (let i = 0; i <= iters; i++) {
 }
 writeSafetensors(outFile as string, saved);
 
-const times: number[] = [];
-const cpu: number[] = [];
-const losses: number[] = [];
+// compiled (native backend, compile: auto): the first two steps record the step, the rest run the compiled function
+const WARM = 2;
+const timeSteps = (step: RassStep, n: number) => {
+  const times: number[] = [];
+  const cpu: number[] = [];
+  const losses: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const b = batches[i] as ImageBatch;
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    const values = runStep(o, c, step, b, prompts, Rng.derive(0, 'loss', i));
+    const dc = process.cpuUsage(c0);
+    times.push((performance.now() - t0) / 1000);
+    cpu.push((dc.user + dc.system) / 1e6);
+    losses.push(values.loss as number);
+  }
+  return { times, cpu, losses };
+};
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] as number;
 seg.setTraining(true);
-for (let i = 0; i <= iters; i++) {
-  const b = batches[i] as ImageBatch;
-  const t0 = performance.now();
-  const c0 = process.cpuUsage();
-  const values = trainStep(o, c, model, optimizer, b, prompts, Rng.derive(0, 'loss', i));
-  const dc = process.cpuUsage(c0);
-  times.push((performance.now() - t0) / 1000);
-  cpu.push((dc.user + dc.system) / 1e6);
-  losses.push(values.loss as number);
-  tf.dispose([b.hq, b.lq]);
-}
-const median = (xs: number[]) => xs.slice(1).sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const compiledStep = new RassStep(o, c, model, optimizer, () => {});
+const { times, cpu, losses } = timeSteps(compiledStep, iters + 1);
+const compile = compiledStep.tags()['rass.compile.rass'] ?? 'eager';
+compiledStep.dispose();
+// the eager step beside it (compile: off), on the first batches again (the weights have moved on; time only)
+const eagerStep = new RassStep({ ...o, compile: 'off' }, c, model, optimizer, () => {});
+const eager = timeSteps(eagerStep, Math.min(3, iters + 1));
+eagerStep.dispose();
+for (const b of batches) tf.dispose([b.hq, b.lq]);
 const count = (names: string[]) => names.reduce((s, n) => s + (model.vars[n] as tf.Variable).size, 0);
 console.log(
   JSON.stringify({
-    step_s: median(times),
-    cpu_s: median(cpu),
+    step_s: median(times.slice(compile === 'compiled' ? WARM : 1)),
+    cpu_s: median(cpu.slice(compile === 'compiled' ? WARM : 1)),
+    compile,
+    eager_step_s: median(eager.times.slice(1)),
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
     backend: info.name,
     threads: info.threads ?? null,

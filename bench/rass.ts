@@ -6,7 +6,7 @@
  * unet.up_blocks.0 / unet.up_blocks.1, 1x1 projections summed per stride, the Mask2Former head
  * with its criterion (Hungarian matching, 1024 sampled points, deep supervision), backward,
  * clipping, AdamW with the backbone lr multiplier. Ours: the experiment's own buildModel +
- * trainStep (bench/_rass-step.ts) on the native backend when built (`initBackend` auto). Peer:
+ * RassStep (bench/_rass-step.ts; compiled on native, the eager step timed beside it) on the native backend when built (`initBackend` auto). Peer:
  * the same step in diffusers + peft + the PyTorch port of our head and criterion on torch CPU
  * (scripts/bench/rass_peer.py), on the same batches, same thread count. Each side runs in its
  * own process, so peak RSS is that step's. Headlines: rass.train-step (steps/s, ratio = ours /
@@ -28,6 +28,9 @@ interface Result {
   torch?: string;
   losses: number[];
   trainable: number;
+  /** ours: whether the timed steps ran compiled, and the eager step's time beside it */
+  compile?: string;
+  eager_step_s?: number;
 }
 
 function arg(args: string[], name: string, dflt: string): string {
@@ -66,14 +69,14 @@ export async function run(args: string[]): Promise<void> {
     const loss = (r: Result) => r.losses.map((l) => l.toFixed(2)).join(' ');
     console.log('| RASS step | ours | diffusers + peft + PyTorch head |');
     console.log('|---|---|---|');
-    console.log(`| time (median of ${iters}, after 1 warm-up) | ${(ours.step_s * 1000).toFixed(0)} ms (${ours.backend}, ${ours.threads ?? '?'} threads) | ${peer ? `${(peer.step_s * 1000).toFixed(0)} ms (torch ${peer.torch}, ${peer.threads} threads)` : 'n/a'} |`);
+    console.log(`| time (median, after warm-up: ours 2 when compiled, the recordings; peer 1) | ${(ours.step_s * 1000).toFixed(0)} ms (${ours.backend}, ${ours.threads ?? '?'} threads, ${ours.compile}; eager ${((ours.eager_step_s ?? NaN) * 1000).toFixed(0)} ms) | ${peer ? `${(peer.step_s * 1000).toFixed(0)} ms (torch ${peer.torch}, ${peer.threads} threads)` : 'n/a'} |`);
     console.log(`| CPU time per step (all threads) | ${ours.cpu_s.toFixed(2)} s | ${peer ? `${peer.cpu_s.toFixed(2)} s` : 'n/a'} |`);
     console.log(`| peak RSS | ${ours.peak_rss_mb.toFixed(0)} MB | ${peer ? `${peer.peak_rss_mb.toFixed(0)} MB` : 'n/a'} |`);
     console.log(`| trainable parameters | ${ours.trainable} | ${peer?.trainable ?? 'n/a'} |`);
     console.log(`| loss per step | ${loss(ours)} | ${peer ? loss(peer) : 'n/a'} |`);
     const sps = 1 / ours.step_s;
     const psps = peer ? 1 / peer.step_s : NaN;
-    const extra = { threads, backend: ours.backend ?? '?', load: Math.max(before.load, machineLoad(threads).load).toFixed(2) };
+    const extra = { threads, backend: ours.backend ?? '?', compile: ours.compile ?? '?', eager_ms: ((ours.eager_step_s ?? NaN) * 1000).toFixed(0), load: Math.max(before.load, machineLoad(threads).load).toFixed(2) };
     console.log(benchLine('rass.train-step', sps, 'steps/s', 'diffusers-peft-torch-cpu', psps, sps / psps, extra));
     console.log(benchLine('rass.train-step-memory', ours.peak_rss_mb, 'MB', 'diffusers-peft-torch-cpu', peer?.peak_rss_mb ?? NaN, peer ? peer.peak_rss_mb / ours.peak_rss_mb : NaN, extra));
   } finally {

@@ -30,7 +30,7 @@ export type { Adapter } from './contracts/adapter.js';
 export type { SegDataset, SegSample } from './contracts/dataset.js';
 export type { Tagger } from './contracts/tagger.js';
 export type { SegHead, HeadOutput, MaskPrediction, FeatureLevel } from './contracts/head.js';
-export type { SegLoss, SegTargets, LossResult, ImageLoss, AttentionLoss, AttentionSample, AttentionTarget, AttentionShapes, PreparedAttentionTargets } from './contracts/loss.js';
+export type { SegLoss, PreparedSegLoss, SegTargets, LossResult, ImageLoss, AttentionLoss, AttentionSample, AttentionTarget, AttentionShapes, PreparedAttentionTargets } from './contracts/loss.js';
 export type { TapOptions, TapResult, ConditionalUNet, LatentAutoencoder, PromptEncoder, OneStepRestorer } from './contracts/backbone.js';
 export type { Degradation, DegradationContext } from './contracts/degradation.js';
 export type { Experiment, RunContext, ProgressHandle } from './contracts/experiment.js';

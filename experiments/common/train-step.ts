@@ -1,4 +1,4 @@
-import { clipByGlobalNormTensor, compileStep, pickScalars, scalarInputs, tf, type CompileMode, type CompiledStep, type Optimizer } from '../../framework/api.js';
+import { clipByGlobalNormTensor, compileStep, pickScalars, scalarInputs, tf, type CompileMode, type CompileStatus, type CompiledStep, type Optimizer } from '../../framework/api.js';
 
 /** The `compile` option of the experiments whose steps run through compileStep (`extra`: when else the step stays eager). */
 export function compileOptionSchema(extra = '') {
@@ -78,6 +78,10 @@ export class TrainStep {
   /** Run tags: whether the step runs compiled, and why not. */
   tags(): Record<string, string> {
     return this.step.tags();
+  }
+
+  status(): CompileStatus {
+    return this.step.status();
   }
 
   dispose(): void {

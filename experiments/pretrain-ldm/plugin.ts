@@ -57,6 +57,11 @@ vae_reconstructions.png and provenance.json; point a backbone's \`path\` at it t
         mse_weight: { type: 'number', minimum: 0, default: 0 },
         kl_weight: { type: 'number', minimum: 0, default: 1e-6 },
         crop: { type: 'integer', minimum: 0, default: 0, description: 'train on random crops of this size (0: whole images); the VAE is fully convolutional, so it then runs at any size' },
+        init: {
+          enum: ['default', 'zero-residual'],
+          default: 'default',
+          description: "default: the backbone's own init (PyTorch's). zero-residual: every residual branch's last layer (ResnetBlock2D conv2, attention to_out.0) starts at zero, so each block starts as its shortcut; the architecture (and the diffusers layout) is unchanged",
+        },
       }),
       unet_phase: phase(1500, 16, 5e-4, {
         prompt_dropout: { type: 'number', minimum: 0, maximum: 1, default: 0.1, description: 'probability of training a sample with the empty prompt' },

@@ -41,7 +41,7 @@ export interface PhaseOptions {
 
 export interface PretrainOptions {
   holdout: number;
-  vae_phase: PhaseOptions & { l1_weight: number; mse_weight: number; kl_weight: number; crop: number };
+  vae_phase: PhaseOptions & { l1_weight: number; mse_weight: number; kl_weight: number; crop: number; init: 'default' | 'zero-residual' };
   unet_phase: PhaseOptions & { prompt_dropout: number };
   checkpoint_every: number;
   sample: { prompts: string[]; per_prompt: number; steps: number; guidance_scale: number };
@@ -119,6 +119,7 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
     state = loaded.extra as Progress;
     rc.log.info(`resuming at ${state.phase} step ${state.step}`);
   } else {
+    if (o.vae_phase.init === 'zero-residual') zeroResidualBranches(vaeVars);
     rc.logParams({
       data: { dataset: ds.type, train: nTrain, holdout: o.holdout, height: train.height, width: train.width },
       model: { vae_params: count(vae), unet_params: count(unet), text_encoder_params: count(textEncoder), text_encoder: 'frozen' },
@@ -373,6 +374,14 @@ function std(x: Float32Array): number {
 }
 
 /** Posterior means/logvars of every training image (VAE frozen from here on), batched. */
+/** Residual branches' last layers (ResnetBlock2D conv2, attention to_out.0) set to zero: every block starts as its shortcut. */
+const RESIDUAL_OUT = /(resnets\.\d+\.conv2|attentions\.\d+\.to_out\.0)\.(weight|bias)$/;
+export function zeroResidualBranches(vars: Named): string[] {
+  const names = Object.keys(vars).filter((k) => RESIDUAL_OUT.test(k));
+  for (const k of names) tf.tidy(() => (vars[k] as tf.Variable).assign(tf.zerosLike(vars[k] as tf.Variable)));
+  return names;
+}
+
 function encodeAll(vae: LatentAutoencoder, set: ImageSet, batch = 32): { mean: Float32Array; logvar: Float32Array; shape: [number, number, number] } {
   const parts: { m: Float32Array; l: Float32Array }[] = [];
   let shape: [number, number, number] = [0, 0, 0];

@@ -4,6 +4,7 @@ import { loopProperties, optimizerSchema, scheduleSchema, trainDataProperties, v
 import { SCR_LORA_TARGETS } from '../scr/plugin.js';
 import { runRass, type RassComponents, type RassOptions } from './train.js';
 import { checkTaggerCovers } from '../common/attention.js';
+import { compileOptionSchema } from '../common/train-step.js';
 
 
 export const rassExperiment = definePlugin({
@@ -18,6 +19,12 @@ Trainable: the Seg LoRA, the backbone parameters its nodes mark trainable (e.g. 
 the 1x1 projections of the tapped \`features\` (projections of equal stride summed; head strides no tap provides are
 made by 2x average pooling of the next finer level) and the \`head\`. Optimiser: backbone parameters (Seg LoRA,
 conv_in) at \`backbone_lr_mult\` x lr; clipping by the norm of all gradients.
+
+\`compile: auto\` (default): on the native backend each step runs as two compiled TensorFlow functions: the
+forward pass alone, whose output the loss's \`prepare\` reads on the host (Mask2Former's Hungarian matching and
+uncertainty point selection), then forward + loss + backward + clipping + AdamW with that plan as inputs. Eager
+elsewhere (wasm/cpu, \`compile: off\`, a loss without prepare/computePrepared, LoRA dropout), the reason logged
+once and tagged \`rass.compile.rass.reason\`.
 
 \`train.input: lq\` trains on degraded images (RASS, FT baseline); \`hq\` on clean ones (the DT baseline).
 Validation on the degraded split (\`val_lq/*\`) and the clean one (\`val_hq/*\`): mIoU in detectron2's and
@@ -66,6 +73,7 @@ trained backbone parameters) for experiment/evaluate and restore-then-segment.`,
       backbone_lr_mult: { type: 'number', minimum: 0, default: 0.1 },
       schedule: { ...scheduleSchema, default: { type: 'poly', power: 0.9 } },
       clip_grad_norm: { type: 'number', exclusiveMinimum: 0, default: 0.01, description: 'clip all gradients to this global norm (RASS: 0.01)' },
+      compile: compileOptionSchema(', or with a segmentation loss that has no prepare/computePrepared'),
       metrics: {
         type: 'array',
         items: componentSchema('metric'),

@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tf, clipByGlobalNorm, loadCheckpoint, restoreWeights, saveCheckpoint, writeSafetensors, Rng, UserError, type ComponentNode, type RunContext } from '../../framework/api.js';
+import { tf, loadCheckpoint, restoreWeights, saveCheckpoint, writeSafetensors, Rng, UserError, type CompileMode, type ComponentNode, type RunContext } from '../../framework/api.js';
 import type { Adapter, Degradation, Metric, OneStepRestorer, SegDataset, SegHead, SegLoss, SegSample, Tagger } from '../../framework/api.js';
 import { BatchSource, toUint8Images, type ImageBatch } from '../common/data.js';
 import { makeOptimizer, MetricWindow, stepCheckpointName, type OptimizerConfig, type ScheduleConfig } from '../common/train.js';
@@ -9,6 +9,7 @@ import { PromptCache } from '../common/prompts.js';
 import { gridPng, labelPicture, type Picture } from '../common/images.js';
 import { FeatureProjector, tapGeometry } from './features.js';
 import { predictLabels, type SegmenterMeta } from './segmenter.js';
+import { RassStep } from './step.js';
 
 export interface RassOptions {
   backbone: ComponentNode;
@@ -32,6 +33,7 @@ export interface RassOptions {
   eval_every: number;
   checkpoint_every: number;
   metrics?: ComponentNode[];
+  compile?: CompileMode;
 }
 
 export interface RassComponents {
@@ -65,6 +67,7 @@ export async function runRass(o: RassOptions, c: RassComponents, rc: RunContext)
   const prompts = new PromptCache(c.backbone.textEncoder);
   let model: Model | null = null;
   let optimizer: ReturnType<typeof makeOptimizer> | null = null;
+  let trainStep: RassStep | null = null;
   try {
     const first = await train.batch(train.trainIndices(0, 1));
     model = buildModel(o, c, rc, first, prompts);
@@ -88,6 +91,7 @@ export async function runRass(o: RassOptions, c: RassComponents, rc: RunContext)
     }
     const vars = model.vars;
     const save = (at: number) => rc.saveCheckpoint(stepCheckpointName(at), (dir) => saveCheckpoint(dir, { weights: vars, optimizer: (optimizer as ReturnType<typeof makeOptimizer>).getState(), schedule: { step: at }, data: { step: at } }));
+    trainStep = new RassStep(o, c, model, optimizer, (l) => rc.log.info(l));
     const bar = rc.progress('rass', o.steps);
     if (step > 0) bar.update(step);
     const window = new MetricWindow();
@@ -99,7 +103,7 @@ export async function runRass(o: RassOptions, c: RassComponents, rc: RunContext)
         return {};
       }
       const batch = await train.batch(train.trainIndices(step, o.train.batch_size));
-      const values = trainStep(o, c, model, optimizer, batch, prompts, Rng.derive(rc.seed, 'loss', step));
+      const values = runStep(o, c, trainStep, batch, prompts, Rng.derive(rc.seed, 'loss', step));
       tf.dispose([batch.hq, batch.lq]);
       step++;
       window.add(values);
@@ -114,12 +118,14 @@ export async function runRass(o: RassOptions, c: RassComponents, rc: RunContext)
       await new Promise((r) => setImmediate(r));
     }
     bar.done();
+    rc.setTags(trainStep.tags());
     c.seg.setTraining(false);
     await save(step);
     const ev = await evaluate(o, c, model, val, prompts, rc, true);
     await saveModel(o, c, model, rc);
     return ev.scalars;
   } finally {
+    trainStep?.dispose();
     prompts.dispose();
     optimizer?.dispose();
     model?.projector.dispose();
@@ -132,7 +138,7 @@ export async function runRass(o: RassOptions, c: RassComponents, rc: RunContext)
 
 /**
  * Measure the taps once at the training input size, check them against the head, make the projections.
- * Exported (with trainStep) so `npm run bench -- rass` times the experiment's own step.
+ * Exported (with runStep and RassStep) so `npm run bench -- rass` times the experiment's own step.
  */
 export function buildModel(o: RassOptions, c: RassComponents, rc: Pick<RunContext, 'seed' | 'log'>, first: ImageBatch, prompts: PromptCache): Model {
   const ctx = prompts.batch(['']);
@@ -161,7 +167,7 @@ export function buildModel(o: RassOptions, c: RassComponents, rc: Pick<RunContex
   return { projector, vars, backboneNames };
 }
 
-function targetsOf(samples: readonly SegSample[], numClasses: number, ignoreIndex: number, where: string): { labels: Uint8Array; batch: number; height: number; width: number; ignoreIndex: number } {
+export function targetsOf(samples: readonly SegSample[], numClasses: number, ignoreIndex: number, where: string): { labels: Uint8Array; batch: number; height: number; width: number; ignoreIndex: number } {
   const { height, width } = samples[0] as SegSample;
   const labels = new Uint8Array(samples.length * height * width);
   samples.forEach((s, i) => {
@@ -175,33 +181,15 @@ function targetsOf(samples: readonly SegSample[], numClasses: number, ignoreInde
   return { labels, batch: samples.length, height, width, ignoreIndex };
 }
 
-export function trainStep(o: RassOptions, c: RassComponents, m: Model, optimizer: ReturnType<typeof makeOptimizer>, batch: ImageBatch, prompts: PromptCache, rng: Rng): Record<string, number> {
+/** One optimiser step on a batch: its targets and prompts, then the (compiled where possible) RassStep. Exported for `npm run bench -- rass`. */
+export function runStep(o: RassOptions, c: RassComponents, step: RassStep, batch: ImageBatch, prompts: PromptCache, rng: Rng): Record<string, number> {
   const targets = targetsOf(batch.samples, c.head.numClasses, c.trainData.ignoreIndex, 'experiment.train.dataset');
-  const tags = batch.samples.map((s) => c.tagger.tagsFor(s, c.trainData.classNames, c.trainData.ignoreIndex).join(', '));
-  const context = prompts.batch(tags);
-  const input = o.train.input === 'lq' ? batch.lq : batch.hq;
-  const names = Object.keys(m.vars);
-  const terms: [string, tf.Tensor][] = [];
-  const kept: tf.Tensor[] = [];
-  const { value, grads } = tf.variableGrads(() => {
-    const feats = c.backbone.features(input, context, o.features);
-    kept.push(...feats.values());
-    const out = c.head.forward(m.projector.levels(feats), { training: true });
-    const l = c.loss.compute(out, targets, rng);
-    for (const [k, t] of Object.entries(l.terms)) if (!/_aux\d+$|\d$/.test(k)) terms.push([`loss/${k}`, tf.keep(t)]);
-    return l.total;
-  }, names.map((n) => m.vars[n] as tf.Variable));
-  const named: Record<string, tf.Tensor> = {};
-  for (const n of names) {
-    const g = grads[(m.vars[n] as tf.Variable).name];
-    if (g) named[n] = g;
+  const context = prompts.batch(batch.samples.map((s) => c.tagger.tagsFor(s, c.trainData.classNames, c.trainData.ignoreIndex).join(', ')));
+  try {
+    return step.run(o.train.input === 'lq' ? batch.lq : batch.hq, context, targets, rng);
+  } finally {
+    context.dispose();
   }
-  const clipped = clipByGlobalNorm(named, o.clip_grad_norm);
-  optimizer.apply(clipped.grads);
-  const values: Record<string, number> = { loss: value.dataSync()[0] as number, grad_norm: clipped.norm };
-  for (const [k, t] of terms) values[k] = t.dataSync()[0] as number;
-  tf.dispose([value, context, ...Object.values(grads), ...Object.values(clipped.grads), ...kept, ...terms.map(([, t]) => t)]);
-  return values;
 }
 
 /** Per split (degraded / clean input): segmentation metrics, per-class and per-image tables, a prediction grid. */

@@ -18,10 +18,25 @@ export interface LossResult {
   readonly terms: Readonly<Record<string, tf.Scalar>>;
 }
 
+/** A segmentation loss's host-side plan for one batch (matches, sampled points, targets) as tensors. */
+export type PreparedSegLoss = Record<string, tf.Tensor>;
+
 /** What `loss/*` plugins for segmentation heads build. `rng` drives any point sampling (seeded per step). */
 export interface SegLoss {
   readonly type: string;
   compute(output: HeadOutput, targets: SegTargets, rng: Rng): LossResult;
+  /**
+   * Optional compile-friendly pair. `prepare` does the work that needs values on the host
+   * (Hungarian matching, uncertainty point selection, label tables) from a forward pass's
+   * output and returns tensors; `computePrepared` is then pure tensor ops on the output and
+   * those tensors, so a training step can run forward + loss + backward as one compiled
+   * function with the plan as inputs (prepared from a separate forward pass of the same
+   * weights). compute(out, t, rng) must equal computePrepared(out, prepare(out, t, rng)).
+   * Every prepared tensor's shape must depend only on the batch's shapes (pad what varies),
+   * or each new shape records the step again.
+   */
+  prepare?(output: HeadOutput, targets: SegTargets, rng: Rng): PreparedSegLoss;
+  computePrepared?(output: HeadOutput, prepared: PreparedSegLoss): LossResult;
 }
 
 /**

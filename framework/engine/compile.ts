@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createHash } from 'node:crypto';
+import { inGatherBoundsCheck } from './native-kernels.js';
 
 /**
  * Compiled training steps on the native TensorFlow backend (issue #21).
@@ -401,7 +402,8 @@ function record<I extends StepInputs, O extends StepOutputs>(backend: NativeBack
   };
   const tensorDataSync: Binding['tensorDataSync'] = (id) => {
     const r = produced.get(id);
-    if (r && !program.blocker && program.nodes[r[0]]!.op !== 'Const') {
+    // tfjs-node's GatherV2 bounds check reads the indices without using them (native-kernels.ts)
+    if (r && !program.blocker && program.nodes[r[0]]!.op !== 'Const' && !inGatherBoundsCheck()) {
       program.blocker = `the step reads a tensor computed inside it on the host (output of ${program.nodes[r[0]]!.op}, e.g. dataSync/arraySync); compiled steps do not split around host reads`;
     }
     return orig.tensorDataSync.call(b, id);

@@ -74,6 +74,7 @@ export function patchNativeConvKernels(): void {
     wrapPaddedInput('DepthwiseConv2dNativeBackpropFilter');
     wrapInputGrad('DepthwiseConv2dNativeBackpropInput');
     registerResizeGrads();
+    markGatherBoundsCheck(get('GatherV2'));
   } finally {
     console.warn = silenced;
   }
@@ -90,6 +91,36 @@ interface NativeBackend {
  * halfPixelCenters (PyTorch's align_corners=False bilinear) the gradient is that of a
  * different resize. Same ops, with half_pixel_centers passed through.
  */
+let boundsChecks = 0;
+
+/** True while tfjs-node's GatherV2 kernel reads its indices on the host for its bounds check. */
+export function inGatherBoundsCheck(): boolean {
+  return boundsChecks > 0;
+}
+
+/**
+ * tfjs-node's GatherV2 reads every index on the host to assert it is in range before running
+ * TensorFlow's GatherV2. The read does not change the result, but to a compiled step's
+ * recorder (compile.ts) it looks like the step needs a value on the host, so a gather with
+ * computed indices (grid sampling, the criterion's matched rows) would keep the step eager.
+ * The kernel is unchanged; it only marks its read so the recorder can let it pass. In the
+ * compiled function TensorFlow's own GatherV2 checks the range (on CPU an error, as here).
+ */
+function markGatherBoundsCheck(orig: KernelFunc): void {
+  tf.registerKernel({
+    kernelName: 'GatherV2',
+    backendName: 'tensorflow',
+    kernelFunc: (args) => {
+      boundsChecks++;
+      try {
+        return orig(args);
+      } finally {
+        boundsChecks--;
+      }
+    },
+  });
+}
+
 function registerResizeGrads(): void {
   const attrsOf = (be: NativeBackend, attrs: tf.NamedAttrMap | undefined) => [
     { name: 'T', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT },

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../../../framework/api.js';
 import type { HeadOutput, MaskPrediction } from '../../../framework/api.js';
-import type { LossResult, SegLoss, SegTargets } from '../../../framework/api.js';
+import type { LossResult, PreparedSegLoss, SegLoss, SegTargets } from '../../../framework/api.js';
 import { pointSample } from '../../heads/common/sampling.js';
 import { linearSumAssignment } from './hungarian.js';
 import { disposeTargets, maskTargets, type ImageTargets } from './targets.js';
@@ -130,8 +130,24 @@ export interface LayerLosses {
   matches: MatchResult[];
 }
 
-/** Unweighted class / mask / dice losses of one prediction layer (Mask2Former SetCriterion semantics). */
-export function layerLosses(pred: MaskPrediction, targets: ImageTargets[], points: PointSource, o: MaskCriterionOptions): LayerLosses {
+/**
+ * Matched rows padded to a few fixed sizes, so a compiled step sees few shapes: every row up to
+ * N * min(Q, classes) when that is small (one shape), else the next power of two.
+ */
+export function paddedRows(matched: number, N: number, Q: number, numClasses: number): number {
+  const cap = N * Math.min(Q, numClasses);
+  if (cap <= 64) return Math.max(cap, 1);
+  return Math.min(cap, 2 ** Math.ceil(Math.log2(Math.max(matched, 1))));
+}
+
+/**
+ * One prediction layer's host-side plan, read from the values of a forward pass: the Hungarian
+ * matches, then as tensors the classification targets (one-hot rows [N*Q, C+1] and their
+ * weights, no-object rows weighted noObjectWeight) and, for the matched masks padded to
+ * `paddedRows`, their flat query index (b * Q + q), the sampled points [R, P, 2], the target
+ * masks read at those points [R, P] and a row mask (1 = a real match).
+ */
+export function planLayer(pred: MaskPrediction, targets: ImageTargets[], points: PointSource, o: MaskCriterionOptions): { tensors: Record<string, tf.Tensor>; matches: MatchResult[] } {
   const N = pred.classLogits.shape[0];
   const Q = pred.classLogits.shape[1];
   const C = o.numClasses;
@@ -140,88 +156,143 @@ export function layerLosses(pred: MaskPrediction, targets: ImageTargets[], point
     const cl = tf.tidy(() => tf.squeeze(tf.slice(pred.classLogits, [b, 0, 0], [1, -1, -1]), [0]) as tf.Tensor2D);
     const ml = tf.tidy(() => tf.squeeze(tf.slice(pred.maskLogits, [b, 0, 0, 0], [1, -1, -1, -1]), [0]) as tf.Tensor3D);
     const pts = points.matcher(b);
-    matches.push(matchImage(cl, ml, targets[b], pts, o));
-    cl.dispose();
-    ml.dispose();
-    pts.dispose();
+    matches.push(matchImage(cl, ml, targets[b] as ImageTargets, pts, o));
+    tf.dispose([cl, ml, pts]);
   }
-  const numMasks = Math.max(1, targets.reduce((s, t) => s + t.classes.length, 0));
   // classification: matched queries get their target class, the rest "no object" (index C)
-  const tgtClasses = new Int32Array(N * Q).fill(C);
-  matches.forEach((m, b) => m.queries.forEach((q, k) => (tgtClasses[b * Q + q] = targets[b].classes[m.targets[k]])));
-  const loss_ce = tf.tidy(() => {
-    const logp = tf.logSoftmax(tf.reshape(pred.classLogits, [N * Q, C + 1]));
-    const onehot = tf.oneHot(tf.tensor1d(tgtClasses, 'int32'), C + 1);
-    const nll = tf.neg(tf.sum(tf.mul(logp, onehot), -1));
-    const w = new Float32Array(N * Q);
-    let wsum = 0;
-    for (let i = 0; i < w.length; i++) wsum += w[i] = tgtClasses[i] === C ? o.noObjectWeight : 1;
-    return tf.div(tf.sum(tf.mul(nll, tf.tensor1d(w))), wsum) as tf.Scalar;
-  });
+  const onehot = new Float32Array(N * Q * (C + 1));
+  const clsW = new Float32Array(N * Q).fill(o.noObjectWeight);
+  for (let i = 0; i < N * Q; i++) onehot[i * (C + 1) + C] = 1;
+  matches.forEach((m, b) =>
+    m.queries.forEach((q, k) => {
+      const row = b * Q + q;
+      onehot[row * (C + 1) + C] = 0;
+      onehot[row * (C + 1) + ((targets[b] as ImageTargets).classes[m.targets[k] as number] as number)] = 1;
+      clsW[row] = 1;
+    }),
+  );
   const matched = matches.reduce((s, m) => s + m.queries.length, 0);
-  if (matched === 0) {
-    return { loss_ce, loss_mask: tf.scalar(0), loss_dice: tf.scalar(0), matches };
-  }
-  // matched predicted masks [M, h, w, 1] and their target masks [M, H, W, 1]
-  const [src, tgt] = tf.tidy(() => {
-    const srcs: tf.Tensor[] = [];
-    const tgts: tf.Tensor[] = [];
-    matches.forEach((m, b) => {
-      if (!m.queries.length) return;
-      const img = tf.squeeze(tf.slice(pred.maskLogits, [b, 0, 0, 0], [1, -1, -1, -1]), [0]); // [h, w, Q]
-      srcs.push(tf.expandDims(tf.transpose(tf.gather(img, tf.tensor1d(m.queries, 'int32'), 2), [2, 0, 1]), 3));
-      tgts.push(tf.expandDims(tf.gather(targets[b].masks as tf.Tensor3D, tf.tensor1d(m.targets, 'int32'), 0), 3));
+  const R = paddedRows(matched, N, Q, C);
+  const srcIdx = new Int32Array(R);
+  const rows = new Float32Array(R);
+  let r = 0;
+  matches.forEach((m, b) => m.queries.forEach((q) => ((srcIdx[r] = b * Q + q), (rows[r++] = 1))));
+  const [, h, w] = pred.maskLogits.shape;
+  // the real rows' points are drawn as without padding (the same random stream); padded rows read the centre
+  let coords: tf.Tensor3D;
+  let labels: tf.Tensor2D;
+  if (matched > 0) {
+    // matched predicted masks [M, h, w, 1] (values only: the points are chosen without gradient) and their targets [M, H, W, 1]
+    const src = tf.tidy(() => tf.expandDims(tf.gather(tf.reshape(tf.transpose(pred.maskLogits, [0, 3, 1, 2]), [N * Q, h, w]), tf.tensor1d(srcIdx.subarray(0, matched), 'int32')), 3) as tf.Tensor4D);
+    const tgt = tf.tidy(() => {
+      const parts: tf.Tensor[] = [];
+      matches.forEach((m, b) => {
+        if (m.queries.length) parts.push(tf.gather((targets[b] as ImageTargets).masks as tf.Tensor3D, tf.tensor1d(m.targets, 'int32'), 0));
+      });
+      return tf.expandDims(tf.concat(parts, 0), 3) as tf.Tensor4D;
     });
-    return [tf.concat(srcs, 0) as tf.Tensor4D, tf.concat(tgts, 0) as tf.Tensor4D];
-  });
-  const coords = points.loss(src); // chosen without gradient (reads values only)
-  const [loss_mask, loss_dice] = tf.tidy(() => {
-    const M = src.shape[0];
-    const P = coords.shape[1];
-    const logits = tf.reshape(pointSample(src, coords), [M, P]);
-    const labels = tf.reshape(pointSample(tgt, coords), [M, P]);
-    const lm = tf.div(tf.sum(tf.mean(bceWithLogits(logits, labels), 1)), numMasks) as tf.Scalar;
-    const sig = tf.sigmoid(logits);
-    const num = tf.mul(2, tf.sum(tf.mul(sig, labels), 1));
-    const den = tf.add(tf.sum(sig, 1), tf.sum(labels, 1));
-    const ld = tf.div(tf.sum(tf.sub(1, tf.div(tf.add(num, 1), tf.add(den, 1)))), numMasks) as tf.Scalar;
-    return [lm, ld];
-  });
-  src.dispose();
-  tgt.dispose();
-  coords.dispose();
-  return { loss_ce, loss_mask, loss_dice, matches };
+    const real = points.loss(src);
+    const P = real.shape[1];
+    [coords, labels] = tf.tidy(() => {
+      const lab = tf.reshape(pointSample(tgt, real), [matched, P]);
+      if (R === matched) return [tf.clone(real), lab] as [tf.Tensor3D, tf.Tensor2D];
+      return [tf.concat([real, tf.fill([R - matched, P, 2], 0.5)], 0), tf.concat([lab, tf.zeros([R - matched, P])], 0)] as [tf.Tensor3D, tf.Tensor2D];
+    });
+    tf.dispose([src, tgt, real]);
+  } else {
+    coords = tf.fill([R, o.numPoints, 2], 0.5) as tf.Tensor3D;
+    labels = tf.zeros([R, o.numPoints]);
+  }
+  return {
+    matches,
+    tensors: { onehot: tf.tensor2d(onehot, [N * Q, C + 1]), clsW: tf.tensor1d(clsW), src: tf.tensor1d(srcIdx, 'int32'), coords, labels, rows: tf.tensor1d(rows) },
+  };
 }
 
-/** Mask2Former's SetCriterion: Hungarian matching, weighted CE / point BCE / point dice, deep supervision. */
+/** Unweighted class / mask / dice losses of one layer from its plan (pure tensor ops: compilable). */
+export function layerTerms(pred: MaskPrediction, plan: Record<string, tf.Tensor>, numMasks: tf.Tensor): { loss_ce: tf.Scalar; loss_mask: tf.Scalar; loss_dice: tf.Scalar } {
+  const [N, Q, C1] = pred.classLogits.shape;
+  const [, h, w] = pred.maskLogits.shape;
+  const logp = tf.logSoftmax(tf.reshape(pred.classLogits, [N * Q, C1]));
+  const nll = tf.neg(tf.sum(tf.mul(logp, plan.onehot as tf.Tensor), -1));
+  const loss_ce = tf.div(tf.sum(tf.mul(nll, plan.clsW as tf.Tensor)), tf.sum(plan.clsW as tf.Tensor)) as tf.Scalar;
+  const coords = plan.coords as tf.Tensor3D;
+  const [R, P] = coords.shape;
+  const src = tf.expandDims(tf.gather(tf.reshape(tf.transpose(pred.maskLogits, [0, 3, 1, 2]), [N * Q, h, w]), plan.src as tf.Tensor), 3) as tf.Tensor4D;
+  const logits = tf.reshape(pointSample(src, coords), [R, P]);
+  const labels = plan.labels as tf.Tensor;
+  const rows = plan.rows as tf.Tensor;
+  const loss_mask = tf.div(tf.sum(tf.mul(tf.mean(bceWithLogits(logits, labels), 1), rows)), numMasks) as tf.Scalar;
+  const sig = tf.sigmoid(logits);
+  const num = tf.mul(2, tf.sum(tf.mul(sig, labels), 1));
+  const den = tf.add(tf.sum(sig, 1), tf.sum(labels, 1));
+  const loss_dice = tf.div(tf.sum(tf.mul(tf.sub(1, tf.div(tf.add(num, 1), tf.add(den, 1))), rows)), numMasks) as tf.Scalar;
+  return { loss_ce, loss_mask, loss_dice };
+}
+
+/** Unweighted class / mask / dice losses of one prediction layer (Mask2Former SetCriterion semantics). */
+export function layerLosses(pred: MaskPrediction, targets: ImageTargets[], points: PointSource, o: MaskCriterionOptions): LayerLosses {
+  const plan = planLayer(pred, targets, points, o);
+  const numMasks = tf.scalar(Math.max(1, targets.reduce((s, t) => s + t.classes.length, 0)));
+  const terms = tf.tidy(() => layerTerms(pred, plan.tensors, numMasks));
+  tf.dispose([numMasks, ...Object.values(plan.tensors)]);
+  return { ...terms, matches: plan.matches };
+}
+
+/**
+ * Mask2Former's SetCriterion: Hungarian matching, weighted CE / point BCE / point dice, deep
+ * supervision. Host work (matching, uncertainty point selection) is `prepare`; the loss itself
+ * is `computePrepared`, pure tensor ops, so a training step can compile around it (the
+ * SegLoss contract); `compute` is the two in a row.
+ */
 export class MaskClassificationLoss implements SegLoss {
   readonly type = 'mask2former';
   constructor(readonly o: MaskCriterionOptions) {}
 
-  compute(output: HeadOutput, targets: SegTargets, rng: Rng, points?: (layer: number) => PointSource): LossResult {
+  private layers(output: HeadOutput): MaskPrediction[] {
     if (output.kind !== 'mask-classification') throw new Error(`loss/mask2former needs a mask-classification head output, got ${output.kind}`);
+    return [output.final, ...(this.o.deepSupervision ? output.aux : [])];
+  }
+
+  prepare(output: HeadOutput, targets: SegTargets, rng: Rng, points?: (layer: number) => PointSource): PreparedSegLoss {
+    const layers = this.layers(output);
     const tg = maskTargets(targets, this.o.numClasses);
     try {
-      const layers = [output.final, ...(this.o.deepSupervision ? output.aux : [])];
-      const terms: Record<string, tf.Scalar> = {};
+      const out: PreparedSegLoss = { numMasks: tf.scalar(Math.max(1, tg.reduce((s, t) => s + t.classes.length, 0))) };
       layers.forEach((pred, i) => {
         const src = points ? points(i) : rngPoints(rng.fork('layer', i), this.o);
-        const l = layerLosses(pred, tg, src, this.o);
-        const suffix = i === 0 ? '' : `_aux${i - 1}`;
-        terms[`loss_ce${suffix}`] = scaleAndDispose(l.loss_ce, this.o.classWeight);
-        terms[`loss_mask${suffix}`] = scaleAndDispose(l.loss_mask, this.o.maskWeight);
-        terms[`loss_dice${suffix}`] = scaleAndDispose(l.loss_dice, this.o.diceWeight);
+        for (const [k, t] of Object.entries(planLayer(pred, tg, src, this.o).tensors)) out[`l${i}/${k}`] = t;
       });
-      const total = tf.addN(Object.values(terms)) as tf.Scalar;
-      return { total, terms };
+      return out;
     } finally {
       disposeTargets(tg);
     }
   }
-}
 
-function scaleAndDispose(x: tf.Scalar, w: number): tf.Scalar {
-  const y = tf.mul(x, w) as tf.Scalar;
-  x.dispose();
-  return y;
+  computePrepared(output: HeadOutput, prepared: PreparedSegLoss): LossResult {
+    const layers = this.layers(output);
+    const terms = tf.tidy(() => {
+      const out: Record<string, tf.Scalar> = {};
+      layers.forEach((pred, i) => {
+        const plan: Record<string, tf.Tensor> = {};
+        for (const k of ['onehot', 'clsW', 'src', 'coords', 'labels', 'rows']) plan[k] = prepared[`l${i}/${k}`] as tf.Tensor;
+        const l = layerTerms(pred, plan, prepared.numMasks as tf.Tensor);
+        const suffix = i === 0 ? '' : `_aux${i - 1}`;
+        out[`loss_ce${suffix}`] = tf.mul(l.loss_ce, this.o.classWeight) as tf.Scalar;
+        out[`loss_mask${suffix}`] = tf.mul(l.loss_mask, this.o.maskWeight) as tf.Scalar;
+        out[`loss_dice${suffix}`] = tf.mul(l.loss_dice, this.o.diceWeight) as tf.Scalar;
+      });
+      return out;
+    });
+    return { total: tf.addN(Object.values(terms)) as tf.Scalar, terms };
+  }
+
+  compute(output: HeadOutput, targets: SegTargets, rng: Rng, points?: (layer: number) => PointSource): LossResult {
+    const prepared = this.prepare(output, targets, rng, points);
+    try {
+      return this.computePrepared(output, prepared);
+    } finally {
+      tf.dispose(Object.values(prepared));
+    }
+  }
 }

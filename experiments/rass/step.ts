@@ -1,0 +1,124 @@
+import { compileStep, tf, type CompileMode, type CompiledStep, type HeadOutput, type MaskPrediction, type PreparedSegLoss, type Rng, type SegTargets } from '../../framework/api.js';
+import type { makeOptimizer } from '../common/train.js';
+import { TrainStep } from '../common/train-step.js';
+import type { Model, RassComponents, RassOptions } from './train.js';
+
+/** A head output as named tensors (a compiled function returns a flat record) and back. */
+function flattenHead(out: HeadOutput): Record<string, tf.Tensor> {
+  if (out.kind === 'per-pixel') return { logits: out.logits };
+  const flat: Record<string, tf.Tensor> = { 'final/cls': out.final.classLogits, 'final/mask': out.final.maskLogits };
+  out.aux.forEach((a, i) => Object.assign(flat, { [`aux${i}/cls`]: a.classLogits, [`aux${i}/mask`]: a.maskLogits }));
+  return flat;
+}
+
+function unflattenHead(flat: Record<string, tf.Tensor>): HeadOutput {
+  if (flat.logits) return { kind: 'per-pixel', logits: flat.logits as tf.Tensor4D };
+  const layer = (p: string): MaskPrediction => ({ classLogits: flat[`${p}/cls`] as tf.Tensor3D, maskLogits: flat[`${p}/mask`] as tf.Tensor4D });
+  const aux: MaskPrediction[] = [];
+  for (let i = 0; flat[`aux${i}/cls`]; i++) aux.push(layer(`aux${i}`));
+  return { kind: 'mask-classification', final: layer('final'), aux };
+}
+
+/**
+ * One RASS training step: backbone features (Seg LoRA), projections, head, segmentation loss,
+ * gradients of every trainable variable, clipping by the global norm, AdamW.
+ *
+ * A loss with the SegLoss contract's prepare/computePrepared pair compiles (issue #21): its
+ * host-side part (Mask2Former's Hungarian matching and uncertainty point selection read
+ * values) cannot be inside a graph, so each step first runs the forward pass alone (itself a
+ * compiled function), `prepare` turns the matches and sampled points into tensors, and the
+ * training step proper (forward + computePrepared + backward + update, one compiled function)
+ * takes them as inputs: the matcher sees the same weights as the gradient, at the cost of one
+ * extra forward pass. Eagerly (compile: off, wasm/cpu, or once the compiled path has fallen
+ * back) the step runs forward + compute once, matching on that same forward, as before.
+ */
+export class RassStep {
+  private readonly step: TrainStep;
+  private readonly forward: CompiledStep<Record<string, tf.Tensor>, Record<string, tf.Tensor>> | null;
+  /** the two-phase (planned) path is on; false: one eager forward with compute() */
+  private planned: boolean;
+  private kept: tf.Tensor[] = [];
+  /** the eager path's targets and random stream, set per call (its loss reads them inside the step) */
+  private targets: SegTargets | null = null;
+  private rng: Rng | null = null;
+
+  constructor(
+    private readonly o: RassOptions,
+    private readonly c: RassComponents,
+    private readonly m: Model,
+    optimizer: ReturnType<typeof makeOptimizer>,
+    log: (line: string) => void,
+  ) {
+    const hasPair = typeof c.loss.prepare === 'function' && typeof c.loss.computePrepared === 'function';
+    let mode: CompileMode = o.compile ?? 'auto';
+    if (mode === 'auto' && tf.getBackend() !== 'tensorflow') mode = 'off'; // compileStep would say so too; this also skips the planning forward
+    if (mode === 'auto' && !hasPair) {
+      log(`compile rass: runs eagerly (the loss "${c.loss.type}" has no prepare/computePrepared (SegLoss contract), so its host-side part cannot be split from the step)`);
+      mode = 'off';
+    }
+    this.planned = mode === 'auto';
+    this.step = new TrainStep(m.vars, optimizer, o.clip_grad_norm, (inputs) => this.loss(inputs), { mode, name: 'rass', log });
+    this.forward = this.planned ? compileStep((inputs: Record<string, tf.Tensor>) => flattenHead(this.headOutput(inputs)), { mode, name: 'rass-plan', log }) : null;
+  }
+
+  private headOutput(inputs: Record<string, tf.Tensor>): HeadOutput {
+    const feats = this.c.backbone.features(inputs.input as tf.Tensor4D, inputs.context as tf.Tensor3D, this.o.features);
+    this.kept.push(...feats.values()); // taps outlive the tidy they were made in
+    return this.c.head.forward(this.m.projector.levels(feats), { training: true });
+  }
+
+  private loss(inputs: Record<string, tf.Tensor>): { loss: tf.Scalar; terms: Record<string, tf.Scalar> } {
+    const out = this.headOutput(inputs);
+    let l;
+    if (this.planned) {
+      const prep: PreparedSegLoss = {};
+      for (const [k, t] of Object.entries(inputs)) if (k.startsWith('loss:')) prep[k.slice(5)] = t;
+      l = (this.c.loss.computePrepared as NonNullable<typeof this.c.loss.computePrepared>)(out, prep);
+    } else {
+      l = this.c.loss.compute(out, this.targets as SegTargets, this.rng as Rng);
+    }
+    const terms: Record<string, tf.Scalar> = {};
+    // deep-supervision terms are summed into the loss but not logged one by one
+    for (const [k, t] of Object.entries(l.terms)) if (!/_aux\d+$|\d$/.test(k)) terms[`loss/${k}`] = t;
+    return { loss: l.total, terms };
+  }
+
+  /** One update on this batch; returns loss, grad_norm and the logged loss terms. */
+  run(input: tf.Tensor4D, context: tf.Tensor3D, targets: SegTargets, rng: Rng): Record<string, number> {
+    const inputs: Record<string, tf.Tensor> = { input, context };
+    let prepared: tf.Tensor[] = [];
+    try {
+      if (this.planned) {
+        const flat = (this.forward as NonNullable<typeof this.forward>).call({ input, context });
+        const plan = tf.tidy(() => (this.c.loss.prepare as NonNullable<typeof this.c.loss.prepare>)(unflattenHead(flat), targets, rng));
+        tf.dispose([...Object.values(flat), ...this.kept]);
+        this.kept = [];
+        for (const [k, t] of Object.entries(plan)) inputs[`loss:${k}`] = t;
+        prepared = Object.values(plan);
+      } else {
+        this.targets = targets;
+        this.rng = rng;
+      }
+      const r = this.step.run(inputs);
+      const values: Record<string, number> = { loss: r.loss, grad_norm: r.gradNorm, ...r.terms };
+      // a step that could not compile after all (e.g. LoRA dropout draws a seed per call) falls back to
+      // one eager forward with compute(): the planning forward would only cost time
+      if (this.planned && this.step.status().state === 'eager') this.planned = false;
+      return values;
+    } finally {
+      tf.dispose([...prepared, ...this.kept]);
+      this.kept = [];
+      this.targets = null;
+      this.rng = null;
+    }
+  }
+
+  tags(): Record<string, string> {
+    return { ...this.step.tags(), ...(this.forward?.tags() ?? {}) };
+  }
+
+  dispose(): void {
+    this.step.dispose();
+    this.forward?.dispose();
+  }
+}
