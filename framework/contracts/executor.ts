@@ -18,6 +18,8 @@ export interface TrialRequest {
   parentRunId?: string;
   name?: string;
   tags: Record<string, string>;
+  /** a pipeline trial re-run with `rass sweep --retry-failed`: its FAILED stage resumes (`rass run --retry-failed`) */
+  retryFailed?: boolean;
 }
 
 

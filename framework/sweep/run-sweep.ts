@@ -18,7 +18,7 @@ import { pluginPackage } from '../plugins/plugin-package.js';
 import type { CliCommand, Executor, ExecutorTrial, TrialEnd } from '../contracts/executor.js';
 import { UserError, isUserError } from '../errors.js';
 import { LocalRun } from '../tracking/local-run.js';
-import { summarizeRun, formatDuration, formatMetric, type RunSummary } from '../tracking/run-store.js';
+import { findRunDirs, summarizeRun, formatDuration, formatMetric, type RunSummary } from '../tracking/run-store.js';
 import { startTrackers, trackersOrWarn } from '../tracking/trackers.js';
 import type { Tracker } from '../contracts/tracker.js';
 import { packageRoot } from '../paths.js';
@@ -30,6 +30,7 @@ export type { TrialRecord, TrialState } from './trial-record.js';
 import { closeTrialRun } from './close-trial-run.js';
 import { runArgv, type TrialRequest } from './trial-protocol.js';
 import { builtinExecutorPlugins } from './executors/index.js';
+import { pipelineName, pipelineStageIds, splitStageSets, stageConfigValues, validatePipeline, type StageSet } from '../runner/pipeline.js';
 
 /**
  * What the sweep records for a trial when the trial's own run did not record the outcome (its
@@ -63,6 +64,8 @@ export interface SweepPlan {
   executor: Executor;
   /** the registry the sweep's plugins were loaded into (trackers of trial runs are built with it) */
   registry: PluginRegistry;
+  /** a sweep over a staged config: each trial runs the whole pipeline (a parent run with a child per stage) */
+  pipeline: boolean;
 }
 
 /**
@@ -70,7 +73,7 @@ export interface SweepPlan {
  * the executor gets ready (starts its workers) as soon as it is built, so its start-up overlaps
  * the validation of the trials; a plan that fails releases it.
  */
-export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, cwd: string, warm?: WarmUp): Promise<SweepPlan> {
+export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, cwd: string, warm?: WarmUp, more: { stageSets?: readonly StageSet[]; env?: Record<string, string | undefined> } = {}): Promise<SweepPlan> {
   const raw = cfg.value.sweep;
   if (raw === undefined) throw new UserError(`${cfg.file}: no \`sweep:\` block (see configs/ablations/ for examples)`);
   const where = (p: string) => {
@@ -78,15 +81,23 @@ export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, c
     return `${formatOrigin(cfg.origin(['sweep', ...segs]))} sweep${p}`.trim();
   };
   const spec = parseSweepSpec(raw, where);
+  const pipeline = Array.isArray(cfg.value.stages);
+  const cliStageSets = more.stageSets ?? [];
+  if (pipeline) checkPipelineSweep(cfg, spec, cliStageSets);
+  else if (cliStageSets.length) throw new UserError(`${cfg.file}: --set "${cliStageSets[0].text}" addresses a stage, but this config has no \`stages:\``);
   const seed = typeof cfg.value.seed === 'number' ? cfg.value.seed : 0;
   const trials = expandSweep(spec, seed);
   const name = spec.name ?? basename(cfg.file, extname(cfg.file));
-  // the parent's id depends on what the sweep computes (base config + spec), not on when it ran
+  // the parent's id depends on what the sweep computes (base config + spec), not on when it ran;
+  // for a pipeline that includes its stage config files (as a pipeline's own id does): an
+  // edited stage file is a new sweep, not a re-run that skips trials trained with the old one
   const { sweep: _s, runs_dir: _r, tracking: _t, ...base } = cfg.value;
-  const hash = createHash('sha256').update(JSON.stringify([base, spec])).digest('hex').slice(0, 8);
+  const computed = pipeline ? [base, spec, await stageConfigValues(cfg, { cwd, ...(more.env ? { env: more.env } : {}) }), cliStageSets.map((x) => x.text)] : [base, spec];
+  const hash = createHash('sha256').update(JSON.stringify(computed)).digest('hex').slice(0, 8);
   const parentRunId = `sweep-${name.replace(/[^A-Za-z0-9._-]/g, '_')}-${hash}`;
   const runsDir = resolve(cwd, typeof cfg.value.runs_dir === 'string' ? cfg.value.runs_dir : 'runs');
-  const experiment = experimentFolder(cfg.value.experiment);
+  // a pipeline trial's run is the pipeline's parent run, in the pipeline's runs/ folder
+  const experiment = pipeline ? pipelineName(cfg) : experimentFolder(cfg.value.experiment);
 
   await loadConfigPlugins(cfg, registry);
   const executor = await buildExecutor(spec.executor, registry, where('.executor'));
@@ -100,21 +111,7 @@ export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, c
   }
 
   async function planTrials(): Promise<SweepPlan> {
-    const issues: string[] = [];
-    // each trial's experiment folder comes from its own resolved config: a variant may switch the experiment type
-    const trialExperiment = new Map<string, string>();
-    for (const t of trials) {
-      try {
-        const tc = applyOverrides(cfg, [...formatOverrides(t.overrides), 'sweep=~']);
-        validateRunConfig(tc, registry);
-        trialExperiment.set(t.id, experimentFolder(tc.value.experiment));
-      } catch (e) {
-        if (!isUserError(e)) throw e;
-        const lines = e instanceof ConfigError ? e.message.split('\n').filter((l) => !/problems in the config:$/.test(l)).map((l) => l.trim()) : [(e as Error).message];
-        issues.push(`trial ${t.id} (${formatOverrides(t.overrides).join(' ')}):\n    ${lines.join('\n    ')}`);
-      }
-    }
-    if (issues.length) throw new UserError(`${issues.length} of ${trials.length} sweep trials have invalid configs (nothing was run):\n  ${issues.join('\n  ')}`);
+    const trialExperiment = await checkTrialConfigs(cfg, trials, registry, cwd, cliStageSets);
 
     const parentDir = join(runsDir, name, parentRunId);
     const records = trials.map((t) => {
@@ -125,8 +122,87 @@ export async function planSweep(cfg: ResolvedConfig, registry: PluginRegistry, c
       if (existsSync(join(dir, 'journal.jsonl'))) updateFromRun(rec);
       return rec;
     });
-    return { name, spec, cfg, parentRunId, parentDir, runsDir, experiment, trials, records, executor, registry };
+    return { name, spec, cfg, parentRunId, parentDir, runsDir, experiment, trials, records, executor, registry, pipeline };
   }
+}
+
+/**
+ * Every trial's config, validated as its run will see it (nothing runs while one is invalid);
+ * returns each trial's runs/ folder (its experiment's, or its pipeline's), since a variant may
+ * switch the experiment type.
+ */
+async function checkTrialConfigs(cfg: ResolvedConfig, trials: readonly Trial[], registry: PluginRegistry, cwd: string, cliStageSets: readonly StageSet[]): Promise<Map<string, string>> {
+  const pipeline = Array.isArray(cfg.value.stages);
+  const issues: string[] = [];
+  const trialExperiment = new Map<string, string>();
+  for (const t of trials) {
+    try {
+      if (pipeline) {
+        // what the trial's `rass run` does: pipeline-level overrides on the pipeline, `stages.<id>.` ones on that stage
+        const split = splitStageSets(formatOverrides(t.overrides));
+        const tc = applyOverrides(cfg, [...split.pipeline, 'sweep=~']);
+        await validatePipeline(tc, registry, { cwd, stageSets: [...cliStageSets, ...split.stages] });
+        trialExperiment.set(t.id, pipelineName(tc));
+      } else {
+        const tc = applyOverrides(cfg, [...formatOverrides(t.overrides), 'sweep=~']);
+        validateRunConfig(tc, registry);
+        trialExperiment.set(t.id, experimentFolder(tc.value.experiment));
+      }
+    } catch (e) {
+      if (!isUserError(e)) throw e;
+      const lines = e instanceof ConfigError ? e.message.split('\n').filter((l) => !/problems in the config:$/.test(l)).map((l) => l.trim()) : [(e as Error).message];
+      issues.push(`trial ${t.id} (${formatOverrides(t.overrides).join(' ')}):\n    ${lines.join('\n    ')}`);
+    }
+  }
+  if (issues.length) throw new UserError(`${issues.length} of ${trials.length} sweep trials have invalid configs (nothing was run):\n  ${issues.join('\n  ')}`);
+  return trialExperiment;
+}
+
+/**
+ * `rass validate` of a staged config with a `sweep:` block: the spec, its axes and metric
+ * against the pipeline's stages, and every trial's pipeline (as `rass sweep --dry-run` checks
+ * them, without an executor). Returns the trial count.
+ */
+export async function validatePipelineSweep(cfg: ResolvedConfig, registry: PluginRegistry, cwd: string): Promise<number> {
+  const where = (p: string) => `${formatOrigin(cfg.origin(['sweep', ...p.split('.').filter(Boolean)]))} sweep${p}`.trim();
+  const spec = parseSweepSpec(cfg.value.sweep, where);
+  checkPipelineSweep(cfg, spec, []);
+  const trials = expandSweep(spec, typeof cfg.value.seed === 'number' ? cfg.value.seed : 0);
+  await checkTrialConfigs(cfg, trials, registry, cwd, []);
+  return trials.length;
+}
+
+/**
+ * A sweep over a staged config, checked before any trial is expanded: every axis that names a
+ * stage (`stages.<id>.<key>`) names one of the pipeline's stages, and the metric is a stage
+ * metric as the pipeline's summary names it (`<stage id>/<metric>`), which the trial's
+ * pipeline run records (only its `summary:` when it has one).
+ */
+function checkPipelineSweep(cfg: ResolvedConfig, spec: SweepSpec, cliStageSets: readonly StageSet[]): void {
+  const ids = pipelineStageIds(cfg);
+  const at = (path: (string | number)[]) => formatOrigin(cfg.origin(path)) || cfg.file;
+  const axes: [(string | number)[], string][] = [];
+  for (const k of Object.keys(spec.grid ?? {})) axes.push([['sweep', 'grid', k], k]);
+  (spec.zip ?? []).forEach((g, i) => Object.keys(g).forEach((k) => axes.push([['sweep', 'zip', i, k], k])));
+  for (const [group, vs] of Object.entries(spec.variants ?? {})) for (const [vn, v] of Object.entries(vs)) for (const k of Object.keys(v)) axes.push([['sweep', 'variants', group, vn, k], k]);
+  for (const k of Object.keys(spec.random?.params ?? {})) axes.push([['sweep', 'random', 'params', k], k]);
+  for (const [path, key] of axes) {
+    let stages: StageSet[];
+    try {
+      stages = splitStageSets([`${key}=0`]).stages;
+    } catch (e) {
+      throw new UserError(`${at(path)} sweep axis "${key}": ${(e as Error).message.replace(/^--set "[^"]*": /, '')}`, { cause: e });
+    }
+    for (const x of stages) {
+      if (!ids.includes(x.id)) throw new UserError(`${at(path)} sweep axis "${key}": the pipeline has no stage "${x.id}" (its stages: ${ids.join(', ')}); a stage's key is addressed as stages.<stage id>.<key>, e.g. stages.${ids[0]}.experiment.steps`);
+    }
+  }
+  for (const x of cliStageSets) if (!ids.includes(x.id)) throw new UserError(`${cfg.file}: --set "${x.text}" names stage "${x.id}", but the pipeline's stages are ${ids.join(', ')}`);
+  const metric = spec.metric?.name;
+  if (metric === undefined) return;
+  const summary = (cfg.value as { summary?: unknown }).summary;
+  if (!ids.includes(metric.split('/')[0])) throw new UserError(`${at(['sweep', 'metric', 'name'])} sweep.metric.name "${metric}": a pipeline trial reports stage metrics as <stage id>/<metric>, as its summary names them (stages: ${ids.join(', ')}; e.g. ${ids[0]}/val/loss)`);
+  if (Array.isArray(summary) && !summary.includes(metric)) throw new UserError(`${at(['sweep', 'metric', 'name'])} sweep.metric.name "${metric}": not in the pipeline's summary (${summary.join(', ')}), and a pipeline run records only its summary metrics; add it there`);
 }
 
 /** What planSweep needs to start the executor early (the same values executeSweep gets). */
@@ -255,7 +331,7 @@ export async function executeSweep(plan: SweepPlan, opts: SweepOptions): Promise
   io.out(`sweep ${plan.name}: ${plan.records.length} trials (${skipped} finished earlier, ${todo.length} to run, ${maxParallel} in parallel); parent run ${plan.parentRunId}`);
 
   const stop = watchStop(plan, opts.signal, io.out);
-  const book = new TrialBook(plan, parent, { env: opts.env, sets: opts.sets, stderr: opts.stderr, io, total: todo.length, stopping: () => stop.reason });
+  const book = new TrialBook(plan, parent, { env: opts.env, sets: opts.sets, stderr: opts.stderr, io, total: todo.length, stopping: () => stop.reason, retryFailed: !!opts.retryFailed });
   await plan.executor.run(todo.map((rec) => book.trial(rec)), {
     cli,
     cwd: opts.cwd,
@@ -330,7 +406,7 @@ class TrialBook {
   constructor(
     private readonly plan: SweepPlan,
     private readonly parent: LocalRun,
-    private readonly o: { env: Record<string, string | undefined>; sets: readonly string[]; stderr: NodeJS.WritableStream; io: SweepIo; total: number; stopping: () => string | undefined },
+    private readonly o: { env: Record<string, string | undefined>; sets: readonly string[]; stderr: NodeJS.WritableStream; io: SweepIo; total: number; stopping: () => string | undefined; retryFailed?: boolean },
   ) {
     this.logDir = join(plan.parentDir, 'artifacts', 'logs');
     this.byId = new Map(plan.records.map((r) => [r.id, r]));
@@ -339,16 +415,22 @@ class TrialBook {
   /** A trial as `rass run` options: a fresh run, or a resume of its interrupted run directory. */
   trial(rec: TrialRecord): ExecutorTrial {
     const { plan } = this;
-    const request: TrialRequest = existsSync(join(rec.dir, 'journal.jsonl'))
-      ? { resume: rec.dir, runsDir: plan.runsDir, sets: [], tags: {} }
-      : {
-          configFile: plan.cfg.file,
-          sets: [...this.o.sets, ...rec.overrides, 'sweep=~'],
-          runId: rec.runId,
-          parentRunId: plan.parentRunId,
-          name: `${plan.name}/${rec.id}`,
-          tags: { 'rass.trial_id': rec.id, 'rass.sweep': plan.name, ...Object.fromEntries(Object.entries(rec.labels).map(([k, v]) => [`rass.trial.${k}`, v])) },
-        };
+    const fresh: TrialRequest = {
+      configFile: plan.cfg.file,
+      sets: [...this.o.sets, ...rec.overrides, 'sweep=~'],
+      runId: rec.runId,
+      parentRunId: plan.parentRunId,
+      name: `${plan.name}/${rec.id}`,
+      tags: { 'rass.trial_id': rec.id, 'rass.sweep': plan.name, ...Object.fromEntries(Object.entries(rec.labels).map(([k, v]) => [`rass.trial.${k}`, v])) },
+    };
+    // A pipeline trial is always `rass run PIPELINE` with its fixed run id: that reopens the
+    // trial's pipeline run, skips its finished stages and resumes the interrupted one (a
+    // pipeline's parent run is no single run `--resume` could continue).
+    const request: TrialRequest = plan.pipeline
+      ? { ...fresh, ...(this.o.retryFailed ? { retryFailed: true } : {}) }
+      : existsSync(join(rec.dir, 'journal.jsonl'))
+        ? { resume: rec.dir, runsDir: plan.runsDir, sets: [], tags: {} }
+        : fresh;
     return { id: rec.id, request, argv: runArgv(request), logFile: join(this.logDir, `${rec.id}.log`), runDir: rec.dir };
   }
 
@@ -400,9 +482,15 @@ class TrialBook {
 
 /** Phase 5: trials whose live mirror was cut short (this invocation or an earlier, killed one): each tracker finishes its own. */
 async function catchUpTrackers(trackers: readonly Tracker[], plan: SweepPlan, env: Record<string, string | undefined>, warn: (m: string) => void): Promise<void> {
+  const dirs = plan.records.map((r) => r.dir);
+  // a pipeline trial's stage runs (<trial run id>.<stage id>) are the sweep's runs too
+  if (plan.pipeline) {
+    const ids = new Set(plan.records.map((r) => r.runId));
+    for (const d of findRunDirs(plan.runsDir)) if (ids.has(basename(d).slice(0, basename(d).lastIndexOf('.')))) dirs.push(d);
+  }
   for (const t of trackers) {
     try {
-      await t.catchUp?.(plan.records.map((r) => r.dir), { runsRoot: plan.runsDir, env, warn });
+      await t.catchUp?.(dirs, { runsRoot: plan.runsDir, env, warn });
     } catch (e) {
       warn(`tracker catch-up failed: ${(e as Error).message}`);
     }

@@ -43,5 +43,6 @@ export function runArgv(req: TrialRequest): string[] {
     ...(req.parentRunId ? ['--parent', req.parentRunId] : []),
     ...(req.name ? ['--name', req.name] : []),
     ...Object.entries(req.tags).flatMap(([k, v]) => ['--tag', `${k}=${v}`]),
+    ...(req.retryFailed ? ['--retry-failed'] : []),
   ];
 }

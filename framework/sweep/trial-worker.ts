@@ -11,7 +11,8 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import type { PluginRegistry } from '../plugins/registry.js';
-import { runExperiment } from '../runner/runner.js';
+import { runExperiment, type RunnerOptions } from '../runner/runner.js';
+import { isPipelineConfig, runPipeline } from '../runner/pipeline.js';
 import { UserError, reportError } from '../errors.js';
 import type { FromWorker, ToWorker } from './trial-protocol.js';
 
@@ -96,7 +97,7 @@ async function runTrial(m: Extract<ToWorker, { type: 'trial' }>, opts: TrialWork
   let error: string | undefined;
   try {
     const r = m.request;
-    const outcome = await runExperiment({
+    const base: RunnerOptions = {
       registry: opts.newRegistry(),
       configFile: r.configFile,
       sets: r.sets,
@@ -115,7 +116,10 @@ async function runTrial(m: Extract<ToWorker, { type: 'trial' }>, opts: TrialWork
       // timer) fails that trial's run with the message, as `rass run` does, instead of killing
       // the worker with the run left RUNNING; a failed trial retires its worker
       handleUncaught: true,
-    });
+    };
+    // a staged config runs as `rass run` runs it: the whole pipeline (a sweep over a pipeline)
+    const pipeline = r.configFile !== undefined && r.resume === undefined && (await isPipelineConfig(r.configFile, { env: process.env, cwd: opts.cwd, sets: r.sets }));
+    const outcome = pipeline ? await runPipeline({ ...base, configFile: r.configFile!, retryFailed: r.retryFailed }) : await runExperiment(base);
     exitCode = outcome.exitCode;
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);

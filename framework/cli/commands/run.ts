@@ -46,7 +46,7 @@ export const runCommand: CommandSpec = {
         }
         // a config with `stages:` is a pipeline: one child run per stage under a parent run
         if (config && !opts.resume && (await isPipelineConfig(config, { env: process.env, cwd: ctx.cwd, sets: opts.set }))) {
-          const outcome = await runPipeline({ registry: ctx.registry, configFile: config, sets: opts.threads === undefined ? opts.set : [...opts.set, `threads=${opts.threads}`], name: opts.name, runsDir: opts.runsDir, tags, cwd: ctx.cwd, env: process.env, stdout: ctx.stdout, stderr: ctx.stderr, handleSignals: true, retryFailed: opts.retryFailed });
+          const outcome = await runPipeline({ registry: ctx.registry, configFile: config, sets: opts.threads === undefined ? opts.set : [...opts.set, `threads=${opts.threads}`], name: opts.name, runsDir: opts.runsDir, tags, cwd: ctx.cwd, env: process.env, stdout: ctx.stdout, stderr: ctx.stderr, handleSignals: true, retryFailed: opts.retryFailed, runId: opts.runId, parentRunId: opts.parent });
           process.exitCode = outcome.exitCode;
           if (outcome.status === 'KILLED') setTimeout(() => process.exit(outcome.exitCode), 2000).unref();
           return;

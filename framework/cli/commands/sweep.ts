@@ -7,6 +7,7 @@ import type { CommandSpec } from '../../plugins/command-spec.js';
 import { loadConfig } from '../../config/index.js';
 import { UserError } from '../../errors.js';
 import { executeSweep, planSweep, trialTable } from '../../sweep/run-sweep.js';
+import { splitStageSets } from '../../runner/pipeline.js';
 
 interface SweepCliOptions {
   set: string[];
@@ -28,10 +29,12 @@ export const sweepCommand: CommandSpec = {
       .action(async (file: string, opts: SweepCliOptions) => {
         const maxParallel = opts.maxParallel === undefined ? undefined : Number(opts.maxParallel);
         if (maxParallel !== undefined && !(Number.isInteger(maxParallel) && maxParallel >= 1)) throw new UserError(`--max-parallel: expected a positive integer, got "${opts.maxParallel}"`);
-        const cfg = await loadConfig(file, { sets: opts.set, cwd: ctx.cwd });
+        // `stages.<id>.<key>=v` reaches one stage of a staged config (each trial's pipeline applies it)
+        const split = splitStageSets(opts.set);
+        const cfg = await loadConfig(file, { sets: split.pipeline, cwd: ctx.cwd });
         // not a dry run: the executor starts its workers while the trials are validated
         const warm = opts.dryRun ? undefined : { ...(ctx.cli ? { cli: ctx.cli } : {}), env: process.env, ...(maxParallel ? { maxParallel } : {}), stray: (t: string) => ctx.stderr.write(t) };
-        const plan = await planSweep(cfg, ctx.registry, ctx.cwd, warm);
+        const plan = await planSweep(cfg, ctx.registry, ctx.cwd, warm, { stageSets: split.stages, env: process.env });
         ctx.stdout.write(`sweep ${plan.name}: ${plan.records.length} trials (all configs valid); parent run ${plan.parentRunId}\n${trialTable(plan)}\n`);
         if (opts.dryRun) return;
         const controller = new AbortController();

@@ -3,6 +3,7 @@ import { loadConfig, ConfigError, isFragment, validateFragment, type ResolvedCon
 import { loadConfigPlugins, validateRunConfig } from '../../runner/run-config.js';
 import { UserError, isUserError } from '../../errors.js';
 import { validatePipeline } from '../../runner/pipeline.js';
+import { validatePipelineSweep } from '../../sweep/run-sweep.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -36,7 +37,9 @@ export const validateCommand: CommandSpec = {
             const env = needsEnv.size ? ` (a run needs ${[...needsEnv].sort().join(', ')} set)` : '';
             if (Array.isArray((cfg.value as { stages?: unknown }).stages)) {
               const n = await validatePipeline(cfg, ctx.registry, { cwd: ctx.cwd, missingEnv: (name) => (needsEnv.add(name), `<${name}>`) });
-              ctx.stdout.write(`ok ${file} (pipeline of ${n} stages, each valid)${needsEnv.size ? ` (a run needs ${[...needsEnv].sort().join(', ')} set)` : ''}\n`);
+              // a sweep over the pipeline: its axes must name real stages, and every trial's pipeline must be valid
+              const trials = cfg.value.sweep === undefined ? 0 : await validatePipelineSweep(cfg, ctx.registry, ctx.cwd);
+              ctx.stdout.write(`ok ${file} (pipeline of ${n} stages, each valid${trials ? `; sweep of ${trials} trials, each valid` : ''})${needsEnv.size ? ` (a run needs ${[...needsEnv].sort().join(', ')} set)` : ''}\n`);
               continue;
             }
             validateRunConfig(cfg, ctx.registry);
