@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run reproduce [-- --seeds 3] [--set key=value ...]`: the RASS paper's comparison on the
+ * `npm run reproduce [-- --seeds 3] [--steps N] [--set key=value ...]`: the RASS paper's comparison on the
  * procedural benchmark (64x64 shapes, rass-full degradation, the pretrained tiny prior), every
  * method with the same data, head and budget, three seeds each:
  *   SCR (lambda > 0) and the plain restoration LoRA (lambda = 0): PSNR and attention agreement;
@@ -23,6 +23,10 @@ const flag = (name, dflt) => {
 };
 const seeds = Array.from({ length: Number(flag('--seeds', '3')) }, (_, i) => i);
 const extra = argv.flatMap((a, i) => (a === '--set' ? ['--set', argv[i + 1]] : []));
+// --steps N: every training run (SCR, DT, FT, RASS) for N steps only, a smoke test of the whole
+// chain in a few minutes; its table is not written into the README
+const smokeSteps = flag('--steps', null);
+const trainSets = smokeSteps ? [`experiment.steps=${smokeSteps}`, `experiment.eval_every=${smokeSteps}`, `experiment.checkpoint_every=${smokeSteps}`] : [];
 const runsDir = resolve(root, flag('--runs-dir', 'runs/reproduce'));
 const cli = join(root, 'dist', 'bin', 'rass.js');
 mkdirSync(runsDir, { recursive: true });
@@ -46,13 +50,13 @@ function journalStatus(runId) {
   return null;
 }
 
-function run(runId, config, sets) {
+function run(runId, config, sets, train = true) {
   const prev = journalStatus(runId);
   if (prev?.status === 'FINISHED') {
     console.log(`[reproduce] ${runId}: finished earlier`);
     return prev;
   }
-  const args = prev ? ['run', '--resume', runId, '--runs-dir', runsDir] : ['run', config, '--run-id', runId, '--set', `runs_dir=${runsDir}`, ...sets.flatMap((s) => ['--set', s]), ...extra];
+  const args = prev ? ['run', '--resume', runId, '--runs-dir', runsDir] : ['run', config, '--run-id', runId, '--set', `runs_dir=${runsDir}`, ...[...sets, ...(train ? trainSets : [])].flatMap((s) => ['--set', s]), ...extra];
   console.log(`[reproduce] ${runId}: rass ${args.join(' ')}`);
   const t0 = Date.now();
   const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CI: 'true' } });
@@ -82,7 +86,7 @@ for (const s of seeds) {
   const dt = run(`repro-dt-s${s}`, 'configs/baselines/shapes-dt.yaml', seed);
   record('DT', dt.metrics, SEG);
   record('FT', run(`repro-ft-s${s}`, 'configs/baselines/shapes-ft.yaml', seed).metrics, SEG);
-  const r2s = run(`repro-r2s-s${s}`, 'configs/baselines/shapes-r2s.yaml', [...seed, `experiment.segmenter=repro-dt-s${s}`, `experiment.restorer=repro-scr-s${s}`]);
+  const r2s = run(`repro-r2s-s${s}`, 'configs/baselines/shapes-r2s.yaml', [...seed, `experiment.segmenter=repro-dt-s${s}`, `experiment.restorer=repro-scr-s${s}`], false);
   record('R2S (SCR restores, DT segments)', { 'val_lq/miou': r2s.metrics.miou, 'restored/psnr': r2s.metrics['restored/psnr'] }, ['val_lq/miou']);
   record('RASS', run(`repro-rass-s${s}`, 'configs/rass/shapes-tiny.yaml', [...seed, fromRun(`repro-scr-s${s}`)]).metrics, SEG);
   record('RASS, SCR adapter not merged', run(`repro-rass-nomerge-s${s}`, 'configs/rass/shapes-tiny.yaml', [...seed, fromRun(`repro-scr-s${s}`), 'experiment.merge_scr=false']).metrics, SEG);
@@ -122,7 +126,9 @@ const readme = join(root, 'README.md');
 const text = readFileSync(readme, 'utf8');
 const begin = '<!-- reproduce:begin -->';
 const end = '<!-- reproduce:end -->';
-if (text.includes(begin) && text.includes(end)) {
+if (smokeSteps) {
+  console.log(`[reproduce] --steps ${smokeSteps} is a smoke budget: README.md not updated (the table is in ${join(runsDir, 'table.md')})`);
+} else if (text.includes(begin) && text.includes(end)) {
   writeFileSync(readme, `${text.slice(0, text.indexOf(begin) + begin.length)}\n${table}\n${text.slice(text.indexOf(end))}`);
   console.log('[reproduce] README.md updated');
 } else {

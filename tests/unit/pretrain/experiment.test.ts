@@ -23,6 +23,8 @@ import type { UNet2DConditionModel } from '../../../registry/backbones/sd/unet.j
 import type { ClipTextModel } from '../../../registry/backbones/sd/clip.js';
 import { byteLevelClipTokenizer } from '../../../registry/backbones/sd/tokenizer.js';
 import { streams, tempDir } from '../../integration/runner/helpers.js';
+import { zeroResidualBranches } from '../../../experiments/pretrain-ldm/train.js';
+import { TINY_VAE } from '../../../registry/backbones/sd/presets.js';
 
 const VAE_STEPS = 3;
 const UNET_STEPS = 6;
@@ -137,5 +139,24 @@ describe('experiment/pretrain-ldm (toy size)', () => {
     }
     const lossAt = (ev: typeof after, s: number) => ev.flatMap((e) => (e.type === 'metrics' && e.step === s && e.values['unet/loss'] !== undefined ? [e.values['unet/loss']] : []))[0] as number;
     assert.ok(Math.abs(lossAt(after, 9) - lossAt(events, 9)) < 1e-5, 'the last step sees the same batch, noise and weights');
+  });
+
+  it('vae_phase.init zero-residual zeroes exactly the residual branches\' last layers (every block starts as its shortcut)', async () => {
+    const vae = (await autoencoderKl.create({ preset: 'tiny', trainable: [] } as never, pctx())) as unknown as AutoencoderKL;
+    const vars = Object.fromEntries([...vae.store.params].map(([k, p]) => [k, p.variable]));
+    const before = Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, v.dataSync().slice()]));
+    const zeroed = zeroResidualBranches(vars);
+    // the tiny VAE: encoder layers_per_block resnets per down block + decoder layers_per_block + 1 per up block,
+    // 2 mid-block resnets and 1 mid-block attention on each side; each branch end has a weight and a bias
+    const blocks = TINY_VAE.down_block_types.length;
+    const resnets = blocks * TINY_VAE.layers_per_block + blocks * (TINY_VAE.layers_per_block + 1) + 4;
+    assert.equal(zeroed.length, 2 * (resnets + 2), zeroed.join(', '));
+    assert.ok(zeroed.every((k) => /\.conv2\.(weight|bias)$|\.to_out\.0\.(weight|bias)$/.test(k)), zeroed.join(', '));
+    for (const [k, v] of Object.entries(vars)) {
+      const now = v.dataSync();
+      if (zeroed.includes(k)) assert.ok(now.every((x) => x === 0), `${k} not zero`);
+      else assert.deepEqual(now, before[k], `${k} changed`);
+    }
+    vae.dispose();
   });
 });
