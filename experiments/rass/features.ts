@@ -31,8 +31,9 @@ export class FeatureProjector {
       const r = Rng.derive(seed, 'projection', t.name);
       // kaiming-uniform (a = sqrt(5)) as torch's Conv2d default: bound 1/sqrt(fan_in)
       const bound = 1 / Math.sqrt(t.channels);
-      const w = tf.variable(tf.tensor4d(r.fillUniform(new Float32Array(t.channels * dim), -bound, bound) as Float32Array, [1, 1, t.channels, dim]), true, `proj.${t.name}.weight#${serial++}`);
-      const b = tf.variable(tf.tensor1d(r.fillUniform(new Float32Array(dim), -bound, bound) as Float32Array), true, `proj.${t.name}.bias#${serial++}`);
+      // tidy: a variable holds its initial value's data, but the initial tensor itself would stay allocated
+      const w = tf.tidy(() => tf.variable(tf.tensor4d(r.fillUniform(new Float32Array(t.channels * dim), -bound, bound) as Float32Array, [1, 1, t.channels, dim]), true, `proj.${t.name}.weight#${serial++}`));
+      const b = tf.tidy(() => tf.variable(tf.tensor1d(r.fillUniform(new Float32Array(dim), -bound, bound) as Float32Array), true, `proj.${t.name}.bias#${serial++}`));
       this.vars[`proj.${t.name}.weight`] = w;
       this.vars[`proj.${t.name}.bias`] = b;
       this.layers.push({ tap: t.name, w, b });

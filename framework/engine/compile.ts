@@ -487,7 +487,7 @@ export function pickScalars(inputs: StepInputs, prefix = 'hyper'): Record<string
 export function probeCompiledSteps(): { ok: boolean; detail: string } {
   const support = nativeCompileSupport();
   if (!support.ok) return { ok: false, detail: support.why };
-  const v = tf.variable(tf.tensor1d([1, 2, 3]), false, `rass-compile-probe#${++fnCounter}`);
+  const v = tf.tidy(() => tf.variable(tf.tensor1d([1, 2, 3]), false, `rass-compile-probe#${++fnCounter}`));
   const notes: string[] = [];
   const step = compileStep(({ x }: { x: tf.Tensor }) => {
     v.assign(tf.add(tf.mul(v, 2), x));

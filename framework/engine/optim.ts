@@ -61,7 +61,8 @@ export class Optimizer {
     let s = this.slots.get(name);
     if (!s) {
       const n = this.o.type === 'adamw' ? 2 : 1;
-      s = Array.from({ length: n }, () => tf.variable(tf.zerosLike(v), false));
+      // tidy: the variable keeps the zeros' data; the zeros tensor itself would stay allocated
+      s = Array.from({ length: n }, () => tf.tidy(() => tf.variable(tf.zerosLike(v), false)));
       this.slots.set(name, s);
     }
     return s;
@@ -178,7 +179,8 @@ export class Optimizer {
       if (!p) throw new Error(`optimizer state: unknown parameter "${name}"`);
       const s = this.slotsOf(name, p);
       if (!s[idx]) throw new Error(`optimizer state: slot ${key} does not exist for ${this.o.type}`);
-      s[idx].assign(tf.tensor(data, shape));
+      const slot = s[idx];
+      tf.tidy(() => slot.assign(tf.tensor(data, shape)));
     }
   }
 

@@ -120,6 +120,7 @@ describe('experiment/rass (tiny, SCR adapter from an SCR run)', () => {
   });
 
   it('a stopped run resumes to the same final metrics', async () => {
+    const tensorsBefore = tf.memory().numTensors;
     const controller = new AbortController();
     const hook: TrackerFactory = async (run) => ({
       name: 'stop-after-step-2',
@@ -134,6 +135,8 @@ describe('experiment/rass (tiny, SCR adapter from an SCR run)', () => {
     const resumed = await runExperiment({ ...opts(runs), configFile: undefined, sets: [], resume: stopped.runId, runsDir: runs });
     assert.equal(resumed.status, 'FINISHED');
     for (const k of ['val_lq/miou', 'val_hq/miou', 'val_lq/pacc']) assert.ok(Math.abs((resumed.metrics[k] as number) - (merged.metrics[k] as number)) < 1e-6, `${k}: ${resumed.metrics[k]} vs ${merged.metrics[k]}`);
+    // a stopped and a resumed run leave no tensors behind (a sweep worker runs many in one process)
+    assert.equal(tf.memory().numTensors, tensorsBefore, 'tensor count back to where it was');
   });
 
   it('bad input fails before training, naming what is wrong', async () => {
