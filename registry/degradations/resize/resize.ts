@@ -6,8 +6,8 @@
  * scale factor (size floor(in*s), coordinates scale by 1/s -- not the same as the size form).
  *
  * Each axis is resampled separately through a small tap table (index + weight per output
- * position), applied as T gathers: cheap and batched, and the weights are computed with the
- * float32 steps torch uses so results agree to ~1e-7.
+ * position), applied on the device as T gathers: cheap and batched, and the weights are
+ * computed with the float32 steps torch uses so results agree to ~1e-7.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -97,40 +97,29 @@ export function axisTaps(inSize: number, outSize: number, mode: ResizeMode, coor
  * (area: a few more) this sparse op is several times faster in JS than as gathers on the wasm
  * backend. Accumulates in float32 order like torch (acc = fround(acc + fround(v*w))).
  */
-function resampleAxis(src: Float32Array, n: number, h: number, w: number, c: number, axis: 1 | 2, t: AxisTaps): Float32Array {
-  const f = Math.fround;
+/**
+ * Resample one axis of an NHWC tensor through a tap table, on the device: out = sum over taps k
+ * of gather(x, index_k) * weight_k, accumulated tap by tap in float32 (multiply, then add to the
+ * running sum: the rounding steps of torch's CPU kernel, so results agree to ~1e-7 as before).
+ * A handful of batched ops per axis instead of a per-pixel JS loop.
+ */
+function resampleAxis(x: tf.Tensor4D, axis: 1 | 2, t: AxisTaps): tf.Tensor4D {
   const T = t.taps;
-  if (axis === 2) {
-    const ow = t.out;
-    const out = new Float32Array(n * h * ow * c);
-    for (let row = 0; row < n * h; row++) {
-      const sBase = row * w * c;
-      const oBase = row * ow * c;
-      for (let x = 0; x < ow; x++) {
-        for (let ch = 0; ch < c; ch++) {
-          let acc = 0;
-          for (let k = 0; k < T; k++) acc = f(acc + f(src[sBase + t.index[x * T + k] * c + ch] * t.weight[x * T + k]));
-          out[oBase + x * c + ch] = acc;
-        }
+  return tf.tidy(() => {
+    const shape = axis === 2 ? [1, 1, t.out, 1] : [1, t.out, 1, 1];
+    let acc: tf.Tensor | null = null;
+    for (let k = 0; k < T; k++) {
+      const idx = new Int32Array(t.out);
+      const wt = new Float32Array(t.out);
+      for (let o = 0; o < t.out; o++) {
+        idx[o] = t.index[o * T + k] as number;
+        wt[o] = t.weight[o * T + k] as number;
       }
+      const term = tf.mul(tf.gather(x, tf.tensor1d(idx, 'int32'), axis), tf.tensor(wt, shape));
+      acc = acc ? tf.add(acc, term) : term;
     }
-    return out;
-  }
-  const oh = t.out;
-  const rowLen = w * c;
-  const out = new Float32Array(n * oh * rowLen);
-  for (let b = 0; b < n; b++) {
-    for (let y = 0; y < oh; y++) {
-      const oBase = (b * oh + y) * rowLen;
-      for (let k = 0; k < T; k++) {
-        const wt = t.weight[y * T + k];
-        const sBase = (b * h + t.index[y * T + k]) * rowLen;
-        if (k === 0) for (let i = 0; i < rowLen; i++) out[oBase + i] = f(src[sBase + i] * wt);
-        else for (let i = 0; i < rowLen; i++) out[oBase + i] = f(out[oBase + i] + f(src[sBase + i] * wt));
-      }
-    }
-  }
-  return out;
+    return acc as tf.Tensor4D;
+  });
 }
 
 /**
@@ -184,12 +173,13 @@ export function cv2AreaTaps(inSize: number, outSize: number, shrinkBoth: boolean
 
 /** cv2.resize(img, (W, H), interpolation=INTER_AREA) on NHWC float32 (float path, not uint8 fixed point). */
 export function resizeCv2Area(x: tf.Tensor4D, size: readonly [number, number]): tf.Tensor4D {
-  const [n, h, w, c] = x.shape;
+  const [, h, w] = x.shape;
   const [oh, ow] = size;
   const shrinkBoth = h >= oh && w >= ow;
-  const wide = resampleAxis(x.dataSync() as Float32Array, n, h, w, c, 2, cv2AreaTaps(w, ow, shrinkBoth));
-  const out = resampleAxis(wide, n, h, ow, c, 1, cv2AreaTaps(h, oh, shrinkBoth));
-  return tf.tensor4d(out, [n, oh, ow, c]);
+  const wide = resampleAxis(x, 2, cv2AreaTaps(w, ow, shrinkBoth));
+  const out = resampleAxis(wide, 1, cv2AreaTaps(h, oh, shrinkBoth));
+  wide.dispose();
+  return out;
 }
 
 export type ResizeTarget = { size: readonly [number, number] } | { scaleFactor: number | readonly [number, number] };
@@ -213,8 +203,8 @@ export function resize(x: tf.Tensor4D, target: ResizeTarget, mode: ResizeMode): 
     cw = 1 / sw;
   }
   // width first, then height: the order torch's CPU kernel accumulates in (same float32 rounding)
-  const [n, , , c] = x.shape;
-  const wide = resampleAxis(x.dataSync() as Float32Array, n, h, w, c, 2, axisTaps(w, ow, mode, cw));
-  const out = resampleAxis(wide, n, h, ow, c, 1, axisTaps(h, oh, mode, ch));
-  return tf.tensor4d(out, [n, oh, ow, c]);
+  const wide = resampleAxis(x, 2, axisTaps(w, ow, mode, cw));
+  const out = resampleAxis(wide, 1, axisTaps(h, oh, mode, ch));
+  wide.dispose();
+  return out;
 }
