@@ -4,7 +4,8 @@ import type { HeadOutput, MaskPrediction } from '../../../framework/api.js';
 import type { LossResult, PreparedSegLoss, SegLoss, SegTargets } from '../../../framework/api.js';
 import { pointSample } from '../../heads/common/sampling.js';
 import { linearSumAssignment } from './hungarian.js';
-import { disposeTargets, maskTargets, type ImageTargets } from './targets.js';
+import { cornerTable, sampleChannel } from './host-sampling.js';
+import { maskTargets, type ImageTargets } from './targets.js';
 
 /** Mask2Former SetCriterion settings (defaults: docs/method.md / Mask2Former ADE20K semantic). */
 export interface MaskCriterionOptions {
@@ -44,28 +45,37 @@ export function randomPoints(rng: Rng, n: number, count: number): tf.Tensor3D {
  * random points. logits: [M, h, w, 1]; returns [M, P, 2] (no gradient flows through it).
  */
 export function uncertainPoints(logits: tf.Tensor4D, rng: Rng, numPoints: number, oversample: number, importance: number): tf.Tensor3D {
-  const M = logits.shape[0];
+  const [M, h, w] = logits.shape;
+  return tf.tensor3d(uncertainPointsHost(logits.dataSync() as Float32Array, M, h, w, rng, numPoints, oversample, importance), [M, numPoints, 2]);
+}
+
+/** uncertainPoints on host values: `logits` is [M, h, w] (row-major); returns M * numPoints * 2 coordinates. */
+export function uncertainPointsHost(logits: Float32Array, M: number, h: number, w: number, rng: Rng, numPoints: number, oversample: number, importance: number): Float32Array {
   const nSampled = Math.floor(numPoints * oversample);
   const nImportant = Math.floor(importance * numPoints);
-  const cand = randomPoints(rng, M, nSampled);
-  const unc = tf.tidy(() => tf.neg(tf.abs(tf.reshape(pointSample(logits, cand), [M, nSampled])))).dataSync();
-  const c = cand.dataSync();
+  // the candidates of every row first, then the fill-ups: the order the random stream is read in
+  const c = new Float32Array(M * nSampled * 2);
+  for (let i = 0; i < c.length; i++) c[i] = rng.random();
   const out = new Float32Array(M * numPoints * 2);
+  const u = new Float32Array(nSampled);
   for (let m = 0; m < M; m++) {
+    const table = cornerTable(c.subarray(m * nSampled * 2, (m + 1) * nSampled * 2), nSampled, h, w);
+    sampleChannel(logits, m * h * w, 1, 0, table, u);
+    for (let i = 0; i < nSampled; i++) u[i] = -Math.abs(u[i] as number);
     const idx = Array.from({ length: nSampled }, (_, i) => i);
-    const u = unc.subarray(m * nSampled, (m + 1) * nSampled);
-    idx.sort((a, b) => u[b] - u[a] || a - b); // most uncertain first; ties by index, deterministic
+    idx.sort((a, b) => (u[b] as number) - (u[a] as number) || a - b); // most uncertain first; ties by index, deterministic
     for (let k = 0; k < nImportant; k++) {
-      out[(m * numPoints + k) * 2] = c[(m * nSampled + idx[k]) * 2];
-      out[(m * numPoints + k) * 2 + 1] = c[(m * nSampled + idx[k]) * 2 + 1];
+      out[(m * numPoints + k) * 2] = c[(m * nSampled + (idx[k] as number)) * 2] as number;
+      out[(m * numPoints + k) * 2 + 1] = c[(m * nSampled + (idx[k] as number)) * 2 + 1] as number;
     }
+  }
+  for (let m = 0; m < M; m++) {
     for (let k = nImportant; k < numPoints; k++) {
       out[(m * numPoints + k) * 2] = rng.random();
       out[(m * numPoints + k) * 2 + 1] = rng.random();
     }
   }
-  cand.dispose();
-  return tf.tensor3d(out, [M, numPoints, 2]);
+  return out;
 }
 
 /** Sigmoid BCE with logits, elementwise: max(x,0) - x*t + log(1 + exp(-|x|)). */
@@ -79,34 +89,68 @@ export interface MatchResult {
   targets: number[];
 }
 
+/** Binary cross-entropy of a logit against target 1 and 0: softplus(-x), softplus(x), computed stably. */
+const bce1 = (x: number) => Math.max(-x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
+const bce0 = (x: number) => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
+
 /**
- * Hungarian matching for one image (no gradient): cost = classWeight * (-p(class)) +
- * maskWeight * pointwise BCE + diceWeight * dice, with masks compared on shared random points.
- * classLogits [Q, C+1], maskLogits [h, w, Q], target masks [K, H, W]; points [P, 2].
+ * Hungarian matching for one image (no gradient), on host values: cost = classWeight *
+ * (-p(class)) + maskWeight * pointwise BCE + diceWeight * dice, with masks compared on shared
+ * random points. classLogits [Q, C+1] and maskLogits [h, w, Q] start at the given offsets of
+ * the layer's arrays; target masks [K, H, W]; points [P, 2] in [0, 1].
  */
-export function matchImage(classLogits: tf.Tensor2D, maskLogits: tf.Tensor3D, tgt: ImageTargets, points: tf.Tensor2D, o: Pick<MaskCriterionOptions, 'classWeight' | 'maskWeight' | 'diceWeight'>): MatchResult {
-  if (!tgt.masks || tgt.classes.length === 0) return { queries: [], targets: [] };
+export function matchImage(
+  pred: { classLogits: Float32Array; classOffset: number; maskLogits: Float32Array; maskOffset: number; Q: number; C1: number; h: number; w: number },
+  tgt: ImageTargets,
+  points: Float32Array,
+  o: Pick<MaskCriterionOptions, 'classWeight' | 'maskWeight' | 'diceWeight'>,
+): MatchResult {
+  if (!tgt.data || tgt.classes.length === 0) return { queries: [], targets: [] };
+  const { Q, C1, h, w } = pred;
   const K = tgt.classes.length;
-  const Q = classLogits.shape[0];
-  const cost = tf.tidy(() => {
-    const prob = tf.softmax(classLogits, -1);
-    const costClass = tf.neg(tf.gather(prob, tf.tensor1d(tgt.classes, 'int32'), 1)); // [Q, K]
-    const P = points.shape[0];
-    const pts = tf.expandDims(points, 0) as tf.Tensor3D;
-    const outPts = tf.transpose(tf.reshape(pointSample(tf.expandDims(maskLogits, 0) as tf.Tensor4D, pts), [P, Q])); // [Q, P]
-    const tgtPts = tf.transpose(tf.reshape(pointSample(tf.expandDims(tf.transpose(tgt.masks as tf.Tensor3D, [1, 2, 0]), 0) as tf.Tensor4D, pts), [P, K])); // [K, P]
-    const pos = bceWithLogits(outPts, tf.onesLike(outPts));
-    const neg = bceWithLogits(outPts, tf.zerosLike(outPts));
-    const costMask = tf.div(tf.add(tf.matMul(pos, tgtPts, false, true), tf.matMul(neg, tf.sub(1, tgtPts), false, true)), P);
-    const sig = tf.sigmoid(outPts);
-    const num = tf.mul(2, tf.matMul(sig, tgtPts, false, true));
-    const den = tf.add(tf.sum(sig, -1, true), tf.reshape(tf.sum(tgtPts, -1), [1, K]));
-    const costDice = tf.sub(1, tf.div(tf.add(num, 1), tf.add(den, 1)));
-    return tf.addN([tf.mul(costMask, o.maskWeight), tf.mul(costClass, o.classWeight), tf.mul(costDice, o.diceWeight)]);
-  });
-  const data = cost.dataSync();
-  cost.dispose();
-  const a = linearSumAssignment(data, Q, K);
+  const P = points.length / 2;
+  const outTable = cornerTable(points, P, h, w);
+  const tgtTable = cornerTable(points, P, tgt.height, tgt.width);
+  const out = new Float32Array(Q * P); // [Q, P]
+  for (let q = 0; q < Q; q++) sampleChannel(pred.maskLogits, pred.maskOffset, Q, q, outTable, out, q * P);
+  const tp = new Float32Array(K * P); // [K, P]
+  for (let k = 0; k < K; k++) sampleChannel(tgt.data, k * tgt.height * tgt.width, 1, 0, tgtTable, tp, k * P);
+  const tgtSum = Array.from({ length: K }, (_, k) => tp.subarray(k * P, (k + 1) * P).reduce((a, b) => a + b, 0));
+  const cost = new Float32Array(Q * K);
+  for (let q = 0; q < Q; q++) {
+    // class probabilities (softmax over C+1)
+    let mx = -Infinity;
+    for (let j = 0; j < C1; j++) mx = Math.max(mx, pred.classLogits[pred.classOffset + q * C1 + j] as number);
+    let z = 0;
+    for (let j = 0; j < C1; j++) z += Math.exp((pred.classLogits[pred.classOffset + q * C1 + j] as number) - mx);
+    const xs = out.subarray(q * P, (q + 1) * P);
+    let sigSum = 0;
+    const pos = new Float64Array(P);
+    const neg = new Float64Array(P);
+    const sig = new Float64Array(P);
+    for (let p = 0; p < P; p++) {
+      const x = xs[p] as number;
+      pos[p] = bce1(x);
+      neg[p] = bce0(x);
+      sig[p] = 1 / (1 + Math.exp(-x));
+      sigSum += sig[p] as number;
+    }
+    for (let k = 0; k < K; k++) {
+      const t = tp.subarray(k * P, (k + 1) * P);
+      let m = 0;
+      let inter = 0;
+      for (let p = 0; p < P; p++) {
+        const tv = t[p] as number;
+        m += (pos[p] as number) * tv + (neg[p] as number) * (1 - tv);
+        inter += (sig[p] as number) * tv;
+      }
+      const costMask = m / P;
+      const costDice = 1 - (2 * inter + 1) / (sigSum + (tgtSum[k] as number) + 1);
+      const costClass = -Math.exp((pred.classLogits[pred.classOffset + q * C1 + (tgt.classes[k] as number)] as number) - mx) / z;
+      cost[q * K + k] = o.maskWeight * costMask + o.classWeight * costClass + o.diceWeight * costDice;
+    }
+  }
+  const a = linearSumAssignment(cost, Q, K);
   return { queries: [...a.rows], targets: [...a.cols] };
 }
 
@@ -148,16 +192,18 @@ export function paddedRows(matched: number, N: number, Q: number, numClasses: nu
  * masks read at those points [R, P] and a row mask (1 = a real match).
  */
 export function planLayer(pred: MaskPrediction, targets: ImageTargets[], points: PointSource, o: MaskCriterionOptions): { tensors: Record<string, tf.Tensor>; matches: MatchResult[] } {
-  const N = pred.classLogits.shape[0];
-  const Q = pred.classLogits.shape[1];
+  const [N, Q, C1] = pred.classLogits.shape;
+  const [, h, w] = pred.maskLogits.shape;
   const C = o.numClasses;
+  // one read of the layer's predictions; matching, point selection and labels run on the host
+  const classLogits = pred.classLogits.dataSync() as Float32Array;
+  const maskLogits = pred.maskLogits.dataSync() as Float32Array;
   const matches: MatchResult[] = [];
   for (let b = 0; b < N; b++) {
-    const cl = tf.tidy(() => tf.squeeze(tf.slice(pred.classLogits, [b, 0, 0], [1, -1, -1]), [0]) as tf.Tensor2D);
-    const ml = tf.tidy(() => tf.squeeze(tf.slice(pred.maskLogits, [b, 0, 0, 0], [1, -1, -1, -1]), [0]) as tf.Tensor3D);
     const pts = points.matcher(b);
-    matches.push(matchImage(cl, ml, targets[b] as ImageTargets, pts, o));
-    tf.dispose([cl, ml, pts]);
+    const ptsData = pts.dataSync() as Float32Array;
+    pts.dispose();
+    matches.push(matchImage({ classLogits, classOffset: b * Q * C1, maskLogits, maskOffset: b * h * w * Q, Q, C1, h, w }, targets[b] as ImageTargets, ptsData, o));
   }
   // classification: matched queries get their target class, the rest "no object" (index C)
   const onehot = new Float32Array(N * Q * (C + 1));
@@ -175,37 +221,44 @@ export function planLayer(pred: MaskPrediction, targets: ImageTargets[], points:
   const R = paddedRows(matched, N, Q, C);
   const srcIdx = new Int32Array(R);
   const rows = new Float32Array(R);
-  let r = 0;
-  matches.forEach((m, b) => m.queries.forEach((q) => ((srcIdx[r] = b * Q + q), (rows[r++] = 1))));
-  const [, h, w] = pred.maskLogits.shape;
+  const pairs: [number, number, number][] = []; // (image, query, target) per real row
+  matches.forEach((m, b) => m.queries.forEach((q, k) => pairs.push([b, q, m.targets[k] as number])));
+  pairs.forEach(([b, q], r) => ((srcIdx[r] = b * Q + q), (rows[r] = 1)));
   // the real rows' points are drawn as without padding (the same random stream); padded rows read the centre
-  let coords: tf.Tensor3D;
-  let labels: tf.Tensor2D;
+  let P = o.numPoints;
+  let coords = new Float32Array(R * P * 2).fill(0.5);
+  let labels = new Float32Array(R * P);
   if (matched > 0) {
-    // matched predicted masks [M, h, w, 1] (values only: the points are chosen without gradient) and their targets [M, H, W, 1]
-    const src = tf.tidy(() => tf.expandDims(tf.gather(tf.reshape(tf.transpose(pred.maskLogits, [0, 3, 1, 2]), [N * Q, h, w]), tf.tensor1d(srcIdx.subarray(0, matched), 'int32')), 3) as tf.Tensor4D);
-    const tgt = tf.tidy(() => {
-      const parts: tf.Tensor[] = [];
-      matches.forEach((m, b) => {
-        if (m.queries.length) parts.push(tf.gather((targets[b] as ImageTargets).masks as tf.Tensor3D, tf.tensor1d(m.targets, 'int32'), 0));
-      });
-      return tf.expandDims(tf.concat(parts, 0), 3) as tf.Tensor4D;
+    // the matched predicted masks [M, h, w] (values only: the points are chosen without gradient)
+    const src = new Float32Array(matched * h * w);
+    pairs.forEach(([b, q], r) => {
+      for (let i = 0; i < h * w; i++) src[r * h * w + i] = maskLogits[(b * h * w + i) * Q + q] as number;
     });
-    const real = points.loss(src);
-    const P = real.shape[1];
-    [coords, labels] = tf.tidy(() => {
-      const lab = tf.reshape(pointSample(tgt, real), [matched, P]);
-      if (R === matched) return [tf.clone(real), lab] as [tf.Tensor3D, tf.Tensor2D];
-      return [tf.concat([real, tf.fill([R - matched, P, 2], 0.5)], 0), tf.concat([lab, tf.zeros([R - matched, P])], 0)] as [tf.Tensor3D, tf.Tensor2D];
+    const srcT = tf.tensor4d(src, [matched, h, w, 1]);
+    const real = points.loss(srcT);
+    srcT.dispose();
+    P = real.shape[1];
+    const realData = real.dataSync() as Float32Array;
+    real.dispose();
+    coords = new Float32Array(R * P * 2).fill(0.5);
+    coords.set(realData);
+    labels = new Float32Array(R * P);
+    pairs.forEach(([b, , k], r) => {
+      const t = targets[b] as ImageTargets;
+      const table = cornerTable(realData.subarray(r * P * 2, (r + 1) * P * 2), P, t.height, t.width);
+      sampleChannel(t.data as Float32Array, k * t.height * t.width, 1, 0, table, labels, r * P);
     });
-    tf.dispose([src, tgt, real]);
-  } else {
-    coords = tf.fill([R, o.numPoints, 2], 0.5) as tf.Tensor3D;
-    labels = tf.zeros([R, o.numPoints]);
   }
   return {
     matches,
-    tensors: { onehot: tf.tensor2d(onehot, [N * Q, C + 1]), clsW: tf.tensor1d(clsW), src: tf.tensor1d(srcIdx, 'int32'), coords, labels, rows: tf.tensor1d(rows) },
+    tensors: {
+      onehot: tf.tensor2d(onehot, [N * Q, C + 1]),
+      clsW: tf.tensor1d(clsW),
+      src: tf.tensor1d(srcIdx, 'int32'),
+      coords: tf.tensor3d(coords, [R, P, 2]),
+      labels: tf.tensor2d(labels, [R, P]),
+      rows: tf.tensor1d(rows),
+    },
   };
 }
 
@@ -257,16 +310,12 @@ export class MaskClassificationLoss implements SegLoss {
   prepare(output: HeadOutput, targets: SegTargets, rng: Rng, points?: (layer: number) => PointSource): PreparedSegLoss {
     const layers = this.layers(output);
     const tg = maskTargets(targets, this.o.numClasses);
-    try {
-      const out: PreparedSegLoss = { numMasks: tf.scalar(Math.max(1, tg.reduce((s, t) => s + t.classes.length, 0))) };
-      layers.forEach((pred, i) => {
-        const src = points ? points(i) : rngPoints(rng.fork('layer', i), this.o);
-        for (const [k, t] of Object.entries(planLayer(pred, tg, src, this.o).tensors)) out[`l${i}/${k}`] = t;
-      });
-      return out;
-    } finally {
-      disposeTargets(tg);
-    }
+    const out: PreparedSegLoss = { numMasks: tf.scalar(Math.max(1, tg.reduce((s, t) => s + t.classes.length, 0))) };
+    layers.forEach((pred, i) => {
+      const src = points ? points(i) : rngPoints(rng.fork('layer', i), this.o);
+      for (const [k, t] of Object.entries(planLayer(pred, tg, src, this.o).tensors)) out[`l${i}/${k}`] = t;
+    });
+    return out;
   }
 
   computePrepared(output: HeadOutput, prepared: PreparedSegLoss): LossResult {

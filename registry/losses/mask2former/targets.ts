@@ -1,11 +1,12 @@
-import * as tf from '@tensorflow/tfjs-core';
 import type { SegTargets } from '../../../framework/api.js';
 
 /** One image's mask-classification targets: the classes present and one binary mask per class. */
 export interface ImageTargets {
   classes: number[];
-  /** [K, H, W] 0/1 (ignore pixels are 0 in every mask), or null when K = 0. */
-  masks: tf.Tensor3D | null;
+  /** [K, H, W] 0/1 masks on the host (ignore pixels are 0 in every mask; the matcher and the point labels read them), or null when K = 0. */
+  data: Float32Array | null;
+  height: number;
+  width: number;
 }
 
 /** Split each image's label map into per-class binary masks (Mask2Former's semantic dataset mapper). */
@@ -19,18 +20,14 @@ export function maskTargets(t: SegTargets, numClasses: number): ImageTargets[] {
     const classes: number[] = [];
     for (let c = 0; c < numClasses; c++) if (c !== ignoreIndex && present[c]) classes.push(c);
     if (classes.length === 0) {
-      out.push({ classes, masks: null });
+      out.push({ classes, data: null, height: H, width: W });
       continue;
     }
     const data = new Float32Array(classes.length * H * W);
     classes.forEach((c, k) => {
       for (let i = 0; i < lab.length; i++) if (lab[i] === c) data[k * H * W + i] = 1;
     });
-    out.push({ classes, masks: tf.tensor3d(data, [classes.length, H, W]) });
+    out.push({ classes, data, height: H, width: W });
   }
   return out;
-}
-
-export function disposeTargets(t: ImageTargets[]): void {
-  for (const x of t) x.masks?.dispose();
 }

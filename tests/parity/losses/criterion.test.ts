@@ -6,7 +6,7 @@ import { readSafetensors, Rng, toFloat32 } from '../../../framework/api.js';
 import type { HeadOutput } from '../../../framework/contracts/head.js';
 import { useBackend } from '../../../framework/engine/backend.js';
 import { MASK2FORMER_LOSS_DEFAULTS, MaskClassificationLoss, layerLosses, type PointSource } from '../../../registry/losses/mask2former/mask-criterion.js';
-import { maskTargets, disposeTargets } from '../../../registry/losses/mask2former/targets.js';
+import { maskTargets } from '../../../registry/losses/mask2former/targets.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
 import { assertGradientsRegistered } from '../../helpers/gradients.js';
 
@@ -59,7 +59,6 @@ describe('Mask2Former criterion vs a torch/scipy reference (injected points)', (
         assert.ok(Math.abs(got - want) <= 1e-5 * Math.max(1, Math.abs(want)), `layer ${l} ${name}: ${got} vs ${want}`);
       }
     }
-    disposeTargets(tg);
   });
 
   it('weighted total with deep supervision equals the reference, and its gradients', () => {
