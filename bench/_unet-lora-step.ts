@@ -1,5 +1,6 @@
 /**
- * One benchmark subject in its own process (peak RSS is per process): the tiny UNet with a
+ * One benchmark subject in its own process (peak RSS is per process): the tiny UNet (or the
+ * spec's config) with a
  * rank-4 LoRA on to_q/to_k/to_v/to_out.0, loss = mean(output^2), gradients of the LoRA
  * weights, as a user trains it. `node dist/bench/_unet-lora-step.js '<json spec>'` prints one
  * JSON line: median step seconds and the process's peak RSS.
@@ -10,6 +11,7 @@ import { Rng } from '../framework/engine/rng.js';
 import { compileStep } from '../framework/engine/compile.js';
 import { LoraModel } from '../registry/adapters/lora/lora.js';
 import { TINY_UNET } from '../registry/backbones/sd/presets.js';
+import type { UNetConfig } from '../registry/backbones/sd/unet.js';
 import { UNet2DConditionModel } from '../registry/backbones/sd/unet.js';
 
 export interface LoraStepSpec {
@@ -23,6 +25,8 @@ export interface LoraStepSpec {
   attentionChunk: number;
   /** run the fwd+bwd through compileStep (native only): one TensorFlow function per step */
   compile?: boolean;
+  /** the UNet (default: the tiny preset); e.g. SD21_BLOCK_UNET for backbones.sd21-block-train */
+  config?: UNetConfig;
 }
 
 export interface LoraStepResult {
@@ -36,16 +40,17 @@ export interface LoraStepResult {
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2] as string) as LoraStepSpec;
   const choice = await initBackend({ prefer: spec.backend, threads: spec.threads, log: null });
-  const unet = new UNet2DConditionModel(TINY_UNET, 0);
+  const config = spec.config ?? TINY_UNET;
+  const unet = new UNet2DConditionModel(config, 0);
   unet.store.memory.checkpoint = spec.checkpoint;
   unet.store.memory.attentionChunk = spec.attentionChunk;
   const lora = new LoraModel(unet.store, 0);
   const adapter = lora.add('bench', { r: 4, alpha: 4, targetModules: ['to_q', 'to_k', 'to_v', 'to_out.0'] });
   const vars = [...adapter.layers.values()].flatMap((l) => [l.A, l.B]);
   const r = Rng.derive(0, 'bench-lora');
-  const c = TINY_UNET.in_channels;
+  const c = config.in_channels;
   const x = tf.tensor4d(r.fillNormal(new Float32Array(spec.batch * spec.latent * spec.latent * c)) as Float32Array, [spec.batch, spec.latent, spec.latent, c]);
-  const ctx = tf.tensor3d(r.fillNormal(new Float32Array(spec.batch * spec.tokens * TINY_UNET.cross_attention_dim)) as Float32Array, [spec.batch, spec.tokens, TINY_UNET.cross_attention_dim]);
+  const ctx = tf.tensor3d(r.fillNormal(new Float32Array(spec.batch * spec.tokens * config.cross_attention_dim)) as Float32Array, [spec.batch, spec.tokens, config.cross_attention_dim]);
   const fwdBwd = ({ x: xi, ctx: ci }: { x: tf.Tensor4D; ctx: tf.Tensor3D }) => {
     const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(unet.run(xi, 999, ci))) as tf.Scalar, vars);
     return { loss: value, ...grads };

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- backbones [--backend auto|wasm|cpu|tensorflow] [--iters N] [--threads N] [--only forward|lora] [--latents 64,128] [--checkpoint]`:
+ * `npm run bench -- backbones [--backend auto|wasm|cpu|tensorflow] [--iters N] [--threads N] [--only forward|lora|sd21] [--latents 64,128] [--checkpoint]`:
  * 1. the SD UNet (tiny and a mid-size config) forward and forward+backward (gradients for
  *    every parameter, loss mean(y^2)) vs diffusers on torch CPU. Headline: backbones.unet-train;
  *    backbones.unet-train-compiled: the same fwd+bwd through compileStep (eager figure beside it).
@@ -9,6 +9,8 @@
  *    latent), backbones.unet-train-memory (peak RSS ratio, PyTorch / ours, at 64x64) and the
  *    128x128 acceptance step (both memories printed). `--checkpoint` adds our step with
  *    `checkpoint: blocks`.
+ * 3. backbones.sd21-block-train(-memory): the same LoRA step on sd21-base's first level at real
+ *    widths (SD21_BLOCK_UNET), latent 64, batch 1: time and peak RSS against diffusers + peft.
  * Both sides run with the same thread count (--threads, default: the cores this process may
  * use), printed with the machine load on every BENCH line; a busy machine is warned about.
  */
@@ -123,7 +125,36 @@ function measurePeer(cases: Case[], threads: number): Map<string, { forward_s: n
 interface LoraCase {
   latent: number;
   iters: number;
+  /** default: the tiny preset, batch 2 */
+  config?: UNetConfig;
+  batch?: number;
 }
+
+/**
+ * backbones.sd21-block-train: sd21-base's first resolution level at its real widths (random
+ * weights): CrossAttnDownBlock2D at 320 channels with 2 resnets + 2 transformer blocks (5 heads
+ * of 64, linear projections, cross-attention to 1024-wide text), the cross-attention mid block
+ * at 320, and (a UNet needs one) the matching CrossAttnUpBlock2D (3 resnets + 3 transformer
+ * blocks). At a 64x64 latent every transformer block attends over 4,096 tokens: the attention
+ * memory of paper-scale RASS, on one level.
+ */
+export const SD21_BLOCK_UNET: UNetConfig = {
+  in_channels: 4,
+  out_channels: 4,
+  block_out_channels: [320],
+  down_block_types: ['CrossAttnDownBlock2D'],
+  up_block_types: ['CrossAttnUpBlock2D'],
+  mid_block_type: 'UNetMidBlock2DCrossAttn',
+  layers_per_block: 2,
+  cross_attention_dim: 1024,
+  attention_head_dim: 5,
+  norm_num_groups: 32,
+  norm_eps: 1e-5,
+  use_linear_projection: true,
+  flip_sin_to_cos: true,
+  freq_shift: 0,
+  sample_size: 64,
+};
 
 interface PeerLoraResult {
   step_s: number;
@@ -136,7 +167,7 @@ interface PeerLoraResult {
 
 /** Our LoRA step in a fresh process (its own peak RSS, its own native thread pools). */
 function oursLora(c: LoraCase, backend: BackendPreference, threads: number, checkpoint: 'none' | 'blocks', compile = false): LoraStepResult | string {
-  const spec: LoraStepSpec = { latent: c.latent, batch: 2, tokens: 77, iters: c.iters, threads, backend, checkpoint, attentionChunk: 0, compile };
+  const spec: LoraStepSpec = { latent: c.latent, batch: c.batch ?? 2, tokens: 77, iters: c.iters, threads, backend, checkpoint, attentionChunk: 0, compile, ...(c.config ? { config: c.config } : {}) };
   try {
     const out = execFileSync(process.execPath, [join(process.cwd(), 'dist/bench/_unet-lora-step.js'), JSON.stringify(spec)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 20 });
     return JSON.parse(out.trim().split('\n').pop() as string) as LoraStepResult;
@@ -147,12 +178,32 @@ function oursLora(c: LoraCase, backend: BackendPreference, threads: number, chec
 
 function peerLora(c: LoraCase, threads: number): PeerLoraResult | string {
   try {
-    const spec = { config: TINY_UNET, latent: c.latent, batch: 2, tokens: 77, iters: c.iters, threads };
+    const spec = { config: c.config ?? TINY_UNET, latent: c.latent, batch: c.batch ?? 2, tokens: 77, iters: c.iters, threads };
     const out = execFileSync(join(peerVenv(), 'bin/python'), [join(process.cwd(), 'scripts/fixtures/backbones/bench_peer_lora.py'), JSON.stringify(spec)], { encoding: 'utf8', maxBuffer: 1 << 20 });
     return JSON.parse(out.trim().split('\n').pop() as string) as PeerLoraResult;
   } catch (e) {
     return (e as Error).message.split('\n').slice(0, 2).join(' ');
   }
+}
+
+/** backbones.sd21-block-train: time and memory of the sd21-base level-0 LoRA step (latent 64, batch 1) against diffusers + peft. */
+function sd21BlockSection(backend: BackendPreference, threads: number): void {
+  const c: LoraCase = { latent: 64, iters: 1, config: SD21_BLOCK_UNET, batch: 1 };
+  console.log(`\nLoRA training step: sd21-base level 0 (320 ch, 5 heads x 64, 4,096 tokens per attention, cross-attention 1024), rank-4 LoRA on to_q/to_k/to_v/to_out.0, latent 64, batch 1, 77 tokens; ${threads} thread(s) on both sides`);
+  const start = machineLoad(threads);
+  const ours = oursLora(c, backend, threads, 'none');
+  const peer = peerLora(c, threads);
+  const load = Math.max(start.load, machineLoad(threads).load);
+  if (start.warning) console.log(start.warning);
+  const show = (side: string, r: { step_s: number; cpu_s: number; peak_rss_bytes: number } | string) =>
+    console.log(typeof r === 'string' ? `${side}: failed: ${r}` : `${side}: ${(r.step_s * 1000).toFixed(0)} ms/step, ${r.cpu_s.toFixed(2)} CPU-s, peak RSS ${(r.peak_rss_bytes / 2 ** 30).toFixed(2)} GB`);
+  show('ours', ours);
+  show('diffusers+peft', peer);
+  const o = typeof ours === 'string' ? null : ours;
+  const p = typeof peer === 'string' ? null : peer;
+  const extra = { threads, load: load.toFixed(2) };
+  console.log(benchLine('backbones.sd21-block-train', o ? o.step_s * 1000 : NaN, 'ms', 'diffusers-peft-torch-cpu', p ? p.step_s * 1000 : NaN, o && p ? p.step_s / o.step_s : NaN, extra));
+  console.log(benchLine('backbones.sd21-block-train-memory', o ? o.peak_rss_bytes / 2 ** 30 : NaN, 'GB', 'diffusers-peft-torch-cpu', p ? p.peak_rss_bytes / 2 ** 30 : NaN, o && p ? p.peak_rss_bytes / o.peak_rss_bytes : NaN, extra));
 }
 
 function loraSection(backend: BackendPreference, threads: number, iters: number, withCheckpoint: boolean, latents: number[]): void {
@@ -211,7 +262,8 @@ export async function run(args: string[]): Promise<void> {
   const li = args.indexOf('--latents');
   const latents = li >= 0 ? String(args[li + 1]).split(',').map(Number) : [64, 128];
   if (latents.some((l) => !(Number.isInteger(l) && l >= 8))) throw new Error(`--latents: expected comma-separated sizes, got "${args[li + 1]}"`);
-  if (only !== 'forward') loraSection(backend, threads, iters, args.includes('--checkpoint'), latents);
+  if (only !== 'forward' && only !== 'sd21') loraSection(backend, threads, iters, args.includes('--checkpoint'), latents);
+  if (only === undefined || only === 'sd21') sd21BlockSection(backend, threads);
 }
 
 function forwardSection(iters: number, threads: number): void {
