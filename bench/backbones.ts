@@ -258,7 +258,7 @@ export async function run(args: string[]): Promise<void> {
   console.log(`threads: ${threads} (ours: native TensorFlow intra-/inter-op; peer: torch.set_num_threads / set_num_interop_threads); load average ${before.load.toFixed(2)}`);
   if (before.warning) console.log(before.warning);
   await initBackend({ prefer: backend, threads, log: null });
-  if (only !== 'lora') forwardSection(iters, threads);
+  if (only === undefined || only === 'forward') forwardSection(iters, threads);
   const li = args.indexOf('--latents');
   const latents = li >= 0 ? String(args[li + 1]).split(',').map(Number) : [64, 128];
   if (latents.some((l) => !(Number.isInteger(l) && l >= 8))) throw new Error(`--latents: expected comma-separated sizes, got "${args[li + 1]}"`);

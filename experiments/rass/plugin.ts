@@ -6,6 +6,57 @@ import { runRass, type RassComponents, type RassOptions } from './train.js';
 import { checkTaggerCovers } from '../common/attention.js';
 import { compileOptionSchema } from '../common/train-step.js';
 
+/** The options of experiment/rass (experiment/seg-baseline takes them without the SCR adapter). */
+export const RASS_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['train', 'val', 'head', 'loss'],
+  properties: {
+    backbone: { ...componentSchema('backbone'), default: { type: 'backbone/one-step', timestep: 1 }, description: 'backbone/one-step (its UNet is what the adapters wrap)' },
+    scr_adapter: componentSchema('adapter', 'the SCR adapter to load (adapter/lora with `load:`); omit for no SCR prior'),
+    merge_scr: { type: 'boolean', default: true, description: 'merge the SCR adapter into the UNet weights (true) or keep it as a frozen adapter (false)' },
+    seg_lora: {
+      ...componentSchema('adapter'),
+      default: { type: 'adapter/lora', name: 'seg', r: 4, alpha: 4, init: 'gaussian', target_modules: SCR_LORA_TARGETS },
+      description: 'the new Seg LoRA (trainable)',
+    },
+    features: {
+      type: 'array',
+      items: { type: 'string' },
+      minItems: 1,
+      default: ['vae.encoder.down_blocks.1', 'unet.up_blocks.0', 'unet.up_blocks.1'],
+      description: 'backbone taps feeding the head (vae.encoder.*, unet.*, vae.decoder.*)',
+    },
+    projection_dim: { type: 'integer', minimum: 1, default: 64, description: 'channels of each 1x1 projection (= the head inChannels)' },
+    head: componentSchema('head', 'segmentation head; its inChannels must all equal projection_dim'),
+    loss: componentSchema('loss', 'segmentation loss for the head (loss/mask2former, loss/per-pixel)'),
+    train: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['dataset'],
+      properties: { ...trainDataProperties, input: { enum: ['lq', 'hq'], default: 'lq', description: 'train on degraded (lq: RASS, FT) or clean (hq: DT) images' } },
+    },
+    val: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['dataset'],
+      properties: { ...valDataProperties, splits: { type: 'array', items: { enum: ['lq', 'hq'] }, minItems: 1, default: ['lq', 'hq'], description: 'evaluate on the degraded (lq) and/or clean (hq) inputs' } },
+    },
+    tagger: { ...componentSchema('tagger'), default: { type: 'tagger/label-map' }, description: 'prompt tags (training and validation)' },
+    val_tagger: componentSchema('tagger', 'prompt tags at validation (default: tagger); e.g. tagger/tags-file with RAM tags'),
+    ...loopProperties,
+    optimizer: { ...optimizerSchema, default: { lr: 1e-4, weight_decay: 0.05 } },
+    backbone_lr_mult: { type: 'number', minimum: 0, default: 0.1 },
+    schedule: { ...scheduleSchema, default: { type: 'poly', power: 0.9 } },
+    clip_grad_norm: { type: 'number', exclusiveMinimum: 0, default: 0.01, description: 'clip all gradients to this global norm (RASS: 0.01)' },
+    compile: compileOptionSchema(', or with a segmentation loss that has no prepare/computePrepared'),
+    metrics: {
+      type: 'array',
+      items: componentSchema('metric'),
+      description: 'segmentation metrics (default: metric/miou and metric/miou-mmseg over the dataset classes)',
+    },
+  },
+} as const;
 
 export const rassExperiment = definePlugin({
   kind: 'experiment',
@@ -31,56 +82,7 @@ Validation on the degraded split (\`val_lq/*\`) and the clean one (\`val_hq/*\`)
 mmseg's conventions, pixel accuracy, per-class IoU (CSV), per-image mIoU (CSV) and LQ / prediction / ground truth
 images. The trained model is saved as an artifact (\`model/\`: Seg adapter in PEFT format, projections, head and
 trained backbone parameters) for experiment/evaluate and restore-then-segment.`,
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['train', 'val', 'head', 'loss'],
-    properties: {
-      backbone: { ...componentSchema('backbone'), default: { type: 'backbone/one-step', timestep: 1 }, description: 'backbone/one-step (its UNet is what the adapters wrap)' },
-      scr_adapter: componentSchema('adapter', 'the SCR adapter to load (adapter/lora with `load:`); omit for no SCR prior'),
-      merge_scr: { type: 'boolean', default: true, description: 'merge the SCR adapter into the UNet weights (true) or keep it as a frozen adapter (false)' },
-      seg_lora: {
-        ...componentSchema('adapter'),
-        default: { type: 'adapter/lora', name: 'seg', r: 4, alpha: 4, init: 'gaussian', target_modules: SCR_LORA_TARGETS },
-        description: 'the new Seg LoRA (trainable)',
-      },
-      features: {
-        type: 'array',
-        items: { type: 'string' },
-        minItems: 1,
-        default: ['vae.encoder.down_blocks.1', 'unet.up_blocks.0', 'unet.up_blocks.1'],
-        description: 'backbone taps feeding the head (vae.encoder.*, unet.*, vae.decoder.*)',
-      },
-      projection_dim: { type: 'integer', minimum: 1, default: 64, description: 'channels of each 1x1 projection (= the head inChannels)' },
-      head: componentSchema('head', 'segmentation head; its inChannels must all equal projection_dim'),
-      loss: componentSchema('loss', 'segmentation loss for the head (loss/mask2former, loss/per-pixel)'),
-      train: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['dataset'],
-        properties: { ...trainDataProperties, input: { enum: ['lq', 'hq'], default: 'lq', description: 'train on degraded (lq: RASS, FT) or clean (hq: DT) images' } },
-      },
-      val: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['dataset'],
-        properties: { ...valDataProperties, splits: { type: 'array', items: { enum: ['lq', 'hq'] }, minItems: 1, default: ['lq', 'hq'], description: 'evaluate on the degraded (lq) and/or clean (hq) inputs' } },
-      },
-      tagger: { ...componentSchema('tagger'), default: { type: 'tagger/label-map' }, description: 'prompt tags (training and validation)' },
-      val_tagger: componentSchema('tagger', 'prompt tags at validation (default: tagger); e.g. tagger/tags-file with RAM tags'),
-      ...loopProperties,
-      optimizer: { ...optimizerSchema, default: { lr: 1e-4, weight_decay: 0.05 } },
-      backbone_lr_mult: { type: 'number', minimum: 0, default: 0.1 },
-      schedule: { ...scheduleSchema, default: { type: 'poly', power: 0.9 } },
-      clip_grad_norm: { type: 'number', exclusiveMinimum: 0, default: 0.01, description: 'clip all gradients to this global norm (RASS: 0.01)' },
-      compile: compileOptionSchema(', or with a segmentation loss that has no prepare/computePrepared'),
-      metrics: {
-        type: 'array',
-        items: componentSchema('metric'),
-        description: 'segmentation metrics (default: metric/miou and metric/miou-mmseg over the dataset classes)',
-      },
-    },
-  } as const,
+  schema: RASS_SCHEMA,
   async create(o, ctx): Promise<Experiment> {
     const opts = o as unknown as RassOptions;
     const c = await buildComponents(opts, ctx);
@@ -88,7 +90,7 @@ trained backbone parameters) for experiment/evaluate and restore-then-segment.`,
   },
 });
 
-async function buildComponents(o: RassOptions, ctx: PluginContext): Promise<RassComponents> {
+export async function buildComponents(o: RassOptions, ctx: PluginContext): Promise<RassComponents> {
   const owned: { dispose(): void }[] = [];
   const build = async <T>(node: ComponentNode, kind: 'backbone' | 'adapter' | 'dataset' | 'degradation' | 'tagger' | 'loss' | 'metric' | 'head', key: string, check: (v: T) => boolean, what: string): Promise<T> => {
     const v = await ctx.build<T>(node, { expectKind: kind, path: `${ctx.path}.${key}` });

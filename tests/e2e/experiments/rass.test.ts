@@ -117,6 +117,13 @@ describe('experiment/rass (tiny, SCR adapter from an SCR run)', () => {
     const c = firstLoss(none.dir);
     assert.ok(Math.abs(a - b) <= 1e-4 * Math.abs(a), `merged ${a} vs unmerged ${b}`);
     assert.ok(Math.abs(a - c) > 1e-3 * Math.abs(a), `the SCR adapter must change the model: ${a} vs none ${c}`);
+    // experiment/seg-baseline (DT / FT) is RASS without the SCR prior: the same run as `none`
+    const baseline = await runExperiment(opts(runs, { sets: ['experiment.type=experiment/seg-baseline', 'experiment.steps=1', 'experiment.val.splits=[lq]'] }));
+    assert.equal(baseline.status, 'FINISHED');
+    assert.equal(firstLoss(baseline.dir), c, 'seg-baseline first loss = RASS without an adapter');
+    assert.equal(baseline.metrics['val_lq/miou'], none.metrics['val_lq/miou']);
+    // and it has no SCR option to set
+    await assert.rejects(runExperiment(opts(runs, { sets: ['experiment.type=experiment/seg-baseline', `experiment.scr_adapter={type: adapter/lora, name: scr, from_run: ${scrRunId}}`] })), /unknown key "scr_adapter"/);
   });
 
   it('a stopped run resumes to the same final metrics', async () => {
