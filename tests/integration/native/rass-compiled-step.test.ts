@@ -2,14 +2,15 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { useBackend } from '../../../framework/engine/backend.js';
 import { buildNode } from '../../../framework/config/index.js';
-import { Rng, type Adapter, type Degradation, type OneStepRestorer, type SegDataset, type SegHead, type SegLoss, type Tagger } from '../../../framework/api.js';
+import { Rng, type Adapter, type OneStepRestorer, type SegDataset, type SegHead, type SegLoss, type Tagger } from '../../../framework/api.js';
 import type { CompileMode } from '../../../framework/engine/compile.js';
-import { BatchSource, type ImageBatch } from '../../../experiments/common/data.js';
+import type { ImageBatch } from '../../../experiments/common/data.js';
 import { PromptCache } from '../../../experiments/common/prompts.js';
 import { makeOptimizer } from '../../../experiments/common/train.js';
 import { buildModel, runStep, type RassComponents, type RassOptions } from '../../../experiments/rass/train.js';
 import { RassStep } from '../../../experiments/rass/step.js';
 import { fullRegistry } from '../../helpers/experiments.js';
+import { noisyShapeBatches } from './_batches.js';
 import { compiledSkipReason, relErr, tf } from './_native.js';
 
 /**
@@ -89,17 +90,7 @@ async function rassRun(variant: Variant, kind: keyof typeof HEADS, batches: read
   return { values, weights, tags, logs, tensorsAfterWarmup, tensorsEnd };
 }
 
-async function makeBatches(): Promise<ImageBatch[]> {
-  const registry = fullRegistry();
-  const build = <T>(node: Record<string, unknown>) => buildNode<T>(node as never, registry, { seed: 0, log: quiet });
-  const dataset = await build<SegDataset>({ type: 'dataset/shapes', length: 64, height: SIZE, width: SIZE });
-  const degradation = await build<Degradation>({ type: 'degradation/pipeline', stages: [{ id: 'noise', type: 'degradation/noise', gaussian_prob: 1, sigma_range: [5, 20] }] });
-  const source = new BatchSource({ dataset, degradation, seed: 0, split: 'train', randomCrop: false, where: 'test' });
-  const batches: ImageBatch[] = [];
-  for (let s = 0; s < STEPS; s++) batches.push(await source.batch(source.trainIndices(s, BATCH)));
-  Object.assign(batches, { dataset });
-  return batches;
-}
+const makeBatches = () => noisyShapeBatches(STEPS, BATCH, SIZE);
 
 function assertSame(label: string, got: Awaited<ReturnType<typeof rassRun>>, eager: Awaited<ReturnType<typeof rassRun>>, keys: string[]): void {
   const series = (r: typeof eager, k: string) => Float32Array.from(r.values.map((v) => v[k]!));

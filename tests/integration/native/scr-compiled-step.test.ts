@@ -2,15 +2,16 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { useBackend } from '../../../framework/engine/backend.js';
 import { buildNode } from '../../../framework/config/index.js';
-import type { Adapter, AttentionLoss, Degradation, ImageLoss, OneStepRestorer, SegDataset, Tagger } from '../../../framework/api.js';
+import type { Adapter, AttentionLoss, ImageLoss, OneStepRestorer, SegDataset, Tagger } from '../../../framework/api.js';
 import type { CompileMode } from '../../../framework/engine/compile.js';
-import { BatchSource, type ImageBatch } from '../../../experiments/common/data.js';
+import type { ImageBatch } from '../../../experiments/common/data.js';
 import { promptsAndTargets } from '../../../experiments/common/attention.js';
 import { PromptCache } from '../../../experiments/common/prompts.js';
 import { makeOptimizer } from '../../../experiments/common/train.js';
 import { SCR_LORA_TARGETS } from '../../../experiments/scr/plugin.js';
 import { ScrStep, type ScrComponents, type ScrOptions } from '../../../experiments/scr/train.js';
 import { fullRegistry } from '../../helpers/experiments.js';
+import { noisyShapeBatches } from './_batches.js';
 import { compiledSkipReason, relErr, tf } from './_native.js';
 
 /**
@@ -75,17 +76,7 @@ async function scrRun(variant: Variant, batches: readonly ImageBatch[]) {
   return { values, weights, tags, logs, tensorsBefore, tensorsAfterWarmup, tensorsEnd };
 }
 
-async function makeBatches(): Promise<ImageBatch[]> {
-  const registry = fullRegistry();
-  const build = <T>(node: Record<string, unknown>) => buildNode<T>(node as never, registry, { seed: 0, log: quiet });
-  const dataset = await build<SegDataset>({ type: 'dataset/shapes', length: 64, height: SIZE, width: SIZE });
-  const degradation = await build<Degradation>({ type: 'degradation/pipeline', stages: [{ id: 'noise', type: 'degradation/noise', gaussian_prob: 1, sigma_range: [5, 20] }] });
-  const source = new BatchSource({ dataset, degradation, seed: 0, split: 'train', randomCrop: false, where: 'test' });
-  const batches: ImageBatch[] = [];
-  for (let s = 0; s < STEPS; s++) batches.push(await source.batch(source.trainIndices(s, BATCH)));
-  Object.assign(batches, { dataset });
-  return batches;
-}
+const makeBatches = () => noisyShapeBatches(STEPS, BATCH, SIZE);
 
 describe('SCR step compiled (native backend)', { skip }, () => {
   it('SCR + SCL on the tiny prior: compiled and eager losses, SCL terms and LoRA weights agree within 1e-5 over 12 steps', async () => {
