@@ -38,6 +38,8 @@ export class RassStep {
   /** the two-phase (planned) path is on; false: one eager forward with compute() */
   private planned: boolean;
   private kept: tf.Tensor[] = [];
+  /** why the step is eager although compile is auto (set before the first step) */
+  private readonly eagerWhy?: string;
   /** the eager path's targets and random stream, set per call (its loss reads them inside the step) */
   private targets: SegTargets | null = null;
   private rng: Rng | null = null;
@@ -51,12 +53,13 @@ export class RassStep {
   ) {
     const hasPair = typeof c.loss.prepare === 'function' && typeof c.loss.computePrepared === 'function';
     let mode: CompileMode = o.compile ?? 'auto';
-    if (mode === 'auto' && tf.getBackend() !== 'tensorflow') mode = 'off'; // compileStep would say so too; this also skips the planning forward
     if (mode === 'auto' && !hasPair) {
-      log(`compile rass: runs eagerly (the loss "${c.loss.type}" has no prepare/computePrepared (SegLoss contract), so its host-side part cannot be split from the step)`);
+      this.eagerWhy = `the loss "${c.loss.type}" has no prepare/computePrepared (SegLoss contract), so its host-side part cannot be split from the step`;
+      log(`compile rass: runs eagerly (${this.eagerWhy})`);
       mode = 'off';
     }
-    this.planned = mode === 'auto';
+    // off the native backend compileStep runs eagerly and says why; the planning forward would only cost time
+    this.planned = mode === 'auto' && tf.getBackend() === 'tensorflow';
     this.step = new TrainStep(m.vars, optimizer, o.clip_grad_norm, (inputs) => this.loss(inputs), { mode, name: 'rass', log });
     this.forward = this.planned ? compileStep((inputs: Record<string, tf.Tensor>) => flattenHead(this.headOutput(inputs)), { mode, name: 'rass-plan', log }) : null;
   }
@@ -114,7 +117,9 @@ export class RassStep {
   }
 
   tags(): Record<string, string> {
-    return { ...this.step.tags(), ...(this.forward?.tags() ?? {}) };
+    const tags = { ...this.step.tags(), ...(this.forward?.tags() ?? {}) };
+    if (this.eagerWhy) tags['rass.compile.rass.reason'] = this.eagerWhy;
+    return tags;
   }
 
   dispose(): void {

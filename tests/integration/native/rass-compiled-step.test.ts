@@ -118,6 +118,7 @@ describe('RASS step compiled (native backend)', { skip }, () => {
     assert.equal(compiled.tags['rass.compile.rass-plan'], 'compiled', JSON.stringify(compiled.tags));
     assert.equal(noPrepare.tags['rass.compile.rass'], 'eager');
     assert.ok(noPrepare.logs.some((l) => l.includes('runs eagerly') && l.includes('seg-compute-only')), noPrepare.logs.join('\n'));
+    assert.match(noPrepare.tags['rass.compile.rass.reason'] ?? '', /"seg-compute-only" has no prepare\/computePrepared/);
     const keys = ['loss', 'grad_norm', 'loss/loss_ce', 'loss/loss_mask', 'loss/loss_dice'];
     assertSame('compiled', compiled, eager, keys);
     assertSame('no-prepare', noPrepare, eager, keys);
