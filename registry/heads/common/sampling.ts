@@ -79,6 +79,7 @@ const gridSampleOp = customOp(([input, grid], save) => {
       }),
   };
 });
+
 /**
  * Sample maps at normalised point coordinates in [0, 1] (Mask2Former's `point_sample`:
  * grid = 2 * coords - 1). maps: [N, H, W, C]; coords: [N, P, 2] (x, y). Returns [N, P, C].
