@@ -15,7 +15,6 @@ import {
   type ConditionalUNet,
   type LatentAutoencoder,
   type LoadedCheckpoint,
-  type OptimizerState,
   type PromptEncoder,
   type RunContext,
   type SegDataset,
@@ -114,8 +113,7 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
     const dir = join(rc.resume.checkpointDir, 'ckpt');
     loaded = loadCheckpoint(dir);
     const ck = loaded;
-    // tidy: restoreWeights and setState assign from temporary tensors they do not dispose
-    tf.tidy(() => restoreWeights(allVars, ck.weights, dir));
+    restoreWeights(allVars, ck.weights, dir);
     state = loaded.extra as Progress;
     rc.log.info(`resuming at ${state.phase} step ${state.step}`);
   } else {
@@ -138,7 +136,7 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
   // ---- phase 1: the VAE ----
   if (state.phase === 'vae') {
     const opt = optimizerFor(vaeVars, vo);
-    if (loaded?.optimizer && state.step > 0) tf.tidy(() => opt.setState(loaded?.optimizer as OptimizerState));
+    if (loaded?.optimizer && state.step > 0) opt.setState(loaded.optimizer);
     const order = new DataOrder(rc.seed, 'vae', nTrain, vo.batch_size);
     const pixels = (vo.crop || train.height) * (vo.crop || train.width) * 3;
     const cropH = vo.crop || train.height;
@@ -214,7 +212,7 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
   try {
     if (state.phase === 'unet') {
       const opt = optimizerFor(unetVars, uo);
-      if (loaded?.optimizer && state.step > 0) tf.tidy(() => opt.setState(loaded?.optimizer as OptimizerState));
+      if (loaded?.optimizer && state.step > 0) opt.setState(loaded.optimizer);
       const order = new DataOrder(rc.seed, 'unet', nTrain, uo.batch_size);
       const unetStep = new TrainStep(unetVars, opt, uo.max_grad_norm, ({ zt, t, ctx, eps }) => ({ loss: tf.mean(tf.square(tf.sub(unet.run(zt as tf.Tensor4D, t as tf.Tensor1D, ctx as tf.Tensor3D), eps as tf.Tensor))) as tf.Scalar }), {
         mode: o.compile,
