@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { initBackend, parseBackendName } from '../framework/engine/backend.js';
 import { Rng } from '../framework/engine/rng.js';
 import { compileStep, nativeCompileSupport } from '../framework/engine/compile.js';
-import type { HeadOutput } from '../framework/contracts/head.js';
+import { flattenHead, unflattenHead } from '../experiments/rass/step.js';
 import { Mask2FormerHead, MASK2FORMER_DEFAULTS, type Mask2FormerOptions } from '../registry/heads/mask2former/mask2former.js';
 import { MASK2FORMER_LOSS_DEFAULTS, MaskClassificationLoss } from '../registry/losses/mask2former/mask-criterion.js';
 import { benchLine, benchThreads, machineLoad } from './_format.js';
@@ -101,18 +101,7 @@ function measureCompiled(iters: number): { train: number; state: string } | null
   const named = Object.fromEntries([...head.params].map(([k, v]) => [k, v]));
   const levelInputs = Object.fromEntries(levels.map((l, i) => [`l${i}`, l.features]));
   const feats = (inputs: Record<string, tf.Tensor>) => levels.map((l, i) => ({ stride: l.stride, features: inputs[`l${i}`] as tf.Tensor4D }));
-  const flatten = (out: HeadOutput): Record<string, tf.Tensor> => {
-    if (out.kind !== 'mask-classification') throw new Error('mask2former head expected');
-    const f: Record<string, tf.Tensor> = { 'final/cls': out.final.classLogits, 'final/mask': out.final.maskLogits };
-    out.aux.forEach((a, i) => Object.assign(f, { [`aux${i}/cls`]: a.classLogits, [`aux${i}/mask`]: a.maskLogits }));
-    return f;
-  };
-  const unflatten = (f: Record<string, tf.Tensor>): HeadOutput => ({
-    kind: 'mask-classification',
-    final: { classLogits: f['final/cls'] as tf.Tensor3D, maskLogits: f['final/mask'] as tf.Tensor4D },
-    aux: Array.from({ length: CONFIG.decoderLayers }, (_, i) => i).filter((i) => f[`aux${i}/cls`]).map((i) => ({ classLogits: f[`aux${i}/cls`] as tf.Tensor3D, maskLogits: f[`aux${i}/mask`] as tf.Tensor4D })),
-  });
-  const forward = compileStep((inputs: Record<string, tf.Tensor>) => flatten(head.forward(feats(inputs))), { name: 'bench-heads-plan', log: () => {} });
+  const forward = compileStep((inputs: Record<string, tf.Tensor>) => flattenHead(head.forward(feats(inputs))), { name: 'bench-heads-plan', log: () => {} });
   const byVar = new Map(Object.entries(named).map(([k, v]) => [v.name, k]));
   const step = compileStep(
     (inputs: Record<string, tf.Tensor>) => {
@@ -127,7 +116,7 @@ function measureCompiled(iters: number): { train: number; state: string } | null
   );
   const once = (i: number) => {
     const flat = forward.call(levelInputs);
-    const plan = tf.tidy(() => loss.prepare(unflatten(flat), targets, Rng.derive(0, 'bench-step', i)));
+    const plan = tf.tidy(() => loss.prepare(unflattenHead(flat), targets, Rng.derive(0, 'bench-step', i)));
     tf.dispose(Object.values(flat));
     const inputs: Record<string, tf.Tensor> = { ...levelInputs };
     for (const [k, t] of Object.entries(plan)) inputs[`loss:${k}`] = t;

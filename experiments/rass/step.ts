@@ -4,14 +4,14 @@ import { TrainStep } from '../common/train-step.js';
 import type { Model, RassComponents, RassOptions } from './train.js';
 
 /** A head output as named tensors (a compiled function returns a flat record) and back. */
-function flattenHead(out: HeadOutput): Record<string, tf.Tensor> {
+export function flattenHead(out: HeadOutput): Record<string, tf.Tensor> {
   if (out.kind === 'per-pixel') return { logits: out.logits };
   const flat: Record<string, tf.Tensor> = { 'final/cls': out.final.classLogits, 'final/mask': out.final.maskLogits };
   out.aux.forEach((a, i) => Object.assign(flat, { [`aux${i}/cls`]: a.classLogits, [`aux${i}/mask`]: a.maskLogits }));
   return flat;
 }
 
-function unflattenHead(flat: Record<string, tf.Tensor>): HeadOutput {
+export function unflattenHead(flat: Record<string, tf.Tensor>): HeadOutput {
   if (flat.logits) return { kind: 'per-pixel', logits: flat.logits as tf.Tensor4D };
   const layer = (p: string): MaskPrediction => ({ classLogits: flat[`${p}/cls`] as tf.Tensor3D, maskLogits: flat[`${p}/mask`] as tf.Tensor4D });
   const aux: MaskPrediction[] = [];
