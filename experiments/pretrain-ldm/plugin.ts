@@ -56,6 +56,7 @@ vae_reconstructions.png and provenance.json; point a backbone's \`path\` at it t
         l1_weight: { type: 'number', minimum: 0, default: 1 },
         mse_weight: { type: 'number', minimum: 0, default: 0 },
         kl_weight: { type: 'number', minimum: 0, default: 1e-6 },
+        eval_every: { type: 'integer', minimum: 0, default: 0, description: 'log the held-out reconstruction PSNR (vae/psnr_heldout) every N steps (0: only at the end of the phase)' },
         crop: { type: 'integer', minimum: 0, default: 0, description: 'train on random crops of this size (0: whole images); the VAE is fully convolutional, so it then runs at any size' },
         init: {
           enum: ['default', 'zero-residual'],

@@ -40,7 +40,7 @@ export interface PhaseOptions {
 
 export interface PretrainOptions {
   holdout: number;
-  vae_phase: PhaseOptions & { l1_weight: number; mse_weight: number; kl_weight: number; crop: number; init: 'default' | 'zero-residual' };
+  vae_phase: PhaseOptions & { l1_weight: number; mse_weight: number; kl_weight: number; crop: number; eval_every: number; init: 'default' | 'zero-residual' };
   unet_phase: PhaseOptions & { prompt_dropout: number };
   checkpoint_every: number;
   sample: { prompts: string[]; per_prompt: number; steps: number; guidance_scale: number };
@@ -180,6 +180,12 @@ export async function pretrain(o: PretrainOptions, p: Parts, rc: RunContext): Pr
       step++;
       rc.logMetrics(step, { 'vae/loss': r.loss, 'vae/l1': r.terms.l1 as number, 'vae/mse': r.terms.mse as number, 'vae/kl': r.terms.kl as number, 'vae/grad_norm': r.gradNorm, 'vae/lr': lr });
       bar.tick(1, `l1 ${(r.terms.l1 as number).toFixed(4)}`);
+      // progress on the quantity that matters (reconstruction of unseen images), not only the training loss
+      if (vo.eval_every > 0 && step % vo.eval_every === 0 && step < vo.steps) {
+        const p = vaeHeldOut(vae, held).psnr;
+        rc.logMetrics(step, { 'vae/psnr_heldout': p });
+        rc.log.info(`VAE step ${step}: held-out reconstruction PSNR ${p.toFixed(2)} dB`);
+      }
       if (step % o.checkpoint_every === 0 && step < vo.steps) await save({ phase: 'vae', step, scalingFactor: null }, opt);
       await yieldToEvents();
     }
