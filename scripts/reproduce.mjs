@@ -12,6 +12,7 @@
  * the reproduce markers, with the command and the time it took.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -30,6 +31,31 @@ const trainSets = smokeSteps ? [`experiment.steps=${smokeSteps}`, `experiment.ev
 const runsDir = resolve(root, flag('--runs-dir', 'runs/reproduce'));
 const cli = join(root, 'dist', 'bin', 'rass.js');
 mkdirSync(runsDir, { recursive: true });
+
+// Finished runs are reused by id, so a runs dir belongs to the prior (and the smoke budget and
+// --set overrides) that made it: a re-run after the prior changed must not mix old runs into the
+// new table. The stamp is the sha256 of the prior's weights and configs plus those settings.
+function priorStamp() {
+  const h = createHash('sha256');
+  const prior = join(root, 'models', 'tiny-shapes');
+  for (const f of ['vae/config.json', 'vae/diffusion_pytorch_model.safetensors', 'unet/config.json', 'unet/diffusion_pytorch_model.safetensors', 'text_encoder/model.safetensors']) {
+    h.update(f);
+    h.update(readFileSync(join(prior, f)));
+  }
+  h.update(JSON.stringify({ smoke: flag('--steps', null), extra: argv.flatMap((a, i) => (a === '--set' ? [argv[i + 1]] : [])) }));
+  return h.digest('hex');
+}
+const stampFile = join(runsDir, 'prior.sha256');
+const stamp = priorStamp();
+if (existsSync(stampFile) && readFileSync(stampFile, 'utf8').trim() !== stamp) {
+  console.error(`[reproduce] ${runsDir} holds runs made with another prior (models/tiny-shapes) or other --steps/--set settings (${stampFile} differs); move it away or pass --runs-dir DIR`);
+  process.exit(2);
+}
+if (!existsSync(stampFile) && readdirSync(runsDir).some((e) => e !== 'table.md')) {
+  console.error(`[reproduce] ${runsDir} holds runs with no ${stampFile}: it cannot tell which prior made them; move it away or pass --runs-dir DIR`);
+  process.exit(2);
+}
+writeFileSync(stampFile, `${stamp}\n`);
 
 function journalStatus(runId) {
   for (const exp of existsSync(runsDir) ? readdirSync(runsDir) : []) {
