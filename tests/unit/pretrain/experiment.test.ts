@@ -36,7 +36,7 @@ experiment:
   type: experiment/pretrain-ldm
   dataset: { type: dataset/shapes, length: 14, height: 32, width: 32, seed: 5 }
   holdout: 4
-  vae_phase: { steps: ${VAE_STEPS}, batch_size: 2, crop: 16, warmup: 1 }
+  vae_phase: { steps: ${VAE_STEPS}, batch_size: 2, crop: 16, warmup: 1, eval_every: 2 }
   unet_phase: { steps: ${UNET_STEPS}, batch_size: 2, warmup: 1 }
   checkpoint_every: 2
   sample: { prompts: ['background, checker', ''], per_prompt: 2, steps: 2, guidance_scale: 2 }
@@ -79,6 +79,9 @@ describe('experiment/pretrain-ldm (toy size)', () => {
     const steps = (k: string) => events.flatMap((e) => (e.type === 'metrics' && e.values[k] !== undefined ? [e.step] : []));
     assert.deepEqual(steps('vae/l1'), [1, 2, 3]);
     assert.deepEqual(steps('unet/loss'), [4, 5, 6, 7, 8, 9]);
+    // eval_every 2: the held-out PSNR at step 2 during the phase, the end-of-phase value at 3,
+    // and the run's final metrics at the last step
+    assert.deepEqual(steps('vae/psnr_heldout'), [2, 3, 9]);
     for (const k of ['vae/psnr_heldout', 'vae/scaling_factor', 'eval/eps_mse_cond', 'eval/eps_mse_uncond']) assert.ok(Number.isFinite(full.metrics[k]), `${k}: ${full.metrics[k]}`);
   });
 
