@@ -17,7 +17,7 @@ function run(unet: UNet2DConditionModel): tf.Tensor4D {
   return unet.forward(fixture('unet.sample') as tf.Tensor4D, fixture('unet.timesteps') as tf.Tensor1D, fixture('unet.context') as tf.Tensor3D).sample;
 }
 
-for (const backend of ['cpu', 'wasm'] as BackendName[]) {
+for (const backend of ['cpu', 'wasm', ...(process.env.RASS_NATIVE_AVAILABLE === '1' ? ['tensorflow'] : [])] as BackendName[]) {
   describe(`LoRA vs peft on the tiny UNet (${backend})`, () => {
     before(async () => {
       await useBackend(backend);

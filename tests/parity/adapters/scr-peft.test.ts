@@ -19,7 +19,7 @@ const DIR = join(process.cwd(), 'tests', 'fixtures', 'scr');
 const TOL = 1e-4;
 const quiet = { info: () => {}, warn: () => {}, debug: () => {} };
 
-for (const backend of ['cpu', 'wasm'] as BackendName[]) {
+for (const backend of ['cpu', 'wasm', ...(process.env.RASS_NATIVE_AVAILABLE === '1' ? ['tensorflow'] : [])] as BackendName[]) {
   describe(`SCR adapter vs diffusers + peft on the tiny-shapes prior (${backend})`, () => {
     const ref = new Map<string, tf.Tensor>();
     before(async () => {
