@@ -319,34 +319,23 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
     // Two identical recordings: register the latest one (its constants are alive).
     const fnName = `rass_${this.name.replace(/[^A-Za-z0-9_]/g, '_')}_${++fnCounter}`;
     const b = backend.binding;
-    if (program.planOutputs.length) {
-      try {
-        entry.split = registerSplit(b, program, fnName);
-        if (!this.logged.has('compiled')) {
-          this.logged.add('compiled');
-          this.log(`compile ${this.name}: compiled in two functions split at the host plan (${program.nodes.length} nodes, ${program.params.length} inputs, ${program.assigns.length} variables updated)`);
-        }
-      } catch (e) {
-        entry.failed = `TensorFlow refused the recorded graph: ${(e as Error).message.split('\n')[0]}`;
-        this.note(entry.failed);
-      } finally {
-        release(program);
-        entry.last = undefined;
-      }
-      return out;
-    }
+    const split = program.planOutputs.length > 0;
     try {
-      entry.numOutputs = b.registerFunction!(
-        fnName,
-        program.nodes,
-        program.params.flatMap((p) => [p.node, 0]),
-        [...program.outputs.map((o) => o.ref), ...program.assigns.map((a) => a.ref)].flat(),
-      );
-      entry.fnName = fnName;
-      entry.program = program;
+      if (split) {
+        entry.split = registerSplit(b, program, fnName);
+      } else {
+        entry.numOutputs = b.registerFunction!(
+          fnName,
+          program.nodes,
+          program.params.flatMap((p) => [p.node, 0]),
+          [...program.outputs.map((o) => o.ref), ...program.assigns.map((a) => a.ref)].flat(),
+        );
+        entry.fnName = fnName;
+        entry.program = program;
+      }
       if (!this.logged.has('compiled')) {
         this.logged.add('compiled');
-        this.log(`compile ${this.name}: compiled (${program.nodes.length} nodes, ${program.params.length} inputs, ${program.assigns.length} variables updated)`);
+        this.log(`compile ${this.name}: compiled${split ? ' in two functions split at the host plan' : ''} (${program.nodes.length} nodes, ${program.params.length} inputs, ${program.assigns.length} variables updated)`);
       }
     } catch (e) {
       entry.failed = `TensorFlow refused the recorded graph: ${(e as Error).message.split('\n')[0]}`;
