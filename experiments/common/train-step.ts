@@ -1,4 +1,4 @@
-import { clipByGlobalNormTensor, compileStep, pickScalars, scalarInputs, tf, type CompileMode, type CompileStatus, type CompiledStep, type Optimizer } from '../../framework/api.js';
+import { clipByGlobalNormTensor, compileStep, pickScalars, scalarInputs, tf, type CompileMode, type CompileStatus, type CompiledStep, type Optimizer, type Planner } from '../../framework/api.js';
 
 /** The `compile` option of the experiments whose steps run through compileStep (`extra`: when else the step stays eager). */
 export function compileOptionSchema(extra = '') {
@@ -62,10 +62,13 @@ export class TrainStep {
     );
   }
 
-  /** One update on these inputs (the caller keeps and disposes them). */
-  run(inputs: Record<string, tf.Tensor>): StepReport {
+  /**
+   * One update on these inputs (the caller keeps and disposes them). `planner`: for a loss that
+   * calls hostPlan (a host step inside the step; compiled, the step splits there).
+   */
+  run(inputs: Record<string, tf.Tensor>, planner?: Planner): StepReport {
     const hyper = scalarInputs(this.opt.hyper());
-    const out = this.step.call({ ...inputs, ...hyper });
+    const out = this.step.call({ ...inputs, ...hyper }, planner);
     this.opt.advance();
     const read = (t: tf.Tensor | undefined) => (t ? (t.dataSync()[0] as number) : NaN);
     const terms: Record<string, number> = {};

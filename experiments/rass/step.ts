@@ -1,4 +1,4 @@
-import { compileStep, tf, type CompileMode, type CompiledStep, type HeadOutput, type MaskPrediction, type PreparedSegLoss, type Rng, type SegTargets } from '../../framework/api.js';
+import { hostPlan, tf, type CompileMode, type HeadOutput, type MaskPrediction, type PreparedSegLoss, type Rng, type SegTargets } from '../../framework/api.js';
 import type { makeOptimizer } from '../common/train.js';
 import { TrainStep } from '../common/train-step.js';
 import type { Model, RassComponents, RassOptions } from './train.js';
@@ -25,17 +25,17 @@ export function unflattenHead(flat: Record<string, tf.Tensor>): HeadOutput {
  *
  * A loss with the SegLoss contract's prepare/computePrepared pair compiles (issue #21): its
  * host-side part (Mask2Former's Hungarian matching and uncertainty point selection read
- * values) cannot be inside a graph, so each step first runs the forward pass alone (itself a
- * compiled function), `prepare` turns the matches and sampled points into tensors, and the
- * training step proper (forward + computePrepared + backward + update, one compiled function)
- * takes them as inputs: the matcher sees the same weights as the gradient, at the cost of one
- * extra forward pass. Eagerly (compile: off, wasm/cpu, or once the compiled path has fallen
- * back) the step runs forward + compute once, matching on that same forward, as before.
+ * values) cannot be inside a graph, so the step hands the head's outputs to `hostPlan`, where
+ * `prepare` turns the matches and sampled points into tensors that computePrepared takes.
+ * Compiled, the step becomes two TensorFlow functions split there (forward; then loss,
+ * backward and update, reusing the forward's activations): one forward pass per step, and the
+ * matcher sees the same weights as the gradient. Eagerly (compile: off, wasm/cpu, or once the
+ * compiled path has fallen back) the step runs forward + compute, matching on that same
+ * forward, as before.
  */
 export class RassStep {
   private readonly step: TrainStep;
-  private readonly forward: CompiledStep<Record<string, tf.Tensor>, Record<string, tf.Tensor>> | null;
-  /** the two-phase (planned) path is on; false: one eager forward with compute() */
+  /** the planned path (hostPlan + computePrepared) is on; false: compute() */
   private planned: boolean;
   private kept: tf.Tensor[] = [];
   /** why the step is eager although compile is auto (set before the first step) */
@@ -58,10 +58,9 @@ export class RassStep {
       log(`compile rass: runs eagerly (${this.eagerWhy})`);
       mode = 'off';
     }
-    // off the native backend compileStep runs eagerly and says why; the planning forward would only cost time
+    // off the native backend compileStep runs eagerly and says why; compute() is then the plain path
     this.planned = mode === 'auto' && tf.getBackend() === 'tensorflow';
     this.step = new TrainStep(m.vars, optimizer, o.clip_grad_norm, (inputs) => this.loss(inputs), { mode, name: 'rass', log });
-    this.forward = this.planned ? compileStep((inputs: Record<string, tf.Tensor>) => flattenHead(this.headOutput(inputs)), { mode, name: 'rass-plan', log }) : null;
   }
 
   private headOutput(inputs: Record<string, tf.Tensor>): HeadOutput {
@@ -74,8 +73,7 @@ export class RassStep {
     const out = this.headOutput(inputs);
     let l;
     if (this.planned) {
-      const prep: PreparedSegLoss = {};
-      for (const [k, t] of Object.entries(inputs)) if (k.startsWith('loss:')) prep[k.slice(5)] = t;
+      const prep: PreparedSegLoss = hostPlan(flattenHead(out));
       l = (this.c.loss.computePrepared as NonNullable<typeof this.c.loss.computePrepared>)(out, prep);
     } else {
       l = this.c.loss.compute(out, this.targets as SegTargets, this.rng as Rng);
@@ -88,28 +86,18 @@ export class RassStep {
 
   /** One update on this batch; returns loss, grad_norm and the logged loss terms. */
   run(input: tf.Tensor4D, context: tf.Tensor3D, targets: SegTargets, rng: Rng): Record<string, number> {
-    const inputs: Record<string, tf.Tensor> = { input, context };
-    let prepared: tf.Tensor[] = [];
     try {
-      if (this.planned) {
-        const flat = (this.forward as NonNullable<typeof this.forward>).call({ input, context });
-        const plan = tf.tidy(() => (this.c.loss.prepare as NonNullable<typeof this.c.loss.prepare>)(unflattenHead(flat), targets, rng));
-        tf.dispose([...Object.values(flat), ...this.kept]);
-        this.kept = [];
-        for (const [k, t] of Object.entries(plan)) inputs[`loss:${k}`] = t;
-        prepared = Object.values(plan);
-      } else {
-        this.targets = targets;
-        this.rng = rng;
-      }
-      const r = this.step.run(inputs);
+      this.targets = targets;
+      this.rng = rng;
+      const loss = this.c.loss;
+      const r = this.step.run({ input, context }, this.planned ? (flat) => loss.prepare!(unflattenHead(flat), targets, rng) : undefined);
       const values: Record<string, number> = { loss: r.loss, grad_norm: r.gradNorm, ...r.terms };
-      // a step that could not compile after all (e.g. LoRA dropout draws a seed per call) falls back to
-      // one eager forward with compute(): the planning forward would only cost time
+      // a step that could not compile after all (e.g. LoRA dropout draws a seed per call) falls
+      // back to compute(), the loss's own eager path
       if (this.planned && this.step.status().state === 'eager') this.planned = false;
       return values;
     } finally {
-      tf.dispose([...prepared, ...this.kept]);
+      tf.dispose(this.kept);
       this.kept = [];
       this.targets = null;
       this.rng = null;
@@ -117,13 +105,12 @@ export class RassStep {
   }
 
   tags(): Record<string, string> {
-    const tags = { ...this.step.tags(), ...(this.forward?.tags() ?? {}) };
+    const tags = this.step.tags();
     if (this.eagerWhy) tags['rass.compile.rass.reason'] = this.eagerWhy;
     return tags;
   }
 
   dispose(): void {
     this.step.dispose();
-    this.forward?.dispose();
   }
 }

@@ -31,10 +31,17 @@ import { inGatherBoundsCheck } from './native-kernels.js';
  * second), and after MAX_RECORDINGS differing recordings the step stays eager, saying which
  * node differs. Pass such values as input tensors instead.
  *
- * Host reads: a dataSync/arraySync of a tensor computed inside the step (a JS-side matcher,
- * a loss printed mid-step) cannot be part of a graph; such a step is NOT split into segments,
- * it falls back to eager execution (reason logged once and kept for the run tags). Read
- * results after the call instead.
+ * Host reads: a dataSync/arraySync of a tensor computed inside the step (a loss printed
+ * mid-step) cannot be part of a graph; such a step falls back to eager execution (reason logged
+ * once and kept for the run tags). Read results after the call instead. The one host step a
+ * compiled step may contain is a *plan*: the step calls `hostPlan(tensors)` once, the caller
+ * passes the planner to `call(inputs, planner)`, and the planner reads those tensors on the
+ * host and returns new tensors the rest of the step uses (Mask2Former's Hungarian matching and
+ * point sampling). Such a step compiles into two functions split at the plan: everything that
+ * does not depend on the planner's tensors (the forward pass) runs first and returns the
+ * tensors the planner reads plus every value the rest needs; the planner runs in JS; then the
+ * rest (loss, backward, update) runs as the second function. The planner's tensors are inputs
+ * of the second function: no gradient flows through them (build them from host values).
  *
  * Fallbacks (the step then runs eagerly, exactly as without compileStep): `mode: 'off'`;
  * any backend other than "tensorflow" (wasm, cpu); a native binding built without the patch;
@@ -106,7 +113,16 @@ interface GraphNode {
   tensor?: number;
 }
 
-type Source = { kind: 'input'; key: string } | { kind: 'variable'; variable: tf.Variable };
+/** The host step of a planned step: reads the tensors the step hands to `hostPlan`, returns new ones. */
+export type Planner = (tensors: Record<string, tf.Tensor>) => Record<string, tf.Tensor>;
+
+type Source =
+  | { kind: 'input'; key: string }
+  | { kind: 'variable'; variable: tf.Variable }
+  /** a tensor the planner returned (second segment of a planned step) */
+  | { kind: 'plan'; key: string }
+  /** the index-th value the first segment hands to the second */
+  | { kind: 'cut'; index: number };
 
 /** A recorded step. */
 interface Program {
@@ -117,10 +133,31 @@ interface Program {
   params: { node: number; source: Source }[];
   outputs: { key: string; ref: [number, number] }[];
   assigns: { variable: tf.Variable; ref: [number, number] }[];
+  /** the tensors handed to hostPlan (a planned step), by key */
+  planOutputs: { key: string; ref: [number, number] }[];
+  /** dtype (binding enum) and shape of each op output, by "node:index" (the split needs them) */
+  meta: Map<string, { shape: number[]; dtype: number }>;
   /** binding tensors this module owns (constants kept alive until registration) */
   owned: number[];
   /** why this recording cannot be compiled, if it cannot */
   blocker?: string;
+}
+
+/** One registered function: its name, output count and where each of its inputs comes from. */
+interface Segment {
+  fnName: string;
+  numOutputs: number;
+  params: Source[];
+}
+
+/** A planned step as two functions: `first` returns the plan's tensors (planKeys), then the cut values. */
+interface SplitStep {
+  first: Segment;
+  planKeys: string[];
+  /** returns the step's outputs (by key), then the variables' new values */
+  second: Segment;
+  outputs: string[];
+  assigns: tf.Variable[];
 }
 
 interface Entry {
@@ -129,7 +166,33 @@ interface Entry {
   fnName?: string;
   numOutputs?: number;
   program?: Program;
+  split?: SplitStep;
   failed?: string;
+}
+
+/** The planner of the call in progress (hostPlan hands it the step's tensors). */
+let currentPlanner: Planner | null = null;
+/** While a recording runs: how hostPlan records the plan instead of running it blindly. */
+let recordingPlan: ((tensors: Record<string, tf.Tensor>, planner: Planner) => Record<string, tf.Tensor>) | null = null;
+
+/**
+ * Inside a step function: hand `tensors` to the planner the caller passed to `call(inputs,
+ * planner)` and return its tensors (see the module comment). At most once per step.
+ */
+export function hostPlan(tensors: Record<string, tf.Tensor>): Record<string, tf.Tensor> {
+  const planner = currentPlanner;
+  if (!planner) throw new Error('hostPlan: the step was called without a planner (CompiledStep.call(inputs, planner))');
+  return recordingPlan ? recordingPlan(tensors, planner) : planner(tensors);
+}
+
+function withPlanner<T>(planner: Planner | undefined, f: () => T): T {
+  const prev = currentPlanner;
+  currentPlanner = planner ?? null;
+  try {
+    return f();
+  } finally {
+    currentPlanner = prev;
+  }
 }
 
 /** The loaded native backend, or why there is none (for fallbacks and `rass doctor`). */
@@ -164,26 +227,33 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
     this.log = opts.log ?? ((l) => console.log(`[rass] ${l}`));
   }
 
-  /** One step: the returned tensors belong to the caller (dispose them). */
-  call(inputs: I): O {
-    if (this.mode === 'off') return this.eager(inputs, 'compile: off');
-    const support = nativeCompileSupport();
-    if (!support.ok) return this.eager(inputs, support.why);
-    // Inside tf.grad / variableGrads the caller differentiates through this call: a compiled
-    // call would be one opaque op on tfjs's tape, without a gradient.
-    if (((tf.engine().state as unknown as { gradientDepth?: number }).gradientDepth ?? 0) > 0) {
-      return this.eager(inputs, 'called inside a gradient recording (tf.grad/variableGrads): the compiled function has no tfjs gradient');
-    }
-    const sig = signature(inputs);
-    let entry = this.entries.get(sig);
-    if (!entry) this.entries.set(sig, (entry = { recordings: 0 }));
-    if (entry.failed) return this.eager(inputs, entry.failed);
-    if (entry.fnName && entry.program) return this.replay(support.backend, entry, inputs);
-    return this.recordCall(support.backend, entry, inputs);
+  /**
+   * One step: the returned tensors belong to the caller (dispose them). `planner`: for a step
+   * that calls hostPlan (it reads the tensors handed to it, and its returned tensors are
+   * disposed after the step).
+   */
+  call(inputs: I, planner?: Planner): O {
+    return withPlanner(planner, () => {
+      if (this.mode === 'off') return this.eager(inputs, 'compile: off');
+      const support = nativeCompileSupport();
+      if (!support.ok) return this.eager(inputs, support.why);
+      // Inside tf.grad / variableGrads the caller differentiates through this call: a compiled
+      // call would be one opaque op on tfjs's tape, without a gradient.
+      if (((tf.engine().state as unknown as { gradientDepth?: number }).gradientDepth ?? 0) > 0) {
+        return this.eager(inputs, 'called inside a gradient recording (tf.grad/variableGrads): the compiled function has no tfjs gradient');
+      }
+      const sig = signature(inputs);
+      let entry = this.entries.get(sig);
+      if (!entry) this.entries.set(sig, (entry = { recordings: 0 }));
+      if (entry.failed) return this.eager(inputs, entry.failed);
+      if (entry.split && planner) return this.replaySplit(support.backend, entry.split, inputs, planner);
+      if (entry.fnName && entry.program) return this.replay(support.backend, entry, inputs);
+      return this.recordCall(support.backend, entry, inputs);
+    });
   }
 
   status(): CompileStatus {
-    const anyCompiled = [...this.entries.values()].some((e) => e.fnName);
+    const anyCompiled = [...this.entries.values()].some((e) => e.fnName || e.split);
     const state = anyCompiled ? 'compiled' : this.reason ? 'eager' : 'recording';
     return { state, reason: anyCompiled ? undefined : this.reason, signatures: this.entries.size, compiledCalls: this.compiledCalls, eagerCalls: this.eagerCalls };
   }
@@ -200,7 +270,8 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
   dispose(): void {
     const support = nativeCompileSupport();
     for (const e of this.entries.values()) {
-      if (e.fnName && support.ok) support.backend.binding.removeFunction?.(e.fnName);
+      if (!support.ok) break;
+      for (const name of [e.fnName, e.split?.first.fnName, e.split?.second.fnName]) if (name) support.backend.binding.removeFunction?.(name);
     }
     this.entries.clear();
   }
@@ -248,18 +319,23 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
     // Two identical recordings: register the latest one (its constants are alive).
     const fnName = `rass_${this.name.replace(/[^A-Za-z0-9_]/g, '_')}_${++fnCounter}`;
     const b = backend.binding;
+    const split = program.planOutputs.length > 0;
     try {
-      entry.numOutputs = b.registerFunction!(
-        fnName,
-        program.nodes,
-        program.params.flatMap((p) => [p.node, 0]),
-        [...program.outputs.map((o) => o.ref), ...program.assigns.map((a) => a.ref)].flat(),
-      );
-      entry.fnName = fnName;
-      entry.program = program;
+      if (split) {
+        entry.split = registerSplit(b, program, fnName);
+      } else {
+        entry.numOutputs = b.registerFunction!(
+          fnName,
+          program.nodes,
+          program.params.flatMap((p) => [p.node, 0]),
+          [...program.outputs.map((o) => o.ref), ...program.assigns.map((a) => a.ref)].flat(),
+        );
+        entry.fnName = fnName;
+        entry.program = program;
+      }
       if (!this.logged.has('compiled')) {
         this.logged.add('compiled');
-        this.log(`compile ${this.name}: compiled (${program.nodes.length} nodes, ${program.params.length} inputs, ${program.assigns.length} variables updated)`);
+        this.log(`compile ${this.name}: compiled${split ? ' in two functions split at the host plan' : ''} (${program.nodes.length} nodes, ${program.params.length} inputs, ${program.assigns.length} variables updated)`);
       }
     } catch (e) {
       entry.failed = `TensorFlow refused the recorded graph: ${(e as Error).message.split('\n')[0]}`;
@@ -273,7 +349,7 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
 
   private replay(backend: NativeBackend, entry: Entry, inputs: I): O {
     const p = entry.program!;
-    const ids = backend.getInputTensorIds(p.params.map((x) => (x.source.kind === 'input' ? inputs[x.source.key]! : x.source.variable)));
+    const ids = backend.getInputTensorIds(p.params.map((x) => sourceTensor(x.source, inputs)));
     const infos = backend.binding.executeOp(entry.fnName!, [], ids, entry.numOutputs!);
     const tensors = infos.map((info) => backend.createOutputTensor(info));
     const out = {} as Record<string, tf.Tensor>;
@@ -286,6 +362,50 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
     this.compiledCalls++;
     return out as O;
   }
+
+  /**
+   * A planned step: the first function, the planner on its plan tensors, the second function.
+   * The cut values (often over a thousand activations) pass from one function to the other as
+   * bare binding handles: no tfjs tensor is made for them.
+   */
+  private replaySplit(backend: NativeBackend, s: SplitStep, inputs: I, planner: Planner): O {
+    const b = backend.binding;
+    const idOf = (t: tf.Tensor) => backend.getInputTensorIds([t])[0]!;
+    const first = b.executeOp(s.first.fnName, [], s.first.params.map((x) => idOf(sourceTensor(x, inputs))), s.first.numOutputs);
+    const planOut = first.slice(0, s.planKeys.length).map((info) => backend.createOutputTensor(info));
+    const cut = first.slice(s.planKeys.length).map((info) => info.id);
+    let plan: Record<string, tf.Tensor> = {};
+    try {
+      plan = tf.tidy(() => planner(Object.fromEntries(s.planKeys.map((k, i) => [k, planOut[i]!]))));
+      const ids = s.second.params.map((x) => {
+        if (x.kind === 'cut') return cut[x.index]!;
+        if (x.kind !== 'plan') return idOf(sourceTensor(x, inputs));
+        const t = plan[x.key];
+        if (!t) throw new Error(`compileStep ${this.name}: the planner returned no tensor "${x.key}" (it did when the step was recorded)`);
+        return idOf(t);
+      });
+      const second = b.executeOp(s.second.fnName, [], ids, s.second.numOutputs).map((info) => backend.createOutputTensor(info));
+      const out = {} as Record<string, tf.Tensor>;
+      s.outputs.forEach((key, i) => (out[key] = second[i]!));
+      s.assigns.forEach((v, i) => {
+        const t = second[s.outputs.length + i]!;
+        v.assign(t);
+        t.dispose();
+      });
+      this.compiledCalls++;
+      return out as O;
+    } finally {
+      tf.dispose([...planOut, ...Object.values(plan)]);
+      for (const id of cut) b.deleteTensor(id);
+    }
+  }
+}
+
+/** The tensor an input or variable source stands for on this call. */
+function sourceTensor(x: Source, inputs: StepInputs): tf.Tensor {
+  if (x.kind === 'input') return inputs[x.key]!;
+  if (x.kind === 'variable') return x.variable;
+  throw new Error(`compileStep: a ${x.kind} input has no tensor of its own`);
 }
 
 /** Compile `fn` (see the module comment). */
@@ -335,7 +455,7 @@ function record<I extends StepInputs, O extends StepOutputs>(backend: NativeBack
     shapeOf.set(id, { shape: t.shape, dtype: t.dtype });
   }
 
-  const program: Program = { nodes: [], keys: [], params: [], outputs: [], assigns: [], owned: [] };
+  const program: Program = { nodes: [], keys: [], params: [], outputs: [], assigns: [], planOutputs: [], meta: new Map(), owned: [] };
   const produced = new Map<number, [number, number]>();
   const constIds = new Set<number>();
   const placeholder = new Map<number, number>();
@@ -359,7 +479,7 @@ function record<I extends StepInputs, O extends StepOutputs>(backend: NativeBack
           { name: 'dtype', type: b.TF_ATTR_TYPE, value: tfDtype(b, meta.dtype) },
           { name: 'shape', type: b.TF_ATTR_SHAPE, value: meta.shape },
         ];
-        const label = src.kind === 'input' ? `input:${src.key}` : `variable:${src.variable.name}`;
+        const label = src.kind === 'variable' ? `variable:${src.variable.name}` : `${src.kind}:${src.kind === 'cut' ? src.index : src.key}`;
         const n = add({ op: 'Placeholder', attrs, inputs: [] }, `${label}:${meta.dtype}[${meta.shape}]`);
         placeholder.set(id, n);
         program.params.push({ node: n, source: src });
@@ -385,7 +505,10 @@ function record<I extends StepInputs, O extends StepOutputs>(backend: NativeBack
     const refs = ids.map(refOf);
     const infos = orig.executeOp.call(b, name, attrs, ids, numOutputs);
     const n = add({ op: name, attrs, inputs: refs.flat() }, `${name}|${JSON.stringify(attrs)}|${refs.map((r) => r.join(':')).join(',')}|${numOutputs}`);
-    infos.forEach((info, i) => produced.set(info.id, [n, i]));
+    infos.forEach((info, i) => {
+      produced.set(info.id, [n, i]);
+      program.meta.set(`${n}:${i}`, { shape: info.shape, dtype: info.dtype });
+    });
     return infos;
   };
   const createTensor: Binding['createTensor'] = (shape, dtype, values) => {
@@ -408,14 +531,42 @@ function record<I extends StepInputs, O extends StepOutputs>(backend: NativeBack
     }
     return orig.tensorDataSync.call(b, id);
   };
-  backend.binding = Object.create(b, {
+  const wrapped = Object.create(b, {
     executeOp: { value: executeOp },
     createTensor: { value: createTensor },
     deleteTensor: { value: deleteTensor },
     tensorDataSync: { value: tensorDataSync },
   }) as Binding;
+  backend.binding = wrapped;
+
+  // hostPlan during the recording: the tensors handed over become outputs of the first
+  // segment, the planner runs unrecorded (its reads are the point of it), and its tensors
+  // become inputs of the second segment
+  const plan = (tensors: Record<string, tf.Tensor>, planner: Planner): Record<string, tf.Tensor> => {
+    if (program.planOutputs.length) program.blocker ??= 'the step calls hostPlan more than once (a compiled step splits at one plan)';
+    for (const [key, t] of Object.entries(tensors)) {
+      const ref = refOf(backend.getInputTensorIds([t])[0]!);
+      program.planOutputs.push({ key, ref });
+      program.keys.push(`plan-output:${key}<-${ref.join(':')}`);
+    }
+    backend.binding = b;
+    try {
+      const res = planner(tensors);
+      for (const [key, t] of Object.entries(res)) {
+        // uploaded now, with the real binding, so the upload is not recorded as a constant
+        const id = backend.getInputTensorIds([t])[0]!;
+        pre.set(id, { kind: 'plan', key });
+        shapeOf.set(id, { shape: t.shape, dtype: t.dtype });
+      }
+      return res;
+    } finally {
+      backend.binding = wrapped;
+    }
+  };
 
   let out: O;
+  const prevPlan = recordingPlan;
+  recordingPlan = plan;
   try {
     try {
       out = tf.tidy(() => fn(inputs));
@@ -443,11 +594,114 @@ function record<I extends StepInputs, O extends StepOutputs>(backend: NativeBack
     }
   } finally {
     backend.binding = b;
+    recordingPlan = prevPlan;
   }
   for (const a of program.assigns) program.keys.push(`assign:${a.variable.name}<-${a.ref.join(':')}`);
   for (const o of program.outputs) program.keys.push(`output:${o.key}<-${o.ref.join(':')}`);
   for (const p of program.params) if (p.source.kind === 'variable' && !vars.includes(p.source.variable)) program.blocker ??= 'a variable read by the step was disposed';
   return { program, out: out! };
+}
+
+/**
+ * Register a planned step as two functions split at the plan. A node belongs to the second
+ * function when it depends (transitively) on a tensor the planner returned; everything else is
+ * the first. The first returns the plan's tensors and every value of its own the second reads
+ * (the cut); inputs, variables and constants the second reads are its own inputs/constants.
+ */
+function registerSplit(b: Binding, p: Program, fnName: string): SplitStep {
+  const n = p.nodes.length;
+  const source = new Map(p.params.map((x) => [x.node, x.source]));
+  const late = new Array<boolean>(n).fill(false);
+  for (let i = 0; i < n; i++) {
+    if (source.get(i)?.kind === 'plan') late[i] = true;
+    else for (let j = 0; j < p.nodes[i]!.inputs.length; j += 2) if (late[p.nodes[i]!.inputs[j]!]) late[i] = true;
+  }
+  for (const o of p.planOutputs) if (late[o.ref[0]]) throw new Error(`the tensor "${o.key}" handed to hostPlan depends on the plan itself`);
+
+  // the second function: external values first (a node's inputs must precede it)
+  const second: GraphNode[] = [];
+  const secondParams: { node: number; source: Source }[] = [];
+  const secondIndex = new Map<number, number>();
+  const external = new Map<string, [number, number]>();
+  const cut: [number, number][] = [];
+  const placeholder = (dtype: number, shape: number[]): GraphNode => ({
+    op: 'Placeholder',
+    attrs: [
+      { name: 'dtype', type: b.TF_ATTR_TYPE, value: dtype },
+      { name: 'shape', type: b.TF_ATTR_SHAPE, value: shape },
+    ],
+    inputs: [],
+  });
+  const inSecond = (ref: [number, number]): [number, number] => {
+    if (late[ref[0]]) return [secondIndex.get(ref[0])!, ref[1]];
+    const k = ref.join(':');
+    const known = external.get(k);
+    if (known) return known;
+    const node = p.nodes[ref[0]]!;
+    const src = source.get(ref[0]);
+    if (src) {
+      second.push({ ...node }); // the same input or variable, passed to this function too
+      secondParams.push({ node: second.length - 1, source: src });
+    } else if (node.op === 'Const') {
+      second.push({ ...node }); // the same constant (its tensor stays alive until both are registered)
+    } else {
+      const meta = p.meta.get(k);
+      if (!meta) throw new Error(`no shape recorded for ${node.op} output ${ref[1]}`);
+      second.push(placeholder(meta.dtype, meta.shape));
+      secondParams.push({ node: second.length - 1, source: { kind: 'cut', index: cut.length } });
+      cut.push(ref);
+    }
+    const r: [number, number] = [second.length - 1, 0];
+    external.set(k, r);
+    return r;
+  };
+  for (let i = 0; i < n; i++) {
+    if (!late[i]) continue;
+    const node = p.nodes[i]!;
+    const inputs: number[] = [];
+    for (let j = 0; j < node.inputs.length; j += 2) inputs.push(...inSecond([node.inputs[j]!, node.inputs[j + 1]!]));
+    second.push({ ...node, inputs });
+    secondIndex.set(i, second.length - 1);
+    const src = source.get(i);
+    if (src) secondParams.push({ node: second.length - 1, source: src });
+  }
+  const secondOutputs = [...p.outputs.map((o) => inSecond(o.ref)), ...p.assigns.map((a) => inSecond(a.ref))];
+
+  // the first function: the early nodes the plan and the cut need (Grappler drops the rest)
+  const first: GraphNode[] = [];
+  const firstParams: { node: number; source: Source }[] = [];
+  const firstIndex = new Map<number, number>();
+  const used = new Array<boolean>(n).fill(false);
+  for (let i = 0; i < n; i++) if (!late[i] && !source.has(i)) for (let j = 0; j < p.nodes[i]!.inputs.length; j += 2) used[p.nodes[i]!.inputs[j]!] = true;
+  for (const r of [...p.planOutputs.map((o) => o.ref), ...cut]) used[r[0]] = true;
+  for (let i = 0; i < n; i++) {
+    if (late[i] || ((source.has(i) || p.nodes[i]!.op === 'Const') && !used[i])) continue;
+    const node = p.nodes[i]!;
+    const inputs: number[] = [];
+    for (let j = 0; j < node.inputs.length; j += 2) inputs.push(firstIndex.get(node.inputs[j]!)!, node.inputs[j + 1]!);
+    first.push({ ...node, inputs });
+    firstIndex.set(i, first.length - 1);
+    const src = source.get(i);
+    if (src) firstParams.push({ node: first.length - 1, source: src });
+  }
+  const firstOutputs = [...p.planOutputs.map((o) => o.ref), ...cut].map((r): [number, number] => [firstIndex.get(r[0])!, r[1]]);
+
+  const names = [`${fnName}_plan`, `${fnName}_rest`];
+  const n1 = b.registerFunction!(names[0]!, first, firstParams.flatMap((x) => [x.node, 0]), firstOutputs.flat());
+  let n2: number;
+  try {
+    n2 = b.registerFunction!(names[1]!, second, secondParams.flatMap((x) => [x.node, 0]), secondOutputs.flat());
+  } catch (e) {
+    b.removeFunction?.(names[0]!);
+    throw e;
+  }
+  return {
+    first: { fnName: names[0]!, numOutputs: n1, params: firstParams.map((x) => x.source) },
+    planKeys: p.planOutputs.map((o) => o.key),
+    second: { fnName: names[1]!, numOutputs: n2, params: secondParams.map((x) => x.source) },
+    outputs: p.outputs.map((o) => o.key),
+    assigns: p.assigns.map((a) => a.variable),
+  };
 }
 
 function firstDifference(a: Program, b: Program): string | undefined {

@@ -21,19 +21,20 @@ export function cornerTable(points: ArrayLike<number>, count: number, H: number,
     const y0 = Math.floor(y);
     const fx = Math.fround(x - x0);
     const fy = Math.fround(y - y0);
-    const corners: [number, number, number][] = [
-      [x0, y0, Math.fround(Math.fround(1 - fx) * Math.fround(1 - fy))],
-      [x0 + 1, y0, Math.fround(fx * Math.fround(1 - fy))],
-      [x0, y0 + 1, Math.fround(Math.fround(1 - fx) * fy)],
-      [x0 + 1, y0 + 1, Math.fround(fx * fy)],
-    ];
-    corners.forEach(([cx, cy, w], k) => {
-      const inside = cx >= 0 && cx < W && cy >= 0 && cy < H;
-      index[p * 4 + k] = inside ? cy * W + cx : 0;
-      weight[p * 4 + k] = inside ? w : 0;
-    });
+    // the four corners inline (this runs for every sampled point of every matched mask per step)
+    corner(index, weight, p * 4, x0, y0, W, H, Math.fround(Math.fround(1 - fx) * Math.fround(1 - fy)));
+    corner(index, weight, p * 4 + 1, x0 + 1, y0, W, H, Math.fround(fx * Math.fround(1 - fy)));
+    corner(index, weight, p * 4 + 2, x0, y0 + 1, W, H, Math.fround(Math.fround(1 - fx) * fy));
+    corner(index, weight, p * 4 + 3, x0 + 1, y0 + 1, W, H, Math.fround(fx * fy));
   }
   return { index, weight };
+}
+
+/** One corner of a bilinear tap: its flat index and weight, or (0, 0) outside the map (zero padding). */
+function corner(index: Int32Array, weight: Float32Array, at: number, cx: number, cy: number, W: number, H: number, w: number): void {
+  const inside = cx >= 0 && cx < W && cy >= 0 && cy < H;
+  index[at] = inside ? cy * W + cx : 0;
+  weight[at] = inside ? w : 0;
 }
 
 /**

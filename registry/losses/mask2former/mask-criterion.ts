@@ -61,9 +61,7 @@ export function uncertainPointsHost(logits: Float32Array, M: number, h: number, 
   for (let m = 0; m < M; m++) {
     const table = cornerTable(c.subarray(m * nSampled * 2, (m + 1) * nSampled * 2), nSampled, h, w);
     sampleChannel(logits, m * h * w, 1, 0, table, u);
-    for (let i = 0; i < nSampled; i++) u[i] = -Math.abs(u[i] as number);
-    const idx = Array.from({ length: nSampled }, (_, i) => i);
-    idx.sort((a, b) => (u[b] as number) - (u[a] as number) || a - b); // most uncertain first; ties by index, deterministic
+    const idx = mostUncertainFirst(u, nSampled);
     for (let k = 0; k < nImportant; k++) {
       out[(m * numPoints + k) * 2] = c[(m * nSampled + (idx[k] as number)) * 2] as number;
       out[(m * numPoints + k) * 2 + 1] = c[(m * nSampled + (idx[k] as number)) * 2 + 1] as number;
@@ -75,6 +73,33 @@ export function uncertainPointsHost(logits: Float32Array, M: number, h: number, 
       out[(m * numPoints + k) * 2 + 1] = rng.random();
     }
   }
+  return out;
+}
+
+/**
+ * Candidate indices ordered by |logit| ascending (most uncertain first), ties by index: one
+ * native numeric sort of keys (float32 bits of |u|) * 2^b + index, exact in float64 while the
+ * bits fit in 53, instead of a comparator sort (this runs for every matched mask per step).
+ */
+export function mostUncertainFirst(u: Float32Array, n: number): Int32Array {
+  const b = Math.max(1, Math.ceil(Math.log2(n)));
+  const out = new Int32Array(n);
+  if (31 + b > 53) {
+    const idx = Array.from({ length: n }, (_, i) => i);
+    idx.sort((x, y) => Math.abs(u[x] as number) - Math.abs(u[y] as number) || x - y);
+    out.set(idx);
+    return out;
+  }
+  const bits = new Uint32Array(1);
+  const f = new Float32Array(bits.buffer);
+  const keys = new Float64Array(n);
+  const scale = 2 ** b;
+  for (let i = 0; i < n; i++) {
+    f[0] = Math.abs(u[i] as number); // non-negative float32: its bit pattern orders like its value
+    keys[i] = (bits[0] as number) * scale + i;
+  }
+  keys.sort();
+  for (let i = 0; i < n; i++) out[i] = (keys[i] as number) % scale;
   return out;
 }
 

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { useBackend } from '../../../framework/engine/backend.js';
-import { compileStep, pickScalars, scalarInputs, type CompileMode } from '../../../framework/engine/compile.js';
+import { compileStep, hostPlan, pickScalars, scalarInputs, type CompileMode, type Planner } from '../../../framework/engine/compile.js';
 import { Optimizer, clipByGlobalNorm } from '../../../framework/engine/optim.js';
 import { TrainStep } from '../../../experiments/common/train-step.js';
 import { AutoencoderKL } from '../../../registry/backbones/sd/vae.js';
@@ -266,6 +266,97 @@ describe('compiled training steps (native backend)', { skip }, () => {
     assert.ok(grown < 32, `RSS grew ${grown.toFixed(1)} MiB over 1,000 steps`);
     tf.dispose([b.x, b.onehot]);
     tr.dispose();
+  });
+
+  it('a step with a host plan (hostPlan) compiles into two functions split there: compiled = eager over 20 steps, the planner runs every step, nothing leaks', async () => {
+    await useBackend('tensorflow');
+    // forward (early): h = relu(x W1), logits = h W2; the planner reads the logits on the host
+    // and picks each row's target class (its current runner-up, a data-dependent host decision)
+    // and a row weight; the rest (late): weighted softmax cross-entropy, gradients, SGD
+    const run = (mode: CompileMode) => {
+      const r = Rng.derive(11, "split-test");
+      const w1 = tf.variable(tf.tensor2d(r.fillNormal(new Float32Array(6 * 16), 0, 0.4) as Float32Array, [6, 16]), true, `split-w1-${mode}`);
+      const w2 = tf.variable(tf.tensor2d(r.fillNormal(new Float32Array(16 * 5), 0, 0.4) as Float32Array, [16, 5]), true, `split-w2-${mode}`);
+      let planned = 0;
+      const planner: Planner = ({ logits }) => {
+        planned++;
+        const v = logits!.dataSync();
+        const onehot = new Float32Array(v.length);
+        const weight = new Float32Array(v.length / 5);
+        for (let i = 0; i < weight.length; i++) {
+          const row = Array.from(v.subarray(i * 5, i * 5 + 5));
+          const order = row.map((_, k) => k).sort((a, b) => row[b]! - row[a]! || a - b);
+          onehot[i * 5 + order[1]!] = 1;
+          weight[i] = 1 + (row[order[0]!]! > 0 ? 1 : 0);
+        }
+        return { onehot: tf.tensor2d(onehot, [weight.length, 5]), weight: tf.tensor1d(weight) };
+      };
+      const notes: string[] = [];
+      const step = compileStep(({ x }: { x: tf.Tensor }) => {
+        const { value, grads } = tf.variableGrads(() => {
+          const h = tf.relu(tf.matMul(x as tf.Tensor2D, w1));
+          const logits = tf.matMul(h, w2);
+          const plan = hostPlan({ logits });
+          const ce = tf.neg(tf.sum(tf.mul(plan.onehot!, tf.logSoftmax(logits)), 1));
+          return tf.mean(tf.mul(ce, plan.weight!)) as tf.Scalar;
+        }, [w1, w2]);
+        w1.assign(tf.sub(w1, tf.mul(grads[w1.name]!, 0.1)));
+        w2.assign(tf.sub(w2, tf.mul(grads[w2.name]!, 0.1)));
+        return { loss: value };
+      }, { mode, name: `split-${mode}`, log: (l) => notes.push(l) });
+      const losses: number[] = [];
+      let tensors = 0;
+      let handles = 0;
+      for (let i = 0; i < STEPS; i++) {
+        if (i === 5) [tensors, handles] = [tf.memory().numTensors, binding().getNumOfTensors()];
+        const x = tf.tensor2d(Rng.derive(100 + i, "split-x").fillNormal(new Float32Array(8 * 6)) as Float32Array, [8, 6]);
+        const out = step.call({ x }, planner);
+        losses.push(out.loss!.dataSync()[0]!);
+        tf.dispose([x, out.loss!]);
+      }
+      const grownTensors = tf.memory().numTensors - tensors;
+      const grownHandles = binding().getNumOfTensors() - handles;
+      const weights = [...w1.dataSync(), ...w2.dataSync()];
+      const status = step.status();
+      step.dispose();
+      tf.dispose([w1, w2]);
+      return { losses, weights, planned, status, notes, grownTensors, grownHandles };
+    };
+    const eager = run('off');
+    const compiled = run('auto');
+    assert.equal(compiled.status.state, 'compiled', compiled.notes.join('\n'));
+    assert.equal(compiled.status.compiledCalls, STEPS - 2);
+    assert.ok(compiled.notes.some((l) => l.includes('compiled in two functions split at the host plan')), compiled.notes.join('\n'));
+    assert.equal(compiled.planned, STEPS);
+    assert.equal(eager.planned, STEPS);
+    assert.ok(maxRel(compiled.losses, eager.losses) <= TOL, `losses ${compiled.losses} vs ${eager.losses}`);
+    assert.ok(maxRel(compiled.weights, eager.weights) <= TOL, 'weights');
+    // the loss moved: the steps trained (and the planner's choices changed along the way)
+    assert.ok(Math.abs(eager.losses[STEPS - 1]! - eager.losses[0]!) > 1e-3, `${eager.losses}`);
+    assert.equal(compiled.grownTensors, 0, 'tfjs tensors leaked across split steps');
+    assert.equal(compiled.grownHandles, 0, 'TensorFlow handles leaked across split steps');
+  });
+
+  it('hostPlan: twice in a step runs eagerly and says why; a call without a planner is an error', async () => {
+    await useBackend('tensorflow');
+    const v = tf.variable(tf.tensor1d([1, 2]), false, 'split-twice-v');
+    const notes: string[] = [];
+    const twice = compileStep(({ x }: { x: tf.Tensor }) => {
+      const a = hostPlan({ s: tf.add(v, x) });
+      const b = hostPlan({ s: tf.mul(a.t!, 2) });
+      v.assign(tf.add(v, b.t!));
+      return { s: tf.sum(v) };
+    }, { name: 'twice', log: (l) => notes.push(l) });
+    const x = tf.ones([2]);
+    const planner: Planner = ({ s }) => ({ t: tf.tensor1d(Array.from(s!.dataSync(), (z) => z + 1)) });
+    for (let i = 0; i < 4; i++) twice.call({ x }, planner).s!.dispose();
+    // eager every call, exact: v <- v + 2 (v + 1 + 1) + 1 = 3v + 5
+    assert.deepEqual(Array.from(v.dataSync()), [1, 2].map((z) => [0, 1, 2, 3].reduce((a) => 3 * a + 5, z)));
+    assert.equal(twice.status().compiledCalls, 0);
+    assert.match(twice.status().reason!, /hostPlan more than once/);
+    assert.throws(() => twice.call({ x }), /without a planner/);
+    twice.dispose();
+    tf.dispose([x, v]);
   });
 
   it('fallbacks: a host read inside the step, a JS value that changes every step, compile: off', async () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../../framework/api.js';
 import { useBackend } from '../../../framework/engine/backend.js';
-import { uncertainPoints } from '../../../registry/losses/mask2former/mask-criterion.js';
+import { mostUncertainFirst, uncertainPoints } from '../../../registry/losses/mask2former/mask-criterion.js';
 import { PerPixelLoss } from '../../../registry/losses/per-pixel/per-pixel.js';
 import { mask2formerLoss } from '../../../registry/losses/mask2former/plugin.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
@@ -100,5 +100,15 @@ describe('mask2former loss plugin', () => {
     assert.ok(near(xs.subarray(0, 75)) === 75, `important points near the boundary: ${near(xs.subarray(0, 75))}/75`);
     assert.ok(near(xs.subarray(75)) < 20, 'the 25 random points are spread out');
     tf.dispose([logits, pts]);
+  });
+
+  it('the uncertainty order is |logit| ascending with ties by index, as a comparator sort gives it', () => {
+    const r = Rng.derive(5, 'order');
+    for (const n of [1, 2, 7, 3072]) {
+      // quantised values: many exact ties, zeros of both signs, large and tiny magnitudes
+      const u = Float32Array.from({ length: n }, () => [0, -0, 1e-30, -1e-30, 3e4][r.int(0, 4)]! * (r.random() < 0.5 ? 1 : Math.round(r.random() * 4)));
+      const want = Array.from({ length: n }, (_, i) => i).sort((a, b) => Math.abs(u[a]!) - Math.abs(u[b]!) || a - b);
+      assert.deepEqual(Array.from(mostUncertainFirst(u, n)), want, `n=${n}`);
+    }
   });
 });
