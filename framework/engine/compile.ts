@@ -156,6 +156,8 @@ interface SplitStep {
   planKeys: string[];
   /** returns the step's outputs (by key), then the variables' new values */
   second: Segment;
+  /** the recorded shape of each planner tensor the second function takes */
+  planShapes: Record<string, string>;
   outputs: string[];
   assigns: tf.Variable[];
 }
@@ -246,7 +248,7 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
       let entry = this.entries.get(sig);
       if (!entry) this.entries.set(sig, (entry = { recordings: 0 }));
       if (entry.failed) return this.eager(inputs, entry.failed);
-      if (entry.split && planner) return this.replaySplit(support.backend, entry.split, inputs, planner);
+      if (entry.split && planner) return this.replaySplit(support.backend, entry, entry.split, inputs, planner);
       if (entry.fnName && entry.program) return this.replay(support.backend, entry, inputs);
       return this.recordCall(support.backend, entry, inputs);
     });
@@ -368,7 +370,7 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
    * The cut values (often over a thousand activations) pass from one function to the other as
    * bare binding handles: no tfjs tensor is made for them.
    */
-  private replaySplit(backend: NativeBackend, s: SplitStep, inputs: I, planner: Planner): O {
+  private replaySplit(backend: NativeBackend, entry: Entry, s: SplitStep, inputs: I, planner: Planner): O {
     const b = backend.binding;
     const idOf = (t: tf.Tensor) => backend.getInputTensorIds([t])[0]!;
     const first = b.executeOp(s.first.fnName, [], s.first.params.map((x) => idOf(sourceTensor(x, inputs))), s.first.numOutputs);
@@ -377,6 +379,15 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
     let plan: Record<string, tf.Tensor> = {};
     try {
       plan = tf.tidy(() => planner(Object.fromEntries(s.planKeys.map((k, i) => [k, planOut[i]!]))));
+      // the second function was traced with the recorded plan's shapes: a plan of other shapes
+      // (not part of the input signature) runs this call eagerly on the same plan, and the
+      // step stays eager from here on, saying why
+      const changed = Object.entries(s.planShapes).find(([k, shape]) => plan[k] && plan[k]!.shape.join(',') !== shape);
+      if (changed) {
+        entry.failed = `the host plan's tensor "${changed[0]}" changed shape ([${changed[1]}] -> [${plan[changed[0]]!.shape.join(',')}]); give the planner's tensors fixed shapes (pad them) to compile`;
+        const same = plan;
+        return withPlanner(() => same, () => this.eager(inputs, entry.failed!));
+      }
       const ids = s.second.params.map((x) => {
         if (x.kind === 'cut') return cut[x.index]!;
         if (x.kind !== 'plan') return idOf(sourceTensor(x, inputs));
@@ -698,6 +709,7 @@ function registerSplit(b: Binding, p: Program, fnName: string): SplitStep {
   return {
     first: { fnName: names[0]!, numOutputs: n1, params: firstParams.map((x) => x.source) },
     planKeys: p.planOutputs.map((o) => o.key),
+    planShapes: Object.fromEntries(secondParams.flatMap((x) => (x.source.kind === 'plan' ? [[x.source.key, (second[x.node]!.attrs.find((a) => a.name === 'shape')!.value as number[]).join(',')]] : []))),
     second: { fnName: names[1]!, numOutputs: n2, params: secondParams.map((x) => x.source) },
     outputs: p.outputs.map((o) => o.key),
     assigns: p.assigns.map((a) => a.variable),

@@ -337,6 +337,44 @@ describe('compiled training steps (native backend)', { skip }, () => {
     assert.equal(compiled.grownHandles, 0, 'TensorFlow handles leaked across split steps');
   });
 
+  it('hostPlan: a plan whose shapes change after compiling runs that call and the rest eagerly, with the same results', async () => {
+    await useBackend('tensorflow');
+    const run = (mode: CompileMode) => {
+      const v = tf.variable(tf.tensor1d([1, 2, 3]), true, `split-shape-v-${mode}`);
+      const notes: string[] = [];
+      const step = compileStep(({ x }: { x: tf.Tensor }) => {
+        const { value, grads } = tf.variableGrads(() => {
+          const y = tf.mul(v, x);
+          const plan = hostPlan({ y });
+          return tf.mul(tf.sum(tf.square(y)), tf.mean(plan.w!)) as tf.Scalar;
+        }, [v]);
+        v.assign(tf.sub(v, tf.mul(grads[v.name]!, 0.01)));
+        return { loss: value };
+      }, { mode, name: `shape-${mode}`, log: (l) => notes.push(l) });
+      const x = tf.tensor1d([0.5, -1, 2]);
+      const losses: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        // from step 5 the planner returns 3 weights instead of 2
+        const out = step.call({ x }, ({ y }) => ({ w: tf.tensor1d(Array.from({ length: i < 5 ? 2 : 3 }, (_, k) => y!.dataSync()[k]! ** 2 + k)) }));
+        losses.push(out.loss!.dataSync()[0]!);
+        out.loss!.dispose();
+      }
+      const status = step.status();
+      const weights = Array.from(v.dataSync());
+      step.dispose();
+      tf.dispose([x, v]);
+      return { losses, weights, status, notes };
+    };
+    const eager = run('off');
+    const compiled = run('auto');
+    // steps 0-1 record, 2-4 run compiled, 5-7 eager
+    assert.equal(compiled.status.compiledCalls, 3, JSON.stringify(compiled.status));
+    assert.equal(compiled.status.eagerCalls, 5, JSON.stringify(compiled.status));
+    assert.ok(compiled.notes.some((l) => /changed shape \(\[2\] -> \[3\]\)/.test(l)), compiled.notes.join('\n'));
+    assert.ok(maxRel(compiled.losses, eager.losses) <= TOL, `losses ${compiled.losses} vs ${eager.losses}`);
+    assert.ok(maxRel(compiled.weights, eager.weights) <= TOL, 'weights');
+  });
+
   it('hostPlan: twice in a step runs eagerly and says why; a call without a planner is an error', async () => {
     await useBackend('tensorflow');
     const v = tf.variable(tf.tensor1d([1, 2]), false, 'split-twice-v');
