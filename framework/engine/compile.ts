@@ -424,6 +424,18 @@ export function compileStep<I extends StepInputs, O extends StepOutputs>(fn: (in
   return new CompiledStep(fn, opts);
 }
 
+/** A function input: a Placeholder node of this binding dtype (enum) and shape. */
+function placeholderNode(b: Binding, dtype: number, shape: number[]): GraphNode {
+  return {
+    op: 'Placeholder',
+    attrs: [
+      { name: 'dtype', type: b.TF_ATTR_TYPE, value: dtype },
+      { name: 'shape', type: b.TF_ATTR_SHAPE, value: shape },
+    ],
+    inputs: [],
+  };
+}
+
 function signature(inputs: StepInputs): string {
   return Object.keys(inputs)
     .sort()
@@ -486,12 +498,8 @@ function record<I extends StepInputs, O extends StepOutputs>(backend: NativeBack
       const src = pre.get(id);
       if (src) {
         const meta = shapeOf.get(id)!;
-        const attrs: OpAttr[] = [
-          { name: 'dtype', type: b.TF_ATTR_TYPE, value: tfDtype(b, meta.dtype) },
-          { name: 'shape', type: b.TF_ATTR_SHAPE, value: meta.shape },
-        ];
         const label = src.kind === 'variable' ? `variable:${src.variable.name}` : `${src.kind}:${src.kind === 'cut' ? src.index : src.key}`;
-        const n = add({ op: 'Placeholder', attrs, inputs: [] }, `${label}:${meta.dtype}[${meta.shape}]`);
+        const n = add(placeholderNode(b, tfDtype(b, meta.dtype), meta.shape), `${label}:${meta.dtype}[${meta.shape}]`);
         placeholder.set(id, n);
         program.params.push({ node: n, source: src });
         return [n, 0];
@@ -635,14 +643,6 @@ function registerSplit(b: Binding, p: Program, fnName: string): SplitStep {
   const secondIndex = new Map<number, number>();
   const external = new Map<string, [number, number]>();
   const cut: [number, number][] = [];
-  const placeholder = (dtype: number, shape: number[]): GraphNode => ({
-    op: 'Placeholder',
-    attrs: [
-      { name: 'dtype', type: b.TF_ATTR_TYPE, value: dtype },
-      { name: 'shape', type: b.TF_ATTR_SHAPE, value: shape },
-    ],
-    inputs: [],
-  });
   const inSecond = (ref: [number, number]): [number, number] => {
     if (late[ref[0]]) return [secondIndex.get(ref[0])!, ref[1]];
     const k = ref.join(':');
@@ -658,7 +658,7 @@ function registerSplit(b: Binding, p: Program, fnName: string): SplitStep {
     } else {
       const meta = p.meta.get(k);
       if (!meta) throw new Error(`no shape recorded for ${node.op} output ${ref[1]}`);
-      second.push(placeholder(meta.dtype, meta.shape));
+      second.push(placeholderNode(b, meta.dtype, meta.shape));
       secondParams.push({ node: second.length - 1, source: { kind: 'cut', index: cut.length } });
       cut.push(ref);
     }
