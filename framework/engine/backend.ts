@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { availableParallelism } from 'node:os';
 import { ensureTfjsGradients } from './gradients.js';
+import { installLeanGradients } from './lean-gradients.js';
 import { loadNativeTfjs } from './native-binding.js';
 import { patchNativeConvKernels } from './native-kernels.js';
 import { fixResizeGradients } from './resize-grad-kernels.js';
@@ -157,6 +158,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   let prefer: BackendPreference = options.prefer ?? 'auto';
   if (prefer === 'auto' && env.RASS_BACKEND) prefer = parseBackendName(env.RASS_BACKEND, 'RASS_BACKEND');
   ensureTfjsGradients();
+  if (env.RASS_TFJS_GRADIENTS !== "1") installLeanGradients();
   const order: readonly BackendName[] = prefer === 'auto' ? BACKEND_NAMES : [prefer];
   const reasons: Record<string, string> = {};
   for (const name of order) {

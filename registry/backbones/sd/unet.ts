@@ -35,6 +35,17 @@ export interface UNetConfig {
 }
 
 /** Sinusoidal timestep embedding exactly as diffusers' `get_timestep_embedding` (scale 1, max period 1e4). */
+/**
+ * One block's forward in its own tidy. Under a gradient recording tfjs keeps every tensor the
+ * forward makes until the whole forward returns; here a block's intermediates that no
+ * gradient saved are freed as soon as the block returns, as PyTorch frees them. What the
+ * backward needs survives: tfjs keeps the tensors a kernel saves, and the recorder keeps
+ * tapped features and captured attention.
+ */
+function block<T extends tf.Tensor>(f: () => T): T {
+  return tf.tidy(f);
+}
+
 export function timestepEmbedding(t: tf.Tensor1D, dim: number, flipSinToCos: boolean, shift: number): tf.Tensor2D {
   return tf.tidy(() => {
     const half = Math.floor(dim / 2);
@@ -214,27 +225,32 @@ export class UNet2DConditionModel implements ConditionalUNet {
     const skips: tf.Tensor4D[] = [h];
     for (const blk of this.down) {
       blk.resnets.forEach((r, j) => {
-        h = r.forward(h, temb);
-        if (blk.attentions[j]) h = blk.attentions[j].forward(h, ctx, rec);
+        h = block(() => r.forward(h, temb));
+        const attn = blk.attentions[j];
+        if (attn) h = block(() => attn.forward(h, ctx, rec));
         skips.push(h);
       });
       if (blk.down) {
-        h = blk.down.forward(h);
+        const down = blk.down;
+        h = block(() => down.forward(h));
         skips.push(h);
       }
       rec.tap(blk.name, h);
     }
     if (this.mid) {
-      h = this.mid.resnets[0].forward(h, temb);
-      if (this.mid.attention) h = this.mid.attention.forward(h, ctx, rec);
-      for (const res of this.mid.resnets.slice(1)) h = res.forward(h, temb);
+      const mid = this.mid;
+      h = block(() => mid.resnets[0].forward(h, temb));
+      const midAttn = mid.attention;
+      if (midAttn) h = block(() => midAttn.forward(h, ctx, rec));
+      for (const res of mid.resnets.slice(1)) h = block(() => res.forward(h, temb));
       rec.tap('mid_block', h);
     }
     for (const blk of this.up) {
       blk.resnets.forEach((r, j) => {
         const skip = skips.pop() as tf.Tensor4D;
-        h = r.forward(tf.concat([h, skip], 3), temb);
-        if (blk.attentions[j]) h = blk.attentions[j].forward(h, ctx, rec);
+        h = block(() => r.forward(tf.concat([h, skip], 3), temb));
+        const attn = blk.attentions[j];
+        if (attn) h = block(() => attn.forward(h, ctx, rec));
       });
       if (blk.up) {
         // as diffusers: sizes that are not a multiple of the total stride upsample to the skip's size

@@ -1,3 +1,4 @@
+import './_onednn-off.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { useBackend } from '../../../framework/engine/backend.js';

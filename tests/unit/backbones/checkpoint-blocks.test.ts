@@ -72,8 +72,10 @@ describe('activation checkpointing (checkpoint: blocks)', () => {
     unet.store.memory.checkpoint = 'blocks';
     const ckPeak = await peak();
     const ck = gradsOf(loss, vars);
-    // what checkpointing is for: the step's peak falls (activations of all blocks are not held at once)
-    assert.ok(ckPeak < 0.5 * plainPeak, `checkpointed step peak ${ckPeak} bytes vs ${plainPeak} without`);
+    // what checkpointing is for: the step's peak falls (activations of all blocks are not held
+    // at once). Under 0.6x: the freeing backward (engine/lean-gradients.ts) already lowers the
+    // plain step's peak, so the gap is smaller than with tfjs' own backward (under 0.5x there)
+    assert.ok(ckPeak < 0.6 * plainPeak, `checkpointed step peak ${ckPeak} bytes vs ${plainPeak} without`);
     assert.ok(Math.abs(ck.value - plain.value) <= 1e-6 * Math.abs(plain.value), `loss ${ck.value} vs ${plain.value}`);
     assert.ok(plain.grads.size === vars.length, 'every LoRA/trainable variable has a gradient');
     assertGradsClose(ck.grads, plain.grads, 'checkpointed UNet');
