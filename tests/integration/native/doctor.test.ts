@@ -28,6 +28,6 @@ describe('rass doctor', () => {
     if (!native.available) assert.equal(r.compiledSteps.available, false);
     if (!r.compiledSteps.available) assert.match(r.compiledSteps.detail, native.available ? /registerFunction/ : /native/, r.compiledSteps.detail);
     const text = formatDoctorReport(r);
-    for (const s of ['Node', 'tfjs', 'TensorFlow', 'compiled', 'GPU devices', 'tensorflow', 'wasm', 'cpu']) assert.ok(text.includes(s), `doctor output lacks ${s}`);
+    for (const s of ['Node', 'tfjs', 'TensorFlow', 'compiled', 'oneDNN', 'GPU devices', 'tensorflow', 'wasm', 'cpu']) assert.ok(text.includes(s), `doctor output lacks ${s}`);
   });
 });
