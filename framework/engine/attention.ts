@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './custom-op.js';
+import { recomputeGate } from './recompute-gate.js';
 
 /**
  * Memory-efficient multi-head scaled dot-product attention.
@@ -52,9 +53,10 @@ export function mergeHeads(t: tf.Tensor, heads: number): tf.Tensor3D {
 }
 
 /** softmax(qs_rows k^T + mask_rows) for query rows [start, start + n) of the pre-scaled queries qs: [BH, n, Nk]. */
-function chunkProbs(qs: tf.Tensor3D, kh: tf.Tensor3D, mask: tf.Tensor3D | null, start: number, n: number): tf.Tensor3D {
+function chunkProbs(qs: tf.Tensor3D, kh: tf.Tensor3D, mask: tf.Tensor3D | null, start: number, n: number, gate?: tf.Tensor): tf.Tensor3D {
   const whole = n === qs.shape[1];
-  const scores = tf.matMul(whole ? qs : tf.slice(qs, [0, start, 0], [-1, n, -1]), kh, false, true);
+  const rows = whole ? qs : tf.slice(qs, [0, start, 0], [-1, n, -1]);
+  const scores = tf.matMul(gate ? tf.mul(rows, gate) : rows, kh, false, true);
   const masked = mask ? tf.add(scores, whole ? mask : tf.slice(mask, [0, start, 0], [-1, n, -1])) : scores;
   const p = tf.softmax(masked, -1) as tf.Tensor3D;
   // free the chunk-sized intermediates now rather than at the end of the caller's tidy
@@ -130,8 +132,8 @@ function attentionBackward(dy: tf.Tensor, saved: tf.Tensor[], heads: number, sca
       const n = Math.min(c, nq - s);
       const rows = (t: tf.Tensor) => (n === nq ? t : tf.slice(t, [0, s, 0], [-1, n, -1]));
       const [dqc, dkNext, dvNext] = tf.tidy(() => {
-        const p = chunkProbs(qs, kh, mask, s, n);
         const doc = rows(doh);
+        const p = chunkProbs(qs, kh, mask, s, n, recomputeGate(doc)); // linear memory when compiled (recompute-gate.ts)
         const dvc = tf.matMul(p, doc, true, false);
         const dp = tf.matMul(doc, vh, false, true);
         const centred = tf.sub(dp, rows(rowDots));

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './custom-op.js';
+import { recomputeGate } from './recompute-gate.js';
 
 /**
  * Activation checkpointing: `recomputed(fn, inputs, params)` returns fn(...inputs) while
@@ -37,7 +38,10 @@ function recomputeGrads(fn: (...inputs: tf.Tensor[]) => tf.Tensor, saved: tf.Ten
   try {
     return tf.tidy(() => {
       const xs = [...saved, ...params];
-      const { value, grads } = engine.gradients(() => fn(...saved), xs, dy, true);
+      // gated on dy, so a compiled step recomputes here instead of sharing the forward's values
+      // (recompute-gate.ts); the gate is exactly 1, and so is its factor in the gradients
+      const gate = recomputeGate(dy);
+      const { value, grads } = engine.gradients(() => fn(...saved.map((s) => (s.dtype === 'float32' ? tf.mul(s, gate) : s))), xs, dy, true);
       value.dispose();
       return grads.map((g, i) => g ?? tf.zerosLike(xs[i] as tf.Tensor));
     });
