@@ -87,24 +87,39 @@ export function memoryEfficientAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tenso
     const [b, nq] = qIn.shape as [number, number];
     const nk = kIn.shape[1] as number;
     const c = attentionChunkSize(b * heads, nq, nk, opts.chunk);
+    // Small enough for one automatic chunk (at most AUTO_CHUNK_SCORES scores): keep the
+    // probabilities for the backward instead of recomputing them. It costs at most one chunk's
+    // memory and saves the recompute, which a compiled step otherwise pays in full (the
+    // recompute there runs after its gradient arrives, recompute-gate.ts): cross-attention over
+    // 77 prompt tokens, small latents, Mask2Former's masked attention.
+    const keepProbs = !(opts.chunk && opts.chunk > 0) && c >= nq && b * heads * nq * nk <= AUTO_CHUNK_SCORES;
+    let probs: tf.Tensor3D | null = null;
     const value = tf.tidy(() => {
       // the scale goes on the queries ([BH, Nq, d]), not on every score
       const qs = tf.mul(splitHeads(qIn, heads), scale) as tf.Tensor3D;
       const kh = splitHeads(kIn, heads);
       const vh = splitHeads(vIn, heads);
       const outs: tf.Tensor[] = [];
-      for (let s = 0; s < nq; s += c) {
-        const n = Math.min(c, nq - s);
-        outs.push(tf.tidy(() => tf.matMul(chunkProbs(qs, kh, mask, s, n), vh)));
+      if (keepProbs) {
+        probs = tf.keep(chunkProbs(qs, kh, mask, 0, nq));
+        outs.push(tf.matMul(probs, vh));
+      } else {
+        for (let s = 0; s < nq; s += c) {
+          const n = Math.min(c, nq - s);
+          outs.push(tf.tidy(() => tf.matMul(chunkProbs(qs, kh, mask, s, n), vh)));
+        }
       }
       return mergeHeads(outs.length === 1 ? (outs[0] as tf.Tensor) : tf.concat(outs, 1), heads);
     });
     // The output is kept (linear in tokens) for the backward's rowsum(dO * O); the mask too,
     // as the caller's tidy may dispose it before the backward runs.
-    save(mask ? [qIn, kIn, vIn, value, mask] : [qIn, kIn, vIn, value]);
+    const kept = probs as tf.Tensor3D | null;
+    save([qIn, kIn, vIn, value, ...(mask ? [mask] : []), ...(kept ? [kept] : [])]);
+    // the saved clone holds the probabilities now; this handle is ours to free
+    kept?.dispose();
     return {
       value,
-      gradFunc: (dy, saved) => attentionBackward(dy, saved, heads, scale, c),
+      gradFunc: (dy, saved) => attentionBackward(dy, saved, heads, scale, c, mask !== null, kept !== null),
     };
   });
   return kernel(q, k, v) as tf.Tensor3D;
@@ -115,9 +130,10 @@ export function memoryEfficientAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tenso
  * D = rowsum(dO O) (= rowsum(dP P), on [BH, Nq, dv] instead of [BH, Nq, Nk]),
  * dQ = dS K scale, dK += dS^T (Q scale). Only dK/dV accumulators and one chunk's matrices live at once.
  */
-function attentionBackward(dy: tf.Tensor, saved: tf.Tensor[], heads: number, scale: number, c: number): tf.Tensor[] {
-  const [q, k, v, out, savedMask] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor3D | undefined];
-  const mask = savedMask ?? null;
+function attentionBackward(dy: tf.Tensor, saved: tf.Tensor[], heads: number, scale: number, c: number, hasMask: boolean, hasProbs: boolean): tf.Tensor[] {
+  const [q, k, v, out] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+  const mask = hasMask ? (saved[4] as tf.Tensor3D) : null;
+  const keptProbs = hasProbs ? (saved[hasMask ? 5 : 4] as tf.Tensor3D) : null;
   return tf.tidy(() => {
     const qs = tf.mul(splitHeads(q, heads), scale) as tf.Tensor3D;
     const kh = splitHeads(k, heads);
@@ -133,14 +149,15 @@ function attentionBackward(dy: tf.Tensor, saved: tf.Tensor[], heads: number, sca
       const rows = (t: tf.Tensor) => (n === nq ? t : tf.slice(t, [0, s, 0], [-1, n, -1]));
       const [dqc, dkNext, dvNext] = tf.tidy(() => {
         const doc = rows(doh);
-        const p = chunkProbs(qs, kh, mask, s, n, recomputeGate(doc)); // linear memory when compiled (recompute-gate.ts)
+        // recomputed, gated for linear memory when compiled (recompute-gate.ts), unless kept
+        const p = keptProbs ?? chunkProbs(qs, kh, mask, s, n, recomputeGate(doc));
         const dvc = tf.matMul(p, doc, true, false);
         const dp = tf.matMul(doc, vh, false, true);
         const centred = tf.sub(dp, rows(rowDots));
         dp.dispose();
         const ds = tf.mul(p, centred);
         centred.dispose();
-        p.dispose();
+        if (p !== keptProbs) p.dispose();
         const dkc = tf.matMul(ds, rows(qs), true, false);
         return [tf.mul(tf.matMul(ds, kh), scale), dk ? tf.add(dk, dkc) : dkc, dv ? tf.add(dv, dvc) : dvc];
       });

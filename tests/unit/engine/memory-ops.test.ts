@@ -71,6 +71,7 @@ const CASES: AttnCase[] = [
   { name: 'cross-attention, 77 prompt tokens, one chunk', b: 2, nq: 24, nk: 77, heads: 4, d: 4, chunk: 0 },
   { name: 'Mask2Former masked cross-attention (per batch and head mask), chunks of 5', b: 2, nq: 12, nk: 30, heads: 2, d: 8, chunk: 5, mask: 'rows' },
   { name: 'masked, one mask shared by every batch and head', b: 1, nq: 9, nk: 16, heads: 3, d: 4, chunk: 4, mask: 'shared' },
+  { name: 'Mask2Former masked cross-attention, one automatic chunk (probabilities kept, not recomputed)', b: 2, nq: 12, nk: 30, heads: 2, d: 8, chunk: 0, mask: 'rows' },
 ];
 
 function maskFor(c: AttnCase): tf.Tensor3D | undefined {
