@@ -10,7 +10,7 @@ import { oneDnnState } from '../framework/engine/native-binding.js';
 export function benchLine(id: string, value: number, unit: string, peerName: string, peerValue: number, ratio: number, extra: Record<string, string | number> = {}): string {
   const f = (x: number) => (Number.isFinite(x) ? Number(x.toPrecision(4)).toString() : String(x));
   // on the native backend, whether oneDNN ran: it halves a UNet step's time (README)
-  if (tf.getBackend() === 'tensorflow' && !('onednn' in extra)) {
+  if ((tf.getBackend() === 'tensorflow' || extra.backend === 'tensorflow') && !('onednn' in extra)) {
     const on = oneDnnState().on;
     extra = { ...extra, onednn: on === null ? 'unknown' : on ? 'on' : 'off' };
   }
