@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { availableParallelism } from 'node:os';
 import { ensureTfjsGradients } from './gradients.js';
 import { installLeanGradients } from './lean-gradients.js';
-import { loadNativeTfjs } from './native-binding.js';
+import { loadNativeTfjs, oneDnnState } from './native-binding.js';
 import { patchNativeConvKernels } from './native-kernels.js';
 import { fixResizeGradients } from './resize-grad-kernels.js';
 import { registerWasmFallbacks } from './wasm-fallback-kernels.js';
@@ -25,7 +25,12 @@ export interface BackendChoice {
   readonly threads?: number;
   /** How the choice was made: 'auto' or 'forced'. */
   readonly mode: 'auto' | 'forced';
+  /** Native only: whether TensorFlow's oneDNN ops are on (config `onednn`, TF_ENABLE_ONEDNN_OPTS, else TensorFlow's CPU default). */
+  readonly onednn?: 'on' | 'off' | 'unknown';
 }
+
+/** Config `onednn`: leave TensorFlow's choice (auto: TF_ENABLE_ONEDNN_OPTS, else its CPU default) or set it. */
+export type OneDnnChoice = 'auto' | 'on' | 'off';
 
 export interface InitBackendOptions {
   /** 'auto' tries tensorflow (native), then wasm, then cpu; a name forces that backend (failing loudly). */
@@ -39,6 +44,13 @@ export interface InitBackendOptions {
    * first loads in the process (TensorFlow sizes its pools once).
    */
   readonly threads?: number;
+  /**
+   * TensorFlow's oneDNN ops (config `onednn`): 'auto' (default) leaves TF_ENABLE_ONEDNN_OPTS or
+   * TensorFlow's CPU default; 'on'/'off' sets it. They halve a UNet step's time and memory at
+   * diffusion resolutions and slow steps of many small ops (README, memory section). Like
+   * threads, it takes effect when the native backend first loads in the process.
+   */
+  readonly onednn?: OneDnnChoice;
 }
 
 /** The cores this process may run on (CPU affinity respected): the default thread count. */
@@ -62,11 +74,13 @@ let wasmRegistered = false;
 let nativeState: NativeState | undefined;
 let current: BackendChoice | undefined;
 let loggedKey: string | undefined;
+/** oneDNN as the native backend loaded with (set when it loads). */
+let nativeOneDnn: 'on' | 'off' | 'unknown' = 'unknown';
 
 /** Load the native TensorFlow backend once (registers tfjs backend "tensorflow"). */
 type NativeState = { ok: true; via: string; skipped: Record<string, string> } | { ok: false; reasons: Record<string, string> };
 
-function ensureNative(env: Record<string, string | undefined>, threads?: number): NativeState {
+function ensureNative(env: Record<string, string | undefined>, threads?: number, onednn: OneDnnChoice = 'auto'): NativeState {
   if (nativeState === undefined) {
     if (tf.findBackend('tensorflow') !== null) {
       nativeState = { ok: true, via: 'preloaded', skipped: {} };
@@ -78,10 +92,15 @@ function ensureNative(env: Record<string, string | undefined>, threads?: number)
       process.env.TF_NUM_INTRAOP_THREADS = env.TF_NUM_INTRAOP_THREADS || String(n);
       process.env.TF_NUM_INTEROP_THREADS = env.TF_NUM_INTEROP_THREADS || String(n);
       nativeThreads = Number(process.env.TF_NUM_INTRAOP_THREADS) || n;
+      // read by TensorFlow once, on its first op
+      if (onednn !== 'auto') process.env.TF_ENABLE_ONEDNN_OPTS = onednn === 'on' ? '1' : '0';
+      else if (env.TF_ENABLE_ONEDNN_OPTS !== undefined) process.env.TF_ENABLE_ONEDNN_OPTS = env.TF_ENABLE_ONEDNN_OPTS;
       const r = loadNativeTfjs(env);
       nativeState = r.ok ? { ok: true, via: r.candidate.id, skipped: r.skipped } : { ok: false, reasons: r.reasons };
     }
     if (nativeState.ok) patchNativeConvKernels();
+    const dnn = oneDnnState(process.env).on;
+    nativeOneDnn = dnn === null ? 'unknown' : dnn ? 'on' : 'off';
   }
   return nativeState;
 }
@@ -107,11 +126,11 @@ async function ensureWasm(): Promise<void> {
 }
 
 /** Try to make `name` active; returns where it came from, or the reason it failed. */
-async function trySet(name: BackendName, env: Record<string, string | undefined>, threads?: number): Promise<{ via: string; skipped?: Record<string, string> } | { why: string }> {
+async function trySet(name: BackendName, env: Record<string, string | undefined>, threads?: number, onednn?: OneDnnChoice): Promise<{ via: string; skipped?: Record<string, string> } | { why: string }> {
   try {
     let via: string;
     if (name === 'tensorflow') {
-      const n = ensureNative(env, threads);
+      const n = ensureNative(env, threads, onednn);
       if (!n.ok) {
         return { why: Object.entries(n.reasons).map(([k, v]) => `${k}: ${v}`).join('; ') };
       }
@@ -158,20 +177,23 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   let prefer: BackendPreference = options.prefer ?? 'auto';
   if (prefer === 'auto' && env.RASS_BACKEND) prefer = parseBackendName(env.RASS_BACKEND, 'RASS_BACKEND');
   ensureTfjsGradients();
-  if (env.RASS_TFJS_GRADIENTS !== "1") installLeanGradients();
+  if (env.RASS_TFJS_GRADIENTS !== '1') installLeanGradients();
   const order: readonly BackendName[] = prefer === 'auto' ? BACKEND_NAMES : [prefer];
   const reasons: Record<string, string> = {};
   for (const name of order) {
-    const r = await trySet(name, env, options.threads);
+    const r = await trySet(name, env, options.threads, options.onednn);
     // After every load: loading tfjs-node or wasm re-registers the stock (buggy) resize gradients.
     fixResizeGradients();
     registerWasmTrainingKernels(); // fast wasm training kernels; dilated conv / gatherND gradients (every backend)
     if ('via' in r) {
       Object.assign(reasons, r.skipped);
-      current = { name, via: r.via, reasons, threads: threadsOf(name), mode: prefer === 'auto' ? 'auto' : 'forced' };
+      current = { name, via: r.via, reasons, threads: threadsOf(name), mode: prefer === 'auto' ? 'auto' : 'forced', ...(name === 'tensorflow' ? { onednn: nativeOneDnn } : {}) };
       const log = options.log === undefined ? (l: string) => process.stderr.write(l + '\n') : options.log;
       if (name === 'tensorflow' && options.threads && current.threads !== options.threads) {
         log?.(`[rass] native TensorFlow already runs ${current.threads} threads in this process; threads=${options.threads} applies to a new process`);
+      }
+      if (name === 'tensorflow' && options.onednn && options.onednn !== 'auto' && options.onednn !== nativeOneDnn) {
+        log?.(`[rass] native TensorFlow already runs with oneDNN ${nativeOneDnn} in this process; onednn=${options.onednn} applies to a new process`);
       }
       logChoice(current, log);
       return current;
@@ -184,7 +206,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
 
 function logChoice(c: BackendChoice, log: ((line: string) => void) | null): void {
   const skipped = Object.entries(c.reasons).map(([k, v]) => `${k} (${v})`);
-  const line = `[rass] backend ${c.name} via ${c.via}${c.name === 'tensorflow' ? ` (${c.threads} threads)` : ''}${c.mode === 'forced' ? ' (forced)' : ''}${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`;
+  const line = `[rass] backend ${c.name} via ${c.via}${c.name === 'tensorflow' ? ` (${c.threads} threads, oneDNN ${c.onednn ?? 'unknown'})` : ''}${c.mode === 'forced' ? ' (forced)' : ''}${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`;
   if (line === loggedKey) return;
   loggedKey = line;
   log?.(line);
@@ -206,6 +228,7 @@ export function backendRunTags(choice: BackendChoice | undefined = current): Rec
   if (!choice) return {};
   const tags: Record<string, string> = { 'rass.backend': choice.name, 'rass.backend.via': choice.via };
   if (choice.name === 'tensorflow' && choice.threads) tags['rass.backend.threads'] = String(choice.threads);
+  if (choice.name === 'tensorflow' && choice.onednn) tags['rass.backend.onednn'] = choice.onednn;
   for (const [k, v] of Object.entries(choice.reasons)) tags[`rass.backend.skipped.${k}`] = v;
   return tags;
 }

@@ -30,7 +30,7 @@ import { formatTable } from '../output/table.js';
 import { runExperiment, type RunnerOptions, type RunOutcome } from './runner.js';
 
 /** Top-level keys a pipeline hands down to every stage (when it sets them). */
-const SHARED_KEYS = ['seed', 'backend', 'runs_dir', 'tracking', 'fail_on_nan', 'plugins', 'threads'] as const;
+const SHARED_KEYS = ['seed', 'backend', 'runs_dir', 'tracking', 'fail_on_nan', 'plugins', 'threads', 'onednn'] as const;
 
 export interface StageSpec {
   id: string;

@@ -19,6 +19,7 @@ export const runConfigSchema = {
     seed: { type: 'integer', minimum: 0, default: 0, description: 'master seed: initialisation, data order, degradations' },
     backend: { enum: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', description: 'tfjs backend; auto tries native, then wasm, then cpu' },
     threads: { type: 'integer', minimum: 0, default: 0, description: 'native TensorFlow intra-/inter-op threads (`rass run --threads`); 0: RASS_THREADS, else the cores the process may use' },
+    onednn: { enum: ['auto', 'on', 'off'], default: 'auto', description: "TensorFlow's oneDNN ops on the native backend: auto leaves TF_ENABLE_ONEDNN_OPTS, else TensorFlow's CPU default; on at diffusion resolutions (half the UNet step's time and memory), off can be faster for steps of many small ops" },
     tags: { type: 'object', additionalProperties: { type: 'string' }, description: 'extra run tags' },
     fail_on_nan: {
       anyOf: [{ type: 'boolean' }, { type: 'array', items: { type: 'string', minLength: 1 } }],

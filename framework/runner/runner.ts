@@ -21,7 +21,7 @@ import type { ResolvedConfig } from '../config/index.js';
 import type { Experiment, RunContext } from '../contracts/experiment.js';
 import { createProgress } from '../output/progress.js';
 import { formatTable } from '../output/table.js';
-import { initBackend, backendRunTags, type BackendName } from '../engine/backend.js';
+import { initBackend, backendRunTags, type BackendName, type OneDnnChoice } from '../engine/backend.js';
 import { UserError, isUserError } from '../errors.js';
 import { NonFiniteMetricError, nanGuard } from './nan-guard.js';
 import { packageRoot } from '../paths.js';
@@ -164,7 +164,7 @@ interface BuiltExperiment {
 /** 2. The backend, then the experiment: bad options fail here, before any run directory exists. */
 async function buildExperiment(opts: RunnerOptions, r: ResolvedRun, log: Logger): Promise<BuiltExperiment> {
   const { cfg, value, file } = r;
-  const backendTags = await selectBackend(value.backend ?? 'auto', value.threads ?? 0, log);
+  const backendTags = await selectBackend(value.backend ?? 'auto', value.threads ?? 0, value.onednn ?? 'auto', log);
   const expNode = value.experiment;
   const experimentName = expNode.type.slice(expNode.type.indexOf('/') + 1);
   const controller = new AbortController();
@@ -425,9 +425,9 @@ function withAbsolutePlugins(cfg: ResolvedConfig): ResolvedConfig {
  * The engine's backend chain (native TensorFlow, then wasm, then cpu, or the forced one);
  * its choice and the reasons other backends were skipped become run tags.
  */
-async function selectBackend(want: 'auto' | BackendName, threads: number, log: Logger): Promise<Record<string, string>> {
+async function selectBackend(want: 'auto' | BackendName, threads: number, onednn: OneDnnChoice, log: Logger): Promise<Record<string, string>> {
   try {
-    return backendRunTags(await initBackend({ prefer: want, threads, log: (l) => log.info(l.replace(/^\[rass\] /, '')) }));
+    return backendRunTags(await initBackend({ prefer: want, threads, onednn, log: (l) => log.info(l.replace(/^\[rass\] /, '')) }));
   } catch (e) {
     throw new UserError(`backend: ${(e as Error).message}`, { cause: e });
   }
