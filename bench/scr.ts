@@ -53,7 +53,7 @@ export async function run(args: string[]): Promise<void> {
   console.log(`| (ours as run: ${ours.compile ?? 'eager'}; eager step ${(eager.step_s * 1000).toFixed(0)} ms, ${eager.peak_rss_mb.toFixed(0)} MB) | | |`);
   const sps = 1 / ours.step_s;
   const psps = peer ? 1 / peer.step_s : NaN;
-  const tail = ` threads=${threads} backend=${ours.backend} compile=${ours.compile ?? 'eager'} eager_ms=${(eager.step_s * 1000).toFixed(0)} load=${loadavg()[0].toFixed(2)}`;
-  console.log(benchLine('scr.train-step', sps, 'steps/s', 'diffusers-peft-torch-cpu', psps, sps / psps) + tail);
-  console.log(benchLine('scr.train-step-memory', ours.peak_rss_mb, 'MB', 'diffusers-peft-torch-cpu', peer?.peak_rss_mb ?? NaN, peer ? peer.peak_rss_mb / ours.peak_rss_mb : NaN) + tail);
+  const extra = { threads, backend: ours.backend ?? '?', compile: ours.compile ?? 'eager', eager_ms: (eager.step_s * 1000).toFixed(0), load: loadavg()[0].toFixed(2) };
+  console.log(benchLine('scr.train-step', sps, 'steps/s', 'diffusers-peft-torch-cpu', psps, sps / psps, extra));
+  console.log(benchLine('scr.train-step-memory', ours.peak_rss_mb, 'MB', 'diffusers-peft-torch-cpu', peer?.peak_rss_mb ?? NaN, peer ? peer.peak_rss_mb / ours.peak_rss_mb : NaN, extra));
 }
