@@ -1,6 +1,6 @@
 import { availableParallelism, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { oneDnnState } from '../framework/engine/native-binding.js';
+import { oneDnnLabel } from '../framework/engine/native-binding.js';
 
 /**
  * The headline line every benchmark ends with (ratio = our speed / peer's; above 1 we are
@@ -10,10 +10,7 @@ import { oneDnnState } from '../framework/engine/native-binding.js';
 export function benchLine(id: string, value: number, unit: string, peerName: string, peerValue: number, ratio: number, extra: Record<string, string | number> = {}): string {
   const f = (x: number) => (Number.isFinite(x) ? Number(x.toPrecision(4)).toString() : String(x));
   // on the native backend, whether oneDNN ran: it halves a UNet step's time (README)
-  if ((tf.getBackend() === 'tensorflow' || extra.backend === 'tensorflow') && !('onednn' in extra)) {
-    const on = oneDnnState().on;
-    extra = { ...extra, onednn: on === null ? 'unknown' : on ? 'on' : 'off' };
-  }
+  if ((tf.getBackend() === 'tensorflow' || extra.backend === 'tensorflow') && !('onednn' in extra)) extra = { ...extra, onednn: oneDnnLabel() };
   const tail = Object.entries(extra).map(([k, v]) => ` ${k}=${typeof v === 'number' ? f(v) : v}`).join('');
   return `BENCH ${id} ${f(value)} ${unit} peer=${peerName} ${f(peerValue)} ratio=${f(ratio)}${tail}`;
 }

@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { availableParallelism } from 'node:os';
 import { ensureTfjsGradients } from './gradients.js';
 import { installLeanGradients } from './lean-gradients.js';
-import { loadNativeTfjs, oneDnnState } from './native-binding.js';
+import { loadNativeTfjs, oneDnnLabel } from './native-binding.js';
 import { patchNativeConvKernels } from './native-kernels.js';
 import { fixResizeGradients } from './resize-grad-kernels.js';
 import { registerWasmFallbacks } from './wasm-fallback-kernels.js';
@@ -99,8 +99,7 @@ function ensureNative(env: Record<string, string | undefined>, threads?: number,
       nativeState = r.ok ? { ok: true, via: r.candidate.id, skipped: r.skipped } : { ok: false, reasons: r.reasons };
     }
     if (nativeState.ok) patchNativeConvKernels();
-    const dnn = oneDnnState(process.env).on;
-    nativeOneDnn = dnn === null ? 'unknown' : dnn ? 'on' : 'off';
+    nativeOneDnn = oneDnnLabel(process.env);
   }
   return nativeState;
 }

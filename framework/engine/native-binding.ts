@@ -106,3 +106,9 @@ export function oneDnnState(env: Record<string, string | undefined> = process.en
     return { on: null, why: "TensorFlow's default (CPU features unreadable)" };
   }
 }
+
+/** oneDnnState's answer as a word: what `rass doctor`, the run tag and BENCH lines print. */
+export function oneDnnLabel(env: Record<string, string | undefined> = process.env): 'on' | 'off' | 'unknown' {
+  const on = oneDnnState(env).on;
+  return on === null ? 'unknown' : on ? 'on' : 'off';
+}

@@ -8,7 +8,7 @@ import type { CommandSpec } from '../../plugins/command-spec.js';
 import { BACKEND_NAMES, initBackend, nativeBackendStatus, type BackendName } from '../../engine/backend.js';
 import { packageRoot } from '../../paths.js';
 import { probeCompiledSteps } from '../../engine/compile.js';
-import { oneDnnState } from '../../engine/native-binding.js';
+import { oneDnnLabel, oneDnnState } from '../../engine/native-binding.js';
 
 export interface BackendReport {
   name: BackendName;
@@ -132,8 +132,7 @@ export function formatDoctorReport(r: DoctorReport): string {
   const native = r.backends.find((b) => b.name === 'tensorflow' && b.available);
   lines.push('', `compiled    ${r.compiledSteps.available ? 'available' : 'unavailable'}: ${r.compiledSteps.detail} (training loops: config \`compile: auto | off\`)`);
   lines.push(`GPU devices ${r.gpus.length ? r.gpus.join('; ') : 'none'} (${r.gpuNote})`, `cores       ${availableParallelism()}`);
-  const dnn = oneDnnState();
-  lines.push(`oneDNN      ${dnn.on === null ? 'unknown' : dnn.on ? 'on' : 'off'} (${dnn.why})`);
+  lines.push(`oneDNN      ${oneDnnLabel()} (${oneDnnState().why})`);
   lines.push(`threads     ${native ? `native TensorFlow ${native.threads} intra-op / ${native.threads} inter-op` : 'native TensorFlow not loaded'} (--threads, config \`threads\`, RASS_THREADS; default: the cores this process may use)`);
   return lines.join('\n') + '\n';
 }

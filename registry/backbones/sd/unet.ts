@@ -34,7 +34,6 @@ export interface UNetConfig {
   [k: string]: unknown;
 }
 
-/** Sinusoidal timestep embedding exactly as diffusers' `get_timestep_embedding` (scale 1, max period 1e4). */
 /**
  * One block's forward in its own tidy. Under a gradient recording tfjs keeps every tensor the
  * forward makes until the whole forward returns; here a block's intermediates that no
@@ -46,6 +45,7 @@ function block<T extends tf.Tensor>(f: () => T): T {
   return tf.tidy(f);
 }
 
+/** Sinusoidal timestep embedding exactly as diffusers' `get_timestep_embedding` (scale 1, max period 1e4). */
 export function timestepEmbedding(t: tf.Tensor1D, dim: number, flipSinToCos: boolean, shift: number): tf.Tensor2D {
   return tf.tidy(() => {
     const half = Math.floor(dim / 2);
