@@ -23,6 +23,7 @@ export { ensureWritableDir } from './tracking/ensure-dir.js';
 export { componentSchema } from './plugins/schema-helpers.js';
 // engine pieces plugins need (seeded init, weight files) and the backbone/adapter contracts
 export { Rng } from './engine/rng.js';
+export { roundHalfEven } from './engine/round-half-even.js';
 export { readSafetensors, toFloat32, writeSafetensors } from './engine/safetensors.js';
 export type { SafetensorsEntry, WritableTensor } from './engine/safetensors.js';
 export type { Backbone, ParameterHolder, TargetableLayer, LayerDelta } from './contracts/backbone.js';

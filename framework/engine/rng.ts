@@ -160,8 +160,32 @@ export class Rng {
     return this.shuffle(Array.from({ length: n }, (_, i) => i));
   }
 
+  /**
+   * `out.length` draws of `normal(mean, std)`: the same values, spare included, as calling
+   * `normal` in a loop, but with the generator state in locals. Noise images need a million
+   * draws, and the per-call state traffic was half their cost.
+   */
   fillNormal(out: Float32Array | Float64Array, mean = 0, std = 1): typeof out {
-    for (let i = 0; i < out.length; i++) out[i] = this.normal(mean, std);
+    const n = out.length;
+    let i = 0;
+    if (n > 0 && this.spare !== null) {
+      out[i++] = mean + std * this.spare;
+      this.spare = null;
+    }
+    // The state in a typed array for a small function V8 inlines (closures over `let` locals
+    // would put the state back on the heap).
+    const st = Int32Array.of(this.s0, this.s1, this.s2, this.s3);
+    while (i < n) {
+      let u = 0;
+      while (u === 0) u = uniform53(st);
+      const v = uniform53(st);
+      const r = Math.sqrt(-2 * Math.log(u));
+      out[i++] = mean + std * r * Math.cos(2 * Math.PI * v);
+      const z = r * Math.sin(2 * Math.PI * v);
+      if (i < n) out[i++] = mean + std * z;
+      else this.spare = z;
+    }
+    [this.s0, this.s1, this.s2, this.s3] = st;
     return out;
   }
 
@@ -207,6 +231,26 @@ export class Rng {
       if (Math.log(v) + Math.log(invalpha) - Math.log(a / (us * us) + b) <= -lambda + k * loglam - logFactorial(k)) return k;
     }
   }
+}
+
+/** `Rng.random()` on a state held in an Int32Array (s0..s3): two xoshiro128** outputs, 53 bits. */
+function uniform53(st: Int32Array): number {
+  const a = xoshiroNext(st) >>> 5;
+  const b = xoshiroNext(st) >>> 6;
+  return (a * 67108864 + b) / 9007199254740992;
+}
+
+function xoshiroNext(st: Int32Array): number {
+  const s1 = st[1];
+  const result = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+  const t = s1 << 9;
+  st[2] ^= st[0];
+  st[3] ^= s1;
+  st[1] ^= st[2];
+  st[0] ^= st[3];
+  st[2] ^= t;
+  st[3] = rotl(st[3], 11);
+  return result;
 }
 
 function rotl(x: number, k: number): number {

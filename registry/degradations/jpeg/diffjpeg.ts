@@ -6,6 +6,7 @@
  * steps, nearest chroma upsampling, clamp to [0,255], /255. Quality is per sample. NHWC.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { roundHalfEven } from '../../../framework/api.js';
 
 const f32 = Math.fround;
 
@@ -37,52 +38,66 @@ export function qualityToFactor(q: number): number {
 const COS = Float64Array.from({ length: 64 }, (_, i) => Math.cos(((2 * Math.floor(i / 8) + 1) * (i % 8) * Math.PI) / 16));
 const ALPHA = Float64Array.from({ length: 8 }, (_, u) => (u === 0 ? Math.SQRT1_2 : 1));
 
+/** 0.25 a(u) a(v), [u][v]: the DCT's scale, folded in the order the formula multiplies it. */
+const SCALE = Float64Array.from({ length: 64 }, (_, i) => 0.25 * ALPHA[Math.floor(i / 8)] * ALPHA[i % 8]);
+
 /**
  * Compress-decompress one plane in place (h, w multiples of 8): per 8x8 block, shift by -128,
  * separable float64 DCT, quantize with `table` (64 entries, [u][v]), dequantize, inverse DCT,
  * shift back. float64 inside: the reference computes in float32, and a float64 port matches it
  * to ~3e-7 with no rounding flips on the fixtures (README).
+ *
+ * The 8-term sums are written out (each still adds its terms in index order from the first, so
+ * the results are the loop's to the bit): this is the hottest loop of the degradation pipeline,
+ * and V8 does not unroll the inner loops itself.
  */
 function codePlane(plane: Float64Array, h: number, w: number, table: Float32Array, differentiable: boolean): void {
   const blk = new Float64Array(64);
   const tmp = new Float64Array(64);
+  const C = COS;
   for (let by = 0; by < h; by += 8) {
     for (let bx = 0; bx < w; bx += 8) {
-      for (let x = 0; x < 8; x++) for (let y = 0; y < 8; y++) blk[x * 8 + y] = plane[(by + x) * w + bx + y] - 128;
-      // rows: tmp[x][v] = sum_y blk[x][y] cos(y, v)
-      for (let x = 0; x < 8; x++) for (let v = 0; v < 8; v++) {
-        let acc = 0;
-        for (let y = 0; y < 8; y++) acc += blk[x * 8 + y] * COS[y * 8 + v];
-        tmp[x * 8 + v] = acc;
+      // rows: tmp[x][v] = sum_y (plane[x][y] - 128) cos(y, v)
+      for (let x = 0; x < 8; x++) {
+        const o = (by + x) * w + bx;
+        const b0 = plane[o] - 128, b1 = plane[o + 1] - 128, b2 = plane[o + 2] - 128, b3 = plane[o + 3] - 128;
+        const b4 = plane[o + 4] - 128, b5 = plane[o + 5] - 128, b6 = plane[o + 6] - 128, b7 = plane[o + 7] - 128;
+        for (let v = 0; v < 8; v++) {
+          tmp[x * 8 + v] = b0 * C[v] + b1 * C[8 + v] + b2 * C[16 + v] + b3 * C[24 + v] + b4 * C[32 + v] + b5 * C[40 + v] + b6 * C[48 + v] + b7 * C[56 + v];
+        }
       }
-      // columns, scale, quantize, dequantize (with the IDCT's alpha folded in)
-      for (let u = 0; u < 8; u++) for (let v = 0; v < 8; v++) {
-        let acc = 0;
-        for (let x = 0; x < 8; x++) acc += COS[x * 8 + u] * tmp[x * 8 + v];
-        const q = table[u * 8 + v];
-        const d = (0.25 * ALPHA[u] * ALPHA[v] * acc) / q;
-        let r = roundHalfEven(d);
-        if (differentiable) r += (d - r) ** 3;
-        blk[u * 8 + v] = r * q * ALPHA[u] * ALPHA[v];
+      // columns, scale, quantize, dequantize (with the IDCT's alpha folded in): blk[u][v]
+      for (let v = 0; v < 8; v++) {
+        const t0 = tmp[v], t1 = tmp[8 + v], t2 = tmp[16 + v], t3 = tmp[24 + v], t4 = tmp[32 + v], t5 = tmp[40 + v], t6 = tmp[48 + v], t7 = tmp[56 + v];
+        for (let u = 0; u < 8; u++) {
+          const acc = C[u] * t0 + C[8 + u] * t1 + C[16 + u] * t2 + C[24 + u] * t3 + C[32 + u] * t4 + C[40 + u] * t5 + C[48 + u] * t6 + C[56 + u] * t7;
+          const q = table[u * 8 + v];
+          const d = (SCALE[u * 8 + v] * acc) / q;
+          let r = roundHalfEven(d);
+          if (differentiable) r += (d - r) ** 3;
+          blk[u * 8 + v] = r * q * ALPHA[u] * ALPHA[v];
+        }
       }
-      // inverse: tmp[x][v] = sum_u cos(x, u) deq[u][v]; out[x][y] = 0.25 sum_v tmp[x][v] cos(y, v) + 128
-      for (let x = 0; x < 8; x++) for (let v = 0; v < 8; v++) {
-        let acc = 0;
-        for (let u = 0; u < 8; u++) acc += COS[x * 8 + u] * blk[u * 8 + v];
-        tmp[x * 8 + v] = acc;
+      // inverse: tmp[x][v] = sum_u cos(x, u) blk[u][v]
+      for (let v = 0; v < 8; v++) {
+        const k0 = blk[v], k1 = blk[8 + v], k2 = blk[16 + v], k3 = blk[24 + v], k4 = blk[32 + v], k5 = blk[40 + v], k6 = blk[48 + v], k7 = blk[56 + v];
+        for (let x = 0; x < 8; x++) {
+          const c = x * 8;
+          tmp[c + v] = C[c] * k0 + C[c + 1] * k1 + C[c + 2] * k2 + C[c + 3] * k3 + C[c + 4] * k4 + C[c + 5] * k5 + C[c + 6] * k6 + C[c + 7] * k7;
+        }
       }
-      for (let x = 0; x < 8; x++) for (let y = 0; y < 8; y++) {
-        let acc = 0;
-        for (let v = 0; v < 8; v++) acc += tmp[x * 8 + v] * COS[y * 8 + v];
-        plane[(by + x) * w + bx + y] = 0.25 * acc + 128;
+      // out[x][y] = 0.25 sum_v tmp[x][v] cos(y, v) + 128
+      for (let x = 0; x < 8; x++) {
+        const t0 = tmp[x * 8], t1 = tmp[x * 8 + 1], t2 = tmp[x * 8 + 2], t3 = tmp[x * 8 + 3];
+        const t4 = tmp[x * 8 + 4], t5 = tmp[x * 8 + 5], t6 = tmp[x * 8 + 6], t7 = tmp[x * 8 + 7];
+        const o = (by + x) * w + bx;
+        for (let y = 0; y < 8; y++) {
+          const c = y * 8;
+          plane[o + y] = 0.25 * (t0 * C[c] + t1 * C[c + 1] + t2 * C[c + 2] + t3 * C[c + 3] + t4 * C[c + 4] + t5 * C[c + 5] + t6 * C[c + 6] + t7 * C[c + 7]) + 128;
+        }
       }
     }
   }
-}
-
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /** DiffJPEG of one HWC RGB [0,1] image; returns a new float32 buffer. */

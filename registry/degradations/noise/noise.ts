@@ -5,6 +5,10 @@
  * float32 buffers; every step is rounded to float32 as the reference computes it.
  */
 import type { Rng } from '../../../framework/api.js';
+import { roundHalfEven } from '../../../framework/api.js';
+
+/** Re-exported: the noise, JPEG and metric code all round half to even. */
+export { roundHalfEven };
 
 const f32 = Math.fround;
 
@@ -22,7 +26,6 @@ export function rngSampler(rng: Rng): NoiseSampler {
   };
 }
 
-interface PtrsConstants { slam: number; loglam: number; b: number; a: number; invalpha: number; vr: number }
 const LOG_FACT: number[] = [0];
 function logFactorial(k: number): number {
   if (k < 1024) {
@@ -34,14 +37,59 @@ function logFactorial(k: number): number {
 }
 
 /**
+ * A float32 -> slot table for the per-rate constants: open addressing on the rate's bits.
+ * A noise image has at most 256 distinct rates but a million pixels, and a JS Map keyed by
+ * doubles cost a third of the draw time.
+ */
+class RateSlots {
+  private readonly keys = new Uint32Array(4096);
+  private readonly used = new Uint8Array(4096);
+  count = 0;
+  /** The slot of `bits`, and whether it was new (the caller fills its constants then). */
+  slot(bits: number): number {
+    let h = Math.imul(bits, 0x9e3779b1) >>> 20;
+    for (;;) {
+      if (!this.used[h]) {
+        if (this.count >= 2048) return -1; // more distinct rates than a noise image has: no caching
+        this.used[h] = 1;
+        this.keys[h] = bits;
+        this.count++;
+        return h | 0x10000;
+      }
+      if (this.keys[h] === bits) return h;
+      h = (h + 1) & 4095;
+    }
+  }
+}
+
+/**
  * One Poisson draw per rate from `rng`: inversion below 10, Hormann's PTRS transformed rejection
  * above. A noise image has at most 256 distinct rates (the k/255 grid times vals), so the
  * per-rate constants are computed once per rate instead of once per pixel.
  */
 export function poissonDraws(rng: Rng, lam: Float32Array): Float32Array {
   const out = new Float32Array(lam.length);
-  const small = new Map<number, number>();
-  const large = new Map<number, PtrsConstants>();
+  const bits = new Uint32Array(lam.buffer, lam.byteOffset, lam.length);
+  const slots = new RateSlots();
+  // per slot (4096: scratch): exp(-l) (small rates) or PTRS's b, a, invalpha, vr and log(l)
+  const cE = new Float64Array(4097);
+  const cB = new Float64Array(4097);
+  const cA = new Float64Array(4097);
+  const cInv = new Float64Array(4097);
+  const cVr = new Float64Array(4097);
+  const cLog = new Float64Array(4097);
+  const fill = (h: number, l: number) => {
+    if (l < 10) {
+      cE[h] = Math.exp(-l);
+      return;
+    }
+    const b = 0.931 + 2.53 * Math.sqrt(l);
+    cB[h] = b;
+    cA[h] = -0.059 + 0.02483 * b;
+    cInv[h] = 1.1239 + 1.1328 / (b - 3.4);
+    cVr[h] = 0.9277 - 3.6224 / (b - 2);
+    cLog[h] = Math.log(l);
+  };
   for (let i = 0; i < lam.length; i++) {
     const l = lam[i];
     if (!(l > 0)) {
@@ -49,11 +97,17 @@ export function poissonDraws(rng: Rng, lam: Float32Array): Float32Array {
       out[i] = 0;
       continue;
     }
+    let h = slots.slot(bits[i]);
+    if (h < 0) {
+      h = 4096; // table full: recompute into the scratch slot every time
+      fill(h, l);
+    } else if (h & 0x10000) {
+      h &= 0xffff;
+      fill(h, l);
+    }
     if (l < 10) {
-      let e = small.get(l);
-      if (e === undefined) small.set(l, (e = Math.exp(-l)));
       let k = 0;
-      let p = e;
+      let p = cE[h];
       let acc = p;
       const u = rng.random();
       while (u > acc && k < 1000) {
@@ -64,36 +118,25 @@ export function poissonDraws(rng: Rng, lam: Float32Array): Float32Array {
       out[i] = k;
       continue;
     }
-    let c = large.get(l);
-    if (c === undefined) {
-      const slam = Math.sqrt(l);
-      const b = 0.931 + 2.53 * slam;
-      c = { slam, loglam: Math.log(l), b, a: -0.059 + 0.02483 * b, invalpha: 1.1239 + 1.1328 / (b - 3.4), vr: 0.9277 - 3.6224 / (b - 2) };
-      large.set(l, c);
-    }
+    const a = cA[h];
+    const b = cB[h];
     for (;;) {
       const u = rng.random() - 0.5;
       const v = rng.random();
       const us = 0.5 - Math.abs(u);
-      const k = Math.floor(((2 * c.a) / us + c.b) * u + l + 0.43);
-      if (us >= 0.07 && v <= c.vr) {
+      const k = Math.floor(((2 * a) / us + b) * u + l + 0.43);
+      if (us >= 0.07 && v <= cVr[h]) {
         out[i] = k;
         break;
       }
       if (k < 0 || (us < 0.013 && v > us)) continue;
-      if (Math.log(v) + Math.log(c.invalpha) - Math.log(c.a / (us * us) + c.b) <= -l + k * c.loglam - logFactorial(k)) {
+      if (Math.log(v) + Math.log(cInv[h]) - Math.log(a / (us * us) + b) <= -l + k * cLog[h] - logFactorial(k)) {
         out[i] = k;
         break;
       }
     }
   }
   return out;
-}
-
-/** numpy/torch round: half to even. */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /** Gray conventions: torchvision rgb_to_grayscale (RGB input) or cv2 BGR2GRAY applied to the stored order. */

@@ -7,7 +7,7 @@
  * is the score (lower = more natural). float32 rounding is replicated where BasicSR stores
  * float32 arrays (it starts from float32 images), so results track it closely.
  */
-import { UserError } from '../../../framework/api.js';
+import { UserError, roundHalfEven } from '../../../framework/api.js';
 import type { MetricImage } from '../../../framework/api.js';
 import { yChannel } from '../common/psnr-ssim.js';
 import { NIQE_COV_PRIS, NIQE_GAUSSIAN_WINDOW, NIQE_MU_PRIS } from './niqe-params.js';
@@ -309,12 +309,6 @@ export function niqeOfPlane(plane: Float64Array, h0: number, w0: number, sample 
     q += (proj * proj) / values[k];
   }
   return Math.sqrt(q);
-}
-
-/** numpy round (half to even). */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /** BasicSR calculate_niqe(img, crop_border, input_order='HWC', convert_to='y') on an RGB (or gray) image in [0, 255]. */

@@ -6,7 +6,7 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { useBackend } from '../../../framework/engine/backend.js';
+import { useBackend, type BackendName } from '../../../framework/engine/backend.js';
 import { loadReference, f32, f64, nchwToNhwc, maxAbsDiff, type RefCase } from './reference.js';
 import {
   gaussianKernel, generalizedGaussianKernel, plateauKernel, sincKernel,
@@ -52,7 +52,9 @@ describe('kernels (float64, BasicSR generators)', () => {
   }
 });
 
-for (const backend of ['cpu', 'wasm'] as const) {
+// native TensorFlow too when `npm test` built it (scripts/run-tests.mjs sets RASS_NATIVE_AVAILABLE):
+// the pipeline runs there in training, and filter2d picks a different form on it
+for (const backend of ['cpu', 'wasm', ...(process.env.RASS_NATIVE_AVAILABLE === '1' ? ['tensorflow'] : [])] as BackendName[]) {
   describe(`tensor ops on ${backend}`, () => {
     before(async () => useBackend(backend));
 

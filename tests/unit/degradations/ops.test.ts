@@ -184,6 +184,18 @@ describe('Poisson draws', () => {
       assert.ok(Math.abs(v2 / lam - 1) < 0.06, `lambda ${lam}: variance ${v2}`);
     }
   });
+  it('are the same whether a rate\'s constants were cached or computed fresh (incl. a full rate table)', async () => {
+    const { poissonDraws } = await import('../../../registry/degradations/noise/noise.js');
+    // 5,000 pixels over 3,000 distinct rates (small and large, repeated): more than the table
+    // holds, so cached, newly added and uncached rates all occur
+    const r = Rng.derive(6, 'rates');
+    const lam = Float32Array.from({ length: 5000 }, (_, i) => (i % 7 === 0 ? 0 : Math.fround((r.int(0, 2999) % 3000) * 0.37 + (i % 3) * 0.001)));
+    const batched = poissonDraws(Rng.derive(4, 'mixed'), lam);
+    const one = Rng.derive(4, 'mixed');
+    const single = lam.map((l) => poissonDraws(one, Float32Array.of(l))[0]);
+    assert.deepEqual(Array.from(batched), Array.from(single));
+    assert.ok(new Set(lam).size > 2048);
+  });
 });
 
 describe('resize plugin modes', () => {

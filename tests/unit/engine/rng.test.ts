@@ -62,3 +62,21 @@ test('int is unbiased over its range and choice follows weights', () => {
   assert.ok(Math.abs(w.a / 20000 - 0.2) < 0.015);
   assert.deepEqual([...r.permutation(10)].sort((x, y) => x - y), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
 });
+
+test('fillNormal draws exactly what normal() draws in a loop, spare and later state included', () => {
+  for (const [len, preSpare] of [[0, false], [1, false], [7, false], [8, true], [1001, true], [1, true]] as const) {
+    const a = Rng.derive(5, 'fill', len);
+    const b = Rng.derive(5, 'fill', len);
+    if (preSpare) {
+      // leave a cached second draw behind, which fillNormal must hand out first
+      a.normal();
+      b.normal();
+    }
+    const filled = a.fillNormal(new Float64Array(len), 0.25, 3);
+    const looped = Float64Array.from({ length: len }, () => b.normal(0.25, 3));
+    assert.deepEqual(Array.from(filled), Array.from(looped), `length ${len}`);
+    // the generator continues identically afterwards (state and spare written back)
+    assert.deepEqual([a.normal(), a.random(), a.normal()], [b.normal(), b.random(), b.normal()], `after length ${len}`);
+    assert.deepEqual(a.getState(), b.getState());
+  }
+});
