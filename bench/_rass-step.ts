@@ -9,7 +9,7 @@
  * contexts are written to OUT_FILE so the PyTorch peer steps on the same data.
  * Prints one JSON line: median step time and process CPU time (all threads), peak RSS,
  * backend, threads, the taps' geometry and the head config (the peer builds the same head from it).
- * argv: ITERS BATCH THREADS OUT_FILE
+ * argv: ITERS BATCH THREADS OUT_FILE [COMPILE: auto (default) | xla]
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { join } from 'node:path';
@@ -28,7 +28,8 @@ import { makeOptimizer } from '../experiments/common/train.js';
 import { buildModel, runStep, type RassComponents, type RassOptions } from '../experiments/rass/train.js';
 import { RassStep } from '../experiments/rass/step.js';
 
-const [itersArg, batchArg, threadsArg, outFile] = process.argv.slice(2);
+const [itersArg, batchArg, threadsArg, outFile, compileArg] = process.argv.slice(2);
+const compileMode = compileArg === 'xla' ? 'xla' : 'auto';
 const iters = Number(itersArg);
 const batchSize = Number(batchArg);
 const root = process.cwd();
@@ -44,6 +45,7 @@ const tree = { experiment: { ...(cfg.value as { experiment: Record<string, unkno
 validateTree(tree, new OriginMap(), registry, {});
 const o = tree.experiment as unknown as RassOptions;
 o.train = { ...o.train, batch_size: batchSize };
+o.compile = compileMode;
 const build = <T>(node: ComponentNode) => buildNode<T>(node, registry, { seed: 0, log: quiet, baseDir: root });
 const backbone = await build<OneStepRestorer>(o.backbone);
 const scr = await build<Adapter>(o.scr_adapter as ComponentNode);
@@ -79,8 +81,9 @@ for (let i = 0; i <= iters; i++) {
 }
 writeSafetensors(outFile as string, saved);
 
-// compiled (native backend, compile: auto): the first two steps record the step, the rest run the compiled function
-const WARM = 2;
+// compiled (native backend, compile: auto): the first two steps record the step, the rest run the
+// compiled function; through XLA (compile: xla) the first compiled call also compiles with XLA
+const WARM = compileMode === 'xla' ? 3 : 2;
 const timeSteps = (step: RassStep, n: number) => {
   const times: number[] = [];
   const cpu: number[] = [];

@@ -41,7 +41,7 @@ const tagger = await build<Tagger>({ type: 'tagger/label-map' });
 const loss = await build<ImageLoss>({ type: 'loss/mse' });
 const scl = await build<AttentionLoss>({ type: 'loss/scl' });
 const c = { restorer, lora, trainData: dataset, tagger, loss, scl, layers: scl.layers } as unknown as ScrComponents;
-const o = { scl_weight: 1, clip_grad_norm: 1, compile: compileArg === 'off' ? 'off' : 'auto' } as ScrOptions;
+const o = { scl_weight: 1, clip_grad_norm: 1, compile: compileArg === 'off' || compileArg === 'xla' ? compileArg : 'auto' } as ScrOptions;
 const vars = lora.namedVariables();
 const optimizer = makeOptimizer(vars, { type: 'adamw', lr: 1e-4, weight_decay: 0.01, betas: [0.9, 0.999], eps: 1e-8, momentum: 0 }, { type: 'constant', power: 1, min_lr: 0, warmup_iters: 0, warmup_ratio: 1 }, 1000);
 const source = new BatchSource({ dataset, degradation, seed: 0, split: 'train', randomCrop: false, where: 'bench' });
@@ -50,7 +50,7 @@ const times: number[] = [];
 lora.setTraining(true);
 const step = new ScrStep(o, c, optimizer, vars, () => {});
 // compiled: two agreeing recordings (three when the first creates the optimiser slots)
-const warmup = o.compile === 'auto' && info.name === 'tensorflow' ? 4 : 1;
+const warmup = o.compile !== 'off' && info.name === 'tensorflow' ? 4 : 1;
 for (let i = 0; i < warmup + iters; i++) {
   const b = await source.batch(source.trainIndices(i, batch));
   const { prompts: texts, targets } = promptsAndTargets(b.samples, tagger, restorer.textEncoder, dataset.classNames, dataset.ignoreIndex);

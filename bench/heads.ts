@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { initBackend, parseBackendName } from '../framework/engine/backend.js';
 import { Rng } from '../framework/engine/rng.js';
-import { compileStep, hostPlan, nativeCompileSupport } from '../framework/engine/compile.js';
+import { compileStep, hostPlan, nativeCompileSupport, type CompileMode } from '../framework/engine/compile.js';
 import { flattenHead, unflattenHead } from '../experiments/rass/step.js';
 import { Mask2FormerHead, MASK2FORMER_DEFAULTS, type Mask2FormerOptions } from '../registry/heads/mask2former/mask2former.js';
 import { MASK2FORMER_LOSS_DEFAULTS, MaskClassificationLoss } from '../registry/losses/mask2former/mask-criterion.js';
@@ -96,7 +96,7 @@ function measureOurs(iters: number): { forward: number; train: number | null } {
  * activations). Timed: the whole step, after untimed warm-up calls (the recordings). Null
  * where compiled steps are unavailable.
  */
-function measureCompiled(iters: number): { train: number; state: string } | null {
+function measureCompiled(iters: number, mode: CompileMode = 'auto'): { train: number; state: string; xla?: string } | null {
   if (!nativeCompileSupport().ok) return null;
   const { head, levels, targets, loss, vars } = setup();
   const named = Object.fromEntries([...head.params].map(([k, v]) => [k, v]));
@@ -113,25 +113,25 @@ function measureCompiled(iters: number): { train: number; state: string } | null
       for (const [vn, g] of Object.entries(grads)) out[`grad:${byVar.get(vn)}`] = g;
       return out;
     },
-    { name: 'bench-heads-train', log: () => {} },
+    { name: 'bench-heads-train', mode, log: () => {} },
   );
   const once = (i: number) => {
     const out = step.call(levelInputs, (flat) => loss.prepare(unflattenHead(flat), targets, Rng.derive(0, 'bench-step', i)));
     for (const t of Object.values(out)) t.dataSync();
     tf.dispose(Object.values(out));
   };
-  for (let i = 0; i < 3; i++) once(i); // recordings and compile, untimed
+  for (let i = 0; i < 3; i++) once(i); // recordings and compile (XLA's too), untimed
   const times: number[] = [];
   for (let i = 0; i < iters; i++) {
     const s = performance.now();
     once(3 + i);
     times.push((performance.now() - s) / 1000);
   }
-  const state = step.status().state;
+  const { state, xla } = step.status();
   step.dispose();
   tf.dispose(levels.map((l) => l.features));
   head.dispose();
-  return { train: median(times), state };
+  return { train: median(times), state, ...(xla ? { xla } : {}) };
 }
 
 function measurePeer(iters: number, threads: number): { forward_s: number; train_s: number; threads: number; torch: string } | null {
@@ -161,6 +161,7 @@ export async function run(args: string[]): Promise<void> {
   await initBackend({ prefer: backend, threads });
   const ours = measureOurs(iters);
   const compiled = measureCompiled(iters);
+  const xla = compiled?.state === 'compiled' ? measureCompiled(iters, 'xla') : null;
   const peer = measurePeer(iters, threads);
   const extra = { threads, load: Math.max(load.load, machineLoad(threads).load).toFixed(2) };
   const f = (s: number | null | undefined) => (s == null ? 'n/a' : `${(s * 1000).toFixed(1)} ms`);
@@ -171,10 +172,12 @@ export async function run(args: string[]): Promise<void> {
   console.log(`| ${desc} | forward | ${f(ours.forward)} | ${f(peer?.forward_s)} | ${peer ? (peer.forward_s / ours.forward).toFixed(3) : 'n/a'} |`);
   console.log(`| | forward+backward (with criterion) | ${f(ours.train)} | ${f(peer?.train_s)} | ${peer && ours.train ? (peer.train_s / ours.train).toFixed(3) : 'n/a'} |`);
   if (compiled) console.log(`| | forward+backward, compiled (two functions split at the host plan; ${compiled.state}) | ${f(compiled.train)} | ${f(peer?.train_s)} | ${peer ? (peer.train_s / compiled.train).toFixed(3) : 'n/a'} |`);
+  if (xla) console.log(`| | forward+backward, compiled through XLA (compile: xla; XLA ${xla.xla ?? '?'}) | ${f(xla.train)} | ${f(peer?.train_s)} | ${peer ? (peer.train_s / xla.train).toFixed(3) : 'n/a'} |`);
   if (!ours.train) console.log(`forward+backward not measured: gradient functions or their kernels (UnsortedSegmentSum, Conv2DBackprop*, ResizeBilinearGrad) are missing on ${tf.getBackend()}`);
   console.log(benchLine('heads.mask2former-forward', ours.forward * 1000, 'ms', 'torch-cpu', peer ? peer.forward_s * 1000 : NaN, peer ? peer.forward_s / ours.forward : NaN, extra));
   // the headline is the step as training runs it: compiled where the backend compiles, else eager
   const train = compiled?.state === 'compiled' ? compiled.train : (ours.train ?? NaN);
   const trainExtra = { ...extra, compile: compiled?.state ?? 'unavailable', eager_ms: ours.train ? (ours.train * 1000).toFixed(1) : 'n/a' };
   console.log(benchLine('heads.mask2former-train', train * 1000, 'ms', 'torch-cpu', peer ? peer.train_s * 1000 : NaN, peer ? peer.train_s / train : NaN, trainExtra));
+  if (xla) console.log(benchLine('heads.mask2former-train-xla', xla.train * 1000, 'ms', 'torch-cpu', peer ? peer.train_s * 1000 : NaN, peer ? peer.train_s / xla.train : NaN, { ...trainExtra, compile: `xla:${xla.xla ?? '?'}` }));
 }

@@ -56,6 +56,10 @@ export async function run(args: string[]): Promise<void> {
     const spec = JSON.parse(out.trim().split('\n').pop() as string) as Result & Record<string, unknown>;
     const ours: Result = spec;
     writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec));
+    // the same step through XLA (compile: xla), in its own process for its own peak RSS
+    const xla = ours.compile === 'compiled'
+      ? JSON.parse(execFileSync(process.execPath, [join(root, 'dist/bench/_rass-step.js'), iters, batch, String(threads), join(dir, 'xla.safetensors'), 'xla'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 }).trim().split('\n').pop() as string) as Result
+      : null;
     let peer: Result | null = null;
     try {
       const venv = execFileSync(join(root, 'scripts/py-venv.sh'), ['backbones', join(root, 'scripts/fixtures/backbones/requirements.txt')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
@@ -70,6 +74,7 @@ export async function run(args: string[]): Promise<void> {
     console.log('| RASS step | ours | diffusers + peft + PyTorch head |');
     console.log('|---|---|---|');
     console.log(`| time (median, after warm-up: ours 2 when compiled, the recordings; peer 1) | ${(ours.step_s * 1000).toFixed(0)} ms (${ours.backend}, ${ours.threads ?? '?'} threads, ${ours.compile}; eager ${((ours.eager_step_s ?? NaN) * 1000).toFixed(0)} ms) | ${peer ? `${(peer.step_s * 1000).toFixed(0)} ms (torch ${peer.torch}, ${peer.threads} threads)` : 'n/a'} |`);
+    if (xla) console.log(`| time through XLA (compile: xla; warm-up 3: the recordings and XLA's compilation) | ${(xla.step_s * 1000).toFixed(0)} ms, peak RSS ${xla.peak_rss_mb.toFixed(0)} MB | |`);
     console.log(`| CPU time per step (all threads) | ${ours.cpu_s.toFixed(2)} s | ${peer ? `${peer.cpu_s.toFixed(2)} s` : 'n/a'} |`);
     console.log(`| peak RSS | ${ours.peak_rss_mb.toFixed(0)} MB | ${peer ? `${peer.peak_rss_mb.toFixed(0)} MB` : 'n/a'} |`);
     console.log(`| trainable parameters | ${ours.trainable} | ${peer?.trainable ?? 'n/a'} |`);
@@ -79,6 +84,12 @@ export async function run(args: string[]): Promise<void> {
     const extra = { threads, backend: ours.backend ?? '?', compile: ours.compile ?? '?', eager_ms: ((ours.eager_step_s ?? NaN) * 1000).toFixed(0), load: Math.max(before.load, machineLoad(threads).load).toFixed(2) };
     console.log(benchLine('rass.train-step', sps, 'steps/s', 'diffusers-peft-torch-cpu', psps, sps / psps, extra));
     console.log(benchLine('rass.train-step-memory', ours.peak_rss_mb, 'MB', 'diffusers-peft-torch-cpu', peer?.peak_rss_mb ?? NaN, peer ? peer.peak_rss_mb / ours.peak_rss_mb : NaN, extra));
+    if (xla) {
+      const xsps = 1 / xla.step_s;
+      const xextra = { ...extra, compile: `xla:${xla.compile ?? '?'}` };
+      console.log(benchLine('rass.train-step-xla', xsps, 'steps/s', 'diffusers-peft-torch-cpu', psps, xsps / psps, xextra));
+      console.log(benchLine('rass.train-step-xla-memory', xla.peak_rss_mb, 'MB', 'diffusers-peft-torch-cpu', peer?.peak_rss_mb ?? NaN, peer ? peer.peak_rss_mb / xla.peak_rss_mb : NaN, xextra));
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -34,11 +34,13 @@ export async function run(args: string[]): Promise<void> {
   console.log(`SCR step: ${prior}, batch ${batch}, ${size}x${size}, ${threads} thread(s) each; load average ${loadavg()[0].toFixed(2)} on ${cpus().length} cores`);
   if (loadavg()[0] > cpus().length * 0.5) console.log(`warning: the machine is busy (load ${loadavg()[0].toFixed(2)}); ratios measured now are unreliable`);
   const env = { ...process.env, RASS_THREADS: String(threads), OMP_NUM_THREADS: String(threads), TF_CPP_MIN_LOG_LEVEL: '2' };
-  const oursWith = (compile: 'auto' | 'off') =>
+  const oursWith = (compile: 'auto' | 'off' | 'xla') =>
     JSON.parse(execFileSync(process.execPath, [join(root, 'dist/bench/_scr-step.js'), prior, batch, size, iters, compile], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop() as string) as Result & { compile?: string };
   // the headline is the step as experiment/scr runs it (compile: auto); the eager step beside it
   const ours = oursWith('auto');
   const eager = oursWith('off');
+  // and through XLA (compile: xla), where the native backend compiles
+  const xla = ours.compile === 'compiled' ? oursWith('xla') : null;
   let peer: Result | null = null;
   try {
     const venv = execFileSync(join(root, 'scripts/py-venv.sh'), ['backbones', join(root, 'scripts/fixtures/backbones/requirements.txt')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
@@ -50,10 +52,16 @@ export async function run(args: string[]): Promise<void> {
   console.log('|---|---|---|');
   console.log(`| time | ${(ours.step_s * 1000).toFixed(0)} ms (${ours.backend}, ${ours.threads ?? '?'} threads) | ${peer ? `${(peer.step_s * 1000).toFixed(0)} ms (torch ${peer.torch}, ${peer.threads} threads)` : 'n/a'} |`);
   console.log(`| peak RSS | ${ours.peak_rss_mb.toFixed(0)} MB | ${peer ? `${peer.peak_rss_mb.toFixed(0)} MB` : 'n/a'} |`);
-  console.log(`| (ours as run: ${ours.compile ?? 'eager'}; eager step ${(eager.step_s * 1000).toFixed(0)} ms, ${eager.peak_rss_mb.toFixed(0)} MB) | | |`);
+  console.log(`| (ours as run: ${ours.compile ?? 'eager'}; eager step ${(eager.step_s * 1000).toFixed(0)} ms, ${eager.peak_rss_mb.toFixed(0)} MB${xla ? `; compile: xla ${(xla.step_s * 1000).toFixed(0)} ms, ${xla.peak_rss_mb.toFixed(0)} MB` : ''}) | | |`);
   const sps = 1 / ours.step_s;
   const psps = peer ? 1 / peer.step_s : NaN;
   const extra = { threads, backend: ours.backend ?? '?', compile: ours.compile ?? 'eager', eager_ms: (eager.step_s * 1000).toFixed(0), load: loadavg()[0].toFixed(2) };
   console.log(benchLine('scr.train-step', sps, 'steps/s', 'diffusers-peft-torch-cpu', psps, sps / psps, extra));
   console.log(benchLine('scr.train-step-memory', ours.peak_rss_mb, 'MB', 'diffusers-peft-torch-cpu', peer?.peak_rss_mb ?? NaN, peer ? peer.peak_rss_mb / ours.peak_rss_mb : NaN, extra));
+  if (xla) {
+    const xsps = 1 / xla.step_s;
+    const xextra = { ...extra, compile: `xla:${xla.compile ?? '?'}` };
+    console.log(benchLine('scr.train-step-xla', xsps, 'steps/s', 'diffusers-peft-torch-cpu', psps, xsps / psps, xextra));
+    console.log(benchLine('scr.train-step-xla-memory', xla.peak_rss_mb, 'MB', 'diffusers-peft-torch-cpu', peer?.peak_rss_mb ?? NaN, peer ? peer.peak_rss_mb / xla.peak_rss_mb : NaN, xextra));
+  }
 }

@@ -3,9 +3,9 @@ import { clipByGlobalNormTensor, compileStep, pickScalars, scalarInputs, tf, typ
 /** The `compile` option of the experiments whose steps run through compileStep (`extra`: when else the step stays eager). */
 export function compileOptionSchema(extra = '') {
   return {
-    enum: ['auto', 'off'],
+    enum: ['auto', 'off', 'xla'],
     default: 'auto',
-    description: `auto: each training step runs as one compiled TensorFlow function on the native backend (eager elsewhere${extra}; the reason logged once and tagged); off: always eager`,
+    description: `auto: each training step runs as one compiled TensorFlow function on the native backend (eager elsewhere${extra}; the reason logged once and tagged); off: always eager; xla: as auto, and the compiled function runs through XLA (faster for steps of many small ops, e.g. RASS and SCR on small priors; slower where large convolutions dominate, about twice the peak memory; a step XLA refuses runs as plain compiled, said once and tagged)`,
   } as const;
 }
 

@@ -53,13 +53,13 @@ export class RassStep {
   ) {
     const hasPair = typeof c.loss.prepare === 'function' && typeof c.loss.computePrepared === 'function';
     let mode: CompileMode = o.compile ?? 'auto';
-    if (mode === 'auto' && !hasPair) {
+    if (mode !== 'off' && !hasPair) {
       this.eagerWhy = `the loss "${c.loss.type}" has no prepare/computePrepared (SegLoss contract), so its host-side part cannot be split from the step`;
       log(`compile rass: runs eagerly (${this.eagerWhy})`);
       mode = 'off';
     }
     // off the native backend compileStep runs eagerly and says why; compute() is then the plain path
-    this.planned = mode === 'auto' && tf.getBackend() === 'tensorflow';
+    this.planned = mode !== 'off' && tf.getBackend() === 'tensorflow';
     this.step = new TrainStep(m.vars, optimizer, o.clip_grad_norm, (inputs) => this.loss(inputs), { mode, name: 'rass', log });
   }
 

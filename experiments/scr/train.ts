@@ -157,7 +157,7 @@ export class ScrStep {
     this.sclOn = o.scl_weight > 0;
     this.prepared = typeof c.scl.prepare === 'function' && typeof c.scl.computePrepared === 'function';
     let mode: CompileMode = o.compile ?? 'auto';
-    if (this.sclOn && !this.prepared && mode === 'auto') {
+    if (this.sclOn && !this.prepared && mode !== 'off') {
       this.eagerWhy = `the attention loss "${c.scl.type}" has no prepare/computePrepared (AttentionLoss contract), so its targets cannot be step inputs`;
       log(`compile scr: runs eagerly (${this.eagerWhy})`);
       mode = 'off';

@@ -130,7 +130,7 @@ export function formatDoctorReport(r: DoctorReport): string {
     );
   }
   const native = r.backends.find((b) => b.name === 'tensorflow' && b.available);
-  lines.push('', `compiled    ${r.compiledSteps.available ? 'available' : 'unavailable'}: ${r.compiledSteps.detail} (training loops: config \`compile: auto | off\`)`);
+  lines.push('', `compiled    ${r.compiledSteps.available ? 'available' : 'unavailable'}: ${r.compiledSteps.detail} (training loops: config \`compile: auto | off | xla\`)`);
   lines.push(`GPU devices ${r.gpus.length ? r.gpus.join('; ') : 'none'} (${r.gpuNote})`, `cores       ${availableParallelism()}`);
   lines.push(`oneDNN      ${oneDnnLabel()} (${oneDnnState().why})`);
   lines.push(`threads     ${native ? `native TensorFlow ${native.threads} intra-op / ${native.threads} inter-op` : 'native TensorFlow not loaded'} (--threads, config \`threads\`, RASS_THREADS; default: the cores this process may use)`);
