@@ -75,7 +75,8 @@ conv_in) at \`backbone_lr_mult\` x lr; clipping by the norm of all gradients.
 forward pass alone, whose output the loss's \`prepare\` reads on the host (Mask2Former's Hungarian matching and
 uncertainty point selection), then forward + loss + backward + clipping + AdamW with that plan as inputs. Eager
 elsewhere (wasm/cpu, \`compile: off\`, a loss without prepare/computePrepared, LoRA dropout), the reason logged
-once and tagged \`rass.compile.rass.reason\`.
+once and tagged \`rass.compile.rass.reason\`. \`compile: xla\` runs both functions through XLA: 1.9x faster on the
+tiny prior (6.2 vs 3.2 steps/s), about twice the peak memory, XLA's compilation once at the first compiled step.
 
 \`train.input: lq\` trains on degraded images (RASS, FT baseline); \`hq\` on clean ones (the DT baseline).
 Validation on the degraded split (\`val_lq/*\`) and the clean one (\`val_hq/*\`): mIoU in detectron2's and

@@ -33,7 +33,9 @@ run resumes to the same final metrics.
 \`compile: auto\` (default): on the native backend each training step (forward, SCL, backward, clipping,
 AdamW) runs as one compiled TensorFlow function, with the batch, the prompt context and the attention loss's
 prepared targets (\`AttentionLoss.prepare\`) as its inputs; an attention loss without \`prepare\` (or another
-backend, or LoRA dropout) runs the steps eagerly, the reason logged once and tagged \`rass.compile.scr.reason\`.`,
+backend, or LoRA dropout) runs the steps eagerly, the reason logged once and tagged \`rass.compile.scr.reason\`.
+\`compile: xla\` runs that function through XLA: 1.8x faster on the tiny prior (10.1 vs 5.7 steps/s), about
+twice the peak memory, and XLA's compilation once at the first compiled step (a 60-step run comes out slower).`,
   schema: {
     type: 'object',
     additionalProperties: false,
