@@ -814,7 +814,7 @@ export function pickScalars(inputs: StepInputs, prefix = 'hyper'): Record<string
  * variable and checks the compiled calls against the arithmetic (v <- 2v + x from v = [1,2,3],
  * x = 1: two recorded calls agree, calls 3 and 4 run compiled and leave [31, 47, 63]).
  */
-export function probeCompiledSteps(): { ok: boolean; detail: string } {
+export function probeCompiledSteps(mode: 'auto' | 'xla' = 'auto'): { ok: boolean; detail: string } {
   const support = nativeCompileSupport();
   if (!support.ok) return { ok: false, detail: support.why };
   const v = tf.tidy(() => tf.variable(tf.tensor1d([1, 2, 3]), false, `rass-compile-probe#${++fnCounter}`));
@@ -822,7 +822,7 @@ export function probeCompiledSteps(): { ok: boolean; detail: string } {
   const step = compileStep(({ x }: { x: tf.Tensor }) => {
     v.assign(tf.add(tf.mul(v, 2), x));
     return { s: tf.sum(v) };
-  }, { name: 'probe', log: (l) => notes.push(l) });
+  }, { name: 'probe', mode, log: (l) => notes.push(l) });
   const x = tf.ones([3]);
   try {
     let sum = 0;
@@ -834,8 +834,9 @@ export function probeCompiledSteps(): { ok: boolean; detail: string } {
     const got = Array.from(v.dataSync());
     const st = step.status();
     if (st.compiledCalls !== 2) return { ok: false, detail: `the probe step did not compile (${st.reason ?? notes.join('; ')})` };
+    if (mode === 'xla' && st.xla !== 'on') return { ok: false, detail: `XLA refused the probe step (${st.xlaReason ?? notes.join('; ')})` };
     if (got.join(',') !== '31,47,63' || sum !== 141) return { ok: false, detail: `the compiled probe computed [${got.join(', ')}], expected [31, 47, 63]` };
-    return { ok: true, detail: 'registerFunction present; a probe step compiled and matched' };
+    return { ok: true, detail: mode === 'xla' ? 'a probe step ran through XLA and matched' : 'registerFunction present; a probe step compiled and matched' };
   } finally {
     step.dispose();
     tf.dispose([x, v]);

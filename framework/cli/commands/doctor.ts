@@ -32,6 +32,8 @@ export interface DoctorReport {
   matmulSize: number;
   /** Whether training steps compile into one TensorFlow function (native backend with the binding patch). */
   compiledSteps: { available: boolean; detail: string };
+  /** compiled steps through XLA (`compile: xla`) */
+  xla: { available: boolean; detail: string };
 }
 
 const MATMUL = 512;
@@ -87,6 +89,7 @@ export async function collectDoctorReport(opts: { seconds?: number; env?: Record
   }
   const backends: BackendReport[] = [];
   let compiledSteps = { available: false, detail: 'needs the native TensorFlow backend' };
+  let xla = { available: false, detail: 'needs compiled steps' };
   for (const name of BACKEND_NAMES) {
     if (name === 'tensorflow') {
       const s = nativeBackendStatus(env, opts.threads);
@@ -105,6 +108,10 @@ export async function collectDoctorReport(opts: { seconds?: number; env?: Record
       if (name === 'tensorflow') {
         const p = probeCompiledSteps();
         compiledSteps = { available: p.ok, detail: p.detail };
+        if (p.ok) {
+          const px = probeCompiledSteps('xla');
+          xla = { available: px.ok, detail: px.detail };
+        }
       }
     } catch (e) {
       backends.push({ name, available: false, detail: (e as Error).message });
@@ -112,7 +119,7 @@ export async function collectDoctorReport(opts: { seconds?: number; env?: Record
   }
   if (before && tf.findBackend(before)) await tf.setBackend(before);
   const g = gpus(packageRoot());
-  return { node: process.version, tfjs: tf.version_core, tensorflow: tensorflowVersion(), chosen, backends, gpus: g.gpus, gpuNote: g.note, matmulSize: MATMUL, compiledSteps };
+  return { node: process.version, tfjs: tf.version_core, tensorflow: tensorflowVersion(), chosen, backends, gpus: g.gpus, gpuNote: g.note, matmulSize: MATMUL, compiledSteps, xla };
 }
 
 export function formatDoctorReport(r: DoctorReport): string {
@@ -131,6 +138,7 @@ export function formatDoctorReport(r: DoctorReport): string {
   }
   const native = r.backends.find((b) => b.name === 'tensorflow' && b.available);
   lines.push('', `compiled    ${r.compiledSteps.available ? 'available' : 'unavailable'}: ${r.compiledSteps.detail} (training loops: config \`compile: auto | off | xla\`)`);
+  lines.push(`XLA         ${r.xla.available ? 'available' : 'unavailable'}: ${r.xla.detail} (config \`compile: xla\`)`);
   lines.push(`GPU devices ${r.gpus.length ? r.gpus.join('; ') : 'none'} (${r.gpuNote})`, `cores       ${availableParallelism()}`);
   lines.push(`oneDNN      ${oneDnnLabel()} (${oneDnnState().why})`);
   lines.push(`threads     ${native ? `native TensorFlow ${native.threads} intra-op / ${native.threads} inter-op` : 'native TensorFlow not loaded'} (--threads, config \`threads\`, RASS_THREADS; default: the cores this process may use)`);

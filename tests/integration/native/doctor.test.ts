@@ -27,7 +27,10 @@ describe('rass doctor', () => {
     // its binding predates the patch (a checkout not rebuilt since: the detail says so)
     if (!native.available) assert.equal(r.compiledSteps.available, false);
     if (!r.compiledSteps.available) assert.match(r.compiledSteps.detail, native.available ? /registerFunction/ : /native/, r.compiledSteps.detail);
+    // XLA: the same probe through XLA (the pip wheel carries its CPU JIT), where steps compile
+    if (!r.compiledSteps.available) assert.equal(r.xla.available, false);
+    else assert.ok(r.xla.available, r.xla.detail);
     const text = formatDoctorReport(r);
-    for (const s of ['Node', 'tfjs', 'TensorFlow', 'compiled', 'oneDNN', 'GPU devices', 'tensorflow', 'wasm', 'cpu']) assert.ok(text.includes(s), `doctor output lacks ${s}`);
+    for (const s of ['Node', 'tfjs', 'TensorFlow', 'compiled', 'XLA', 'oneDNN', 'GPU devices', 'tensorflow', 'wasm', 'cpu']) assert.ok(text.includes(s), `doctor output lacks ${s}`);
   });
 });
