@@ -23,8 +23,8 @@ export interface LoraStepSpec {
   backend: BackendPreference;
   checkpoint: 'none' | 'blocks';
   attentionChunk: number;
-  /** run the fwd+bwd through compileStep (native only): one TensorFlow function per step */
-  compile?: boolean;
+  /** run the fwd+bwd through compileStep (native only): one TensorFlow function per step; 'xla': through XLA */
+  compile?: boolean | 'xla';
   /** the UNet (default: the tiny preset); e.g. SD21_BLOCK_UNET for backbones.sd21-block-train */
   config?: UNetConfig;
 }
@@ -55,9 +55,10 @@ async function main(): Promise<void> {
     const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(unet.run(xi, 999, ci))) as tf.Scalar, vars);
     return { loss: value, ...grads };
   };
-  const step = compileStep(fwdBwd, { mode: spec.compile ? 'auto' : 'off', name: 'bench-unet-lora', log: () => {} });
+  const step = compileStep(fwdBwd, { mode: spec.compile === 'xla' ? 'xla' : spec.compile ? 'auto' : 'off', name: 'bench-unet-lora', log: () => {} });
   // compiled: the first calls record (two agreeing recordings), then it runs as one function
-  if (spec.compile) for (let i = 0; i < 3; i++) tf.dispose(Object.values(step.call({ x, ctx })));
+  // (through XLA the third call also compiles: a fourth untimed call)
+  if (spec.compile) for (let i = 0; i < (spec.compile === 'xla' ? 4 : 3); i++) tf.dispose(Object.values(step.call({ x, ctx })));
   if (spec.compile && step.status().state !== 'compiled') throw new Error(`the step did not compile: ${step.status().reason}`);
   const times: number[] = [];
   const cpu: number[] = [];

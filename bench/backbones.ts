@@ -22,7 +22,7 @@ import { Rng } from '../framework/engine/rng.js';
 import { TINY_UNET } from '../registry/backbones/sd/presets.js';
 import { UNet2DConditionModel, type UNetConfig } from '../registry/backbones/sd/unet.js';
 import { benchLine, benchThreads, machineLoad } from './_format.js';
-import { compileStep } from '../framework/engine/compile.js';
+import { compileStep, type CompileMode } from '../framework/engine/compile.js';
 import type { LoraStepResult, LoraStepSpec } from './_unet-lora-step.js';
 
 interface Case {
@@ -49,7 +49,17 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)] as number;
 }
 
-function measureOurs(c: Case): { forward: number; train: number | null; trainCompiled: number | null; compiledNote: string } {
+interface Ours {
+  forward: number;
+  train: number | null;
+  trainCompiled: number | null;
+  compiledNote: string;
+  /** the compiled step through XLA (compile: xla) */
+  trainXla: number | null;
+  xlaNote: string;
+}
+
+function measureOurs(c: Case): Ours {
   const unet = new UNet2DConditionModel(c.config, 0);
   const r = Rng.derive(0, 'bench');
   const x = tf.tensor4d(r.fillNormal(new Float32Array(c.batch * c.size * c.size * c.config.in_channels)) as Float32Array, [c.batch, c.size, c.size, c.config.in_channels]);
@@ -73,14 +83,14 @@ function measureOurs(c: Case): { forward: number; train: number | null; trainCom
     }
   }
   // The same fwd+bwd through compileStep (framework/engine/compile.ts): the gradients are the
-  // function's outputs. Calls 1-2 record, call 3 instantiates the function; then `iters` timed.
-  let trainCompiled: number | null = null;
-  let compiledNote = 'not measured';
-  if (canTrain) {
+  // function's outputs. Calls 1-2 record, call 3 instantiates the function (and, through XLA,
+  // compiles it there); then `iters` timed.
+  const compiled = (mode: CompileMode): { time: number | null; note: string } => {
+    if (!canTrain) return { time: null, note: 'not measured' };
     const step = compileStep(({ x: xi, ctx: ci }: { x: tf.Tensor4D; ctx: tf.Tensor3D }) => {
       const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(unet.run(xi, 999, ci))) as tf.Scalar, vars);
       return { loss: value, ...grads };
-    }, { name: 'bench-unet-train', log: () => {} });
+    }, { name: 'bench-unet-train', mode, log: () => {} });
     const times: number[] = [];
     for (let i = 0; i < c.iters + 3; i++) {
       const s = performance.now();
@@ -90,13 +100,15 @@ function measureOurs(c: Case): { forward: number; train: number | null; trainCom
       times.push((performance.now() - s) / 1000);
     }
     const st = step.status();
-    compiledNote = st.state === 'compiled' ? 'compiled' : `eager: ${st.reason}`;
-    if (st.state === 'compiled') trainCompiled = median(times.slice(3));
     step.dispose();
-  }
+    const note = st.state === 'compiled' ? (mode === 'xla' ? `XLA ${st.xla === 'on' ? 'on' : `refused: ${st.xlaReason}`}` : 'compiled') : `eager: ${st.reason}`;
+    return { time: st.state === 'compiled' ? median(times.slice(3)) : null, note };
+  };
+  const plain = compiled('auto');
+  const xla = plain.time !== null ? compiled('xla') : { time: null, note: 'not measured' };
   tf.dispose([x, ctx]);
   unet.dispose();
-  return { forward: median(fwd.slice(1)), train: canTrain ? median(train.slice(1)) : null, trainCompiled, compiledNote };
+  return { forward: median(fwd.slice(1)), train: canTrain ? median(train.slice(1)) : null, trainCompiled: plain.time, compiledNote: plain.note, trainXla: xla.time, xlaNote: xla.note };
 }
 
 function peerVenv(): string {
@@ -278,14 +290,15 @@ function forwardSection(iters: number, threads: number): void {
   console.log('| UNet | pass | ours | diffusers | speed ratio |');
   console.log('|---|---|---|---|---|');
   for (const c of cases) {
-    const o = ours.get(c.name) as { forward: number; train: number | null; trainCompiled: number | null; compiledNote: string };
+    const o = ours.get(c.name) as Ours;
     const p = peer?.get(c.name);
     console.log(`| ${c.name} (${c.config.block_out_channels.join('/')}, ${c.batch}x${c.size}x${c.size}) | forward | ${f(o.forward)} | ${f(p?.forward_s)} | ${p ? (p.forward_s / o.forward).toFixed(3) : 'n/a'} |`);
     console.log(`| ${c.name} | forward+backward | ${f(o.train)} | ${f(p?.train_s)} | ${p && o.train ? (p.train_s / o.train).toFixed(3) : 'n/a'} |`);
     console.log(`| ${c.name} | forward+backward, compiled step (${o.compiledNote}) | ${f(o.trainCompiled)} | ${f(p?.train_s)} | ${p && o.trainCompiled ? (p.train_s / o.trainCompiled).toFixed(3) : 'n/a'} |`);
+    console.log(`| ${c.name} | forward+backward, compiled through XLA (${o.xlaNote}) | ${f(o.trainXla)} | ${f(p?.train_s)} | ${p && o.trainXla ? (p.train_s / o.trainXla).toFixed(3) : 'n/a'} |`);
   }
   if (!ours.get('tiny')?.train) console.log('forward+backward not measured: tfjs gradients are not registered on this backend (engine training kernels pending)');
-  const tiny = ours.get('tiny') as { forward: number; train: number | null; trainCompiled: number | null };
+  const tiny = ours.get('tiny') as Ours;
   const pt = peer?.get('tiny');
   const extra = { threads, load: machineLoad(threads).load.toFixed(2) };
   console.log(benchLine('backbones.unet-forward', tiny.forward * 1000, 'ms', 'diffusers-torch-cpu', pt ? pt.forward_s * 1000 : NaN, pt ? pt.forward_s / tiny.forward : NaN, extra));
@@ -293,4 +306,5 @@ function forwardSection(iters: number, threads: number): void {
   console.log(benchLine('backbones.unet-train', train * 1000, 'ms', 'diffusers-torch-cpu', pt ? pt.train_s * 1000 : NaN, pt ? pt.train_s / train : NaN, extra));
   const compiled = tiny.trainCompiled ?? NaN;
   console.log(benchLine('backbones.unet-train-compiled', compiled * 1000, 'ms', 'diffusers-torch-cpu', pt ? pt.train_s * 1000 : NaN, pt ? pt.train_s / compiled : NaN, { ...extra, eager_ms: train * 1000 }));
+  if (tiny.trainXla !== null) console.log(benchLine('backbones.unet-train-xla', tiny.trainXla * 1000, 'ms', 'diffusers-torch-cpu', pt ? pt.train_s * 1000 : NaN, pt ? pt.train_s / tiny.trainXla : NaN, { ...extra, eager_ms: train * 1000, compiled_ms: compiled * 1000 }));
 }
