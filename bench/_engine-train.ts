@@ -103,7 +103,7 @@ async function measure(backend: BackendName, tensors: ReturnType<typeof makeTens
   if (!train) return [{ backend, matmul, conv, stepS: null, losses: [], note: 'training skipped (--no-wasm-train)' }];
   const x = tf.tensor4d(tensors.x.data, tensors.x.shape as [number, number, number, number]);
   const y = tf.tensor4d(tensors.y.data, tensors.y.shape as [number, number, number, number]);
-  const variants = (withCompiled ? (['off', 'auto'] as const) : (['off'] as const)).map((mode) => {
+  const variants = (withCompiled ? (['off', 'auto', 'xla'] as const) : (['off'] as const)).map((mode) => {
     const vars = Object.fromEntries(Object.entries(tensors).filter(([n]) => n !== 'x' && n !== 'y').map(([n, v]) => [n, tf.variable(tf.tensor(v.data, v.shape), true, `bench-native-${backend}-${mode}-${n}`)]));
     const opt = tf.train.adam(LR);
     // tfjs's Adam keeps its bias corrections in variables (accBeta1/2), so the whole minimize
@@ -115,8 +115,8 @@ async function measure(backend: BackendName, tensors: ReturnType<typeof makeTens
     });
     return { mode, vars, opt, step, losses: [] as number[], times: [] as number[] };
   });
-  // compiled: the first three calls record (eager) and the fourth instantiates the function;
-  // the medians skip 4 calls of each variant
+  // compiled: the first three calls record (eager) and the fourth instantiates the function
+  // (through XLA: and compiles it); the medians skip 4 calls of each variant
   const skip = withCompiled ? 4 : 2;
   for (let i = 0; i < steps + skip - 2; i++) {
     for (const v of variants) {
@@ -130,11 +130,12 @@ async function measure(backend: BackendName, tensors: ReturnType<typeof makeTens
   const rows = variants.map((v): Row => {
     const status = v.step.status();
     const sorted = v.times.slice(skip).sort((p, q) => p - q);
-    const note = v.mode === 'auto' ? (status.state === 'compiled' ? `compiled (${status.compiledCalls} of ${v.times.length} steps)` : `NOT compiled: ${status.reason}`) : undefined;
+    const xlaNote = v.mode === 'xla' ? `, XLA ${status.xla === 'on' ? 'on' : `refused: ${status.xlaReason}`}` : '';
+    const note = v.mode !== 'off' ? (status.state === 'compiled' ? `compiled (${status.compiledCalls} of ${v.times.length} steps${xlaNote})` : `NOT compiled: ${status.reason}`) : undefined;
     v.step.dispose();
     v.opt.dispose();
     tf.dispose(Object.values(v.vars));
-    return { backend: v.mode === 'auto' ? `${backend}+compiled` : backend, matmul, conv, stepS: sorted[Math.floor(sorted.length / 2)]!, losses: v.losses.slice(0, 3), note };
+    return { backend: v.mode === 'auto' ? `${backend}+compiled` : v.mode === 'xla' ? `${backend}+xla` : backend, matmul, conv, stepS: sorted[Math.floor(sorted.length / 2)]!, losses: v.losses.slice(0, 3), note };
   });
   tf.dispose([x, y]);
   return rows;
@@ -187,6 +188,7 @@ export async function run(args: string[]): Promise<void> {
 
   const nat = rows.find((r) => r.backend === 'tensorflow');
   const natCompiled = rows.find((r) => r.backend === 'tensorflow+compiled');
+  const natXla = rows.find((r) => r.backend === 'tensorflow+xla');
   const wasm = rows.find((r) => r.backend === 'wasm')!;
   const fmt = (x: number | null, d = 1) => (x === null ? 'n/a' : x.toFixed(d));
   console.log(`tfjs ${tf.version_core}, native ${native.ok ? `via ${native.via}` : 'unavailable'}; PyTorch ${peer.torch} (${peer.threads} threads)`);
@@ -210,5 +212,9 @@ export async function run(args: string[]): Promise<void> {
   if (nat && natCompiled) {
     // the compiled step (framework/engine/compile.ts), with the eager step beside it
     console.log(benchLine('engine.train.native-compiled', 1 / natCompiled.stepS!, 'steps/s', 'pytorch', 1 / peer.train_step_s, peer.train_step_s / natCompiled.stepS!, { eager_ms: nat.stepS! * 1000, compiled_ms: natCompiled.stepS! * 1000, vs_eager: nat.stepS! / natCompiled.stepS! }));
+  }
+  if (nat && natCompiled && natXla) {
+    // the same step with compile: xla
+    console.log(benchLine('engine.train.native-xla', 1 / natXla.stepS!, 'steps/s', 'pytorch', 1 / peer.train_step_s, peer.train_step_s / natXla.stepS!, { eager_ms: nat.stepS! * 1000, compiled_ms: natCompiled.stepS! * 1000, xla_ms: natXla.stepS! * 1000 }));
   }
 }

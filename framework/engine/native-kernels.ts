@@ -82,7 +82,7 @@ export function patchNativeConvKernels(): void {
 }
 
 interface NativeBackend {
-  binding: { TF_ATTR_BOOL: number; TF_ATTR_TYPE: number; TF_FLOAT: number };
+  binding: { TF_ATTR_BOOL: number; TF_ATTR_TYPE: number; TF_FLOAT: number; TF_INT32: number };
   executeSingleOutput(op: string, attrs: { name: string; type: number; value: unknown }[], inputs: unknown[]): tf.TensorInfo;
 }
 
@@ -141,12 +141,37 @@ function registerResizeGrads(): void {
     kernelFunc: ({ inputs, backend, attrs }) => {
       const be = backend as unknown as NativeBackend;
       const [, h, w] = (inputs.images as tf.TensorInfo).shape;
+      const block = nearestBlock(inputs.dy as tf.TensorInfo, h!, w!, attrs);
+      // An exact 2x/4x/8x upsampling replicates each pixel into a block: its gradient is the
+      // block sum, as a Reshape and a Sum (ops XLA compiles; it has no ResizeNearestNeighborGrad)
+      if (block) {
+        const [b, oh, ow, c] = (inputs.dy as tf.TensorInfo).shape as number[];
+        const shape = tf.tensor1d([b!, h!, oh! / h!, w!, ow! / w!, c!], 'int32');
+        const axes = tf.tensor1d([2, 4], 'int32');
+        const blocks = be.executeSingleOutput('Reshape', [{ name: 'T', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT }, { name: 'Tshape', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }], [inputs.dy as tf.TensorInfo, shape]);
+        const out = be.executeSingleOutput('Sum', [{ name: 'keep_dims', type: be.binding.TF_ATTR_BOOL, value: false }, { name: 'T', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT }, { name: 'Tidx', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }], [blocks, axes]);
+        disposeData(be, blocks.dataId);
+        tf.dispose([shape, axes]);
+        return out;
+      }
       const size = tf.tensor1d([h!, w!], 'int32');
       const out = be.executeSingleOutput('ResizeNearestNeighborGrad', attrsOf(be, attrs), [inputs.dy, size]);
       size.dispose();
       return out;
     },
   });
+}
+
+/**
+ * Whether a nearest-neighbour resize (no corner alignment, no half-pixel centres) from h x w to
+ * dy's size is an exact 2x, 4x or 8x upsampling on both axes: there TensorFlow's source index
+ * floor(i * (in / out)) is exactly i / factor (a power-of-two scale is exact in float32).
+ */
+function nearestBlock(dy: tf.TensorInfo, h: number, w: number, attrs: tf.NamedAttrMap | undefined): boolean {
+  if (attrs?.alignCorners || attrs?.halfPixelCenters) return false;
+  const [, oh, ow] = dy.shape as number[];
+  const pow2 = (f: number) => f === 2 || f === 4 || f === 8;
+  return oh! % h === 0 && ow! % w === 0 && pow2(oh! / h) && pow2(ow! / w);
 }
 
 function disposeData(backend: object, dataId: tf.DataId): void {

@@ -49,12 +49,13 @@ describe('compiled steps through XLA (native backend)', { skip }, () => {
     assert.ok(eager.losses[STEPS - 1]! < eager.losses[0]! * 0.9, `${eager.losses[0]} -> ${eager.losses[STEPS - 1]}`);
   });
 
-  it('a step with an op XLA has no kernel for (ResizeNearestNeighborGrad) runs as the plain compiled function, says why once and tags it', async () => {
+  it('a step with an op XLA has no kernel for (ResizeNearestNeighborGrad, from a 3x upsampling) runs as the plain compiled function, says why once and tags it', async () => {
     await useBackend('tensorflow');
     const w = tf.variable(tf.tensor4d(normalData('xla-w', 2 * 4 * 4 * 3), [2, 4, 4, 3]));
-    const target = tf.tensor4d(normalData('xla-t', 2 * 8 * 8 * 3), [2, 8, 8, 3]);
-    const lossOf = (v: tf.Tensor4D) => tf.mean(tf.square(tf.sub(tf.image.resizeNearestNeighbor(v, [8, 8]), target))) as tf.Scalar;
-    // one SGD step: the gradient of the nearest-neighbour upsampling is ResizeNearestNeighborGrad
+    const target = tf.tensor4d(normalData('xla-t', 2 * 12 * 12 * 3), [2, 12, 12, 3]);
+    const lossOf = (v: tf.Tensor4D) => tf.mean(tf.square(tf.sub(tf.image.resizeNearestNeighbor(v, [12, 12]), target))) as tf.Scalar;
+    // one SGD step: the gradient of a 3x nearest-neighbour upsampling is ResizeNearestNeighborGrad
+    // (2x, 4x and 8x take a Reshape + Sum that XLA compiles: the next test)
     const fn = ({ lr }: { lr: tf.Tensor }) => {
       const { value, grads } = tf.variableGrads(() => lossOf(w as unknown as tf.Tensor4D), [w]);
       w.assign(tf.sub(w, tf.mul(grads[w.name]!, lr)) as tf.Tensor4D);
@@ -80,6 +81,36 @@ describe('compiled steps through XLA (native backend)', { skip }, () => {
     for (let i = 1; i < losses.length; i++) assert.ok(losses[i]! < losses[i - 1]!, losses.join(' '));
     step.dispose();
     tf.dispose([w, target, lr]);
+  });
+
+  it('a 2x nearest-neighbour upsampling trains through XLA (its gradient is a block sum XLA compiles), as it does eagerly', async () => {
+    await useBackend('tensorflow');
+    const run = (mode: CompileMode) => {
+      const w = tf.variable(tf.tensor4d(normalData('xla2-w', 2 * 4 * 4 * 3), [2, 4, 4, 3]));
+      const target = tf.tensor4d(normalData('xla2-t', 2 * 8 * 8 * 3), [2, 8, 8, 3]);
+      const step = compileStep(({ lr }: { lr: tf.Tensor }) => {
+        const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(tf.sub(tf.image.resizeNearestNeighbor(w as unknown as tf.Tensor4D, [8, 8]), target))) as tf.Scalar, [w]);
+        w.assign(tf.sub(w, tf.mul(grads[w.name]!, lr)) as tf.Tensor4D);
+        return { loss: value };
+      }, { mode, name: 'nn2', log: () => {} });
+      const lr = tf.scalar(0.5);
+      const losses: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const { loss } = step.call({ lr });
+        losses.push(loss!.dataSync()[0]!);
+        loss!.dispose();
+      }
+      const out = { losses, weights: w.dataSync().slice() as Float32Array, status: step.status() };
+      step.dispose();
+      tf.dispose([w, target, lr]);
+      return out;
+    };
+    const eager = run('off');
+    const xla = run('xla');
+    assert.equal(xla.status.state, 'compiled');
+    assert.equal(xla.status.xla, 'on', xla.status.xlaReason);
+    assert.ok(relErr(Float32Array.from(xla.losses), Float32Array.from(eager.losses)) < 1e-5 && relErr(xla.weights, eager.weights) < 1e-5);
+    assert.ok(eager.losses[5]! < eager.losses[0]!, eager.losses.join(' '));
   });
 
   it('xlaRefusal keeps the reason of the binding\'s error text, without the graph stack', () => {

@@ -123,22 +123,25 @@ describe('native TensorFlow kernels match the cpu and wasm backends (forward + g
 });
 
 describe('native resizeNearestNeighbor gradient equals the analytic block sums (batch 2)', { skip }, () => {
-  it('2x6x6x8 -> 12x12: each input pixel gets the sum of its 2x2 block of dy', async () => {
-    await useBackend('tensorflow');
-    const [n, h, w, c, oh, ow] = [2, 6, 6, 8, 12, 12];
-    const dyv = normalData('nn-grad/dy', n * oh * ow * c);
-    const ref = new Float32Array(n * h * w * c);
-    for (let b = 0; b < n; b++)
-      for (let y = 0; y < oh; y++)
-        for (let x = 0; x < ow; x++)
-          for (let k = 0; k < c; k++) ref[((b * h + (y >> 1)) * w + (x >> 1)) * c + k] += dyv[((b * oh + y) * ow + x) * c + k]!;
-    const g = tf.tidy(() => {
-      const dy = tf.tensor(dyv, [n, oh, ow, c]);
-      return tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [oh, ow]), dy)))(tf.zeros([n, h, w, c]));
+  // 2x and 4x take the Reshape + Sum form (native-kernels.ts, XLA-compilable); 3x and a
+  // mixed 2x/3x TensorFlow's ResizeNearestNeighborGrad
+  for (const [h, w, fy, fx] of [[6, 6, 2, 2], [3, 5, 4, 4], [4, 4, 3, 3], [5, 4, 2, 3]] as const) {
+    it(`2x${h}x${w}x8 -> ${h * fy}x${w * fx}: each input pixel gets the sum of its ${fy}x${fx} block of dy`, async () => {
+      await useBackend('tensorflow');
+      const [n, c, oh, ow] = [2, 8, h * fy, w * fx];
+      const dyv = normalData(`nn-grad/dy/${fy}x${fx}`, n * oh * ow * c);
+      const ref = new Float32Array(n * h * w * c);
+      for (let b = 0; b < n; b++)
+        for (let y = 0; y < oh; y++)
+          for (let x = 0; x < ow; x++)
+            for (let k = 0; k < c; k++) ref[((b * h + Math.floor(y / fy)) * w + Math.floor(x / fx)) * c + k] += dyv[((b * oh + y) * ow + x) * c + k]!;
+      const g = tf.tidy(() => {
+        const dy = tf.tensor(dyv, [n, oh, ow, c]);
+        return tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [oh, ow]), dy)))(tf.zeros([n, h, w, c]));
+      });
+      const e = relErr(g.dataSync() as Float32Array, ref);
+      g.dispose();
+      assert.ok(e <= 1e-6, `rel err ${e}`);
     });
-    const e = relErr(g.dataSync() as Float32Array, ref);
-    g.dispose();
-    assert.ok(e <= 1e-6, `rel err ${e}`);
-  });
+  }
 });
-
