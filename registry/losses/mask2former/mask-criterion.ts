@@ -61,7 +61,7 @@ export function uncertainPointsHost(logits: Float32Array, M: number, h: number, 
   for (let m = 0; m < M; m++) {
     const table = cornerTable(c.subarray(m * nSampled * 2, (m + 1) * nSampled * 2), nSampled, h, w);
     sampleChannel(logits, m * h * w, 1, 0, table, u);
-    const idx = mostUncertainFirst(u, nSampled);
+    const idx = mostUncertainFirst(u, nSampled, nImportant);
     for (let k = 0; k < nImportant; k++) {
       out[(m * numPoints + k) * 2] = c[(m * nSampled + (idx[k] as number)) * 2] as number;
       out[(m * numPoints + k) * 2 + 1] = c[(m * nSampled + (idx[k] as number)) * 2 + 1] as number;
@@ -80,8 +80,11 @@ export function uncertainPointsHost(logits: Float32Array, M: number, h: number, 
  * Candidate indices ordered by |logit| ascending (most uncertain first), ties by index: one
  * native numeric sort of keys (float32 bits of |u|) * 2^b + index, exact in float64 while the
  * bits fit in 53, instead of a comparator sort (this runs for every matched mask per step).
+ * With `first` < n only the first `first` entries are filled (the rest of the result is
+ * unspecified): a selection moves the `first` smallest keys to the front and only those are
+ * sorted, the same entries as the full sort's (the keys are distinct).
  */
-export function mostUncertainFirst(u: Float32Array, n: number): Int32Array {
+export function mostUncertainFirst(u: Float32Array, n: number, first = n): Int32Array {
   const b = Math.max(1, Math.ceil(Math.log2(n)));
   const out = new Int32Array(n);
   if (31 + b > 53) {
@@ -98,9 +101,42 @@ export function mostUncertainFirst(u: Float32Array, n: number): Int32Array {
     f[0] = Math.abs(u[i] as number); // non-negative float32: its bit pattern orders like its value
     keys[i] = (bits[0] as number) * scale + i;
   }
-  keys.sort();
-  for (let i = 0; i < n; i++) out[i] = (keys[i] as number) % scale;
+  const k = Math.max(0, Math.min(first, n));
+  if (k < n) {
+    selectSmallest(keys, k);
+    keys.subarray(0, k).sort();
+  } else keys.sort();
+  for (let i = 0; i < k; i++) out[i] = (keys[i] as number) % scale;
   return out;
+}
+
+/** Reorder `a` so that its `k` smallest values (distinct values) come first, in any order: quickselect, median of three. */
+function selectSmallest(a: Float64Array, k: number): void {
+  let lo = 0;
+  let hi = a.length - 1;
+  while (hi > lo && k > lo && k <= hi) {
+    const mid = (lo + hi) >> 1;
+    // median of a[lo], a[mid], a[hi] as the pivot
+    const x = a[lo] as number, y = a[mid] as number, z = a[hi] as number;
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while ((a[i] as number) < pivot) i++;
+      while ((a[j] as number) > pivot) j--;
+      if (i <= j) {
+        const t = a[i] as number;
+        a[i] = a[j] as number;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    // now a[lo..j] <= pivot <= a[i..hi]; continue on the side holding the k-th boundary
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return;
+  }
 }
 
 /** Sigmoid BCE with logits, elementwise: max(x,0) - x*t + log(1 + exp(-|x|)). */
@@ -113,10 +149,6 @@ export interface MatchResult {
   queries: number[];
   targets: number[];
 }
-
-/** Binary cross-entropy of a logit against target 1 and 0: softplus(-x), softplus(x), computed stably. */
-const bce1 = (x: number) => Math.max(-x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
-const bce0 = (x: number) => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
 
 /**
  * Hungarian matching for one image (no gradient), on host values: cost = classWeight *
@@ -154,10 +186,16 @@ export function matchImage(
     const neg = new Float64Array(P);
     const sig = new Float64Array(P);
     for (let p = 0; p < P; p++) {
+      // the cross-entropies against 1 and 0 (softplus(-x), softplus(x)) and the sigmoid from one
+      // exp and one log1p (this loop runs for every query and point of every layer and image per
+      // step): with e = exp(-|x|), log1p(e) is shared, and sigmoid(x) = 1 / (1 + e) for x >= 0,
+      // e / (1 + e) below
       const x = xs[p] as number;
-      pos[p] = bce1(x);
-      neg[p] = bce0(x);
-      sig[p] = 1 / (1 + Math.exp(-x));
+      const e = Math.exp(-Math.abs(x));
+      const l = Math.log1p(e);
+      pos[p] = Math.max(-x, 0) + l;
+      neg[p] = Math.max(x, 0) + l;
+      sig[p] = x >= 0 ? 1 / (1 + e) : e / (1 + e);
       sigSum += sig[p] as number;
     }
     for (let k = 0; k < K; k++) {

@@ -109,6 +109,14 @@ describe('mask2former loss plugin', () => {
       const u = Float32Array.from({ length: n }, () => [0, -0, 1e-30, -1e-30, 3e4][r.int(0, 4)]! * (r.random() < 0.5 ? 1 : Math.round(r.random() * 4)));
       const want = Array.from({ length: n }, (_, i) => i).sort((a, b) => Math.abs(u[a]!) - Math.abs(u[b]!) || a - b);
       assert.deepEqual(Array.from(mostUncertainFirst(u, n)), want, `n=${n}`);
+      // only the first k (the important points): the same entries, selected then sorted
+      for (const k of [0, 1, Math.floor(n / 4), Math.floor((3 * n) / 4), n - 1]) {
+        assert.deepEqual(Array.from(mostUncertainFirst(u, n, k).subarray(0, k)), want.slice(0, k), `n=${n}, first ${k}`);
+      }
     }
+    // distinct random magnitudes too (the selection's pivots on unequal keys)
+    const v = Float32Array.from({ length: 3072 }, () => r.random() * 2 - 1);
+    const byV = Array.from({ length: 3072 }, (_, i) => i).sort((a, b) => Math.abs(v[a]!) - Math.abs(v[b]!) || a - b);
+    for (const k of [2, 768, 3000]) assert.deepEqual(Array.from(mostUncertainFirst(v, 3072, k).subarray(0, k)), byV.slice(0, k), `first ${k}`);
   });
 });
