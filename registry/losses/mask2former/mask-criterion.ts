@@ -174,6 +174,11 @@ export function matchImage(
   for (let k = 0; k < K; k++) sampleChannel(tgt.data, k * tgt.height * tgt.width, 1, 0, tgtTable, tp, k * P);
   const tgtSum = Array.from({ length: K }, (_, k) => tp.subarray(k * P, (k + 1) * P).reduce((a, b) => a + b, 0));
   const cost = new Float32Array(Q * K);
+  // per-point terms of one query, reused across queries (allocating them per query was a
+  // good part of the planner's garbage)
+  const pos = new Float64Array(P);
+  const neg = new Float64Array(P);
+  const sig = new Float64Array(P);
   for (let q = 0; q < Q; q++) {
     // class probabilities (softmax over C+1)
     let mx = -Infinity;
@@ -182,9 +187,6 @@ export function matchImage(
     for (let j = 0; j < C1; j++) z += Math.exp((pred.classLogits[pred.classOffset + q * C1 + j] as number) - mx);
     const xs = out.subarray(q * P, (q + 1) * P);
     let sigSum = 0;
-    const pos = new Float64Array(P);
-    const neg = new Float64Array(P);
-    const sig = new Float64Array(P);
     for (let p = 0; p < P; p++) {
       // the cross-entropies against 1 and 0 (softplus(-x), softplus(x)) and the sigmoid from one
       // exp and one log1p (this loop runs for every query and point of every layer and image per
@@ -199,11 +201,11 @@ export function matchImage(
       sigSum += sig[p] as number;
     }
     for (let k = 0; k < K; k++) {
-      const t = tp.subarray(k * P, (k + 1) * P);
+      const t0 = k * P;
       let m = 0;
       let inter = 0;
       for (let p = 0; p < P; p++) {
-        const tv = t[p] as number;
+        const tv = tp[t0 + p] as number;
         m += (pos[p] as number) * tv + (neg[p] as number) * (1 - tv);
         inter += (sig[p] as number) * tv;
       }
