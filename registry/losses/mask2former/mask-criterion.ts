@@ -32,13 +32,6 @@ export const MASK2FORMER_LOSS_DEFAULTS: Omit<MaskCriterionOptions, 'numClasses'>
   deepSupervision: true,
 };
 
-/** Uniform random points in [0,1]^2 drawn from `rng`: [n, count, 2] (x, y). */
-export function randomPoints(rng: Rng, n: number, count: number): tf.Tensor3D {
-  const a = new Float32Array(n * count * 2);
-  for (let i = 0; i < a.length; i++) a[i] = rng.random();
-  return tf.tensor3d(a, [n, count, 2]);
-}
-
 /**
  * Mask2Former's get_uncertain_point_coords_with_randomness: draw oversample*P random points,
  * keep the importance*P whose logits are closest to 0 (most uncertain), fill up with fresh
@@ -219,16 +212,32 @@ export function matchImage(
   return { queries: [...a.rows], targets: [...a.cols] };
 }
 
-/** Points to use for one prediction layer; tests inject fixed ones, training draws from the rng. */
+/**
+ * Points to use for one prediction layer; tests inject fixed ones, training draws from the rng.
+ * The optional host forms give the same points as plain arrays (the planner works on host
+ * values): they spare a device round trip per image and layer, several per step.
+ */
 export interface PointSource {
   matcher(batchIndex: number): tf.Tensor2D;
   loss(maskLogits: tf.Tensor4D): tf.Tensor3D;
+  /** matcher's points [count, 2] as values */
+  matcherHost?(batchIndex: number): Float32Array;
+  /** loss's points for host logits [M, h, w]: M * count * 2 values */
+  lossHost?(maskLogits: Float32Array, M: number, h: number, w: number): Float32Array;
 }
 
-function rngPoints(rng: Rng, o: MaskCriterionOptions): PointSource {
+/** Training's points: uniform (x, y) in [0, 1]^2 for the matcher, uncertainty-sampled for the loss, both from `rng`. */
+export function rngPoints(rng: Rng, o: MaskCriterionOptions): PointSource {
+  const draw = () => {
+    const a = new Float32Array(o.numPoints * 2);
+    for (let i = 0; i < a.length; i++) a[i] = rng.random();
+    return a;
+  };
   return {
-    matcher: () => tf.tidy(() => tf.squeeze(randomPoints(rng, 1, o.numPoints), [0]) as tf.Tensor2D),
+    matcher: () => tf.tensor2d(draw(), [o.numPoints, 2]),
     loss: (m) => uncertainPoints(m, rng, o.numPoints, o.oversampleRatio, o.importanceSampleRatio),
+    matcherHost: draw,
+    lossHost: (m, M, h, w) => uncertainPointsHost(m, M, h, w, rng, o.numPoints, o.oversampleRatio, o.importanceSampleRatio),
   };
 }
 
@@ -265,9 +274,13 @@ export function planLayer(pred: MaskPrediction, targets: ImageTargets[], points:
   const maskLogits = pred.maskLogits.dataSync() as Float32Array;
   const matches: MatchResult[] = [];
   for (let b = 0; b < N; b++) {
-    const pts = points.matcher(b);
-    const ptsData = pts.dataSync() as Float32Array;
-    pts.dispose();
+    let ptsData: Float32Array;
+    if (points.matcherHost) ptsData = points.matcherHost(b);
+    else {
+      const pts = points.matcher(b);
+      ptsData = pts.dataSync() as Float32Array;
+      pts.dispose();
+    }
     matches.push(matchImage({ classLogits, classOffset: b * Q * C1, maskLogits, maskOffset: b * h * w * Q, Q, C1, h, w }, targets[b] as ImageTargets, ptsData, o));
   }
   // classification: matched queries get their target class, the rest "no object" (index C)
@@ -299,12 +312,18 @@ export function planLayer(pred: MaskPrediction, targets: ImageTargets[], points:
     pairs.forEach(([b, q], r) => {
       for (let i = 0; i < h * w; i++) src[r * h * w + i] = maskLogits[(b * h * w + i) * Q + q] as number;
     });
-    const srcT = tf.tensor4d(src, [matched, h, w, 1]);
-    const real = points.loss(srcT);
-    srcT.dispose();
-    P = real.shape[1];
-    const realData = real.dataSync() as Float32Array;
-    real.dispose();
+    let realData: Float32Array;
+    if (points.lossHost) {
+      realData = points.lossHost(src, matched, h, w);
+      P = realData.length / (matched * 2);
+    } else {
+      const srcT = tf.tensor4d(src, [matched, h, w, 1]);
+      const real = points.loss(srcT);
+      srcT.dispose();
+      P = real.shape[1];
+      realData = real.dataSync() as Float32Array;
+      real.dispose();
+    }
     coords = new Float32Array(R * P * 2).fill(0.5);
     coords.set(realData);
     labels = new Float32Array(R * P);

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../../framework/api.js';
 import { useBackend } from '../../../framework/engine/backend.js';
-import { mostUncertainFirst, uncertainPoints } from '../../../registry/losses/mask2former/mask-criterion.js';
+import { MASK2FORMER_LOSS_DEFAULTS, mostUncertainFirst, planLayer, rngPoints, uncertainPoints, type PointSource } from '../../../registry/losses/mask2former/mask-criterion.js';
+import { maskTargets } from '../../../registry/losses/mask2former/targets.js';
 import { PerPixelLoss } from '../../../registry/losses/per-pixel/per-pixel.js';
 import { mask2formerLoss } from '../../../registry/losses/mask2former/plugin.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
@@ -86,6 +87,29 @@ describe('mask2former loss plugin', () => {
       { c: l.o.classWeight, m: l.o.maskWeight, d: l.o.diceWeight, n: l.o.noObjectWeight, p: l.o.numPoints, os: l.o.oversampleRatio, is: l.o.importanceSampleRatio, ds: l.o.deepSupervision },
       { c: 2, m: 5, d: 5, n: 0.1, p: 12544, os: 3, is: 0.75, ds: true },
     );
+  });
+
+  it('the host plan draws the same points through the host forms of the point source as through its tensor forms', () => {
+    // 2 images, 5 queries, 3 classes + no-object, 8x8 masks; labels with 2-3 classes per image
+    const r = Rng.derive(9, 'plan');
+    const [N, Q, C, h, w, H, W] = [2, 5, 3, 8, 8, 16, 16];
+    const pred = {
+      classLogits: tf.tensor3d(r.fillNormal(new Float32Array(N * Q * (C + 1))) as Float32Array, [N, Q, C + 1]),
+      maskLogits: tf.tensor4d(r.fillNormal(new Float32Array(N * h * w * Q), 0, 3) as Float32Array, [N, h, w, Q]),
+    };
+    const labels = Uint8Array.from({ length: N * H * W }, (_, i) => Math.floor((i % W) / 6) % C);
+    const targets = maskTargets({ batch: N, height: H, width: W, labels, ignoreIndex: 255 } as never, C);
+    const o = { ...MASK2FORMER_LOSS_DEFAULTS, numClasses: C, numPoints: 64 };
+    const hostForms = rngPoints(Rng.derive(4, 'pts'), o);
+    const t = rngPoints(Rng.derive(4, 'pts'), o);
+    const tensorOnly: PointSource = { matcher: t.matcher, loss: t.loss };
+    assert.ok(hostForms.matcherHost && hostForms.lossHost);
+    const a = planLayer(pred, targets, hostForms, o);
+    const b = planLayer(pred, targets, tensorOnly, o);
+    assert.deepEqual(a.matches, b.matches);
+    assert.ok(a.matches.some((m) => m.queries.length > 0), 'something matched: the loss points were drawn');
+    for (const k of Object.keys(b.tensors)) assert.deepEqual(Array.from(a.tensors[k]!.dataSync()), Array.from(b.tensors[k]!.dataSync()), k);
+    tf.dispose([pred.classLogits, pred.maskLogits, ...Object.values(a.tensors), ...Object.values(b.tensors)]);
   });
 
   it('importance sampling picks points whose logits are near 0', () => {
