@@ -33,6 +33,19 @@ function toyRun(mode: CompileMode, log: string[]) {
   return { losses, weights, tags };
 }
 
+/** Six SGD steps of `step` at learning rate 0.5: the losses. */
+function sgdLosses(step: { call(inputs: { lr: tf.Tensor }): { loss?: tf.Tensor } }): number[] {
+  const lr = tf.scalar(0.5);
+  const losses: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const { loss } = step.call({ lr });
+    losses.push(loss!.dataSync()[0]!);
+    loss!.dispose();
+  }
+  lr.dispose();
+  return losses;
+}
+
 describe('compiled steps through XLA (native backend)', { skip }, () => {
   it('the toy classifier trains through XLA as it does eagerly (1e-4 relative over 20 steps)', async () => {
     await useBackend('tensorflow');
@@ -63,13 +76,7 @@ describe('compiled steps through XLA (native backend)', { skip }, () => {
     };
     const log: string[] = [];
     const step = compileStep(fn, { mode: 'xla', name: 'nn', log: (l) => log.push(l) });
-    const lr = tf.scalar(0.5);
-    const losses: number[] = [];
-    for (let i = 0; i < 6; i++) {
-      const { loss } = step.call({ lr });
-      losses.push(loss!.dataSync()[0]!);
-      loss!.dispose();
-    }
+    const losses = sgdLosses(step);
     const s = step.status();
     assert.equal(s.state, 'compiled');
     assert.ok(s.compiledCalls >= 2, JSON.stringify(s));
@@ -80,7 +87,7 @@ describe('compiled steps through XLA (native backend)', { skip }, () => {
     // it still trained: the loss falls every step
     for (let i = 1; i < losses.length; i++) assert.ok(losses[i]! < losses[i - 1]!, losses.join(' '));
     step.dispose();
-    tf.dispose([w, target, lr]);
+    tf.dispose([w, target]);
   });
 
   it('a 2x nearest-neighbour upsampling trains through XLA (its gradient is a block sum XLA compiles), as it does eagerly', async () => {
@@ -93,16 +100,9 @@ describe('compiled steps through XLA (native backend)', { skip }, () => {
         w.assign(tf.sub(w, tf.mul(grads[w.name]!, lr)) as tf.Tensor4D);
         return { loss: value };
       }, { mode, name: 'nn2', log: () => {} });
-      const lr = tf.scalar(0.5);
-      const losses: number[] = [];
-      for (let i = 0; i < 6; i++) {
-        const { loss } = step.call({ lr });
-        losses.push(loss!.dataSync()[0]!);
-        loss!.dispose();
-      }
-      const out = { losses, weights: w.dataSync().slice() as Float32Array, status: step.status() };
+      const out = { losses: sgdLosses(step), weights: w.dataSync().slice() as Float32Array, status: step.status() };
       step.dispose();
-      tf.dispose([w, target, lr]);
+      tf.dispose([w, target]);
       return out;
     };
     const eager = run('off');
