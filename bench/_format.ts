@@ -15,6 +15,20 @@ export function benchLine(id: string, value: number, unit: string, peerName: str
   return `BENCH ${id} ${f(value)} ${unit} peer=${peerName} ${f(peerValue)} ratio=${f(ratio)}${tail}`;
 }
 
+/**
+ * The two headline lines of a training-step bench: `<id>` in steps/s (ratio = ours / peer's) and
+ * `<id>-memory` as peak RSS in MB (ratio = peer's / ours: above 1 we use less). A missing peer
+ * prints NaN figures.
+ */
+export function stepBenchLines(id: string, ours: { step_s: number; peak_rss_mb: number }, peer: { step_s: number; peak_rss_mb: number } | null, peerName: string, extra: Record<string, string | number>): string[] {
+  const sps = 1 / ours.step_s;
+  const psps = peer ? 1 / peer.step_s : NaN;
+  return [
+    benchLine(id, sps, 'steps/s', peerName, psps, sps / psps, extra),
+    benchLine(`${id}-memory`, ours.peak_rss_mb, 'MB', peerName, peer?.peak_rss_mb ?? NaN, peer ? peer.peak_rss_mb / ours.peak_rss_mb : NaN, extra),
+  ];
+}
+
 /** `--threads N` from a bench's arguments, else the cores this process may use: the count both sides are pinned to. */
 export function benchThreads(args: readonly string[]): number {
   const i = args.indexOf('--threads');

@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { benchLine, benchThreads, machineLoad } from './_format.js';
+import { benchThreads, machineLoad, stepBenchLines } from './_format.js';
 
 interface Result {
   step_s: number;
@@ -79,17 +79,9 @@ export async function run(args: string[]): Promise<void> {
     console.log(`| peak RSS | ${ours.peak_rss_mb.toFixed(0)} MB | ${peer ? `${peer.peak_rss_mb.toFixed(0)} MB` : 'n/a'} |`);
     console.log(`| trainable parameters | ${ours.trainable} | ${peer?.trainable ?? 'n/a'} |`);
     console.log(`| loss per step | ${loss(ours)} | ${peer ? loss(peer) : 'n/a'} |`);
-    const sps = 1 / ours.step_s;
-    const psps = peer ? 1 / peer.step_s : NaN;
     const extra = { threads, backend: ours.backend ?? '?', compile: ours.compile ?? '?', eager_ms: ((ours.eager_step_s ?? NaN) * 1000).toFixed(0), load: Math.max(before.load, machineLoad(threads).load).toFixed(2) };
-    console.log(benchLine('rass.train-step', sps, 'steps/s', 'diffusers-peft-torch-cpu', psps, sps / psps, extra));
-    console.log(benchLine('rass.train-step-memory', ours.peak_rss_mb, 'MB', 'diffusers-peft-torch-cpu', peer?.peak_rss_mb ?? NaN, peer ? peer.peak_rss_mb / ours.peak_rss_mb : NaN, extra));
-    if (xla) {
-      const xsps = 1 / xla.step_s;
-      const xextra = { ...extra, compile: `xla:${xla.compile ?? '?'}` };
-      console.log(benchLine('rass.train-step-xla', xsps, 'steps/s', 'diffusers-peft-torch-cpu', psps, xsps / psps, xextra));
-      console.log(benchLine('rass.train-step-xla-memory', xla.peak_rss_mb, 'MB', 'diffusers-peft-torch-cpu', peer?.peak_rss_mb ?? NaN, peer ? peer.peak_rss_mb / xla.peak_rss_mb : NaN, xextra));
-    }
+    for (const line of stepBenchLines('rass.train-step', ours, peer, 'diffusers-peft-torch-cpu', extra)) console.log(line);
+    if (xla) for (const line of stepBenchLines('rass.train-step-xla', xla, peer, 'diffusers-peft-torch-cpu', { ...extra, compile: `xla:${xla.compile ?? '?'}` })) console.log(line);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { benchLine } from './_format.js';
+import { stepBenchLines } from './_format.js';
 
 interface Result {
   step_s: number;
@@ -53,15 +53,7 @@ export async function run(args: string[]): Promise<void> {
   console.log(`| time | ${(ours.step_s * 1000).toFixed(0)} ms (${ours.backend}, ${ours.threads ?? '?'} threads) | ${peer ? `${(peer.step_s * 1000).toFixed(0)} ms (torch ${peer.torch}, ${peer.threads} threads)` : 'n/a'} |`);
   console.log(`| peak RSS | ${ours.peak_rss_mb.toFixed(0)} MB | ${peer ? `${peer.peak_rss_mb.toFixed(0)} MB` : 'n/a'} |`);
   console.log(`| (ours as run: ${ours.compile ?? 'eager'}; eager step ${(eager.step_s * 1000).toFixed(0)} ms, ${eager.peak_rss_mb.toFixed(0)} MB${xla ? `; compile: xla ${(xla.step_s * 1000).toFixed(0)} ms, ${xla.peak_rss_mb.toFixed(0)} MB` : ''}) | | |`);
-  const sps = 1 / ours.step_s;
-  const psps = peer ? 1 / peer.step_s : NaN;
   const extra = { threads, backend: ours.backend ?? '?', compile: ours.compile ?? 'eager', eager_ms: (eager.step_s * 1000).toFixed(0), load: loadavg()[0].toFixed(2) };
-  console.log(benchLine('scr.train-step', sps, 'steps/s', 'diffusers-peft-torch-cpu', psps, sps / psps, extra));
-  console.log(benchLine('scr.train-step-memory', ours.peak_rss_mb, 'MB', 'diffusers-peft-torch-cpu', peer?.peak_rss_mb ?? NaN, peer ? peer.peak_rss_mb / ours.peak_rss_mb : NaN, extra));
-  if (xla) {
-    const xsps = 1 / xla.step_s;
-    const xextra = { ...extra, compile: `xla:${xla.compile ?? '?'}` };
-    console.log(benchLine('scr.train-step-xla', xsps, 'steps/s', 'diffusers-peft-torch-cpu', psps, xsps / psps, xextra));
-    console.log(benchLine('scr.train-step-xla-memory', xla.peak_rss_mb, 'MB', 'diffusers-peft-torch-cpu', peer?.peak_rss_mb ?? NaN, peer ? peer.peak_rss_mb / xla.peak_rss_mb : NaN, xextra));
-  }
+  for (const line of stepBenchLines('scr.train-step', ours, peer, 'diffusers-peft-torch-cpu', extra)) console.log(line);
+  if (xla) for (const line of stepBenchLines('scr.train-step-xla', xla, peer, 'diffusers-peft-torch-cpu', { ...extra, compile: `xla:${xla.compile ?? '?'}` })) console.log(line);
 }

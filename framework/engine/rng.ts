@@ -44,18 +44,15 @@ function hashKeys(keys: readonly RngKey[]): [number, number, number, number] {
 }
 
 export class Rng {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
+  /** xoshiro128** state s0..s3 (as int32) */
+  private readonly st: Int32Array;
   private spare: number | null = null;
   /** The keys this stream was derived from (for fork). */
   readonly keys: readonly RngKey[];
 
   private constructor(keys: readonly RngKey[], state?: RngState) {
     this.keys = keys;
-    const s = state?.s ?? hashKeys(keys);
-    [this.s0, this.s1, this.s2, this.s3] = s;
+    this.st = Int32Array.from(state?.s ?? hashKeys(keys));
     this.spare = state?.spare ?? null;
   }
 
@@ -71,7 +68,8 @@ export class Rng {
 
   /** Snapshot for checkpoints; `Rng.restore` continues the exact sequence. */
   getState(): RngState {
-    return { s: [this.s0, this.s1, this.s2, this.s3], spare: this.spare };
+    const [s0, s1, s2, s3] = this.st as unknown as [number, number, number, number];
+    return { s: [s0, s1, s2, s3], spare: this.spare };
   }
 
   static restore(keys: readonly RngKey[], state: RngState): Rng {
@@ -80,22 +78,12 @@ export class Rng {
 
   /** Next 32-bit unsigned integer (xoshiro128**). */
   nextU32(): number {
-    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
-    const t = this.s1 << 9;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    return result;
+    return xoshiroNext(this.st);
   }
 
   /** Uniform in [0, 1) with 53 random bits. */
   random(): number {
-    const a = this.nextU32() >>> 5;
-    const b = this.nextU32() >>> 6;
-    return (a * 67108864 + b) / 9007199254740992;
+    return uniform53(this.st);
   }
 
   uniform(lo = 0, hi = 1): number {
@@ -172,9 +160,7 @@ export class Rng {
       out[i++] = mean + std * this.spare;
       this.spare = null;
     }
-    // The state in a typed array for a small function V8 inlines (closures over `let` locals
-    // would put the state back on the heap).
-    const st = Int32Array.of(this.s0, this.s1, this.s2, this.s3);
+    const st = this.st;
     while (i < n) {
       let u = 0;
       while (u === 0) u = uniform53(st);
@@ -185,7 +171,6 @@ export class Rng {
       if (i < n) out[i++] = mean + std * z;
       else this.spare = z;
     }
-    [this.s0, this.s1, this.s2, this.s3] = st;
     return out;
   }
 
@@ -233,13 +218,14 @@ export class Rng {
   }
 }
 
-/** `Rng.random()` on a state held in an Int32Array (s0..s3): two xoshiro128** outputs, 53 bits. */
+/** Two xoshiro128** outputs as a uniform in [0, 1) with 53 bits: (a * 2^26 + b) / 2^53. */
 function uniform53(st: Int32Array): number {
   const a = xoshiroNext(st) >>> 5;
   const b = xoshiroNext(st) >>> 6;
   return (a * 67108864 + b) / 9007199254740992;
 }
 
+/** The next 32-bit unsigned output of xoshiro128** on state st = s0..s3, advancing it. */
 function xoshiroNext(st: Int32Array): number {
   const s1 = st[1];
   const result = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
