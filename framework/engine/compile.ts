@@ -85,9 +85,6 @@ export interface CompileStatus {
 }
 
 const MAX_RECORDINGS = 4;
-/** TF_ATTR_BOOL in the C API's TF_AttrType. */
-const TF_ATTR_BOOL = 3;
-const XLA_ATTRS: OpAttr[] = [{ name: '_XlaMustCompile', type: TF_ATTR_BOOL, value: true }];
 
 /** The native binding (tfjs-node) as this module uses it. */
 interface TensorInfo {
@@ -110,6 +107,7 @@ interface Binding {
   TF_FLOAT: number;
   TF_INT32: number;
   TF_BOOL: number;
+  TF_ATTR_BOOL: number;
   TF_ATTR_TYPE: number;
   TF_ATTR_SHAPE: number;
 }
@@ -341,7 +339,7 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
     const t0 = performance.now();
     let infos: TensorInfo[];
     try {
-      infos = b.executeOp(fnName, XLA_ATTRS, ids, numOutputs);
+      infos = b.executeOp(fnName, [{ name: '_XlaMustCompile', type: b.TF_ATTR_BOOL, value: true }], ids, numOutputs);
     } catch (e) {
       const why = xlaRefusal(e);
       this.xlaRefused.set(fnName, why);

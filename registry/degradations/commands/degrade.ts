@@ -18,7 +18,7 @@ import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { loadSharp } from '../../datasets/common/load-sharp.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng, UserError, buildComponent, ensureWritableDir, consoleLogger, initBackend, isComponentNode, loadConfig, loadConfigPlugins, parseBackendName, validateConfig, type CommandSpec, type Degradation, type PluginRegistry } from '../../../framework/api.js';
-import { roundHalfEven } from '../noise/noise.js';
+import { roundHalfEven } from '../../../framework/api.js';
 import { readRgb } from '../../datasets/common/image-io.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff'];

@@ -1,6 +1,6 @@
 /** Real (libjpeg) JPEG round trip through sharp, for contrast with DiffJPEG. */
 import { loadSharp } from '../../datasets/common/load-sharp.js';
-import { roundHalfEven } from '../noise/noise.js';
+import { roundHalfEven } from '../../../framework/api.js';
 
 /** Encode one HWC float [0,1] RGB image as JPEG at `quality` (integer) and decode it back. */
 export async function sharpJpeg(img: Float32Array, h: number, w: number, quality: number, chroma: '4:2:0' | '4:4:4' = '4:2:0'): Promise<Float32Array> {

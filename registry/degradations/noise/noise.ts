@@ -7,9 +7,6 @@
 import type { Rng } from '../../../framework/api.js';
 import { roundHalfEven } from '../../../framework/api.js';
 
-/** Re-exported: the noise, JPEG and metric code all round half to even. */
-export { roundHalfEven };
-
 const f32 = Math.fround;
 
 export interface NoiseSampler {

@@ -8,7 +8,8 @@ import { plugins } from '../../../registry/degradations/index.js';
 import { buildDegradation } from '../../../registry/degradations/common/build.js';
 import { sampleKernelParams, makeKernel, gaussianKernel, besselJ1, type KernelType } from '../../../registry/degradations/kernels/kernels.js';
 import { filter2d, filterSeparable } from '../../../registry/degradations/common/filter2d.js';
-import { roundHalfEven, quantizeForPoisson } from '../../../registry/degradations/noise/noise.js';
+import { quantizeForPoisson } from '../../../registry/degradations/noise/noise.js';
+import { roundHalfEven } from '../../../framework/engine/round-half-even.js';
 import { resize } from '../../../registry/degradations/resize/resize.js';
 
 const build = (node: unknown) => buildDegradation(node as never, { plugins });
