@@ -4,7 +4,7 @@ import type { HeadOutput, MaskPrediction } from '../../../framework/api.js';
 import type { LossResult, PreparedSegLoss, SegLoss, SegTargets } from '../../../framework/api.js';
 import { pointSample } from '../../heads/common/sampling.js';
 import { linearSumAssignment } from './hungarian.js';
-import { cornerTable, sampleChannel } from './host-sampling.js';
+import { cornerTable, sampleChannel, sampleChannels, samplePoints } from './host-sampling.js';
 import { maskTargets, type ImageTargets } from './targets.js';
 
 /** Mask2Former SetCriterion settings (defaults: docs/method.md / Mask2Former ADE20K semantic). */
@@ -47,25 +47,21 @@ export function uncertainPointsHost(logits: Float32Array, M: number, h: number, 
   const nSampled = Math.floor(numPoints * oversample);
   const nImportant = Math.floor(importance * numPoints);
   // the candidates of every row first, then the fill-ups: the order the random stream is read in
-  const c = new Float32Array(M * nSampled * 2);
-  for (let i = 0; i < c.length; i++) c[i] = rng.random();
+  const c = rng.fillUniform(new Float32Array(M * nSampled * 2)) as Float32Array;
   const out = new Float32Array(M * numPoints * 2);
   const u = new Float32Array(nSampled);
   for (let m = 0; m < M; m++) {
-    const table = cornerTable(c.subarray(m * nSampled * 2, (m + 1) * nSampled * 2), nSampled, h, w);
-    sampleChannel(logits, m * h * w, 1, 0, table, u);
+    samplePoints(c.subarray(m * nSampled * 2, (m + 1) * nSampled * 2), nSampled, logits, m * h * w, h, w, u);
     const idx = mostUncertainFirst(u, nSampled, nImportant);
     for (let k = 0; k < nImportant; k++) {
       out[(m * numPoints + k) * 2] = c[(m * nSampled + (idx[k] as number)) * 2] as number;
       out[(m * numPoints + k) * 2 + 1] = c[(m * nSampled + (idx[k] as number)) * 2 + 1] as number;
     }
   }
-  for (let m = 0; m < M; m++) {
-    for (let k = nImportant; k < numPoints; k++) {
-      out[(m * numPoints + k) * 2] = rng.random();
-      out[(m * numPoints + k) * 2 + 1] = rng.random();
-    }
-  }
+  // the fill-ups, drawn in one go in the same order
+  const fill = numPoints - nImportant;
+  const fresh = rng.fillUniform(new Float32Array(M * fill * 2)) as Float32Array;
+  for (let m = 0; m < M; m++) out.set(fresh.subarray(m * fill * 2, (m + 1) * fill * 2), (m * numPoints + nImportant) * 2);
   return out;
 }
 
@@ -162,7 +158,7 @@ export function matchImage(
   const outTable = cornerTable(points, P, h, w);
   const tgtTable = cornerTable(points, P, tgt.height, tgt.width);
   const out = new Float32Array(Q * P); // [Q, P]
-  for (let q = 0; q < Q; q++) sampleChannel(pred.maskLogits, pred.maskOffset, Q, q, outTable, out, q * P);
+  sampleChannels(pred.maskLogits, pred.maskOffset, Q, outTable, out);
   const tp = new Float32Array(K * P); // [K, P]
   for (let k = 0; k < K; k++) sampleChannel(tgt.data, k * tgt.height * tgt.width, 1, 0, tgtTable, tp, k * P);
   const tgtSum = Array.from({ length: K }, (_, k) => tp.subarray(k * P, (k + 1) * P).reduce((a, b) => a + b, 0));
@@ -228,11 +224,7 @@ export interface PointSource {
 
 /** Training's points: uniform (x, y) in [0, 1]^2 for the matcher, uncertainty-sampled for the loss, both from `rng`. */
 export function rngPoints(rng: Rng, o: MaskCriterionOptions): PointSource {
-  const draw = () => {
-    const a = new Float32Array(o.numPoints * 2);
-    for (let i = 0; i < a.length; i++) a[i] = rng.random();
-    return a;
-  };
+  const draw = () => rng.fillUniform(new Float32Array(o.numPoints * 2)) as Float32Array;
   return {
     matcher: () => tf.tensor2d(draw(), [o.numPoints, 2]),
     loss: (m) => uncertainPoints(m, rng, o.numPoints, o.oversampleRatio, o.importanceSampleRatio),
@@ -329,8 +321,7 @@ export function planLayer(pred: MaskPrediction, targets: ImageTargets[], points:
     labels = new Float32Array(R * P);
     pairs.forEach(([b, , k], r) => {
       const t = targets[b] as ImageTargets;
-      const table = cornerTable(realData.subarray(r * P * 2, (r + 1) * P * 2), P, t.height, t.width);
-      sampleChannel(t.data as Float32Array, k * t.height * t.width, 1, 0, table, labels, r * P);
+      samplePoints(realData.subarray(r * P * 2, (r + 1) * P * 2), P, t.data as Float32Array, k * t.height * t.width, t.height, t.width, labels, r * P);
     });
   }
   return {

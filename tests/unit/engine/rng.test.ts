@@ -63,6 +63,20 @@ test('int is unbiased over its range and choice follows weights', () => {
   assert.deepEqual([...r.permutation(10)].sort((x, y) => x - y), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
 });
 
+test('fillUniform draws exactly what uniform() draws in a loop, later state included', () => {
+  for (const [len, lo, hi] of [[0, 0, 1], [1, 0, 1], [9, -2, 3], [4097, 0.5, 0.75]] as const) {
+    const a = Rng.derive(6, 'fill-uniform', len);
+    const b = Rng.derive(6, 'fill-uniform', len);
+    a.normal(); // a spare left behind must stay untouched by uniform draws
+    b.normal();
+    const filled = a.fillUniform(new Float64Array(len), lo, hi);
+    const looped = Float64Array.from({ length: len }, () => b.uniform(lo, hi));
+    assert.deepEqual(Array.from(filled), Array.from(looped), `length ${len}`);
+    assert.deepEqual([a.random(), a.normal(), a.nextU32()], [b.random(), b.normal(), b.nextU32()], `after length ${len}`);
+    assert.deepEqual(a.getState(), b.getState());
+  }
+});
+
 test('fillNormal draws exactly what normal() draws in a loop, spare and later state included', () => {
   for (const [len, preSpare] of [[0, false], [1, false], [7, false], [8, true], [1001, true], [1, true]] as const) {
     const a = Rng.derive(5, 'fill', len);

@@ -5,6 +5,8 @@ import { Rng } from '../../../framework/api.js';
 import { useBackend } from '../../../framework/engine/backend.js';
 import { MASK2FORMER_LOSS_DEFAULTS, mostUncertainFirst, planLayer, rngPoints, uncertainPoints, type PointSource } from '../../../registry/losses/mask2former/mask-criterion.js';
 import { maskTargets } from '../../../registry/losses/mask2former/targets.js';
+import { cornerTable, sampleChannel, sampleChannels, samplePoints } from '../../../registry/losses/mask2former/host-sampling.js';
+import { pointSample } from '../../../registry/heads/common/sampling.js';
 import { PerPixelLoss } from '../../../registry/losses/per-pixel/per-pixel.js';
 import { mask2formerLoss } from '../../../registry/losses/mask2former/plugin.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
@@ -110,6 +112,27 @@ describe('mask2former loss plugin', () => {
     assert.ok(a.matches.some((m) => m.queries.length > 0), 'something matched: the loss points were drawn');
     for (const k of Object.keys(b.tensors)) assert.deepEqual(Array.from(a.tensors[k]!.dataSync()), Array.from(b.tensors[k]!.dataSync()), k);
     tf.dispose([pred.classLogits, pred.maskLogits, ...Object.values(a.tensors), ...Object.values(b.tensors)]);
+  });
+
+  it('host point sampling: the fused and all-channel forms equal the corner table to the bit, and the device pointSample', () => {
+    const r = Rng.derive(3, 'host-sampling');
+    const [H, W, C, n] = [6, 9, 5, 400];
+    const map = r.fillNormal(new Float32Array(2 * H * W * C), 0, 2) as Float32Array; // two images, channel-last
+    // points inside, on the edges and corners, and outside the map (zero padding)
+    const pts = Float32Array.from({ length: n * 2 }, (_, i) => (i < 16 ? [0, 1, 0.5, -0.05, 1.05, 1 / W, 1 - 0.5 / H, 0.999][i % 8]! : r.random() * 1.2 - 0.1));
+    const table = cornerTable(pts, n, H, W);
+    const offset = H * W * C; // the second image
+    const perChannel = new Float32Array(C * n);
+    for (let c = 0; c < C; c++) sampleChannel(map, offset, C, c, table, perChannel, c * n);
+    assert.deepEqual(Array.from(sampleChannels(map, offset, C, table, new Float32Array(C * n))), Array.from(perChannel));
+    // single-channel: channel 2 copied out as an [H, W] map
+    const single = Float32Array.from({ length: H * W }, (_, i) => map[offset + i * C + 2]!);
+    assert.deepEqual(Array.from(samplePoints(pts, n, single, 0, H, W, new Float32Array(n))), Array.from(perChannel.subarray(2 * n, 3 * n)));
+    // the device version (grid_sample semantics: bilinear, zeros outside, align_corners=False)
+    const dev = tf.tidy(() => pointSample(tf.tensor4d(map.subarray(offset), [1, H, W, C]), tf.tensor3d(pts, [1, n, 2])).dataSync());
+    let worst = 0;
+    for (let p = 0; p < n; p++) for (let c = 0; c < C; c++) worst = Math.max(worst, Math.abs((dev[p * C + c] as number) - (perChannel[c * n + p] as number)));
+    assert.ok(worst < 1e-5, `host vs device sampling: ${worst}`);
   });
 
   it('importance sampling picks points whose logits are near 0', () => {
