@@ -70,6 +70,20 @@ export function resolveThreads(threads: number | undefined, env: Record<string, 
 /** Intra-op threads of the loaded native backend (set when it loads). */
 let nativeThreads: number | undefined;
 
+/**
+ * Threads host-side work may use (a compiled step's host plan split over helper threads):
+ * the native backend's thread count once it loaded (`--threads`, config `threads`), else
+ * RASS_THREADS or the cores. 1 keeps host work on the main thread.
+ */
+export function hostThreads(env: Record<string, string | undefined> = process.env): number {
+  if (nativeThreads) return nativeThreads;
+  try {
+    return resolveThreads(undefined, env);
+  } catch {
+    return 1;
+  }
+}
+
 let wasmRegistered = false;
 let nativeState: NativeState | undefined;
 let current: BackendChoice | undefined;

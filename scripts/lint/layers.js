@@ -2,7 +2,8 @@
 // Each framework/ folder (and the two base files) has a layer; a file may import only from its
 // own folder or from a strictly lower layer, so arrows against the order and cycles between
 // folders fail `npm run lint`. Outside framework/, plugin code (registry/, experiments/) may
-// reach framework/ only through its public API (framework/api.ts or framework/index.ts).
+// reach framework/ only through its public API (framework/api.ts or framework/index.ts, or
+// framework/host.ts, its tfjs-free part for helper threads).
 import { dirname, relative, resolve, sep } from 'node:path';
 
 /** Lowest first. Folders on one layer may not import each other. */
@@ -15,12 +16,12 @@ export const FRAMEWORK_LAYERS = [
   ['runner'],
   ['sweep'],
   ['cli'],
-  ['api.ts'],
+  ['api.ts', 'host.ts'],
   ['index.ts'],
 ];
 
 const rankOf = new Map(FRAMEWORK_LAYERS.flatMap((units, rank) => units.map((u) => [u, rank])));
-const PUBLIC_API = new Set(['api.ts', 'index.ts']);
+const PUBLIC_API = new Set(['api.ts', 'host.ts', 'index.ts']);
 
 /** `framework/<unit>/...` -> unit (a folder or a top-level file), or undefined outside framework/. */
 function unitOf(repoRelative) {

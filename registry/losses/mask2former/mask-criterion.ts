@@ -1,36 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Rng } from '../../../framework/api.js';
+import { hostThreads, SyncWorker, type Rng } from '../../../framework/api.js';
+import type { PlanJob } from './plan-worker.js';
 import type { HeadOutput, MaskPrediction } from '../../../framework/api.js';
 import type { LossResult, PreparedSegLoss, SegLoss, SegTargets } from '../../../framework/api.js';
 import { pointSample } from '../../heads/common/sampling.js';
-import { linearSumAssignment } from './hungarian.js';
-import { cornerTable, sampleChannel, sampleChannels, samplePoints } from './host-sampling.js';
+import { planLayerHost, rngHostPoints, uncertainPointsHost, type HostLayerPlan, type HostPoints, type LayerValues, type MaskCriterionOptions, type MatchResult } from './host-plan.js';
 import { maskTargets, type ImageTargets } from './targets.js';
 
-/** Mask2Former SetCriterion settings (defaults: docs/method.md / Mask2Former ADE20K semantic). */
-export interface MaskCriterionOptions {
-  numClasses: number;
-  classWeight: number;
-  maskWeight: number;
-  diceWeight: number;
-  /** Weight of the "no object" class in the classification loss (eos_coef). */
-  noObjectWeight: number;
-  numPoints: number;
-  oversampleRatio: number;
-  importanceSampleRatio: number;
-  deepSupervision: boolean;
-}
-
-export const MASK2FORMER_LOSS_DEFAULTS: Omit<MaskCriterionOptions, 'numClasses'> = {
-  classWeight: 2,
-  maskWeight: 5,
-  diceWeight: 5,
-  noObjectWeight: 0.1,
-  numPoints: 12544,
-  oversampleRatio: 3,
-  importanceSampleRatio: 0.75,
-  deepSupervision: true,
-};
+export { MASK2FORMER_LOSS_DEFAULTS, matchImage, mostUncertainFirst, paddedRows, planLayerHost, uncertainPointsHost } from './host-plan.js';
+export type { HostLayerPlan, HostPoints, LayerValues, MaskCriterionOptions, MatchResult } from './host-plan.js';
 
 /**
  * Mask2Former's get_uncertain_point_coords_with_randomness: draw oversample*P random points,
@@ -42,170 +20,9 @@ export function uncertainPoints(logits: tf.Tensor4D, rng: Rng, numPoints: number
   return tf.tensor3d(uncertainPointsHost(logits.dataSync() as Float32Array, M, h, w, rng, numPoints, oversample, importance), [M, numPoints, 2]);
 }
 
-/** uncertainPoints on host values: `logits` is [M, h, w] (row-major); returns M * numPoints * 2 coordinates. */
-export function uncertainPointsHost(logits: Float32Array, M: number, h: number, w: number, rng: Rng, numPoints: number, oversample: number, importance: number): Float32Array {
-  const nSampled = Math.floor(numPoints * oversample);
-  const nImportant = Math.floor(importance * numPoints);
-  // the candidates of every row first, then the fill-ups: the order the random stream is read in
-  const c = rng.fillUniform(new Float32Array(M * nSampled * 2)) as Float32Array;
-  const out = new Float32Array(M * numPoints * 2);
-  const u = new Float32Array(nSampled);
-  for (let m = 0; m < M; m++) {
-    samplePoints(c.subarray(m * nSampled * 2, (m + 1) * nSampled * 2), nSampled, logits, m * h * w, h, w, u);
-    const idx = mostUncertainFirst(u, nSampled, nImportant);
-    for (let k = 0; k < nImportant; k++) {
-      out[(m * numPoints + k) * 2] = c[(m * nSampled + (idx[k] as number)) * 2] as number;
-      out[(m * numPoints + k) * 2 + 1] = c[(m * nSampled + (idx[k] as number)) * 2 + 1] as number;
-    }
-  }
-  // the fill-ups, drawn in one go in the same order
-  const fill = numPoints - nImportant;
-  const fresh = rng.fillUniform(new Float32Array(M * fill * 2)) as Float32Array;
-  for (let m = 0; m < M; m++) out.set(fresh.subarray(m * fill * 2, (m + 1) * fill * 2), (m * numPoints + nImportant) * 2);
-  return out;
-}
-
-/**
- * Candidate indices ordered by |logit| ascending (most uncertain first), ties by index: one
- * native numeric sort of keys (float32 bits of |u|) * 2^b + index, exact in float64 while the
- * bits fit in 53, instead of a comparator sort (this runs for every matched mask per step).
- * With `first` < n only the first `first` entries are filled (the rest of the result is
- * unspecified): a selection moves the `first` smallest keys to the front and only those are
- * sorted, the same entries as the full sort's (the keys are distinct).
- */
-export function mostUncertainFirst(u: Float32Array, n: number, first = n): Int32Array {
-  const b = Math.max(1, Math.ceil(Math.log2(n)));
-  const out = new Int32Array(n);
-  if (31 + b > 53) {
-    const idx = Array.from({ length: n }, (_, i) => i);
-    idx.sort((x, y) => Math.abs(u[x] as number) - Math.abs(u[y] as number) || x - y);
-    out.set(idx);
-    return out;
-  }
-  const bits = new Uint32Array(1);
-  const f = new Float32Array(bits.buffer);
-  const keys = new Float64Array(n);
-  const scale = 2 ** b;
-  for (let i = 0; i < n; i++) {
-    f[0] = Math.abs(u[i] as number); // non-negative float32: its bit pattern orders like its value
-    keys[i] = (bits[0] as number) * scale + i;
-  }
-  const k = Math.max(0, Math.min(first, n));
-  if (k < n) {
-    selectSmallest(keys, k);
-    keys.subarray(0, k).sort();
-  } else keys.sort();
-  for (let i = 0; i < k; i++) out[i] = (keys[i] as number) % scale;
-  return out;
-}
-
-/** Reorder `a` so that its `k` smallest values (distinct values) come first, in any order: quickselect, median of three. */
-function selectSmallest(a: Float64Array, k: number): void {
-  let lo = 0;
-  let hi = a.length - 1;
-  while (hi > lo && k > lo && k <= hi) {
-    const mid = (lo + hi) >> 1;
-    // median of a[lo], a[mid], a[hi] as the pivot
-    const x = a[lo] as number, y = a[mid] as number, z = a[hi] as number;
-    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
-    let i = lo;
-    let j = hi;
-    while (i <= j) {
-      while ((a[i] as number) < pivot) i++;
-      while ((a[j] as number) > pivot) j--;
-      if (i <= j) {
-        const t = a[i] as number;
-        a[i] = a[j] as number;
-        a[j] = t;
-        i++;
-        j--;
-      }
-    }
-    // now a[lo..j] <= pivot <= a[i..hi]; continue on the side holding the k-th boundary
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else return;
-  }
-}
-
 /** Sigmoid BCE with logits, elementwise: max(x,0) - x*t + log(1 + exp(-|x|)). */
 function bceWithLogits(x: tf.Tensor, t: tf.Tensor): tf.Tensor {
   return tf.add(tf.sub(tf.relu(x), tf.mul(x, t)), tf.log1p(tf.exp(tf.neg(tf.abs(x)))));
-}
-
-export interface MatchResult {
-  /** Matched query index per target, in target order after sorting by query (scipy order). */
-  queries: number[];
-  targets: number[];
-}
-
-/**
- * Hungarian matching for one image (no gradient), on host values: cost = classWeight *
- * (-p(class)) + maskWeight * pointwise BCE + diceWeight * dice, with masks compared on shared
- * random points. classLogits [Q, C+1] and maskLogits [h, w, Q] start at the given offsets of
- * the layer's arrays; target masks [K, H, W]; points [P, 2] in [0, 1].
- */
-export function matchImage(
-  pred: { classLogits: Float32Array; classOffset: number; maskLogits: Float32Array; maskOffset: number; Q: number; C1: number; h: number; w: number },
-  tgt: ImageTargets,
-  points: Float32Array,
-  o: Pick<MaskCriterionOptions, 'classWeight' | 'maskWeight' | 'diceWeight'>,
-): MatchResult {
-  if (!tgt.data || tgt.classes.length === 0) return { queries: [], targets: [] };
-  const { Q, C1, h, w } = pred;
-  const K = tgt.classes.length;
-  const P = points.length / 2;
-  const outTable = cornerTable(points, P, h, w);
-  const tgtTable = cornerTable(points, P, tgt.height, tgt.width);
-  const out = new Float32Array(Q * P); // [Q, P]
-  sampleChannels(pred.maskLogits, pred.maskOffset, Q, outTable, out);
-  const tp = new Float32Array(K * P); // [K, P]
-  for (let k = 0; k < K; k++) sampleChannel(tgt.data, k * tgt.height * tgt.width, 1, 0, tgtTable, tp, k * P);
-  const tgtSum = Array.from({ length: K }, (_, k) => tp.subarray(k * P, (k + 1) * P).reduce((a, b) => a + b, 0));
-  const cost = new Float32Array(Q * K);
-  // per-point terms of one query, reused across queries (allocating them per query was a
-  // good part of the planner's garbage)
-  const pos = new Float64Array(P);
-  const neg = new Float64Array(P);
-  const sig = new Float64Array(P);
-  for (let q = 0; q < Q; q++) {
-    // class probabilities (softmax over C+1)
-    let mx = -Infinity;
-    for (let j = 0; j < C1; j++) mx = Math.max(mx, pred.classLogits[pred.classOffset + q * C1 + j] as number);
-    let z = 0;
-    for (let j = 0; j < C1; j++) z += Math.exp((pred.classLogits[pred.classOffset + q * C1 + j] as number) - mx);
-    const xs = out.subarray(q * P, (q + 1) * P);
-    let sigSum = 0;
-    for (let p = 0; p < P; p++) {
-      // the cross-entropies against 1 and 0 (softplus(-x), softplus(x)) and the sigmoid from one
-      // exp and one log1p (this loop runs for every query and point of every layer and image per
-      // step): with e = exp(-|x|), log1p(e) is shared, and sigmoid(x) = 1 / (1 + e) for x >= 0,
-      // e / (1 + e) below
-      const x = xs[p] as number;
-      const e = Math.exp(-Math.abs(x));
-      const l = Math.log1p(e);
-      pos[p] = Math.max(-x, 0) + l;
-      neg[p] = Math.max(x, 0) + l;
-      sig[p] = x >= 0 ? 1 / (1 + e) : e / (1 + e);
-      sigSum += sig[p] as number;
-    }
-    for (let k = 0; k < K; k++) {
-      const t0 = k * P;
-      let m = 0;
-      let inter = 0;
-      for (let p = 0; p < P; p++) {
-        const tv = tp[t0 + p] as number;
-        m += (pos[p] as number) * tv + (neg[p] as number) * (1 - tv);
-        inter += (sig[p] as number) * tv;
-      }
-      const costMask = m / P;
-      const costDice = 1 - (2 * inter + 1) / (sigSum + (tgtSum[k] as number) + 1);
-      const costClass = -Math.exp((pred.classLogits[pred.classOffset + q * C1 + (tgt.classes[k] as number)] as number) - mx) / z;
-      cost[q * K + k] = o.maskWeight * costMask + o.classWeight * costClass + o.diceWeight * costDice;
-    }
-  }
-  const a = linearSumAssignment(cost, Q, K);
-  return { queries: [...a.rows], targets: [...a.cols] };
 }
 
 /**
@@ -224,12 +41,12 @@ export interface PointSource {
 
 /** Training's points: uniform (x, y) in [0, 1]^2 for the matcher, uncertainty-sampled for the loss, both from `rng`. */
 export function rngPoints(rng: Rng, o: MaskCriterionOptions): PointSource {
-  const draw = () => rng.fillUniform(new Float32Array(o.numPoints * 2)) as Float32Array;
+  const host = rngHostPoints(rng, o);
   return {
-    matcher: () => tf.tensor2d(draw(), [o.numPoints, 2]),
+    matcher: (b) => tf.tensor2d(host.matcher(b), [o.numPoints, 2]),
     loss: (m) => uncertainPoints(m, rng, o.numPoints, o.oversampleRatio, o.importanceSampleRatio),
-    matcherHost: draw,
-    lossHost: (m, M, h, w) => uncertainPointsHost(m, M, h, w, rng, o.numPoints, o.oversampleRatio, o.importanceSampleRatio),
+    matcherHost: host.matcher,
+    lossHost: host.loss,
   };
 }
 
@@ -240,101 +57,52 @@ export interface LayerLosses {
   matches: MatchResult[];
 }
 
-/**
- * Matched rows padded to a few fixed sizes, so a compiled step sees few shapes: every row up to
- * N * min(Q, classes) when that is small (one shape), else the next power of two.
- */
-export function paddedRows(matched: number, N: number, Q: number, numClasses: number): number {
-  const cap = N * Math.min(Q, numClasses);
-  if (cap <= 64) return Math.max(cap, 1);
-  return Math.min(cap, 2 ** Math.ceil(Math.log2(Math.max(matched, 1))));
-}
-
-/**
- * One prediction layer's host-side plan, read from the values of a forward pass: the Hungarian
- * matches, then as tensors the classification targets (one-hot rows [N*Q, C+1] and their
- * weights, no-object rows weighted noObjectWeight) and, for the matched masks padded to
- * `paddedRows`, their flat query index (b * Q + q), the sampled points [R, P, 2], the target
- * masks read at those points [R, P] and a row mask (1 = a real match).
- */
-export function planLayer(pred: MaskPrediction, targets: ImageTargets[], points: PointSource, o: MaskCriterionOptions): { tensors: Record<string, tf.Tensor>; matches: MatchResult[] } {
-  const [N, Q, C1] = pred.classLogits.shape;
-  const [, h, w] = pred.maskLogits.shape;
-  const C = o.numClasses;
-  // one read of the layer's predictions; matching, point selection and labels run on the host
-  const classLogits = pred.classLogits.dataSync() as Float32Array;
-  const maskLogits = pred.maskLogits.dataSync() as Float32Array;
-  const matches: MatchResult[] = [];
-  for (let b = 0; b < N; b++) {
-    let ptsData: Float32Array;
-    if (points.matcherHost) ptsData = points.matcherHost(b);
-    else {
+/** The host forms of a point source (tensor forms read back where it has none). */
+export function hostPoints(points: PointSource): HostPoints {
+  return {
+    matcher: (b) => {
+      if (points.matcherHost) return points.matcherHost(b);
       const pts = points.matcher(b);
-      ptsData = pts.dataSync() as Float32Array;
+      const data = pts.dataSync() as Float32Array;
       pts.dispose();
-    }
-    matches.push(matchImage({ classLogits, classOffset: b * Q * C1, maskLogits, maskOffset: b * h * w * Q, Q, C1, h, w }, targets[b] as ImageTargets, ptsData, o));
-  }
-  // classification: matched queries get their target class, the rest "no object" (index C)
-  const onehot = new Float32Array(N * Q * (C + 1));
-  const clsW = new Float32Array(N * Q).fill(o.noObjectWeight);
-  for (let i = 0; i < N * Q; i++) onehot[i * (C + 1) + C] = 1;
-  matches.forEach((m, b) =>
-    m.queries.forEach((q, k) => {
-      const row = b * Q + q;
-      onehot[row * (C + 1) + C] = 0;
-      onehot[row * (C + 1) + ((targets[b] as ImageTargets).classes[m.targets[k] as number] as number)] = 1;
-      clsW[row] = 1;
-    }),
-  );
-  const matched = matches.reduce((s, m) => s + m.queries.length, 0);
-  const R = paddedRows(matched, N, Q, C);
-  const srcIdx = new Int32Array(R);
-  const rows = new Float32Array(R);
-  const pairs: [number, number, number][] = []; // (image, query, target) per real row
-  matches.forEach((m, b) => m.queries.forEach((q, k) => pairs.push([b, q, m.targets[k] as number])));
-  pairs.forEach(([b, q], r) => ((srcIdx[r] = b * Q + q), (rows[r] = 1)));
-  // the real rows' points are drawn as without padding (the same random stream); padded rows read the centre
-  let P = o.numPoints;
-  let coords = new Float32Array(R * P * 2).fill(0.5);
-  let labels = new Float32Array(R * P);
-  if (matched > 0) {
-    // the matched predicted masks [M, h, w] (values only: the points are chosen without gradient)
-    const src = new Float32Array(matched * h * w);
-    pairs.forEach(([b, q], r) => {
-      for (let i = 0; i < h * w; i++) src[r * h * w + i] = maskLogits[(b * h * w + i) * Q + q] as number;
-    });
-    let realData: Float32Array;
-    if (points.lossHost) {
-      realData = points.lossHost(src, matched, h, w);
-      P = realData.length / (matched * 2);
-    } else {
-      const srcT = tf.tensor4d(src, [matched, h, w, 1]);
+      return data;
+    },
+    loss: (m, M, h, w) => {
+      if (points.lossHost) return points.lossHost(m, M, h, w);
+      const srcT = tf.tensor4d(m, [M, h, w, 1]);
       const real = points.loss(srcT);
       srcT.dispose();
-      P = real.shape[1];
-      realData = real.dataSync() as Float32Array;
+      const data = real.dataSync() as Float32Array;
       real.dispose();
-    }
-    coords = new Float32Array(R * P * 2).fill(0.5);
-    coords.set(realData);
-    labels = new Float32Array(R * P);
-    pairs.forEach(([b, , k], r) => {
-      const t = targets[b] as ImageTargets;
-      samplePoints(realData.subarray(r * P * 2, (r + 1) * P * 2), P, t.data as Float32Array, k * t.height * t.width, t.height, t.width, labels, r * P);
-    });
-  }
-  return {
-    matches,
-    tensors: {
-      onehot: tf.tensor2d(onehot, [N * Q, C + 1]),
-      clsW: tf.tensor1d(clsW),
-      src: tf.tensor1d(srcIdx, 'int32'),
-      coords: tf.tensor3d(coords, [R, P, 2]),
-      labels: tf.tensor2d(labels, [R, P]),
-      rows: tf.tensor1d(rows),
+      return data;
     },
   };
+}
+
+/** One prediction layer's values, read once from the forward pass's tensors. */
+export function layerValues(pred: MaskPrediction): LayerValues {
+  const [N, Q, C1] = pred.classLogits.shape;
+  const [, h, w] = pred.maskLogits.shape;
+  return { classLogits: pred.classLogits.dataSync() as Float32Array, maskLogits: pred.maskLogits.dataSync() as Float32Array, N, Q, C1, h, w };
+}
+
+/** A host plan's arrays as the tensors `layerTerms` reads. */
+export function planTensors(p: HostLayerPlan, N: number, Q: number, numClasses: number): Record<string, tf.Tensor> {
+  return {
+    onehot: tf.tensor2d(p.onehot, [N * Q, numClasses + 1]),
+    clsW: tf.tensor1d(p.clsW),
+    src: tf.tensor1d(p.src, 'int32'),
+    coords: tf.tensor3d(p.coords, [p.R, p.P, 2]),
+    labels: tf.tensor2d(p.labels, [p.R, p.P]),
+    rows: tf.tensor1d(p.rows),
+  };
+}
+
+/** One prediction layer's plan (`planLayerHost`) on the values of a forward pass, as tensors. */
+export function planLayer(pred: MaskPrediction, targets: ImageTargets[], points: PointSource, o: MaskCriterionOptions): { tensors: Record<string, tf.Tensor>; matches: MatchResult[] } {
+  const v = layerValues(pred);
+  const p = planLayerHost(v, targets, hostPoints(points), o);
+  return { matches: p.matches, tensors: planTensors(p, v.N, v.Q, o.numClasses) };
 }
 
 /** Unweighted class / mask / dice losses of one layer from its plan (pure tensor ops: compilable). */
@@ -373,9 +141,24 @@ export function layerLosses(pred: MaskPrediction, targets: ImageTargets[], point
  * is `computePrepared`, pure tensor ops, so a training step can compile around it (the
  * SegLoss contract); `compute` is the two in a row.
  */
+/** The criterion's helper thread, shared in the process (undefined: not started yet; null: unavailable). */
+let sharedHelper: SyncWorker<PlanJob, HostLayerPlan[]> | null | undefined;
+
+/** Whether the host plan's helper thread runs ('running'), has not been needed yet, or is unavailable. */
+export function planHelperState(): 'running' | 'not started' | 'unavailable' {
+  return sharedHelper === undefined ? 'not started' : sharedHelper ? 'running' : 'unavailable';
+}
+
 export class MaskClassificationLoss implements SegLoss {
   readonly type = 'mask2former';
-  constructor(readonly o: MaskCriterionOptions) {}
+  /**
+   * @param planThreads threads for the host plan: 1 keeps it on the main thread, 2 splits the
+   * layers with a helper thread; default: 2 where `hostThreads()` allows it.
+   */
+  constructor(
+    readonly o: MaskCriterionOptions,
+    private readonly planThreads?: 1 | 2,
+  ) {}
 
   private layers(output: HeadOutput): MaskPrediction[] {
     if (output.kind !== 'mask-classification') throw new Error(`loss/mask2former needs a mask-classification head output, got ${output.kind}`);
@@ -386,11 +169,51 @@ export class MaskClassificationLoss implements SegLoss {
     const layers = this.layers(output);
     const tg = maskTargets(targets, this.o.numClasses);
     const out: PreparedSegLoss = { numMasks: tf.scalar(Math.max(1, tg.reduce((s, t) => s + t.classes.length, 0))) };
-    layers.forEach((pred, i) => {
-      const src = points ? points(i) : rngPoints(rng.fork('layer', i), this.o);
-      for (const [k, t] of Object.entries(planLayer(pred, tg, src, this.o).tensors)) out[`l${i}/${k}`] = t;
+    const values = layers.map(layerValues);
+    const streams = layers.map((_, i) => rng.fork('layer', i));
+    // training's points (no injected source): the later layers go to the helper thread while
+    // this one plans the first ones; each layer's plan depends only on its values and its own
+    // stream, so the split changes nothing in the result
+    const helper = points || layers.length < 2 ? null : this.helper();
+    const split = helper ? Math.ceil(layers.length / 2) : layers.length;
+    if (helper) {
+      const job: PlanJob = { layers: values.slice(split).map((v, j) => ({ values: v, rng: { keys: streams[split + j]!.keys, state: streams[split + j]!.getState() } })), targets: tg, o: this.o };
+      helper.post(job);
+    }
+    const here = (i: number) => planLayerHost(values[i]!, tg, hostPoints(points ? points(i) : rngPoints(streams[i]!, this.o)), this.o);
+    const plans = values.slice(0, split).map((_, i) => here(i));
+    if (helper) {
+      try {
+        plans.push(...helper.wait());
+      } catch (e) {
+        // a helper that failed: its layers planned here (their streams are untouched), and no helper from now on
+        process.stderr.write(`[rass] loss/mask2former: the host plan's helper thread failed (${(e as Error).message.split('\n')[0]}); planning on the main thread\n`);
+        helper.dispose();
+        sharedHelper = null;
+        for (let i = split; i < layers.length; i++) plans.push(here(i));
+      }
+    }
+    plans.forEach((p, i) => {
+      for (const [k, t] of Object.entries(planTensors(p, values[i]!.N, values[i]!.Q, this.o.numClasses))) out[`l${i}/${k}`] = t;
     });
     return out;
+  }
+
+  /**
+   * The helper thread for `prepare` where host work may use two threads (`hostThreads()`, the
+   * native backend's thread count), started on first use and shared by every criterion in the
+   * process; null on one thread, or after the helper failed to start (logged once).
+   */
+  private helper(): SyncWorker<PlanJob, HostLayerPlan[]> | null {
+    if (this.planThreads === 1 || (this.planThreads === undefined && hostThreads() < 2)) return null;
+    if (sharedHelper === undefined) {
+      const w = SyncWorker.start<PlanJob, HostLayerPlan[]>(new URL('./plan-worker.js', import.meta.url));
+      if ('error' in w) {
+        process.stderr.write(`[rass] loss/mask2former: no helper thread for the host plan (${w.error}); planning on the main thread\n`);
+        sharedHelper = null;
+      } else sharedHelper = w;
+    }
+    return sharedHelper;
   }
 
   computePrepared(output: HeadOutput, prepared: PreparedSegLoss): LossResult {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../../framework/api.js';
 import { useBackend } from '../../../framework/engine/backend.js';
-import { MASK2FORMER_LOSS_DEFAULTS, mostUncertainFirst, planLayer, rngPoints, uncertainPoints, type PointSource } from '../../../registry/losses/mask2former/mask-criterion.js';
+import { MASK2FORMER_LOSS_DEFAULTS, MaskClassificationLoss, mostUncertainFirst, planHelperState, planLayer, rngPoints, uncertainPoints, type PointSource } from '../../../registry/losses/mask2former/mask-criterion.js';
 import { maskTargets } from '../../../registry/losses/mask2former/targets.js';
 import { cornerTable, sampleChannel, sampleChannels, samplePoints } from '../../../registry/losses/mask2former/host-sampling.js';
 import { pointSample } from '../../../registry/heads/common/sampling.js';
@@ -112,6 +112,32 @@ describe('mask2former loss plugin', () => {
     assert.ok(a.matches.some((m) => m.queries.length > 0), 'something matched: the loss points were drawn');
     for (const k of Object.keys(b.tensors)) assert.deepEqual(Array.from(a.tensors[k]!.dataSync()), Array.from(b.tensors[k]!.dataSync()), k);
     tf.dispose([pred.classLogits, pred.maskLogits, ...Object.values(a.tensors), ...Object.values(b.tensors)]);
+  });
+
+  it('the host plan split over a helper thread gives exactly the plan of one thread, step after step', () => {
+    // 2 images, 4 prediction layers (final + 3 aux), 6 queries, 4 classes + no-object
+    const r = Rng.derive(11, 'plan-threads');
+    const [N, Q, C, h, w, H, W] = [2, 6, 4, 8, 8, 32, 32];
+    const pred = () => ({
+      classLogits: tf.tensor3d(r.fillNormal(new Float32Array(N * Q * (C + 1))) as Float32Array, [N, Q, C + 1]),
+      maskLogits: tf.tensor4d(r.fillNormal(new Float32Array(N * h * w * Q), 0, 3) as Float32Array, [N, h, w, Q]),
+    });
+    const output = { kind: 'mask-classification' as const, final: pred(), aux: [pred(), pred(), pred()] };
+    const labels = Uint8Array.from({ length: N * H * W }, (_, i) => (Math.floor((i % W) / 5) + Math.floor(i / (W * 9))) % C);
+    const targets = { batch: N, height: H, width: W, labels, ignoreIndex: 255 } as never;
+    const o = { ...MASK2FORMER_LOSS_DEFAULTS, numClasses: C, numPoints: 96 };
+    const one = new MaskClassificationLoss(o, 1);
+    const two = new MaskClassificationLoss(o, 2);
+    for (let step = 0; step < 3; step++) {
+      const a = one.prepare(output, targets, Rng.derive(1, 'step', step));
+      const b = two.prepare(output, targets, Rng.derive(1, 'step', step));
+      assert.equal(planHelperState(), 'running', 'the helper thread planned part of the layers');
+      assert.deepEqual(Object.keys(b).sort(), Object.keys(a).sort());
+      assert.ok(Object.keys(a).some((k) => k.startsWith('l3/')), 'four layers planned');
+      for (const k of Object.keys(a)) assert.deepEqual(Array.from(b[k]!.dataSync()), Array.from(a[k]!.dataSync()), `step ${step}: ${k}`);
+      tf.dispose([...Object.values(a), ...Object.values(b)]);
+    }
+    tf.dispose([output.final, ...output.aux].flatMap((p) => [p.classLogits, p.maskLogits]));
   });
 
   it('host point sampling: the fused and all-channel forms equal the corner table to the bit, and the device pointSample', () => {

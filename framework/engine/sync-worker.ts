@@ -1,0 +1,106 @@
+/**
+ * Host work on a helper thread that the caller waits for synchronously. A compiled training
+ * step's host plan (the Mask2Former criterion's matching and point selection) runs between two
+ * TensorFlow functions while TensorFlow's threads sit idle; splitting the plan across two
+ * threads uses the cores the step already owns. The planner is synchronous, so the result
+ * cannot come back through the event loop: the helper posts it on a MessagePort and raises a
+ * shared flag, the caller sleeps on the flag (Atomics.wait) and takes the message with
+ * receiveMessageOnPort.
+ *
+ * The helper's module calls `serveSync(handler)`; it should import only tf-free code
+ * (framework/host.js), so starting it costs tens of milliseconds, not a second copy of tfjs.
+ */
+import { MessageChannel, receiveMessageOnPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
+
+type Reply<R> = { ok: R } | { error: string };
+
+/** flag[0]: 0 while a job is out, 1 when its reply was posted, 2 when the helper is gone */
+interface Channel {
+  port: MessagePort;
+  flag: Int32Array;
+}
+
+/** A helper thread running `url`'s module (which calls `serveSync`), one job at a time. */
+export class SyncWorker<J, R> {
+  private busy = false;
+  private dead: string | null = null;
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly port: MessagePort,
+    private readonly flag: Int32Array,
+  ) {}
+
+  /** Start the helper; null (with the reason) where worker threads are unavailable. */
+  static start<J, R>(url: URL): SyncWorker<J, R> | { error: string } {
+    try {
+      const { port1, port2 } = new MessageChannel();
+      const flag = new Int32Array(new SharedArrayBuffer(4));
+      const channel: Channel = { port: port2, flag };
+      const worker = new Worker(url, { workerData: channel, transferList: [port2] });
+      // the helper never keeps the process alive, and the caller never blocks on a dead one
+      worker.unref();
+      port1.unref();
+      const w = new SyncWorker<J, R>(worker, port1, flag);
+      worker.on('error', (e) => (w.dead = e.message));
+      worker.on('exit', (code) => (w.dead ??= `exited with code ${code}`));
+      return w;
+    } catch (e) {
+      return { error: (e as Error).message };
+    }
+  }
+
+  /** Hand a job to the helper; the caller works on in parallel and collects it with `wait`. */
+  post(job: J): void {
+    if (this.busy) throw new Error('SyncWorker: a job is already out (wait for it first)');
+    if (this.dead) throw new Error(`SyncWorker: the helper thread is gone (${this.dead})`);
+    Atomics.store(this.flag, 0, 0);
+    this.port.postMessage(job);
+    this.busy = true;
+  }
+
+  /** Block until the posted job's result arrives; rethrows the helper's error. */
+  wait(timeoutMs = 120_000): R {
+    if (!this.busy) throw new Error('SyncWorker: no job is out');
+    this.busy = false;
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const got = receiveMessageOnPort(this.port) as { message: Reply<R> } | undefined;
+      if (got) {
+        if ('error' in got.message) throw new Error(`helper thread: ${got.message.error}`);
+        return got.message.ok;
+      }
+      if (Atomics.load(this.flag, 0) === 2) throw new Error('SyncWorker: the helper thread exited');
+      const left = until - Date.now();
+      if (left <= 0) throw new Error(`SyncWorker: no answer from the helper thread in ${timeoutMs} ms`);
+      Atomics.wait(this.flag, 0, 0, Math.min(left, 1000));
+    }
+  }
+
+  dispose(): void {
+    this.busy = false;
+    this.port.close();
+    void this.worker.terminate();
+  }
+}
+
+/** In a helper's module: answer every job with `handler(job)` (errors go back as messages). */
+export function serveSync<J, R>(handler: (job: J) => R): void {
+  const { port, flag } = workerData as Channel;
+  // a helper that dies (out of memory, a crash) wakes the waiting caller instead of leaving it asleep
+  process.on('exit', () => {
+    Atomics.store(flag, 0, 2);
+    Atomics.notify(flag, 0);
+  });
+  port.on('message', (job: J) => {
+    let reply: Reply<R>;
+    try {
+      reply = { ok: handler(job) };
+    } catch (e) {
+      reply = { error: (e as Error).stack ?? String(e) };
+    }
+    port.postMessage(reply);
+    Atomics.store(flag, 0, 1);
+    Atomics.notify(flag, 0);
+  });
+}

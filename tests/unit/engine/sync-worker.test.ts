@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SyncWorker } from '../../../framework/engine/sync-worker.js';
+
+type Job = { kind: 'double' | 'throw' | 'exit'; x: number };
+type Result = { doubled: number; big: Float32Array };
+const url = new URL('../../helpers/sync-worker-echo.js', import.meta.url);
+
+function start(): SyncWorker<Job, Result> {
+  const w = SyncWorker.start<Job, Result>(url);
+  if ('error' in w) throw new Error(w.error);
+  return w;
+}
+
+test('SyncWorker: jobs come back synchronously while the caller works on, in order, typed arrays intact', () => {
+  const w = start();
+  try {
+    for (const x of [3, 1000, 7]) {
+      w.post({ kind: 'double', x });
+      let busy = 0;
+      for (let i = 0; i < 1e5; i++) busy += i; // the caller's own share of the work
+      const r = w.wait();
+      assert.equal(r.doubled, 2 * x);
+      assert.ok(r.big instanceof Float32Array && r.big.length === x && r.big[x - 1] === x);
+      assert.ok(busy > 0);
+    }
+    assert.throws(() => w.wait(), /no job is out/);
+    w.post({ kind: 'double', x: 1 });
+    assert.throws(() => w.post({ kind: 'double', x: 2 }), /already out/);
+    assert.equal(w.wait().doubled, 2);
+  } finally {
+    w.dispose();
+  }
+});
+
+test("SyncWorker: the helper's error is rethrown with its message, and the helper keeps serving", () => {
+  const w = start();
+  try {
+    w.post({ kind: 'throw', x: 42 });
+    assert.throws(() => w.wait(), /helper thread: Error: refused 42/);
+    w.post({ kind: 'double', x: 5 });
+    assert.equal(w.wait().doubled, 10);
+  } finally {
+    w.dispose();
+  }
+});
+
+test('SyncWorker: a helper that exits wakes the caller with an error instead of leaving it asleep', () => {
+  const w = start();
+  try {
+    w.post({ kind: 'exit', x: 0 });
+    const t0 = Date.now();
+    assert.throws(() => w.wait(30_000), /helper thread exited/);
+    assert.ok(Date.now() - t0 < 10_000, 'woken by the exit, not by the timeout');
+  } finally {
+    w.dispose();
+  }
+});
