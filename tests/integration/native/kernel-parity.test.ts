@@ -1,6 +1,7 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { useBackend, type BackendName } from '../../../framework/engine/backend.js';
+import { filterPolyphase } from '../../../registry/degradations/common/filter2d.js';
 import { nativeSkipReason, normalData, relErr, tf } from './_native.js';
 
 /**
@@ -142,6 +143,23 @@ describe('native resizeNearestNeighbor gradient equals the analytic block sums (
       const e = relErr(g.dataSync() as Float32Array, ref);
       g.dispose();
       assert.ok(e <= 1e-6, `rel err ${e}`);
+    });
+  }
+});
+
+describe('polyphase filtering: the tensor-op form equals the JS form to the bit (native)', { skip }, () => {
+  // (n, h, w, c, kh, kw, sy, sx): 2-D blur kernels with 4x4 phases, the 1-D passes with 8, and a
+  // kernel larger than the image (the reflect padding's gather fallback)
+  for (const [n, h, w, c, kh, kw, sy, sx] of [[2, 37, 50, 3, 15, 15, 4, 4], [1, 64, 61, 3, 21, 21, 4, 4], [1, 40, 33, 1, 51, 1, 8, 1], [1, 40, 33, 3, 1, 51, 1, 8], [1, 9, 7, 3, 21, 21, 4, 4]] as const) {
+    it(`${n}x${h}x${w}x${c}, ${kh}x${kw} kernel, ${sy}x${sx} phases`, async () => {
+      await useBackend('tensorflow');
+      const x = tf.tensor4d(normalData(`polyphase/${h}x${w}x${kh}`, n * h * w * c), [n, h, w, c]);
+      const k = normalData(`polyphase/k${kh}x${kw}`, kh * kw);
+      const host = filterPolyphase(x, k, kh, kw, sy, sx, 'host');
+      const ops = filterPolyphase(x, k, kh, kw, sy, sx, 'ops');
+      assert.deepEqual(ops.shape, [n, h, w, c]);
+      assert.deepEqual(Array.from(ops.dataSync()), Array.from(host.dataSync()));
+      tf.dispose([x, host, ops]);
     });
   }
 });
