@@ -5,3 +5,4 @@
 export { Rng } from './engine/rng.js';
 export type { RngKey, RngState } from './engine/rng.js';
 export { serveSync } from './engine/sync-worker.js';
+export { roundHalfEven } from './engine/round-half-even.js';

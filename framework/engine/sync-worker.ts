@@ -50,12 +50,15 @@ export class SyncWorker<J, R> {
     }
   }
 
-  /** Hand a job to the helper; the caller works on in parallel and collects it with `wait`. */
-  post(job: J): void {
+  /**
+   * Hand a job to the helper; the caller works on in parallel and collects it with `wait`.
+   * `transfer`: buffers moved to the helper instead of copied (they are unusable here after).
+   */
+  post(job: J, transfer: ArrayBuffer[] = []): void {
     if (this.busy) throw new Error('SyncWorker: a job is already out (wait for it first)');
     if (this.dead) throw new Error(`SyncWorker: the helper thread is gone (${this.dead})`);
     Atomics.store(this.flag, 0, 0);
-    this.port.postMessage(job);
+    this.port.postMessage(job, transfer);
     this.busy = true;
   }
 
@@ -84,8 +87,11 @@ export class SyncWorker<J, R> {
   }
 }
 
-/** In a helper's module: answer every job with `handler(job)` (errors go back as messages). */
-export function serveSync<J, R>(handler: (job: J) => R): void {
+/**
+ * In a helper's module: answer every job with `handler(job)` (errors go back as messages).
+ * `transfer` names the result's buffers to move back instead of copying them.
+ */
+export function serveSync<J, R>(handler: (job: J) => R, transfer: (result: R) => ArrayBuffer[] = () => []): void {
   const { port, flag } = workerData as Channel;
   // a helper that dies (out of memory, a crash) wakes the waiting caller instead of leaving it asleep
   process.on('exit', () => {
@@ -94,13 +100,51 @@ export function serveSync<J, R>(handler: (job: J) => R): void {
   });
   port.on('message', (job: J) => {
     let reply: Reply<R>;
+    let moved: ArrayBuffer[] = [];
     try {
-      reply = { ok: handler(job) };
+      const ok = handler(job);
+      moved = transfer(ok);
+      reply = { ok };
     } catch (e) {
       reply = { error: (e as Error).stack ?? String(e) };
     }
-    port.postMessage(reply);
+    port.postMessage(reply, moved);
     Atomics.store(flag, 0, 1);
     Atomics.notify(flag, 0);
   });
+}
+
+/** Shared helpers by module URL: a SyncWorker, or the reason it is unavailable. */
+const helpers = new Map<string, SyncWorker<unknown, unknown> | { error: string }>();
+
+/**
+ * The process's helper thread running `url` (started on first use, shared by every caller),
+ * or null where host work may not use a second thread (`threads` < 2) or the helper could not
+ * start or failed (`label` names it in the one line logged then). Callers plan their own share
+ * on the main thread and fall back to doing all of it there.
+ */
+export function sharedHelper<J, R>(url: URL, label: string, threads: number): SyncWorker<J, R> | null {
+  if (threads < 2) return null;
+  let h = helpers.get(url.href);
+  if (!h) {
+    h = SyncWorker.start<unknown, unknown>(url);
+    if ('error' in h) process.stderr.write(`[rass] ${label}: no helper thread (${h.error}); working on the main thread\n`);
+    helpers.set(url.href, h);
+  }
+  return 'error' in h ? null : (h as SyncWorker<J, R>);
+}
+
+/** After a helper's job failed: log it once, stop the helper, and hand out null from now on. */
+export function helperFailed(url: URL, label: string, e: unknown): void {
+  const h = helpers.get(url.href);
+  if (h && !('error' in h)) h.dispose();
+  const why = (e as Error).message?.split('\n')[0] ?? String(e);
+  helpers.set(url.href, { error: why });
+  process.stderr.write(`[rass] ${label}: the helper thread failed (${why}); working on the main thread\n`);
+}
+
+/** 'running', 'not started' or 'unavailable: <why>' for the helper running `url`. */
+export function helperState(url: URL): string {
+  const h = helpers.get(url.href);
+  return !h ? 'not started' : 'error' in h ? `unavailable: ${h.error}` : 'running';
 }

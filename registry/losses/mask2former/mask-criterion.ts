@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { hostThreads, SyncWorker, type Rng } from '../../../framework/api.js';
+import { helperFailed, helperState, hostThreads, sharedHelper, type Rng, type SyncWorker } from '../../../framework/api.js';
 import type { PlanJob } from './plan-worker.js';
 import type { HeadOutput, MaskPrediction } from '../../../framework/api.js';
 import type { LossResult, PreparedSegLoss, SegLoss, SegTargets } from '../../../framework/api.js';
@@ -141,12 +141,12 @@ export function layerLosses(pred: MaskPrediction, targets: ImageTargets[], point
  * is `computePrepared`, pure tensor ops, so a training step can compile around it (the
  * SegLoss contract); `compute` is the two in a row.
  */
-/** The criterion's helper thread, shared in the process (undefined: not started yet; null: unavailable). */
-let sharedHelper: SyncWorker<PlanJob, HostLayerPlan[]> | null | undefined;
+/** The criterion's helper-thread module. */
+const PLAN_WORKER = new URL('./plan-worker.js', import.meta.url);
 
 /** Whether the host plan's helper thread runs ('running'), has not been needed yet, or is unavailable. */
-export function planHelperState(): 'running' | 'not started' | 'unavailable' {
-  return sharedHelper === undefined ? 'not started' : sharedHelper ? 'running' : 'unavailable';
+export function planHelperState(): string {
+  return helperState(PLAN_WORKER);
 }
 
 export class MaskClassificationLoss implements SegLoss {
@@ -187,9 +187,7 @@ export class MaskClassificationLoss implements SegLoss {
         plans.push(...helper.wait());
       } catch (e) {
         // a helper that failed: its layers planned here (their streams are untouched), and no helper from now on
-        process.stderr.write(`[rass] loss/mask2former: the host plan's helper thread failed (${(e as Error).message.split('\n')[0]}); planning on the main thread\n`);
-        helper.dispose();
-        sharedHelper = null;
+        helperFailed(PLAN_WORKER, 'loss/mask2former host plan', e);
         for (let i = split; i < layers.length; i++) plans.push(here(i));
       }
     }
@@ -199,21 +197,9 @@ export class MaskClassificationLoss implements SegLoss {
     return out;
   }
 
-  /**
-   * The helper thread for `prepare` where host work may use two threads (`hostThreads()`, the
-   * native backend's thread count), started on first use and shared by every criterion in the
-   * process; null on one thread, or after the helper failed to start (logged once).
-   */
+  /** The helper thread for `prepare` where host work may use two threads (`planThreads`, default `hostThreads()`). */
   private helper(): SyncWorker<PlanJob, HostLayerPlan[]> | null {
-    if (this.planThreads === 1 || (this.planThreads === undefined && hostThreads() < 2)) return null;
-    if (sharedHelper === undefined) {
-      const w = SyncWorker.start<PlanJob, HostLayerPlan[]>(new URL('./plan-worker.js', import.meta.url));
-      if ('error' in w) {
-        process.stderr.write(`[rass] loss/mask2former: no helper thread for the host plan (${w.error}); planning on the main thread\n`);
-        sharedHelper = null;
-      } else sharedHelper = w;
-    }
-    return sharedHelper;
+    return sharedHelper<PlanJob, HostLayerPlan[]>(PLAN_WORKER, 'loss/mask2former host plan', this.planThreads ?? hostThreads());
   }
 
   computePrepared(output: HeadOutput, prepared: PreparedSegLoss): LossResult {

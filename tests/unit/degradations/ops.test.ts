@@ -155,6 +155,20 @@ describe('DiffJPEG tensor implementation', () => {
     assert.ok(Number.isFinite(m) && m > 0.1, `mean |grad| ${m}`);
   });
 
+  it('DiffJPEG split at a 16-row boundary across two threads codes every image exactly as a whole', async () => {
+    const { diffJpegImage, diffJpegImageSplit, jpegHelperState } = await import('../../../registry/degradations/jpeg/diffjpeg.js');
+    const r = Rng.derive(9, 'jpeg-split');
+    // sizes with an even and an odd number of macroblock rows, a partial last row, odd widths
+    for (const [h, w, q, diff] of [[64, 48, 30, false], [37, 29, 75, false], [17, 40, 10, true], [80, 16, 95, true]] as const) {
+      const img = r.fillUniform(new Float32Array(h * w * 3)) as Float32Array;
+      const whole = diffJpegImage(img, h, w, q, diff);
+      const split = diffJpegImageSplit(img, h, w, q, diff, 2);
+      assert.equal(jpegHelperState(), 'running', 'the helper thread coded the lower half');
+      assert.deepEqual(Array.from(split), Array.from(whole), `${h}x${w} q${q}`);
+      assert.deepEqual(Array.from(diffJpegImageSplit(img, h, w, q, diff, 1)), Array.from(whole), `${h}x${w} q${q}, one thread`);
+    }
+  });
+
   it('the diffjpeg plugin gives the same result with either implementation', async () => {
     await useBackend('wasm');
     const a = await build({ type: 'degradation/diffjpeg', implementation: 'loops' });

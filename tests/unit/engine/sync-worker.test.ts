@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SyncWorker } from '../../../framework/engine/sync-worker.js';
 
-type Job = { kind: 'double' | 'throw' | 'exit'; x: number };
-type Result = { doubled: number; big: Float32Array };
+type Job = { kind: 'double' | 'throw' | 'exit'; x: number; payload?: Float32Array };
+type Result = { doubled: number; big: Float32Array; payloadSum: number };
 const url = new URL('../../helpers/sync-worker-echo.js', import.meta.url);
 
 function start(): SyncWorker<Job, Result> {
@@ -28,6 +28,20 @@ test('SyncWorker: jobs come back synchronously while the caller works on, in ord
     w.post({ kind: 'double', x: 1 });
     assert.throws(() => w.post({ kind: 'double', x: 2 }), /already out/);
     assert.equal(w.wait().doubled, 2);
+  } finally {
+    w.dispose();
+  }
+});
+
+test('SyncWorker: buffers named for transfer move to the helper, and the result comes back intact', () => {
+  const w = start();
+  try {
+    const payload = Float32Array.from({ length: 1000 }, (_, i) => i);
+    w.post({ kind: 'double', x: 4, payload }, [payload.buffer]);
+    assert.equal(payload.byteLength, 0, 'moved, not copied');
+    const r = w.wait();
+    assert.equal(r.payloadSum, (999 * 1000) / 2);
+    assert.deepEqual(Array.from(r.big), [4, 4, 4, 4]);
   } finally {
     w.dispose();
   }
