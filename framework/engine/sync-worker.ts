@@ -31,7 +31,7 @@ export class SyncWorker<J, R> {
     private readonly flag: Int32Array,
   ) {}
 
-  /** Start the helper; null (with the reason) where worker threads are unavailable. */
+  /** Start the helper, or `{ error }` with the reason where a worker thread cannot start. */
   static start<J, R>(url: URL): SyncWorker<J, R> | { error: string } {
     try {
       const { port1, port2 } = new MessageChannel();
@@ -73,9 +73,17 @@ export class SyncWorker<J, R> {
         if ('error' in got.message) throw new Error(`helper thread: ${got.message.error}`);
         return got.message.ok;
       }
-      if (Atomics.load(this.flag, 0) === 2) throw new Error('SyncWorker: the helper thread exited');
+      // a helper that exited or did not answer in time takes no more jobs (a late answer
+      // would otherwise be taken for the next job's)
+      if (Atomics.load(this.flag, 0) === 2) {
+        this.dead = 'exited';
+        throw new Error('SyncWorker: the helper thread exited');
+      }
       const left = until - Date.now();
-      if (left <= 0) throw new Error(`SyncWorker: no answer from the helper thread in ${timeoutMs} ms`);
+      if (left <= 0) {
+        this.dead = `no answer in ${timeoutMs} ms`;
+        throw new Error(`SyncWorker: no answer from the helper thread in ${timeoutMs} ms`);
+      }
       Atomics.wait(this.flag, 0, 0, Math.min(left, 1000));
     }
   }

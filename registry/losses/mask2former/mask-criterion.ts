@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { helperFailed, helperState, hostThreads, sharedHelper, type Rng, type SyncWorker } from '../../../framework/api.js';
-import type { PlanJob } from './plan-worker.js';
-import type { HeadOutput, MaskPrediction } from '../../../framework/api.js';
-import type { LossResult, PreparedSegLoss, SegLoss, SegTargets } from '../../../framework/api.js';
+import { helperFailed, helperState, hostThreads, sharedHelper } from '../../../framework/api.js';
+import type { HeadOutput, LossResult, MaskPrediction, PreparedSegLoss, Rng, SegLoss, SegTargets, SyncWorker } from '../../../framework/api.js';
 import { pointSample } from '../../heads/common/sampling.js';
+import type { PlanJob } from './plan-worker.js';
 import { planLayerHost, rngHostPoints, uncertainPointsHost, type HostLayerPlan, type HostPoints, type LayerValues, type MaskCriterionOptions, type MatchResult } from './host-plan.js';
 import { maskTargets, type ImageTargets } from './targets.js';
 

@@ -66,6 +66,7 @@ test('SyncWorker: a helper that exits wakes the caller with an error instead of 
     const t0 = Date.now();
     assert.throws(() => w.wait(30_000), /helper thread exited/);
     assert.ok(Date.now() - t0 < 10_000, 'woken by the exit, not by the timeout');
+    assert.throws(() => w.post({ kind: 'double', x: 1 }), /helper thread is gone/);
   } finally {
     w.dispose();
   }
