@@ -46,6 +46,18 @@ function reflectPad(x: tf.Tensor4D, ph: number, pw: number): tf.Tensor4D {
  */
 const PHASES = 4;
 /**
+ * The polyphase form's sizes: the reflect padding, the taps per phase (ty, tx), the output
+ * phase grid (oh, ow) and the padded input's phase grid (gh, gw).
+ */
+function polyphaseGeometry(h: number, w: number, kh: number, kw: number, sy: number, sx: number) {
+  const ty = Math.ceil((kh + sy - 1) / sy);
+  const tx = Math.ceil((kw + sx - 1) / sx);
+  const oh = Math.ceil(h / sy);
+  const ow = Math.ceil(w / sx);
+  return { pyPad: Math.floor(kh / 2), pxPad: Math.floor(kw / 2), ty, tx, oh, ow, gh: oh + ty - 1, gw: ow + tx - 1 };
+}
+
+/**
  * One kh x kw filter (row-major `kd`) on every image channel with reflect padding, in polyphase
  * form with sy x sx phases (a 1-D filter uses phases along its own axis only). `form`: the
  * padding and phase split as tensor ops (native) or as JS passes (wasm, cpu).
@@ -54,14 +66,7 @@ export function filterPolyphase(x: tf.Tensor4D, kd: ArrayLike<number>, kh: numbe
   if (form === 'ops') return filterPolyphaseOps(x, kd, kh, kw, sy, sx);
   const ss = sy * sx;
   const [n, h, w, c] = x.shape;
-  const pyPad = Math.floor(kh / 2);
-  const pxPad = Math.floor(kw / 2);
-  const ty = Math.ceil((kh + sy - 1) / sy);
-  const tx = Math.ceil((kw + sx - 1) / sx);
-  const oh = Math.ceil(h / sy);
-  const ow = Math.ceil(w / sx);
-  const gh = oh + ty - 1; // phase-grid size of the padded input
-  const gw = ow + tx - 1;
+  const { pyPad, pxPad, oh, ow, gh, gw } = polyphaseGeometry(h, w, kh, kw, sy, sx);
   // reflect padding and the phase split in one pass (plain loops: 5-D transposes are slow on
   // wasm); positions past the reflect-padded image are zeros that only feed cropped outputs
   const src = x.dataSync() as Float32Array;
@@ -108,8 +113,7 @@ export function filterPolyphase(x: tf.Tensor4D, kd: ArrayLike<number>, kh: numbe
  */
 function polyphaseWeights(kd: ArrayLike<number>, kh: number, kw: number, sy: number, sx: number): tf.Tensor4D {
   const ss = sy * sx;
-  const ty = Math.ceil((kh + sy - 1) / sy);
-  const tx = Math.ceil((kw + sx - 1) / sx);
+  const { ty, tx } = polyphaseGeometry(0, 0, kh, kw, sy, sx);
   const wts = new Float32Array(ty * tx * ss * ss);
   for (let iy = 0; iy < ty; iy++) for (let ix = 0; ix < tx; ix++) for (let ci = 0; ci < sy; ci++) for (let di = 0; di < sx; di++) {
     const inCh = ((iy * tx + ix) * ss + ci * sx + di) * ss;
@@ -132,14 +136,7 @@ function polyphaseWeights(kd: ArrayLike<number>, kh: number, kw: number, sy: num
 function filterPolyphaseOps(x: tf.Tensor4D, kd: ArrayLike<number>, kh: number, kw: number, sy: number, sx: number): tf.Tensor4D {
   return tf.tidy(() => {
     const [n, h, w, c] = x.shape;
-    const pyPad = Math.floor(kh / 2);
-    const pxPad = Math.floor(kw / 2);
-    const ty = Math.ceil((kh + sy - 1) / sy);
-    const tx = Math.ceil((kw + sx - 1) / sx);
-    const oh = Math.ceil(h / sy);
-    const ow = Math.ceil(w / sx);
-    const gh = oh + ty - 1;
-    const gw = ow + tx - 1;
+    const { pyPad, pxPad, oh, ow, gh, gw } = polyphaseGeometry(h, w, kh, kw, sy, sx);
     // each image channel a batch item; reflect padding, then zeros up to the phase grid (they
     // only feed cropped outputs)
     const items = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [n * c, h, w, 1]) as tf.Tensor4D;
