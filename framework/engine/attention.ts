@@ -150,7 +150,7 @@ function attentionBackward(dy: tf.Tensor, saved: tf.Tensor[], heads: number, sca
       const [dqc, dkNext, dvNext] = tf.tidy(() => {
         const doc = rows(doh);
         // recomputed, gated for linear memory when compiled (recompute-gate.ts), unless kept
-        const p = keptProbs ?? chunkProbs(qs, kh, mask, s, n, recomputeGate(doc));
+        const p = keptProbs ?? chunkProbs(qs, kh, mask, s, n, recomputeGate(doc) ?? undefined);
         const dvc = tf.matMul(p, doc, true, false);
         const dp = tf.matMul(doc, vh, false, true);
         const centred = tf.sub(dp, rows(rowDots));

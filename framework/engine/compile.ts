@@ -185,6 +185,14 @@ interface Entry {
   failed?: string;
 }
 
+/**
+ * Whether a compiled step is being recorded right now: code that only matters in the recorded
+ * graph (recompute-gate.ts) skips its ops in eager steps.
+ */
+export function recordingStep(): boolean {
+  return recordingPlan !== null;
+}
+
 /** The planner of the call in progress (hostPlan hands it the step's tensors). */
 let currentPlanner: Planner | null = null;
 /** While a recording runs: how hostPlan records the plan instead of running it blindly. */

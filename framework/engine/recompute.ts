@@ -39,9 +39,9 @@ function recomputeGrads(fn: (...inputs: tf.Tensor[]) => tf.Tensor, saved: tf.Ten
     return tf.tidy(() => {
       const xs = [...saved, ...params];
       // gated on dy, so a compiled step recomputes here instead of sharing the forward's values
-      // (recompute-gate.ts); the gate is exactly 1, and so is its factor in the gradients
+      // (recompute-gate.ts; none in eager steps); the gate is exactly 1, and so is its factor in the gradients
       const gate = recomputeGate(dy);
-      const { value, grads } = engine.gradients(() => fn(...saved.map((s) => (s.dtype === 'float32' ? tf.mul(s, gate) : s))), xs, dy, true);
+      const { value, grads } = engine.gradients(() => fn(...saved.map((s) => (gate && s.dtype === 'float32' ? tf.mul(s, gate) : s))), xs, dy, true);
       value.dispose();
       return grads.map((g, i) => g ?? tf.zerosLike(xs[i] as tf.Tensor));
     });

@@ -201,6 +201,18 @@ describe('memory-efficient attention: memory linear in the token count', () => {
     assert.ok(o2 * 4 < p2, `ours at 512 tokens (${o2} bytes) should be far below plain (${p2})`);
   });
 
+  it('eager steps run no recompute gate (it is for compiled steps only): no IsNan among the backward kernels', async () => {
+    const x = randn([1, 64, 8]);
+    const p = await tf.profile(() => {
+      // 4 chunks of 16 queries: the backward recomputes each chunk's probabilities
+      const g = tf.grads((q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.sum(memoryEfficientAttention(q, k, v, { heads: 2, chunk: 16 })))([x, x, x]);
+      tf.dispose(g);
+    });
+    x.dispose();
+    assert.ok(p.kernelNames.includes('BatchMatMul'), 'the profile saw the backward');
+    assert.ok(!p.kernelNames.includes('IsNan'), `gate ops ran eagerly: ${p.kernelNames.join(', ')}`);
+  });
+
   it('automatic chunk size: at most 2^22 scores per chunk, at least 64 queries, never more than there are', () => {
     assert.equal(attentionChunkSize(4, 4096, 4096), 256);
     assert.equal(attentionChunkSize(4, 100, 77), 100);
