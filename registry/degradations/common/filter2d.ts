@@ -153,10 +153,10 @@ function filterPolyphaseOps(x: tf.Tensor4D, kd: ArrayLike<number>, kh: number, k
 const POLYPHASE_MIN_K = 7;
 
 /**
- * The same threshold for a 2-D kernel on the current backend. Native TensorFlow's depthwise
- * kernel is much faster than wasm's, and the polyphase form pays two JS passes over the image:
- * measured on 512x512x3, depthwise vs polyphase 7 vs 18 ms at k = 9, 22 vs 21 ms at 15, 33 vs
- * 23 ms at 19.
+ * The same threshold for a 2-D kernel on the current backend: native TensorFlow's depthwise
+ * kernel is much faster than wasm's. Measured on 512x512x3 with the polyphase form as tensor
+ * ops (filterPolyphaseOps), depthwise vs polyphase: 12.6 vs 17.0 ms at k = 9, 14.6 vs 13.0 at
+ * 13, 22.3 vs 14.1 at 15, 33.3 vs 16.4 at 19; k = 13 is about even, so the threshold stays 15.
  */
 function polyphaseMinK2d(): number {
   return tf.getBackend() === 'tensorflow' ? 15 : POLYPHASE_MIN_K;
