@@ -66,10 +66,21 @@ export class Rng {
     return new Rng([...this.keys, ...keys]);
   }
 
+  /** An independent stream at the same point of this one's sequence (same keys and state). */
+  copy(): Rng {
+    return new Rng(this.keys, this.getState());
+  }
+
   /** Snapshot for checkpoints; `Rng.restore` continues the exact sequence. */
   getState(): RngState {
     const [s0, s1, s2, s3] = this.st as unknown as [number, number, number, number];
     return { s: [s0, s1, s2, s3], spare: this.spare };
+  }
+
+  /** Continue from a snapshot in place (a helper thread drew this stream's next values). */
+  setState(state: RngState): void {
+    this.st.set(state.s);
+    this.spare = state.spare;
   }
 
   static restore(keys: readonly RngKey[], state: RngState): Rng {
@@ -198,6 +209,23 @@ export class Rng {
     }
     st[0] = s0; st[1] = s1; st[2] = s2; st[3] = s3;
     return out;
+  }
+
+  /**
+   * Skip `outputs` xoshiro128** outputs (`nextU32` draws) without computing them: a helper
+   * thread continues a stream from where another thread's share of the draws will end
+   * (`random`/`uniform` take 2 outputs, a Box-Muller pair of `normal` draws 4).
+   */
+  advance(outputs: number): this {
+    if (!(outputs >= 0) || !Number.isInteger(outputs)) throw new RangeError(`Rng.advance: outputs must be a whole number >= 0, got ${outputs}`);
+    const st = this.st;
+    let s0 = st[0] as number, s1 = st[1] as number, s2 = st[2] as number, s3 = st[3] as number;
+    for (let i = 0; i < outputs; i++) {
+      const t = s1 << 9;
+      s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = rotl(s3, 11);
+    }
+    st[0] = s0; st[1] = s1; st[2] = s2; st[3] = s3;
+    return this;
   }
 
   /**

@@ -4,8 +4,9 @@
  * recorded draws and checked against the reference exactly. Images are one sample's HWC
  * float32 buffers; every step is rounded to float32 as the reference computes it.
  */
-import type { Rng } from '../../../framework/api.js';
-import { roundHalfEven } from '../../../framework/api.js';
+// host.js, not api.js: the noise helper thread loads this module and needs no tfjs
+import type { Rng } from '../../../framework/host.js';
+import { roundHalfEven } from '../../../framework/host.js';
 
 const f32 = Math.fround;
 
@@ -62,17 +63,19 @@ class RateSlots {
 /**
  * One Poisson draw per rate from `rng`: inversion below 10, Hormann's PTRS transformed rejection
  * above. A noise image has at most 256 distinct rates (the k/255 grid times vals), so the
- * per-rate constants are computed once per rate instead of once per pixel.
+ * per-rate constants, log(invalpha) included, are computed once per rate instead of once per
+ * pixel. The uniforms come in blocks from a copy of the stream (`fillUniform`: the same values
+ * as `random()`, without a call per draw), and `rng` then skips exactly the ones used.
  */
 export function poissonDraws(rng: Rng, lam: Float32Array): Float32Array {
   const out = new Float32Array(lam.length);
   const bits = new Uint32Array(lam.buffer, lam.byteOffset, lam.length);
   const slots = new RateSlots();
-  // per slot (4096: scratch): exp(-l) (small rates) or PTRS's b, a, invalpha, vr and log(l)
+  // per slot (4096: scratch): exp(-l) (small rates) or PTRS's b, a, log(invalpha), vr and log(l)
   const cE = new Float64Array(4097);
   const cB = new Float64Array(4097);
   const cA = new Float64Array(4097);
-  const cInv = new Float64Array(4097);
+  const cLogInv = new Float64Array(4097);
   const cVr = new Float64Array(4097);
   const cLog = new Float64Array(4097);
   const fill = (h: number, l: number) => {
@@ -83,10 +86,14 @@ export function poissonDraws(rng: Rng, lam: Float32Array): Float32Array {
     const b = 0.931 + 2.53 * Math.sqrt(l);
     cB[h] = b;
     cA[h] = -0.059 + 0.02483 * b;
-    cInv[h] = 1.1239 + 1.1328 / (b - 3.4);
+    cLogInv[h] = Math.log(1.1239 + 1.1328 / (b - 3.4));
     cVr[h] = 0.9277 - 3.6224 / (b - 2);
     cLog[h] = Math.log(l);
   };
+  const stream = rng.copy();
+  const block = new Float64Array(4096);
+  let pos = block.length;
+  let produced = 0;
   for (let i = 0; i < lam.length; i++) {
     const l = lam[i];
     if (!(l > 0)) {
@@ -106,7 +113,12 @@ export function poissonDraws(rng: Rng, lam: Float32Array): Float32Array {
       let k = 0;
       let p = cE[h];
       let acc = p;
-      const u = rng.random();
+      if (pos === block.length) {
+        stream.fillUniform(block);
+        pos = 0;
+        produced += block.length;
+      }
+      const u = block[pos++];
       while (u > acc && k < 1000) {
         k++;
         p *= l / k;
@@ -118,8 +130,16 @@ export function poissonDraws(rng: Rng, lam: Float32Array): Float32Array {
     const a = cA[h];
     const b = cB[h];
     for (;;) {
-      const u = rng.random() - 0.5;
-      const v = rng.random();
+      if (pos >= block.length - 1) {
+        // keep a pair in one block: move a leftover uniform to the front
+        const left = block.length - pos;
+        if (left === 1) block[0] = block[pos];
+        stream.fillUniform(block.subarray(left));
+        pos = 0;
+        produced += block.length - left;
+      }
+      const u = block[pos++] - 0.5;
+      const v = block[pos++];
       const us = 0.5 - Math.abs(u);
       const k = Math.floor(((2 * a) / us + b) * u + l + 0.43);
       if (us >= 0.07 && v <= cVr[h]) {
@@ -127,12 +147,14 @@ export function poissonDraws(rng: Rng, lam: Float32Array): Float32Array {
         break;
       }
       if (k < 0 || (us < 0.013 && v > us)) continue;
-      if (Math.log(v) + Math.log(cInv[h]) - Math.log(a / (us * us) + b) <= -l + k * cLog[h] - logFactorial(k)) {
+      if (Math.log(v) + cLogInv[h] - Math.log(a / (us * us) + b) <= -l + k * cLog[h] - logFactorial(k)) {
         out[i] = k;
         break;
       }
     }
   }
+  // the uniforms used: all the copy produced but the block's unread rest; each is two outputs
+  rng.advance(2 * (produced - (block.length - pos)));
   return out;
 }
 
@@ -228,6 +250,79 @@ export function addNoise(img: Float32Array, noise: Float32Array, clip: boolean, 
       v = Math.min(Math.max(v, 0), 1);
     }
     out[i] = v;
+  }
+  return out;
+}
+
+/**
+ * `addNoise(img, gaussianNoise(hw, c, sigma, gray, draws), clip, rounds)` in one pass, without
+ * the noise image: the same float32 steps, so the same values. `draws` has one draw per value
+ * (colour) or per pixel (gray).
+ */
+export function addGaussianNoise(img: Float32Array, c: number, sigma: number, gray: boolean, clip: boolean, rounds: boolean, draws: Float32Array): Float32Array {
+  const per = gray ? c : 1;
+  if (draws.length * per !== img.length) throw new RangeError(`gaussian noise needs ${img.length / per} draws, got ${draws.length}`);
+  const out = new Float32Array(img.length);
+  for (let j = 0, i = 0; j < draws.length; j++) {
+    const noise = f32(f32(draws[j] * sigma) / 255);
+    for (let k = 0; k < per; k++, i++) {
+      let v = f32(img[i] + noise);
+      if (rounds) {
+        let q = roundHalfEven(f32(v * 255));
+        if (clip) q = Math.min(Math.max(q, 0), 255);
+        v = f32(q / 255);
+      } else if (clip) {
+        v = Math.min(Math.max(v, 0), 1);
+      }
+      out[i] = v;
+    }
+  }
+  return out;
+}
+
+/**
+ * `addNoise(img, poissonNoise(img, hw, c, scale, gray, draw, grayWeights), clip, rounds)` in
+ * three passes instead of seven, without the intermediate images: the grid level of every
+ * value is kept as a byte, the rounded values come from a 256-entry table, and the noise is
+ * added as it is computed. The same float32 steps, so the same values.
+ */
+export function addPoissonNoise(
+  img: Float32Array, hw: number, c: number, scale: number, gray: boolean, clip: boolean, rounds: boolean,
+  draw: (lam: Float32Array) => Float32Array, grayWeights: GrayWeights = 'torch',
+): Float32Array {
+  const src = gray ? grayOf(img, hw, c, grayWeights) : img;
+  const per = gray ? c : 1;
+  const grid = new Float32Array(256);
+  for (let k = 0; k < 256; k++) grid[k] = f32(k / 255);
+  const level = new Uint8Array(src.length);
+  const seen = new Uint8Array(256);
+  let count = 0;
+  for (let i = 0; i < src.length; i++) {
+    const k = Math.min(Math.max(roundHalfEven(f32(src[i] * 255)), 0), 255);
+    level[i] = k;
+    if (!seen[k]) {
+      seen[k] = 1;
+      count++;
+    }
+  }
+  const vals = 2 ** Math.ceil(Math.log2(count));
+  const lam = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) lam[i] = f32(grid[level[i]] * vals);
+  const d = draw(lam);
+  const out = new Float32Array(img.length);
+  for (let j = 0, i = 0; j < src.length; j++) {
+    const noise = f32(f32(f32(d[j] / vals) - grid[level[j]]) * scale);
+    for (let k = 0; k < per; k++, i++) {
+      let v = f32(img[i] + noise);
+      if (rounds) {
+        let q = roundHalfEven(f32(v * 255));
+        if (clip) q = Math.min(Math.max(q, 0), 255);
+        v = f32(q / 255);
+      } else if (clip) {
+        v = Math.min(Math.max(v, 0), 1);
+      }
+      out[i] = v;
+    }
   }
   return out;
 }

@@ -2,7 +2,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { definePlugin, type Degradation } from '../../../framework/api.js';
 import { stageProperties, rangeSchema, gated, sampleData } from '../common/stages.js';
-import { gaussianNoise, poissonNoise, addNoise, rngSampler } from './noise.js';
+import { addPoissonNoise, rngSampler } from './noise.js';
+import { gaussianNoisyImage } from './gaussian-split.js';
 
 export const noisePlugin = definePlugin({
   kind: 'degradation',
@@ -34,20 +35,16 @@ export const noisePlugin = definePlugin({
           const gaussian = r.random() < o.gaussian_prob;
           const gray = r.random() < o.gray_prob;
           // draws come from a child stream so the parameter draws above never shift them
-          const sampler = rngSampler(r.fork('draws'));
-          let noise: Float32Array;
-          let p: Record<string, unknown>;
+          const draws = r.fork('draws');
           if (gaussian) {
             const sigma = r.uniform(o.sigma_range[0], o.sigma_range[1]);
-            noise = gaussianNoise(h * w, c, sigma, gray, sampler.normal(gray ? h * w : h * w * c));
-            p = { kind: 'gaussian', sigma, gray };
-          } else {
-            const scale = r.uniform(o.poisson_scale_range[0], o.poisson_scale_range[1]);
-            noise = poissonNoise(samples[i], h * w, c, scale, gray, sampler.poisson);
-            p = { kind: 'poisson', scale, gray };
+            // the noise image is never built: draws are added as they are made, on two threads
+            out.set(gaussianNoisyImage(samples[i], h * w, c, sigma, gray, o.clip, o.rounds, draws), i * h * w * c);
+            return { kind: 'gaussian', sigma, gray };
           }
-          out.set(addNoise(samples[i], noise, o.clip, o.rounds), i * h * w * c);
-          return p;
+          const scale = r.uniform(o.poisson_scale_range[0], o.poisson_scale_range[1]);
+          out.set(addPoissonNoise(samples[i], h * w, c, scale, gray, o.clip, o.rounds, rngSampler(draws).poisson), i * h * w * c);
+          return { kind: 'poisson', scale, gray };
         });
         return { out: tf.tensor4d(out, [n, h, w, c]), params };
       }),

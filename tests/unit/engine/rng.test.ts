@@ -94,3 +94,28 @@ test('fillNormal draws exactly what normal() draws in a loop, spare and later st
     assert.deepEqual(a.getState(), b.getState());
   }
 });
+
+test('advance(n) skips exactly n outputs; copy() and setState() continue the same sequence', () => {
+  for (const n of [0, 1, 2, 3, 4097]) {
+    const a = Rng.derive(3, 'advance', n);
+    const b = Rng.derive(3, 'advance', n);
+    a.normal(); // a pending spare is not an output: advance leaves it in place
+    b.normal();
+    a.advance(n);
+    for (let i = 0; i < n; i++) b.nextU32();
+    assert.deepEqual(a.getState(), b.getState(), `advance(${n})`);
+    assert.deepEqual([a.normal(), a.random()], [b.normal(), b.random()]);
+  }
+  assert.throws(() => Rng.derive(1).advance(-1), /whole number/);
+  assert.throws(() => Rng.derive(1).advance(1.5), /whole number/);
+  const a = Rng.derive(2, 'copy');
+  a.normal();
+  const c = a.copy();
+  assert.deepEqual(c.keys, a.keys);
+  const fromCopy = [c.normal(), c.random(), c.nextU32()];
+  assert.deepEqual([a.normal(), a.random(), a.nextU32()], fromCopy, 'a copy draws what the original draws');
+  const snapshot = a.getState();
+  const later = [a.random(), a.normal()];
+  a.setState(snapshot);
+  assert.deepEqual([a.random(), a.normal()], later, 'setState rewinds in place');
+});
