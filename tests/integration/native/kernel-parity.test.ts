@@ -2,6 +2,8 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { useBackend, type BackendName } from '../../../framework/engine/backend.js';
 import { filterPolyphase } from '../../../registry/degradations/common/filter2d.js';
+import { resize } from '../../../registry/degradations/resize/resize.js';
+import { resizeReference, RESIZE_CASES } from '../../unit/degradations/resize-reference.js';
 import { nativeSkipReason, normalData, relErr, tf } from './_native.js';
 
 /**
@@ -162,4 +164,21 @@ describe('polyphase filtering: the tensor-op form equals the JS form to the bit 
       tf.dispose([x, host, ops]);
     });
   }
+});
+
+describe('resize on native equals its float32 loop definition to the bit (gathered and per-tap forms)', { skip }, () => {
+  it('every mode, shrinking and growing, batch 2', async () => {
+    await useBackend('tensorflow');
+    const shape = [2, 37, 53, 3] as const;
+    const data = Float32Array.from(normalData('resize-ref', 2 * 37 * 53 * 3), (v) => Math.fround(0.5 + 0.2 * v));
+    const x = tf.tensor4d(data, [...shape]);
+    for (const [scale, mode] of RESIZE_CASES) {
+      const ref = resizeReference(data, shape, scale, mode);
+      const y = resize(x, { scaleFactor: scale }, mode);
+      const got = y.dataSync() as Float32Array;
+      assert.ok(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(ref.data.buffer)), `${mode} x${scale}`);
+      y.dispose();
+    }
+    x.dispose();
+  });
 });

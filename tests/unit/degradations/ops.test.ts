@@ -11,6 +11,7 @@ import { filter2d, filterSeparable } from '../../../registry/degradations/common
 import { quantizeForPoisson } from '../../../registry/degradations/noise/noise.js';
 import { roundHalfEven } from '../../../framework/engine/round-half-even.js';
 import { resize } from '../../../registry/degradations/resize/resize.js';
+import { resizeReference, RESIZE_CASES } from './resize-reference.js';
 
 const build = (node: unknown) => buildDegradation(node as never, { plugins });
 const KOPTS = {
@@ -211,6 +212,26 @@ describe('Poisson draws', () => {
     assert.deepEqual(Array.from(batched), Array.from(single));
     assert.ok(new Set(lam).size > 2048);
   });
+});
+
+describe('resize equals its float32 loop definition to the bit', () => {
+  for (const backend of ['cpu', 'wasm'] as const) {
+    it(`${backend}: shrinking axes (taps gathered at once) and growing ones (tap by tap), batch 2`, async () => {
+      await useBackend(backend);
+      const shape = [2, 37, 53, 3] as const;
+      const data = Rng.derive(21, 'resize-ref').fillUniform(new Float32Array(2 * 37 * 53 * 3)) as Float32Array;
+      const x = tf.tensor4d(data, [...shape]);
+      for (const [scale, mode] of RESIZE_CASES) {
+        const ref = resizeReference(data, shape, scale, mode);
+        const y = resize(x, { scaleFactor: scale }, mode);
+        assert.deepEqual(y.shape, ref.shape);
+        const got = y.dataSync() as Float32Array;
+        assert.ok(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(ref.data.buffer)), `${backend} ${mode} x${scale}`);
+        y.dispose();
+      }
+      x.dispose();
+    });
+  }
 });
 
 describe('resize plugin modes', () => {
