@@ -82,6 +82,8 @@ export interface CompileStatus {
   /** mode 'xla' only: 'on' while XLA runs every compiled function; 'refused' with `xlaReason` once it refused one. */
   xla?: 'on' | 'refused';
   xlaReason?: string;
+  /** The latest compiled signature's convolution and matrix-product work per call, in FLOPs (`denseFlops`). */
+  flops?: number;
 }
 
 const MAX_RECORDINGS = 4;
@@ -154,6 +156,8 @@ interface Program {
   owned: number[];
   /** why this recording cannot be compiled, if it cannot */
   blocker?: string;
+  /** multiply-add work of the step's convolutions and matrix products, in FLOPs (denseFlops) */
+  flops: number;
 }
 
 /** One registered function: its name, output count and where each of its inputs comes from. */
@@ -253,6 +257,7 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
   private readonly log: (line: string) => void;
   private compiledCalls = 0;
   private eagerCalls = 0;
+  private flops?: number;
   private reason?: string;
   /** mode 'xla': registered functions XLA refused (they run plain), with the reason. */
   private readonly xlaRefused = new Map<string, string>();
@@ -295,6 +300,7 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
     const anyCompiled = [...this.entries.values()].some((e) => e.fnName || e.split);
     const state = anyCompiled ? 'compiled' : this.reason ? 'eager' : 'recording';
     const status: CompileStatus = { state, reason: anyCompiled ? undefined : this.reason, signatures: this.entries.size, compiledCalls: this.compiledCalls, eagerCalls: this.eagerCalls };
+    if (this.flops !== undefined) status.flops = this.flops;
     if (this.mode === 'xla' && anyCompiled) {
       const refused = [...this.xlaRefused.values()][0];
       status.xla = refused === undefined ? 'on' : 'refused';
@@ -405,9 +411,10 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
         entry.fnName = fnName;
         entry.program = program;
       }
+      this.flops = program.flops;
       if (!this.logged.has('compiled')) {
         this.logged.add('compiled');
-        this.log(`compile ${this.name}: compiled${split ? ' in two functions split at the host plan' : ''} (${program.nodes.length} nodes, ${program.params.length} inputs, ${program.assigns.length} variables updated)`);
+        this.log(`compile ${this.name}: compiled${split ? ' in two functions split at the host plan' : ''} (${program.nodes.length} nodes, ${program.params.length} inputs, ${program.assigns.length} variables updated, ${(program.flops / 1e9).toPrecision(3)} GFLOP in convolutions and matrix products)`);
       }
     } catch (e) {
       entry.failed = `TensorFlow refused the recorded graph: ${(e as Error).message.split('\n')[0]}`;
@@ -548,7 +555,7 @@ function record<I extends StepInputs, O extends StepOutputs>(backend: NativeBack
     shapeOf.set(id, { shape: t.shape, dtype: t.dtype });
   }
 
-  const program: Program = { nodes: [], keys: [], params: [], outputs: [], assigns: [], planOutputs: [], meta: new Map(), owned: [] };
+  const program: Program = { nodes: [], keys: [], params: [], outputs: [], assigns: [], planOutputs: [], meta: new Map(), owned: [], flops: 0 };
   const produced = new Map<number, [number, number]>();
   const constIds = new Set<number>();
   const placeholder = new Map<number, number>();
@@ -587,12 +594,17 @@ function record<I extends StepInputs, O extends StepOutputs>(backend: NativeBack
     }
   };
 
+  const shapeOfId = (id: number): number[] | undefined => {
+    const r = produced.get(id);
+    return r ? program.meta.get(`${r[0]}:${r[1]}`)?.shape : shapeOf.get(id)?.shape;
+  };
   // The binding's exports are read-only; the backend's `binding` property is not, and every
   // tfjs-node kernel calls through it, so a recording swaps in a wrapper for one call.
   const orig = { executeOp: b.executeOp, createTensor: b.createTensor, deleteTensor: b.deleteTensor, tensorDataSync: b.tensorDataSync };
   const executeOp: Binding['executeOp'] = (name, attrs, ids, numOutputs) => {
     const refs = ids.map(refOf);
     const infos = orig.executeOp.call(b, name, attrs, ids, numOutputs);
+    program.flops += denseFlops(name, attrs, ids.map(shapeOfId), infos[0]?.shape);
     const n = add({ op: name, attrs, inputs: refs.flat() }, `${name}|${JSON.stringify(attrs)}|${refs.map((r) => r.join(':')).join(',')}|${numOutputs}`);
     infos.forEach((info, i) => {
       produced.set(info.id, [n, i]);
@@ -689,6 +701,40 @@ function record<I extends StepInputs, O extends StepOutputs>(backend: NativeBack
   for (const o of program.outputs) program.keys.push(`output:${o.key}<-${o.ref.join(':')}`);
   for (const p of program.params) if (p.source.kind === 'variable' && !vars.includes(p.source.variable)) program.blocker ??= 'a variable read by the step was disposed';
   return { program, out: out! };
+}
+
+const elems = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * The multiply-add work of one op in FLOPs (2 per multiply-add), for the convolutions and matrix
+ * products that dominate a step's compute; 0 for every other op and where a shape is unknown.
+ * Convolution gradients cost what their forward costs.
+ */
+export function denseFlops(op: string, attrs: readonly OpAttr[], inShapes: readonly (readonly number[] | undefined)[], outShape: readonly number[] | undefined): number {
+  const attr = (name: string) => attrs.find((a) => a.name === name)?.value;
+  const [a, b, c] = inShapes;
+  switch (op) {
+    case 'Conv2D': // out [N,Ho,Wo,Co], filter [kh,kw,Ci,Co]
+      return b && outShape ? (2 * elems(outShape) * elems(b)) / b[3]! : 0;
+    case 'Conv2DBackpropInput': // (input_sizes, filter, out_backprop)
+    case 'Conv2DBackpropFilter': { // (input, filter_sizes, out_backprop): out is the filter
+      const filter = op === 'Conv2DBackpropInput' ? b : outShape;
+      return filter && c ? (2 * elems(c) * elems(filter)) / filter[3]! : 0;
+    }
+    case 'DepthwiseConv2dNative': // filter [kh,kw,Ci,mult]: kh*kw multiply-adds per output
+      return b && outShape ? 2 * elems(outShape) * b[0]! * b[1]! : 0;
+    case 'MatMul':
+    case 'BatchMatMul':
+    case 'BatchMatMulV2':
+    case 'BatchMatMulV3': {
+      if (!a || !outShape || a.length < 2) return 0;
+      const transposed = attr('transpose_a') ?? attr('adj_x');
+      const k = transposed ? a[a.length - 2]! : a[a.length - 1]!;
+      return 2 * elems(outShape) * k;
+    }
+    default:
+      return 0;
+  }
 }
 
 /**

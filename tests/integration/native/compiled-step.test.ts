@@ -248,6 +248,27 @@ describe('compiled training steps (native backend)', { skip }, () => {
     }
   });
 
+  it('the status and the compile line give the step\'s convolution work: forward + filter gradient, analytically', async () => {
+    await useBackend('tensorflow');
+    // conv 3x3, 4 -> 8 channels over 2x8x8: 2*(2*8*8*8)*(3*3*4) FLOPs forward, as many for the
+    // filter's gradient; the input is not a variable, so its gradient is never computed
+    const w = tf.variable(tf.tensor4d(normalData('flops-w', 3 * 3 * 4 * 8), [3, 3, 4, 8]));
+    const x = tf.tensor4d(normalData('flops-x', 2 * 8 * 8 * 4), [2, 8, 8, 4]);
+    const log: string[] = [];
+    const step = compileStep(({ x: xi }: { x: tf.Tensor4D }) => {
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.conv2d(xi, w as tf.Tensor4D, 1, 'same')), [w]);
+      w.assign(tf.sub(w, tf.mul(grads[w.name]!, 1e-3)));
+      return { loss: value };
+    }, { name: 'flops', log: (l) => log.push(l) });
+    for (let i = 0; i < 3; i++) tf.dispose(Object.values(step.call({ x })));
+    const s = step.status();
+    assert.equal(s.state, 'compiled', s.reason);
+    assert.equal(s.flops, 2 * (2 * (2 * 8 * 8 * 8) * (3 * 3 * 4)));
+    assert.ok(log.some((l) => l.includes('0.000147 GFLOP in convolutions and matrix products')), log.join('\n'));
+    step.dispose();
+    tf.dispose([w, x]);
+  });
+
   it('memory: the tfjs tensor count and the binding handle count stay flat over 1,000 compiled steps', async () => {
     await useBackend('tensorflow');
     const loss = (toyCrossEntropy.create({}, undefined as never) as ClassifierLoss);
