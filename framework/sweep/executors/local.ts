@@ -2,9 +2,21 @@
  * `executor/local`: the sweep's trials on this machine, at most `maxParallel` at once, in
  * long-lived worker processes (local-pool.ts) that run the sweep's own CLI.
  */
+import { availableParallelism } from 'node:os';
 import { definePlugin } from '../../plugins/define-plugin.js';
 import type { Executor, ExecutorRunContext, ExecutorTrial } from '../../contracts/executor.js';
 import { WorkerPool, localExecutorProperties, type LocalExecutorOptions } from '../local-pool.js';
+
+/**
+ * The environment of the sweep's workers. Each worker's native TensorFlow (and its host helper
+ * threads) would otherwise take every core, so n workers on c cores would run n * c busy
+ * threads that wait on each other: each gets RASS_THREADS = floor(c / n) (at least 1) unless
+ * the sweep's environment sets RASS_THREADS (a trial's own `threads` wins over both).
+ */
+export function workerEnv(env: Record<string, string | undefined>, workers: number, cores = availableParallelism()): Record<string, string | undefined> {
+  const threads = env.RASS_THREADS ? env.RASS_THREADS : String(Math.max(1, Math.floor(cores / Math.max(1, workers))));
+  return { ...env, CI: env.CI ?? 'true', RASS_THREADS: threads };
+}
 
 class LocalExecutor implements Executor {
   private pool: WorkerPool | undefined;
@@ -29,8 +41,8 @@ class LocalExecutor implements Executor {
     this.pool = undefined;
   }
 
-  private newPool(ctx: Pick<ExecutorRunContext, 'cli' | 'cwd' | 'env' | 'stray'>): WorkerPool {
-    return new WorkerPool({ cli: ctx.cli, cwd: ctx.cwd, env: { ...ctx.env, CI: ctx.env.CI ?? 'true' }, options: this.options, stray: ctx.stray });
+  private newPool(ctx: Pick<ExecutorRunContext, 'cli' | 'cwd' | 'env' | 'maxParallel' | 'stray'>): WorkerPool {
+    return new WorkerPool({ cli: ctx.cli, cwd: ctx.cwd, env: workerEnv(ctx.env, ctx.maxParallel), options: this.options, stray: ctx.stray });
   }
 
   async run(trials: readonly ExecutorTrial[], ctx: ExecutorRunContext): Promise<void> {
