@@ -237,20 +237,20 @@ export function poissonNoise(
   return out;
 }
 
+/** BasicSR's clip / round of a noisy value: `clip(round(x*255), 0, 255)/255` when both. */
+function finish(v: number, clip: boolean, rounds: boolean): number {
+  if (rounds) {
+    let k = roundHalfEven(f32(v * 255));
+    if (clip) k = Math.min(Math.max(k, 0), 255);
+    return f32(k / 255);
+  }
+  return clip ? Math.min(Math.max(v, 0), 1) : v;
+}
+
 /** out = img + noise, then BasicSR's clip / round: `clip(round(x*255), 0, 255)/255` when both. */
 export function addNoise(img: Float32Array, noise: Float32Array, clip: boolean, rounds: boolean): Float32Array {
   const out = new Float32Array(img.length);
-  for (let i = 0; i < img.length; i++) {
-    let v = f32(img[i] + noise[i]);
-    if (rounds) {
-      let k = roundHalfEven(f32(v * 255));
-      if (clip) k = Math.min(Math.max(k, 0), 255);
-      v = f32(k / 255);
-    } else if (clip) {
-      v = Math.min(Math.max(v, 0), 1);
-    }
-    out[i] = v;
-  }
+  for (let i = 0; i < img.length; i++) out[i] = finish(f32(img[i] + noise[i]), clip, rounds);
   return out;
 }
 
@@ -266,15 +266,7 @@ export function addGaussianNoise(img: Float32Array, c: number, sigma: number, gr
   for (let j = 0, i = 0; j < draws.length; j++) {
     const noise = f32(f32(draws[j] * sigma) / 255);
     for (let k = 0; k < per; k++, i++) {
-      let v = f32(img[i] + noise);
-      if (rounds) {
-        let q = roundHalfEven(f32(v * 255));
-        if (clip) q = Math.min(Math.max(q, 0), 255);
-        v = f32(q / 255);
-      } else if (clip) {
-        v = Math.min(Math.max(v, 0), 1);
-      }
-      out[i] = v;
+      out[i] = finish(f32(img[i] + noise), clip, rounds);
     }
   }
   return out;
@@ -313,15 +305,7 @@ export function addPoissonNoise(
   for (let j = 0, i = 0; j < src.length; j++) {
     const noise = f32(f32(f32(d[j] / vals) - grid[level[j]]) * scale);
     for (let k = 0; k < per; k++, i++) {
-      let v = f32(img[i] + noise);
-      if (rounds) {
-        let q = roundHalfEven(f32(v * 255));
-        if (clip) q = Math.min(Math.max(q, 0), 255);
-        v = f32(q / 255);
-      } else if (clip) {
-        v = Math.min(Math.max(v, 0), 1);
-      }
-      out[i] = v;
+      out[i] = finish(f32(img[i] + noise), clip, rounds);
     }
   }
   return out;

@@ -6,8 +6,9 @@
  * scale factor (size floor(in*s), coordinates scale by 1/s -- not the same as the size form).
  *
  * Each axis is resampled separately through a small tap table (index + weight per output
- * position), applied on the device as T gathers: cheap and batched, and the weights are
- * computed with the float32 steps torch uses so results agree to ~1e-7.
+ * position), applied on the device as gathers (one per tap, or one for all taps where the
+ * axis shrinks): cheap and batched, and the weights and sums follow the float32 steps torch
+ * uses so results agree to ~1e-7.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -93,15 +94,10 @@ export function axisTaps(inSize: number, outSize: number, mode: ResizeMode, coor
 }
 
 /**
- * Resample one axis of an NHWC float32 buffer with a tap table. Plain loops: with 2-4 taps
- * (area: a few more) this sparse op is several times faster in JS than as gathers on the wasm
- * backend. Accumulates in float32 order like torch (acc = fround(acc + fround(v*w))).
- */
-/**
  * Resample one axis of an NHWC tensor through a tap table, on the device: out = sum over taps k
  * of gather(x, index_k) * weight_k, accumulated tap by tap in float32 (multiply, then add to the
- * running sum: the rounding steps of torch's CPU kernel, so results agree to ~1e-7 as before).
- * A handful of batched ops per axis instead of a per-pixel JS loop.
+ * running sum: the rounding steps of torch's CPU kernel, so results agree to ~1e-7). A shrinking
+ * axis takes the gathered form below (same bits), a growing one these 3T - 1 ops.
  */
 function resampleAxis(x: tf.Tensor4D, axis: 1 | 2, t: AxisTaps): tf.Tensor4D {
   const T = t.taps;
