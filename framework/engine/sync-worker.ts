@@ -62,6 +62,11 @@ export class SyncWorker<J, R> {
     this.busy = true;
   }
 
+  /** Why the helper takes no more jobs (it errored, exited or did not answer in time), or null. */
+  get gone(): string | null {
+    return this.dead;
+  }
+
   /** Block until the posted job's result arrives; rethrows the helper's error. */
   wait(timeoutMs = 120_000): R {
     if (!this.busy) throw new Error('SyncWorker: no job is out');
@@ -139,7 +144,15 @@ export function sharedHelper<J, R>(url: URL, label: string, threads: number): Sy
     if ('error' in h) process.stderr.write(`[rass] ${label}: no helper thread (${h.error}); working on the main thread\n`);
     helpers.set(url.href, h);
   }
-  return 'error' in h ? null : (h as SyncWorker<J, R>);
+  if ('error' in h) return null;
+  // a helper that died between jobs (an error or exit while idle) is dropped here, so callers
+  // never post to it and fail: the work goes back to the main thread, said once
+  const gone = (h as SyncWorker<J, R>).gone;
+  if (gone) {
+    helperFailed(url, label, new Error(gone));
+    return null;
+  }
+  return h as SyncWorker<J, R>;
 }
 
 /** After a helper's job failed: log it once, stop the helper, and hand out null from now on. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SyncWorker } from '../../../framework/engine/sync-worker.js';
+import { SyncWorker, helperState, sharedHelper } from '../../../framework/engine/sync-worker.js';
 
 type Job = { kind: 'double' | 'throw' | 'exit'; x: number; payload?: Float32Array };
 type Result = { doubled: number; big: Float32Array; payloadSum: number };
@@ -70,4 +70,28 @@ test('SyncWorker: a helper that exits wakes the caller with an error instead of 
   } finally {
     w.dispose();
   }
+});
+
+test('sharedHelper: a helper that died between jobs is dropped (null, said once), not handed out to fail on post', async () => {
+  // a URL of its own (a query string) so other tests' shared helper is untouched
+  const own = new URL(`${url.href}?idle-death`);
+  const w = sharedHelper<Job, Result>(own, 'echo', 2);
+  assert.ok(w, 'started');
+  w.post({ kind: 'double', x: 2 });
+  assert.equal(w.wait().doubled, 4);
+  w.dispose(); // the thread ends while no job is out
+  for (let i = 0; i < 100 && !w.gone; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(w.gone, 'the exit was noticed');
+  const said: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string) => (said.push(String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    assert.equal(sharedHelper<Job, Result>(own, 'echo', 2), null);
+    assert.equal(sharedHelper<Job, Result>(own, 'echo', 2), null);
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.match(helperState(own), /^unavailable: exited/);
+  assert.equal(said.length, 1, said.join(''));
+  assert.match(said[0] ?? '', /echo: the helper thread failed \(exited with code/);
 });
