@@ -43,7 +43,7 @@ export type { ResolvedConfig, LoadOptions } from './config/index.js';
 export { PluginRegistry } from './plugins/registry.js';
 // what a plugin package's own command needs to behave like \`rass run\` (rass degrade uses them)
 export { initBackend, parseBackendName, hostThreads } from './engine/backend.js';
-export { SyncWorker, serveSync, sharedHelper, helperFailed, helperState } from './engine/sync-worker.js';
+export { SyncWorker, serveSync, sharedHelper, helperFailed, helperResult, helperState } from './engine/sync-worker.js';
 export { loadConfigPlugins } from './runner/run-config.js';
 export { Optimizer, clipByGlobalNorm, clipByGlobalNormTensor } from './engine/optim.js';
 export { compileStep, CompiledStep, hostPlan, nativeCompileSupport, pickScalars, scalarInputs } from './engine/compile.js';

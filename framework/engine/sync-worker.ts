@@ -164,6 +164,19 @@ export function helperFailed(url: URL, label: string, e: unknown): void {
   process.stderr.write(`[rass] ${label}: the helper thread failed (${why}); working on the main thread\n`);
 }
 
+/**
+ * Collect the job posted to a shared helper: its result, or null when the helper failed (then
+ * `helperFailed` has logged it once and retired it, and the caller does that share itself).
+ */
+export function helperResult<J, R>(helper: SyncWorker<J, R>, url: URL, label: string): R | null {
+  try {
+    return helper.wait();
+  } catch (e) {
+    helperFailed(url, label, e);
+    return null;
+  }
+}
+
 /** 'running', 'not started' or 'unavailable: <why>' for the helper running `url`. */
 export function helperState(url: URL): string {
   const h = helpers.get(url.href);

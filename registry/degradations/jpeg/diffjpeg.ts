@@ -6,7 +6,7 @@
  * image: the main thread codes the top half while the helper codes the rest, to the same bits.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { helperFailed, helperState, hostThreads, sharedHelper } from '../../../framework/api.js';
+import { helperResult, helperState, hostThreads, sharedHelper } from '../../../framework/api.js';
 import { diffJpegImage } from './diffjpeg-host.js';
 import type { JpegJob } from './jpeg-worker.js';
 
@@ -33,13 +33,7 @@ export function diffJpegImageSplit(img: Float32Array, h: number, w: number, qual
   helper.post({ img: lower, h: h - top, w, quality, differentiable }, [lower.buffer]);
   const out = new Float32Array(h * w * 3);
   out.set(diffJpegImage(img.subarray(0, top * w * 3), top, w, quality, differentiable));
-  let bottom: Float32Array;
-  try {
-    bottom = helper.wait();
-  } catch (e) {
-    helperFailed(JPEG_WORKER, LABEL, e);
-    bottom = diffJpegImage(img.subarray(top * w * 3), h - top, w, quality, differentiable);
-  }
+  const bottom = helperResult(helper, JPEG_WORKER, LABEL) ?? diffJpegImage(img.subarray(top * w * 3), h - top, w, quality, differentiable);
   out.set(bottom, top * w * 3);
   return out;
 }

@@ -7,7 +7,7 @@
  * its share ended exactly where the helper started; if it did not (a zero uniform was redrawn),
  * it draws the lower rows itself.
  */
-import { helperFailed, helperState, hostThreads, sharedHelper, type Rng } from '../../../framework/api.js';
+import { helperResult, helperState, hostThreads, sharedHelper, type Rng } from '../../../framework/api.js';
 import { addGaussianNoise } from './noise.js';
 import type { GaussianJob, GaussianReply } from './noise-worker.js';
 
@@ -43,12 +43,7 @@ export function gaussianNoisyImage(
   helper.post({ img: lower, c, sigma, gray, clip, rounds, s: rng.getState().s, skip: 2 * top * drawsPer + skew }, [lower.buffer]);
   const out = new Float32Array(img.length);
   out.set(addGaussianNoise(img.subarray(0, top * c), c, sigma, gray, clip, rounds, draw(top)));
-  let reply: GaussianReply | null = null;
-  try {
-    reply = helper.wait();
-  } catch (e) {
-    helperFailed(NOISE_WORKER, LABEL, e);
-  }
+  const reply = helperResult(helper, NOISE_WORKER, LABEL);
   const here = rng.getState();
   if (reply && here.spare === null && reply.start.every((v, k) => v === here.s[k])) {
     out.set(reply.out, top * c);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { helperFailed, helperState, hostThreads, sharedHelper } from '../../../framework/api.js';
+import { helperResult, helperState, hostThreads, sharedHelper } from '../../../framework/api.js';
 import type { HeadOutput, LossResult, MaskPrediction, PreparedSegLoss, Rng, SegLoss, SegTargets, SyncWorker } from '../../../framework/api.js';
 import { pointSample } from '../../heads/common/sampling.js';
 import type { PlanJob } from './plan-worker.js';
@@ -142,6 +142,7 @@ export function layerLosses(pred: MaskPrediction, targets: ImageTargets[], point
  */
 /** The criterion's helper-thread module. */
 const PLAN_WORKER = new URL('./plan-worker.js', import.meta.url);
+const PLAN_LABEL = 'loss/mask2former host plan';
 
 /** Whether the host plan's helper thread runs ('running'), has not been needed yet, or is unavailable. */
 export function planHelperState(): string {
@@ -182,13 +183,10 @@ export class MaskClassificationLoss implements SegLoss {
     const here = (i: number) => planLayerHost(values[i]!, tg, hostPoints(points ? points(i) : rngPoints(streams[i]!, this.o)), this.o);
     const plans = values.slice(0, split).map((_, i) => here(i));
     if (helper) {
-      try {
-        plans.push(...helper.wait());
-      } catch (e) {
-        // a helper that failed: its layers planned here (their streams are untouched), and no helper from now on
-        helperFailed(PLAN_WORKER, 'loss/mask2former host plan', e);
-        for (let i = split; i < layers.length; i++) plans.push(here(i));
-      }
+      const theirs = helperResult(helper, PLAN_WORKER, PLAN_LABEL);
+      // a helper that failed: its layers planned here (their streams are untouched), and no helper from now on
+      if (theirs) plans.push(...theirs);
+      else for (let i = split; i < layers.length; i++) plans.push(here(i));
     }
     plans.forEach((p, i) => {
       for (const [k, t] of Object.entries(planTensors(p, values[i]!.N, values[i]!.Q, this.o.numClasses))) out[`l${i}/${k}`] = t;
@@ -198,7 +196,7 @@ export class MaskClassificationLoss implements SegLoss {
 
   /** The helper thread for `prepare` where host work may use two threads (`planThreads`, default `hostThreads()`). */
   private helper(): SyncWorker<PlanJob, HostLayerPlan[]> | null {
-    return sharedHelper<PlanJob, HostLayerPlan[]>(PLAN_WORKER, 'loss/mask2former host plan', this.planThreads ?? hostThreads());
+    return sharedHelper<PlanJob, HostLayerPlan[]>(PLAN_WORKER, PLAN_LABEL, this.planThreads ?? hostThreads());
   }
 
   computePrepared(output: HeadOutput, prepared: PreparedSegLoss): LossResult {

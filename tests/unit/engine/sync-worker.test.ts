@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SyncWorker, helperState, sharedHelper } from '../../../framework/engine/sync-worker.js';
+import { SyncWorker, helperResult, helperState, sharedHelper } from '../../../framework/engine/sync-worker.js';
 
 type Job = { kind: 'double' | 'throw' | 'exit'; x: number; payload?: Float32Array };
 type Result = { doubled: number; big: Float32Array; payloadSum: number };
@@ -94,4 +94,24 @@ test('sharedHelper: a helper that died between jobs is dropped (null, said once)
   assert.match(helperState(own), /^unavailable: exited/);
   assert.equal(said.length, 1, said.join(''));
   assert.match(said[0] ?? '', /echo: the helper thread failed \(exited with code/);
+});
+
+test('helperResult: the job\'s result, or null after a failure (logged once, the helper retired)', () => {
+  const own = new URL(`${url.href}?result`);
+  const w = sharedHelper<Job, Result>(own, 'echo', 2);
+  assert.ok(w);
+  w.post({ kind: 'double', x: 3 });
+  assert.equal(helperResult(w, own, 'echo')?.doubled, 6);
+  const said: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string) => (said.push(String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    w.post({ kind: 'throw', x: 7 });
+    assert.equal(helperResult(w, own, 'echo'), null);
+    assert.equal(sharedHelper<Job, Result>(own, 'echo', 2), null, 'retired');
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.match(helperState(own), /^unavailable: helper thread: Error: refused 7/);
+  assert.equal(said.length, 1, said.join(''));
 });
