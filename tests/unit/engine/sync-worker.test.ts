@@ -6,6 +6,19 @@ type Job = { kind: 'double' | 'throw' | 'exit'; x: number; payload?: Float32Arra
 type Result = { doubled: number; big: Float32Array; payloadSum: number };
 const url = new URL('../../helpers/sync-worker-echo.js', import.meta.url);
 
+/** What `fn` writes to stderr (the one-line helper notices), one entry per write. */
+function stderrOf(fn: () => void): string[] {
+  const said: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string) => (said.push(String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    fn();
+  } finally {
+    process.stderr.write = write;
+  }
+  return said;
+}
+
 function start(): SyncWorker<Job, Result> {
   const w = SyncWorker.start<Job, Result>(url);
   if ('error' in w) throw new Error(w.error);
@@ -82,15 +95,10 @@ test('sharedHelper: a helper that died between jobs is dropped (null, said once)
   w.dispose(); // the thread ends while no job is out
   for (let i = 0; i < 100 && !w.gone; i++) await new Promise((r) => setTimeout(r, 20));
   assert.ok(w.gone, 'the exit was noticed');
-  const said: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string) => (said.push(String(chunk)), true)) as typeof process.stderr.write;
-  try {
+  const said = stderrOf(() => {
     assert.equal(sharedHelper<Job, Result>(own, 'echo', 2), null);
     assert.equal(sharedHelper<Job, Result>(own, 'echo', 2), null);
-  } finally {
-    process.stderr.write = write;
-  }
+  });
   assert.match(helperState(own), /^unavailable: exited/);
   assert.equal(said.length, 1, said.join(''));
   assert.match(said[0] ?? '', /echo: the helper thread failed \(exited with code/);
@@ -102,16 +110,11 @@ test('helperResult: the job\'s result, or null after a failure (logged once, the
   assert.ok(w);
   w.post({ kind: 'double', x: 3 });
   assert.equal(helperResult(w, own, 'echo')?.doubled, 6);
-  const said: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string) => (said.push(String(chunk)), true)) as typeof process.stderr.write;
-  try {
+  const said = stderrOf(() => {
     w.post({ kind: 'throw', x: 7 });
     assert.equal(helperResult(w, own, 'echo'), null);
     assert.equal(sharedHelper<Job, Result>(own, 'echo', 2), null, 'retired');
-  } finally {
-    process.stderr.write = write;
-  }
+  });
   assert.match(helperState(own), /^unavailable: helper thread: Error: refused 7/);
   assert.equal(said.length, 1, said.join(''));
 });
