@@ -12,6 +12,9 @@
  *    from the local install) against the wheel's C/eager-C API headers and
  *    libtensorflow_cc / libtensorflow_framework, with an $ORIGIN-relative rpath to them, so
  *    nothing needs LD_LIBRARY_PATH;
+ * 3b. rass's own TensorFlow kernels (native/ops/*.cc: the fused attention) compiled with the
+ *    system C++ compiler against the same wheel into native/build/rass_ops.node; a change there
+ *    rebuilds only them, and a failure costs only them (attention then runs as composite ops);
  * 4. a check that the built backend loads and multiplies matrices.
  * Nothing is downloaded outside the package registries. A second run reuses what is built
  * (native/build-info.json records what was built from what).
@@ -20,7 +23,8 @@
  * failure is one line saying why, that rass falls back to wasm and how to retry; exit 0 so
  * the install itself succeeds. `RASS_NATIVE=0` skips it. `--check`: report whether a build
  * exists and loads, never build (exit 0 yes, 3 no): `npm test` uses it, so running the tests
- * never changes which backend later commands get.
+ * never changes which backend later commands get (it does rebuild native/ops when those sources
+ * changed: they are this project's code, as dist/ is).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, copyFileSync, lstatSync } from 'node:fs';
@@ -66,6 +70,40 @@ const patchDir = join(nativeDir, 'patches');
 const patches = existsSync(patchDir) ? readdirSync(patchDir).filter((f) => f.endsWith('.patch')).sort().map((f) => join(patchDir, f)) : [];
 // The patches are part of the key (and recorded as `patch`), so a changed patch rebuilds.
 const want = { key: sha(reqFile, join(nativeDir, 'package.json'), fileURLToPath(import.meta.url), ...patches), node: process.versions.modules, cuda, patch: patches.length ? sha(...patches) : null };
+const opsDir = join(nativeDir, 'ops');
+const opsSources = existsSync(opsDir) ? readdirSync(opsDir).filter((f) => f.endsWith('.cc')).sort().map((f) => join(opsDir, f)) : [];
+const opsOut = join(nativeDir, 'build', 'rass_ops.node');
+const opsKey = opsSources.length ? sha(...opsSources) : null;
+
+/**
+ * 3b: compile native/ops/*.cc into one loadable library (an empty Node-API module whose static
+ * initialisers register the ops with TensorFlow) against the wheel at `tfDir`, with an rpath
+ * to its libtensorflow_framework. Returns null when built, else the reason.
+ */
+function buildOps(tfDir) {
+  if (!opsSources.length) return 'no sources in native/ops';
+  const nodeDir = [process.env.npm_config_nodedir, resolve(dirname(process.execPath), '..')].find((d) => d && existsSync(join(d, 'include', 'node', 'node_api.h')));
+  if (!nodeDir) return 'Node headers (include/node/node_api.h) not found next to the node binary';
+  let cpuFlags = new Set();
+  try {
+    cpuFlags = new Set((readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/));
+  } catch {
+    /* not Linux: baseline code */
+  }
+  // AVX2 + FMA where the CPU has them (Eigen's tile products use them), not -march=native: a
+  // build copied to another x86-64-v3 machine still runs.
+  const simd = process.arch === 'x64' && cpuFlags.has('avx2') && cpuFlags.has('fma') ? ['-mavx2', '-mfma'] : [];
+  mkdirSync(dirname(opsOut), { recursive: true });
+  const cxx = process.env.CXX || 'g++';
+  const args = ['-shared', '-fPIC', '-O3', ...simd, '-std=c++17', '-w', '-D_GLIBCXX_USE_CXX11_ABI=1', '-DEIGEN_MAX_ALIGN_BYTES=64', `-I${join(tfDir, 'include')}`, `-I${join(nodeDir, 'include', 'node')}`, ...opsSources, '-o', opsOut, `-L${tfDir}`, '-l:libtensorflow_framework.so.2', `-Wl,-rpath,$ORIGIN/${relative(dirname(opsOut), tfDir)}`];
+  const r = spawnSync(cxx, args, { encoding: 'utf8' });
+  if (r.status !== 0) return `${cxx} failed: ${(r.stderr || r.error?.message || '').trim().split('\n').filter((l) => /error/.test(l)).slice(0, 3).join(' | ') || 'see its output'}`;
+  return null;
+}
+function reportOps(why) {
+  if (why) log(`WARNING: rass's fused kernels (native/ops) not built (${why}); attention runs as composite ops`);
+  else log(`built rass's fused kernels (${opsSources.map((f) => relative(root, f)).join(', ')}) into ${relative(root, opsOut)}`);
+}
 
 function verify() {
   // A child process, so a crashing library cannot take this script down with it.
@@ -94,8 +132,16 @@ if (!force && existsSync(infoFile) && existsSync(bindingOut)) {
   const info = JSON.parse(readFileSync(infoFile, 'utf8'));
   if (info.key === want.key && info.node === want.node && info.cuda === want.cuda) {
     const v = verify();
+    if (v.ok && (info.ops !== opsKey || (opsKey && !existsSync(opsOut)))) {
+      // only the kernels changed (or are missing): rebuild just them, under --check too (like
+      // `npm run build` before the tests, it compiles this project's own sources, ~20 s)
+      const why = buildOps(join(root, info.venv, 'lib', readdirSync(join(root, info.venv, 'lib')).find((d) => d.startsWith('python3')) ?? 'python3', 'site-packages', 'tensorflow'));
+      reportOps(why);
+      writeFileSync(infoFile, JSON.stringify({ ...info, ops: why ? null : opsKey }, null, 2) + '\n');
+    }
     if (v.ok) {
-      log(`already built (TensorFlow ${info.tensorflow}, ${cuda ? 'CUDA' : 'CPU'}); backend "${v.backend}" loads, 512x512 matmul ${v.gflops} GFLOP/s`);
+      const opsNow = JSON.parse(readFileSync(infoFile, 'utf8')).ops;
+      log(`already built (TensorFlow ${info.tensorflow}, ${cuda ? 'CUDA' : 'CPU'}); backend "${v.backend}" loads, 512x512 matmul ${v.gflops} GFLOP/s; fused kernels ${opsNow ? 'built' : 'not built'}`);
       process.exit(0);
     }
     log(`previous build does not load (${v.why}); rebuilding`);
@@ -183,9 +229,13 @@ if (!existsSync(bindingOut) || lstatSync(bindingOut).mtimeMs < lstatSync(join(pk
   copyFileSync(join(pkgDir, 'build', 'Release', 'tfjs_binding.node'), bindingOut);
 }
 
+// 3b. rass's own kernels.
+const opsWhy = buildOps(tfDir);
+reportOps(opsWhy);
+
 // 4. Check it.
 if (install) log('4/4 checking that the backend loads');
 const v = verify();
 if (!v.ok) fail(`the built backend does not load: ${v.why}`);
-writeFileSync(infoFile, JSON.stringify({ ...want, tensorflow: tfVersion, venv: relative(root, venv), builtAt: new Date().toISOString() }, null, 2) + '\n');
+writeFileSync(infoFile, JSON.stringify({ ...want, ops: opsWhy ? null : opsKey, tensorflow: tfVersion, venv: relative(root, venv), builtAt: new Date().toISOString() }, null, 2) + '\n');
 log(`done: backend "${v.backend}" (TensorFlow ${tfVersion}, tfjs ${v.tf}); 512x512 matmul ${v.gflops} GFLOP/s. The backend chain now picks it up automatically.`);

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './custom-op.js';
+import { nativeOpsEnabled, runNativeOp, type OpAttr } from './native-ops.js';
 import { recomputeGate } from './recompute-gate.js';
 
 /**
@@ -82,6 +83,7 @@ export function memoryEfficientAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tenso
   const heads = opts.heads;
   const scale = opts.scale ?? 1 / Math.sqrt((q.shape[2] as number) / heads);
   const mask = opts.mask ?? null;
+  if (!mask && nativeOpsEnabled()) return fusedAttention(q, k, v, heads, scale);
   const kernel = customOp(([qIn, kIn, vIn], save) => {
     if (!qIn || !kIn || !vIn) throw new Error('attention: needs q, k, v');
     const [b, nq] = qIn.shape as [number, number];
@@ -121,6 +123,30 @@ export function memoryEfficientAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tenso
       value,
       gradFunc: (dy, saved) => attentionBackward(dy, saved, heads, scale, c, mask !== null, kept !== null),
     };
+  });
+  return kernel(q, k, v) as tf.Tensor3D;
+}
+
+/**
+ * The same attention as one TensorFlow kernel each way (native/ops/attention.cc, loaded by
+ * native-ops.ts): FlashAttention-2 on the CPU, scores only ever in an L2-sized tile, the
+ * backward recomputing them from the saved log-sum-exp; q, k, v stay in the [B, N, H*d]
+ * layout (no head split or merge). The saved tensors are q, k, v, the output and the
+ * log-sum-exp [B, H, Nq]: linear in the token count, as the chunked form, with no chunk to
+ * choose. Unmasked attention only (a masked call takes the composite path).
+ */
+function fusedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number, scale: number): tf.Tensor3D {
+  const attrs: OpAttr[] = [
+    { name: 'heads', kind: 'int', value: heads },
+    { name: 'scale', kind: 'float', value: scale },
+  ];
+  const kernel = customOp(([qIn, kIn, vIn], save) => {
+    if (!qIn || !kIn || !vIn) throw new Error('attention: needs q, k, v');
+    const [out, lse] = runNativeOp('RassAttention', attrs, [qIn, kIn, vIn], 2) as [tf.Tensor, tf.Tensor];
+    save([qIn, kIn, vIn, out, lse]);
+    // the saved clone holds the log-sum-exp now
+    lse.dispose();
+    return { value: out, gradFunc: (dy, saved) => runNativeOp('RassAttentionGrad', attrs, [...saved, dy], 3) };
   });
   return kernel(q, k, v) as tf.Tensor3D;
 }

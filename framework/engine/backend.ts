@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { ensureTfjsGradients } from './gradients.js';
 import { installLeanGradients } from './lean-gradients.js';
 import { loadNativeTfjs, oneDnnLabel } from './native-binding.js';
+import { loadNativeOps } from './native-ops.js';
 import { patchNativeConvKernels } from './native-kernels.js';
 import { fixResizeGradients } from './resize-grad-kernels.js';
 import { registerWasmFallbacks } from './wasm-fallback-kernels.js';
@@ -112,7 +113,10 @@ function ensureNative(env: Record<string, string | undefined>, threads?: number,
       const r = loadNativeTfjs(env);
       nativeState = r.ok ? { ok: true, via: r.candidate.id, skipped: r.skipped } : { ok: false, reasons: r.reasons };
     }
-    if (nativeState.ok) patchNativeConvKernels();
+    if (nativeState.ok) {
+      patchNativeConvKernels();
+      loadNativeOps(nativeState.via);
+    }
     nativeOneDnn = oneDnnLabel(process.env);
   }
   return nativeState;

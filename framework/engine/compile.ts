@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createHash } from 'node:crypto';
 import { inGatherBoundsCheck } from './native-kernels.js';
+import { withoutNativeOps } from './native-ops.js';
 
 /**
  * Compiled training steps on the native TensorFlow backend (issue #21).
@@ -264,8 +265,13 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
   /** mode 'xla': functions that have run through XLA once (the first call includes XLA's compilation). */
   private readonly xlaRan = new Set<string>();
 
-  constructor(private readonly fn: (inputs: I) => O, opts: CompileStepOptions = {}) {
+  private readonly fn: (inputs: I) => O;
+
+  constructor(fn: (inputs: I) => O, opts: CompileStepOptions = {}) {
     this.mode = opts.mode ?? 'auto';
+    // XLA has no kernels for rass's own ops (native-ops.ts): a step meant for XLA records the
+    // composite ops instead, here and in its eager calls, so both compute the same thing.
+    this.fn = this.mode === 'xla' ? (inputs) => withoutNativeOps(() => fn(inputs)) : fn;
     if (!COMPILE_MODES.includes(this.mode)) throw new Error(`compileStep: mode must be one of ${COMPILE_MODES.join(', ')}, got ${JSON.stringify(this.mode)}`);
     this.name = opts.name ?? 'step';
     this.log = opts.log ?? ((l) => console.log(`[rass] ${l}`));

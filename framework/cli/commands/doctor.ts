@@ -9,6 +9,7 @@ import { BACKEND_NAMES, initBackend, nativeBackendStatus, type BackendName } fro
 import { packageRoot } from '../../paths.js';
 import { probeCompiledSteps } from '../../engine/compile.js';
 import { oneDnnLabel, oneDnnState } from '../../engine/native-binding.js';
+import { nativeOpsStatus } from '../../engine/native-ops.js';
 
 export interface BackendReport {
   name: BackendName;
@@ -34,6 +35,8 @@ export interface DoctorReport {
   compiledSteps: { available: boolean; detail: string };
   /** compiled steps through XLA (`compile: xla`) */
   xla: { available: boolean; detail: string };
+  /** rass's own TensorFlow kernels (native/ops: fused attention), loaded with the native backend */
+  nativeOps: { available: boolean; detail: string };
 }
 
 const MATMUL = 512;
@@ -119,7 +122,7 @@ export async function collectDoctorReport(opts: { seconds?: number; env?: Record
   }
   if (before && tf.findBackend(before)) await tf.setBackend(before);
   const g = gpus(packageRoot());
-  return { node: process.version, tfjs: tf.version_core, tensorflow: tensorflowVersion(), chosen, backends, gpus: g.gpus, gpuNote: g.note, matmulSize: MATMUL, compiledSteps, xla };
+  return { node: process.version, tfjs: tf.version_core, tensorflow: tensorflowVersion(), chosen, backends, gpus: g.gpus, gpuNote: g.note, matmulSize: MATMUL, compiledSteps, xla, nativeOps: nativeOpsStatus() };
 }
 
 export function formatDoctorReport(r: DoctorReport): string {
@@ -139,6 +142,7 @@ export function formatDoctorReport(r: DoctorReport): string {
   const native = r.backends.find((b) => b.name === 'tensorflow' && b.available);
   lines.push('', `compiled    ${r.compiledSteps.available ? 'available' : 'unavailable'}: ${r.compiledSteps.detail} (training loops: config \`compile: auto | off | xla\`)`);
   lines.push(`XLA         ${r.xla.available ? 'available' : 'unavailable'}: ${r.xla.detail} (config \`compile: xla\`)`);
+  lines.push(`kernels     ${r.nativeOps.available ? 'available' : 'unavailable'}: ${r.nativeOps.detail} (RASS_NATIVE_OPS=0 turns them off)`);
   lines.push(`GPU devices ${r.gpus.length ? r.gpus.join('; ') : 'none'} (${r.gpuNote})`, `cores       ${availableParallelism()}`);
   lines.push(`oneDNN      ${oneDnnLabel()} (${oneDnnState().why})`);
   lines.push(`threads     ${native ? `native TensorFlow ${native.threads} intra-op / ${native.threads} inter-op` : 'native TensorFlow not loaded'} (--threads, config \`threads\`, RASS_THREADS; default: the cores this process may use)`);

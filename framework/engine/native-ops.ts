@@ -1,0 +1,78 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { packageRoot } from '../paths.js';
+
+/**
+ * rass's own TensorFlow CPU kernels (native/ops/*.cc: today the fused attention), built by
+ * `npm run setup:native` into native/build/rass_ops.node against the same TensorFlow wheel as
+ * the binding. Loading the library registers its ops with TensorFlow; tfjs then runs them by
+ * name through the binding like any built-in op, eagerly or inside a compiled step.
+ *
+ * Only the setup:native binding gets them: tfjs-node's own libtensorflow is another build,
+ * and a library compiled against the wheel's headers must not be loaded next to it.
+ * `RASS_NATIVE_OPS=0` turns them off (the composite ops run instead, with the same values
+ * within float rounding).
+ */
+export const NATIVE_OPS_LIBRARY = join('native', 'build', 'rass_ops.node');
+
+export interface NativeOpsStatus {
+  available: boolean;
+  detail: string;
+}
+
+let status: NativeOpsStatus = { available: false, detail: 'the native backend is not loaded' };
+let suspended = 0;
+
+/** Load the library once the setup:native binding has loaded (`via`: which binding did). */
+export function loadNativeOps(via: string, root = packageRoot()): NativeOpsStatus {
+  if (status.available) return status;
+  if (via !== 'setup-native') return (status = { available: false, detail: `only with the setup:native binding (this process loaded ${via})` });
+  const file = join(root, NATIVE_OPS_LIBRARY);
+  if (!existsSync(file)) return (status = { available: false, detail: `${NATIVE_OPS_LIBRARY} is not built (\`npm run setup:native\` builds it)` });
+  try {
+    process.dlopen({ exports: {} } as NodeJS.Module, file);
+    return (status = { available: true, detail: `${NATIVE_OPS_LIBRARY}: fused attention (RassAttention, RassAttentionGrad)` });
+  } catch (e) {
+    return (status = { available: false, detail: `${NATIVE_OPS_LIBRARY} does not load: ${(e as Error).message.split('\n')[0]}` });
+  }
+}
+
+export function nativeOpsStatus(): NativeOpsStatus {
+  return status;
+}
+
+/**
+ * Whether a caller should use the fused kernels now: loaded, the native backend active, not
+ * turned off by RASS_NATIVE_OPS=0 and not inside `withoutNativeOps` (a step compiled for XLA,
+ * which has no kernels for them).
+ */
+export function nativeOpsEnabled(): boolean {
+  return status.available && suspended === 0 && process.env.RASS_NATIVE_OPS !== '0' && tf.getBackend() === 'tensorflow';
+}
+
+/** Run `fn` with the composite ops instead of the fused kernels. */
+export function withoutNativeOps<T>(fn: () => T): T {
+  suspended++;
+  try {
+    return fn();
+  } finally {
+    suspended--;
+  }
+}
+
+/** An op attribute as the binding takes it. */
+export type OpAttr = { name: string; kind: 'int' | 'float'; value: number };
+
+interface BindingBackend {
+  binding: { TF_ATTR_INT: number; TF_ATTR_FLOAT: number };
+  /** tfjs-node makes each output a tensor of the shared engine already. */
+  executeMultipleOutputs(name: string, attrs: { name: string; type: number; value: number }[], inputs: tf.Tensor[], numOutputs: number): tf.Tensor[];
+}
+
+/** Execute one fused op on the native backend; its outputs as tfjs tensors (the caller's to dispose). */
+export function runNativeOp(name: string, attrs: OpAttr[], inputs: tf.Tensor[], numOutputs: number): tf.Tensor[] {
+  const be = tf.backend() as unknown as BindingBackend;
+  const typed = attrs.map((a) => ({ name: a.name, type: a.kind === 'int' ? be.binding.TF_ATTR_INT : be.binding.TF_ATTR_FLOAT, value: a.value }));
+  return be.executeMultipleOutputs(name, typed, inputs, numOutputs);
+}
