@@ -133,8 +133,11 @@ class RassAttentionOp : public OpKernel {
     const float scale = scale_;
     const int64_t qBlocks = (s.nq + kBlockQ - 1) / kBlockQ;
     auto work = [&](int64_t begin, int64_t end) {
-      RowMat qs(kBlockQ, s.d), acc(kBlockQ, s.dv);
-      std::vector<float> tile(kBlockQ * kBlockK);
+      // Eigen's own (64-byte aligned) storage for every buffer a row is reduced in: its
+      // vectorised sums start with the elements before the first aligned one, so a buffer at an
+      // address with another alignment would sum in another order (results would change from
+      // call to call with where malloc put it)
+      RowMat qs(kBlockQ, s.d), acc(kBlockQ, s.dv), tile(kBlockQ, kBlockK);
       Eigen::VectorXf rowMax(kBlockQ), rowSum(kBlockQ);
       for (int64_t u = begin; u < end; ++u) {
         const int64_t bh = u / qBlocks, b = bh / s.heads, h = bh % s.heads;
@@ -240,11 +243,11 @@ class RassAttentionGradOp : public OpKernel {
     // at least 8 units in all where the keys allow it (2-16 threads stay busy)
     const int64_t parts = std::min(kBlocks, std::max<int64_t>(1, (8 + bh - 1) / bh));
     // part p's dQ: written straight into dq when a head has one part, else into its buffer
-    std::vector<float> dqParts(parts > 1 ? parts * bh * s.nq * s.d : 0, 0.0f);
+    Eigen::VectorXf dqParts = Eigen::VectorXf::Zero(parts > 1 ? parts * bh * s.nq * s.d : 0);
     if (parts == 1) dq->flat<float>().setZero();
     auto work = [&](int64_t begin, int64_t end) {
-      RowMat dkAcc(kBlockK, s.d), dvAcc(kBlockK, s.dv), qs(kBlockQ, s.d);
-      std::vector<float> pBuf(kBlockQ * kBlockK), dsBuf(kBlockQ * kBlockK);
+      // (aligned storage, as in the forward)
+      RowMat dkAcc(kBlockK, s.d), dvAcc(kBlockK, s.dv), qs(kBlockQ, s.d), pBuf(kBlockQ, kBlockK), dsBuf(kBlockQ, kBlockK);
       for (int64_t u = begin; u < end; ++u) {
         const int64_t head = u / parts, part = u % parts, b = head / s.heads, h = head % s.heads;
         const int64_t kb0 = kBlocks * part / parts, kb1 = kBlocks * (part + 1) / parts;
