@@ -91,6 +91,15 @@ using Tile = Eigen::Map<RowMat>;
 #endif
 constexpr int64_t kBlockQ = RASS_BQ;
 constexpr int64_t kBlockK = RASS_BK;
+#ifndef RASS_GBQ
+#define RASS_GBQ 64
+#endif
+#ifndef RASS_GBK
+#define RASS_GBK 512
+#endif
+// the backward's tiles
+constexpr int64_t kGradBlockQ = RASS_GBQ;
+constexpr int64_t kGradBlockK = RASS_GBK;
 
 struct Dims {
   int64_t b, nq, nk, heads, d, dv;
@@ -239,7 +248,7 @@ class RassAttentionGradOp : public OpKernel {
           for (int64_t e = 0; e < s.dv; ++e) acc += dop[at + e] * outp[at + e];
           rowDots[(b * s.heads + h) * s.nq + i] = acc;
         }
-    const int64_t kBlocks = (s.nk + kBlockK - 1) / kBlockK;
+    const int64_t kBlocks = (s.nk + kGradBlockK - 1) / kGradBlockK;
     // at least 8 units in all where the keys allow it (2-16 threads stay busy)
     const int64_t parts = std::min(kBlocks, std::max<int64_t>(1, (8 + bh - 1) / bh));
     // part p's dQ: written straight into dq when a head has one part, else into its buffer
@@ -247,20 +256,20 @@ class RassAttentionGradOp : public OpKernel {
     if (parts == 1) dq->flat<float>().setZero();
     auto work = [&](int64_t begin, int64_t end) {
       // (aligned storage, as in the forward)
-      RowMat dkAcc(kBlockK, s.d), dvAcc(kBlockK, s.dv), qs(kBlockQ, s.d), pBuf(kBlockQ, kBlockK), dsBuf(kBlockQ, kBlockK);
+      RowMat dkAcc(kGradBlockK, s.d), dvAcc(kGradBlockK, s.dv), qs(kGradBlockQ, s.d), pBuf(kGradBlockQ, kGradBlockK), dsBuf(kGradBlockQ, kGradBlockK);
       for (int64_t u = begin; u < end; ++u) {
         const int64_t head = u / parts, part = u % parts, b = head / s.heads, h = head % s.heads;
         const int64_t kb0 = kBlocks * part / parts, kb1 = kBlocks * (part + 1) / parts;
         for (int64_t kbi = kb0; kbi < kb1; ++kbi) {
-          const int64_t j0 = kbi * kBlockK, m = std::min(kBlockK, s.nk - j0);
+          const int64_t j0 = kbi * kGradBlockK, m = std::min(kGradBlockK, s.nk - j0);
           HeadView kb(kp + (b * s.nk + j0) * s.qStride() + h * s.d, m, s.d, Stride(s.qStride()));
           HeadView vb(vp + (b * s.nk + j0) * s.vStride() + h * s.dv, m, s.dv, Stride(s.vStride()));
           auto dkm = dkAcc.topRows(m);
           auto dvm = dvAcc.topRows(m);
           dkm.setZero();
           dvm.setZero();
-          for (int64_t i0 = 0; i0 < s.nq; i0 += kBlockQ) {
-            const int64_t n = std::min(kBlockQ, s.nq - i0);
+          for (int64_t i0 = 0; i0 < s.nq; i0 += kGradBlockQ) {
+            const int64_t n = std::min(kGradBlockQ, s.nq - i0);
             auto qsn = qs.topRows(n);
             qsn = HeadView(qp + (b * s.nq + i0) * s.qStride() + h * s.d, n, s.d, Stride(s.qStride())) * scale;
             HeadView dob(dop + (b * s.nq + i0) * s.vStride() + h * s.dv, n, s.dv, Stride(s.vStride()));
@@ -288,7 +297,7 @@ class RassAttentionGradOp : public OpKernel {
         }
       }
     };
-    const int64_t cost = s.nq * kBlockK * (kBlocks / parts + 1) * (4 * s.d + 4 * s.dv + 12);
+    const int64_t cost = s.nq * kGradBlockK * (kBlocks / parts + 1) * (4 * s.d + 4 * s.dv + 12);
     tensorflow::Shard(workers->num_threads, workers->workers, bh * parts, cost, work);
     // the scale of dQ, and the parts summed in order
     for (int64_t head = 0; head < bh; ++head) {
