@@ -81,7 +81,12 @@ const opsKey = opsSources.length ? sha(...opsSources) : null;
  * to its libtensorflow_framework. Returns null when built, else the reason.
  */
 function buildOps(tfDir) {
+  // a library left from an earlier build must not be loaded if this one does not make it
+  rmSync(opsOut, { force: true });
   if (!opsSources.length) return 'no sources in native/ops';
+  // CPU kernels only: on the CUDA build TensorFlow would run them on the CPU, copying every
+  // attention's inputs off the GPU and back, where the composite ops stay on the GPU
+  if (cuda) return 'the CUDA build: these are CPU kernels, and the composite ops run on the GPU';
   const nodeDir = [process.env.npm_config_nodedir, resolve(dirname(process.execPath), '..')].find((d) => d && existsSync(join(d, 'include', 'node', 'node_api.h')));
   if (!nodeDir) return 'Node headers (include/node/node_api.h) not found next to the node binary';
   let cpuFlags = new Set();
