@@ -24,7 +24,10 @@ export interface AttentionOptions {
   readonly scale?: number;
   /** Additive mask [B*heads or 1, Nq, Nk] (index b*heads + h), e.g. -1e9 where not allowed; it carries no gradient. */
   readonly mask?: tf.Tensor3D | null;
-  /** Queries per chunk; 0 or absent: automatic (at most AUTO_CHUNK_SCORES scores per chunk). */
+  /**
+   * Queries per chunk; 0 or absent: automatic (at most AUTO_CHUNK_SCORES scores per chunk).
+   * Unused where the fused kernels run (unmasked, native): they tile by themselves.
+   */
   readonly chunk?: number;
 }
 

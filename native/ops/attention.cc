@@ -140,17 +140,20 @@ class RassAttentionOp : public OpKernel {
     float* op = out->flat<float>().data();
     float* lp = lse->flat<float>().data();
     const float scale = scale_;
-    const int64_t qBlocks = (s.nq + kBlockQ - 1) / kBlockQ;
+    // Short key rows (cross-attention over 77 prompt tokens) take taller query tiles, so a
+    // tile keeps about kBlockQ x kBlockK scores and its products stay large enough to run fast.
+    const int64_t bq = kBlockQ * std::max<int64_t>(1, kBlockK / std::max<int64_t>(1, std::min(s.nk, kBlockK)));
+    const int64_t qBlocks = (s.nq + bq - 1) / bq;
     auto work = [&](int64_t begin, int64_t end) {
       // Eigen's own (64-byte aligned) storage for every buffer a row is reduced in: its
       // vectorised sums start with the elements before the first aligned one, so a buffer at an
       // address with another alignment would sum in another order (results would change from
       // call to call with where malloc put it)
-      RowMat qs(kBlockQ, s.d), acc(kBlockQ, s.dv), tile(kBlockQ, kBlockK);
-      Eigen::VectorXf rowMax(kBlockQ), rowSum(kBlockQ);
+      RowMat qs(bq, s.d), acc(bq, s.dv), tile(bq, std::min(s.nk, kBlockK));
+      Eigen::VectorXf rowMax(bq), rowSum(bq);
       for (int64_t u = begin; u < end; ++u) {
         const int64_t bh = u / qBlocks, b = bh / s.heads, h = bh % s.heads;
-        const int64_t i0 = (u % qBlocks) * kBlockQ, n = std::min(kBlockQ, s.nq - i0);
+        const int64_t i0 = (u % qBlocks) * bq, n = std::min(bq, s.nq - i0);
         auto qsn = qs.topRows(n);
         qsn = HeadView(qp + (b * s.nq + i0) * s.qStride() + h * s.d, n, s.d, Stride(s.qStride())) * scale;
         auto accn = acc.topRows(n);
@@ -182,7 +185,7 @@ class RassAttentionOp : public OpKernel {
         }
       }
     };
-    const int64_t cost = kBlockQ * s.nk * (2 * s.d + 2 * s.dv + 12);
+    const int64_t cost = bq * s.nk * (2 * s.d + 2 * s.dv + 12);
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
     tensorflow::Shard(workers->num_threads, workers->workers, s.b * s.heads * qBlocks, cost, work);
   }
@@ -192,12 +195,12 @@ class RassAttentionOp : public OpKernel {
   float scale_;
 };
 
-// The backward, FlashAttention-2's: a unit is one head and a contiguous range of its key
-// blocks. For each key block it walks every query tile, recomputes P = exp(S - lse), and
-// accumulates dV += P^T dO, dS = P (dO V^T - rowsum(dO O)), dK += dS^T Q scale in tile-sized
-// buffers, and dQ += dS K scale into the unit's own dQ buffer. A head's key range is split
-// into as many parts as its shape asks for (never by the thread count, so sums are the same
-// on any machine); the parts' dQ buffers are added in order at the end.
+// The backward, FlashAttention-2's: a unit is one head, a contiguous range of its key blocks
+// and a contiguous range of its query tiles. For each key block it walks its query tiles,
+// recomputes P = exp(S - lse), and accumulates dV += P^T dO, dS = P (dO V^T - rowsum(dO O)),
+// dK += dS^T Q scale in tile-sized buffers, and dQ += dS K scale. The ranges are split as the
+// shape asks (never by the thread count, so sums are the same on any machine); parts that
+// share an output sum into their own buffers, added in order at the end.
 class RassAttentionGradOp : public OpKernel {
  public:
   explicit RassAttentionGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -249,17 +252,30 @@ class RassAttentionGradOp : public OpKernel {
           rowDots[(b * s.heads + h) * s.nq + i] = acc;
         }
     const int64_t kBlocks = (s.nk + kGradBlockK - 1) / kGradBlockK;
-    // at least 8 units in all where the keys allow it (2-16 threads stay busy)
-    const int64_t parts = std::min(kBlocks, std::max<int64_t>(1, (8 + bh - 1) / bh));
-    // part p's dQ: written straight into dq when a head has one part, else into its buffer
-    Eigen::VectorXf dqParts = Eigen::VectorXf::Zero(parts > 1 ? parts * bh * s.nq * s.d : 0);
-    if (parts == 1) dq->flat<float>().setZero();
+    // taller query tiles over short key rows, as in the forward
+    const int64_t gbq = kGradBlockQ * std::max<int64_t>(1, kGradBlockK / std::max<int64_t>(1, std::min(s.nk, kGradBlockK)));
+    const int64_t qTiles = (s.nq + gbq - 1) / gbq;
+    // At least 8 units in all where the shape allows it (2-16 threads stay busy): a head's keys
+    // split into kParts ranges of key blocks, and where there are too few key blocks (cross-
+    // attention over 77 prompt tokens has one), its queries into qParts ranges of query tiles.
+    // Parts along the keys each sum their own dQ, parts along the queries their own dK and dV
+    // (both small where they are used); the parts are then added in order.
+    const int64_t target = std::max<int64_t>(1, (8 + bh - 1) / bh);
+    const int64_t kParts = std::min(kBlocks, target);
+    const int64_t qParts = std::min(qTiles, (target + kParts - 1) / kParts);
+    Eigen::VectorXf dqParts = Eigen::VectorXf::Zero(kParts > 1 ? kParts * bh * s.nq * s.d : 0);
+    Eigen::VectorXf dkParts = Eigen::VectorXf::Zero(qParts > 1 ? qParts * bh * s.nk * s.d : 0);
+    Eigen::VectorXf dvParts = Eigen::VectorXf::Zero(qParts > 1 ? qParts * bh * s.nk * s.dv : 0);
+    if (kParts == 1) dq->flat<float>().setZero();
     auto work = [&](int64_t begin, int64_t end) {
       // (aligned storage, as in the forward)
-      RowMat dkAcc(kGradBlockK, s.d), dvAcc(kGradBlockK, s.dv), qs(kGradBlockQ, s.d), pBuf(kGradBlockQ, kGradBlockK), dsBuf(kGradBlockQ, kGradBlockK);
+      const int64_t bk = std::min(s.nk, kGradBlockK);
+      RowMat dkAcc(bk, s.d), dvAcc(bk, s.dv), qs(gbq, s.d), pBuf(gbq, bk), dsBuf(gbq, bk);
       for (int64_t u = begin; u < end; ++u) {
-        const int64_t head = u / parts, part = u % parts, b = head / s.heads, h = head % s.heads;
-        const int64_t kb0 = kBlocks * part / parts, kb1 = kBlocks * (part + 1) / parts;
+        const int64_t head = u / (kParts * qParts), kPart = (u / qParts) % kParts, qPart = u % qParts;
+        const int64_t b = head / s.heads, h = head % s.heads;
+        const int64_t kb0 = kBlocks * kPart / kParts, kb1 = kBlocks * (kPart + 1) / kParts;
+        const int64_t qt0 = qTiles * qPart / qParts, qt1 = qTiles * (qPart + 1) / qParts;
         for (int64_t kbi = kb0; kbi < kb1; ++kbi) {
           const int64_t j0 = kbi * kGradBlockK, m = std::min(kGradBlockK, s.nk - j0);
           HeadView kb(kp + (b * s.nk + j0) * s.qStride() + h * s.d, m, s.d, Stride(s.qStride()));
@@ -268,8 +284,8 @@ class RassAttentionGradOp : public OpKernel {
           auto dvm = dvAcc.topRows(m);
           dkm.setZero();
           dvm.setZero();
-          for (int64_t i0 = 0; i0 < s.nq; i0 += kGradBlockQ) {
-            const int64_t n = std::min(kGradBlockQ, s.nq - i0);
+          for (int64_t qt = qt0; qt < qt1; ++qt) {
+            const int64_t i0 = qt * gbq, n = std::min(gbq, s.nq - i0);
             auto qsn = qs.topRows(n);
             qsn = HeadView(qp + (b * s.nq + i0) * s.qStride() + h * s.d, n, s.d, Stride(s.qStride())) * scale;
             HeadView dob(dop + (b * s.nq + i0) * s.vStride() + h * s.dv, n, s.dv, Stride(s.vStride()));
@@ -284,32 +300,42 @@ class RassAttentionGradOp : public OpKernel {
             for (int64_t r = 0; r < n; ++r) ds.row(r) = (p.row(r).array() * (ds.row(r).array() - dots[r])).matrix();
             // dK = dS^T (Q scale); dQ = dS K scale
             dkm.noalias() += ds.transpose() * qsn;
-            if (parts == 1) {
+            if (kParts == 1) {
               HeadOut dqb(dqp + (b * s.nq + i0) * s.qStride() + h * s.d, n, s.d, Stride(s.qStride()));
               dqb.noalias() += ds * kb;
             } else {
-              Tile dqb(dqParts.data() + ((part * bh + head) * s.nq + i0) * s.d, n, s.d);
+              Tile dqb(dqParts.data() + ((kPart * bh + head) * s.nq + i0) * s.d, n, s.d);
               dqb.noalias() += ds * kb;
             }
           }
-          HeadOut(dkp + (b * s.nk + j0) * s.qStride() + h * s.d, m, s.d, Stride(s.qStride())) = dkm;
-          HeadOut(dvp + (b * s.nk + j0) * s.vStride() + h * s.dv, m, s.dv, Stride(s.vStride())) = dvm;
+          if (qParts == 1) {
+            HeadOut(dkp + (b * s.nk + j0) * s.qStride() + h * s.d, m, s.d, Stride(s.qStride())) = dkm;
+            HeadOut(dvp + (b * s.nk + j0) * s.vStride() + h * s.dv, m, s.dv, Stride(s.vStride())) = dvm;
+          } else {
+            Tile(dkParts.data() + ((qPart * bh + head) * s.nk + j0) * s.d, m, s.d) = dkm;
+            Tile(dvParts.data() + ((qPart * bh + head) * s.nk + j0) * s.dv, m, s.dv) = dvm;
+          }
         }
       }
     };
-    const int64_t cost = s.nq * kGradBlockK * (kBlocks / parts + 1) * (4 * s.d + 4 * s.dv + 12);
-    tensorflow::Shard(workers->num_threads, workers->workers, bh * parts, cost, work);
-    // the scale of dQ, and the parts summed in order
-    for (int64_t head = 0; head < bh; ++head) {
-      const int64_t b = head / s.heads, h = head % s.heads;
-      HeadOut dqh(dqp + b * s.nq * s.qStride() + h * s.d, s.nq, s.d, Stride(s.qStride()));
-      if (parts == 1) {
-        dqh *= scale;
-        continue;
+    const int64_t cost = gbq * (qTiles / qParts + 1) * kGradBlockK * (kBlocks / kParts + 1) * (4 * s.d + 4 * s.dv + 12);
+    tensorflow::Shard(workers->num_threads, workers->workers, bh * kParts * qParts, cost, work);
+    // the parts summed in order, and dQ's scale
+    auto sumParts = [&](float* out, int64_t rows, int64_t width, int64_t stride, const Eigen::VectorXf& parts, int64_t count, float factor) {
+      for (int64_t head = 0; head < bh; ++head) {
+        const int64_t b = head / s.heads, h = head % s.heads;
+        HeadOut o(out + b * rows * stride + h * width, rows, width, Stride(stride));
+        if (count > 1) {
+          o = Tile(const_cast<float*>(parts.data()) + head * rows * width, rows, width);
+          for (int64_t part = 1; part < count; ++part) o += Tile(const_cast<float*>(parts.data()) + (part * bh + head) * rows * width, rows, width);
+        }
+        if (factor != 1.0f) o *= factor;
       }
-      dqh = Tile(dqParts.data() + head * s.nq * s.d, s.nq, s.d);
-      for (int64_t part = 1; part < parts; ++part) dqh += Tile(dqParts.data() + (part * bh + head) * s.nq * s.d, s.nq, s.d);
-      dqh *= scale;
+    };
+    sumParts(dqp, s.nq, s.d, s.qStride(), dqParts, kParts, scale);
+    if (qParts > 1) {
+      sumParts(dkp, s.nk, s.d, s.qStride(), dkParts, qParts, 1.0f);
+      sumParts(dvp, s.nk, s.dv, s.vStride(), dvParts, qParts, 1.0f);
     }
   }
 

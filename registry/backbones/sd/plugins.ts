@@ -35,7 +35,7 @@ const memorySchema = {
     type: 'integer',
     minimum: 0,
     default: 0,
-    description: 'Queries per chunk of the memory-efficient attention (0: automatic, chunks of at most 2^22 scores).',
+    description: 'Queries per chunk of the memory-efficient attention (0: automatic, chunks of at most 2^22 scores). On the native backend with its fused kernels (`rass doctor`), unmasked attention tiles by itself and ignores it.',
   },
 } as const;
 
