@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './custom-op.js';
+import { nativeOpsEnabled, runNativeOp, type OpAttr } from './native-ops.js';
 
 /**
  * Composite ops with hand-written gradients (tf.customGrad). Composed from primitives,
@@ -102,15 +103,38 @@ function normalize(view: (x: tf.Tensor) => tf.Tensor, axes: number[], eps: numbe
   });
 }
 
+/**
+ * The same normalisation as two TensorFlow kernels of this project's own (native/ops/norm.cc,
+ * loaded by native-ops.ts; each direction two passes over the activation instead of a dozen):
+ * x is samples of `rows` rows of C channels, normalised per sample and group of C / groups
+ * channels. Saves x, gamma and the per-(sample, group) mean and 1/std, as the composite does.
+ */
+function nativeNormalize(groups: number, rows: number, eps: number) {
+  const attrs: OpAttr[] = [
+    { name: 'groups', kind: 'int', value: groups },
+    { name: 'rows', kind: 'int', value: rows },
+  ];
+  return customOp(([x, gamma, beta], save) => {
+    if (!x || !gamma || !beta) throw new Error('normalize: needs x, gamma, beta');
+    const [y, mean, rstd] = runNativeOp('RassNorm', [...attrs, { name: 'eps', kind: 'float', value: eps }], [x, gamma, beta], 3) as [tf.Tensor, tf.Tensor, tf.Tensor];
+    save([x, gamma, mean, rstd]);
+    // the saved clones hold the statistics now
+    tf.dispose([mean, rstd]);
+    return { value: y, gradFunc: (dy, [xs, gs, ms, rs]) => runNativeOp('RassNormGrad', attrs, [dy, xs as tf.Tensor, gs as tf.Tensor, ms as tf.Tensor, rs as tf.Tensor], 3) };
+  });
+}
+
 /** GroupNorm over channels-last x ([B, ..., C]): statistics per sample and group of C/groups channels. */
 export function groupNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: number, eps: number): tf.Tensor {
   const b = x.shape[0] as number;
   const c = x.shape[x.rank - 1] as number;
   if (c % groups !== 0) throw new Error(`groupNorm: ${c} channels not divisible by ${groups} groups`);
+  if (nativeOpsEnabled() && x.size > 0) return nativeNormalize(groups, x.size / (b * c), eps)(x, gamma, beta);
   return normalize((t) => tf.reshape(t, [b, -1, groups, c / groups]), [1, 3], eps)(x, gamma, beta);
 }
 
 /** LayerNorm over the last dimension. */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  if (nativeOpsEnabled() && x.size > 0) return nativeNormalize(1, 1, eps)(x, gamma, beta);
   return normalize((t) => t, [x.rank - 1], eps)(x, gamma, beta);
 }

@@ -348,8 +348,3 @@ REGISTER_KERNEL_BUILDER(Name("RassAttention").Device(tensorflow::DEVICE_CPU), Ra
 REGISTER_KERNEL_BUILDER(Name("RassAttentionGrad").Device(tensorflow::DEVICE_CPU), RassAttentionGradOp);
 
 }  // namespace
-
-// Loadable with process.dlopen: an empty Node-API module, so Node keeps the library (and the
-// ops its static initialisers registered with TensorFlow) loaded.
-#include <node_api.h>
-NAPI_MODULE_INIT() { return exports; }
