@@ -39,4 +39,23 @@ export function compiledSkipReason(): string | false {
   return false;
 }
 
+/** Names of the TensorFlow ops tfjs-node ran while `fn` ran. */
+export function opsRun<T>(fn: () => T): { value: T; ops: string[] } {
+  type Exec = (name: string, ...rest: unknown[]) => unknown;
+  const be = tf.backend() as unknown as Record<'executeSingleOutput' | 'executeMultipleOutputs', Exec>;
+  const ops: string[] = [];
+  const originals = { executeSingleOutput: be.executeSingleOutput, executeMultipleOutputs: be.executeMultipleOutputs };
+  for (const [key, original] of Object.entries(originals) as [keyof typeof originals, Exec][]) {
+    be[key] = function (this: unknown, name: string, ...rest: unknown[]) {
+      ops.push(name);
+      return original.call(this, name, ...rest);
+    };
+  }
+  try {
+    return { value: fn(), ops };
+  } finally {
+    Object.assign(be, originals);
+  }
+}
+
 export { tf };

@@ -5,7 +5,7 @@ import { memoryEfficientAttention, plainAttention } from '../../../framework/eng
 import { compileStep, pickScalars, scalarInputs } from '../../../framework/engine/compile.js';
 import { nativeOpsEnabled, nativeOpsStatus, withoutNativeOps } from '../../../framework/engine/native-ops.js';
 import { Optimizer } from '../../../framework/engine/optim.js';
-import { nativeSkipReason, normalData, relErr, tf } from './_native.js';
+import { nativeSkipReason, normalData, opsRun, relErr, tf } from './_native.js';
 
 /**
  * The fused attention kernels (native/ops/attention.cc, RassAttention / RassAttentionGrad)
@@ -40,25 +40,6 @@ const CASES: Case[] = [
   { name: 'one head-batch over 1300 keys (three key tiles, the last partial; the head split into key parts)', b: 1, nq: 100, nk: 1300, heads: 1, d: 16, dv: 16 },
   { name: 'scores near 1e3 (a softmax without the running maximum overflows)', b: 1, nq: 70, nk: 700, heads: 2, d: 4, dv: 4, std: 16 },
 ];
-
-/** Names of the TensorFlow ops tfjs-node ran while `fn` ran. */
-function opsRun<T>(fn: () => T): { value: T; ops: string[] } {
-  type Exec = (name: string, ...rest: unknown[]) => unknown;
-  const be = tf.backend() as unknown as Record<'executeSingleOutput' | 'executeMultipleOutputs', Exec>;
-  const ops: string[] = [];
-  const originals = { executeSingleOutput: be.executeSingleOutput, executeMultipleOutputs: be.executeMultipleOutputs };
-  for (const [key, original] of Object.entries(originals) as [keyof typeof originals, Exec][]) {
-    be[key] = function (this: unknown, name: string, ...rest: unknown[]) {
-      ops.push(name);
-      return original.call(this, name, ...rest);
-    };
-  }
-  try {
-    return { value: fn(), ops };
-  } finally {
-    Object.assign(be, originals);
-  }
-}
 
 const rassOps = (ops: string[]) => [...new Set(ops.filter((n) => n.startsWith('Rass')))].sort();
 

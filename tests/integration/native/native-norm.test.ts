@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { useBackend } from '../../../framework/engine/backend.js';
 import { groupNorm, layerNorm } from '../../../framework/engine/fused-ops.js';
 import { withoutNativeOps } from '../../../framework/engine/native-ops.js';
-import { nativeSkipReason, normalData, relErr, tf } from './_native.js';
+import { nativeSkipReason, normalData, opsRun, relErr, tf } from './_native.js';
 
 /**
  * The fused GroupNorm / LayerNorm kernels (native/ops/norm.cc, RassNorm / RassNormGrad) against
@@ -29,21 +29,6 @@ const CASES: Case[] = [
   { name: 'LayerNorm, 3 x 300 x 96 (many rows per unit)', shape: [3, 300, 96], norm: (x, g, b) => layerNorm(x, g, b, 1e-5) },
   { name: 'LayerNorm of activations around 50 (mean far from zero)', shape: [700, 40], norm: (x, g, b) => layerNorm(x, g, b, 1e-5), offset: 50 },
 ];
-
-function opsRun<T>(fn: () => T): { value: T; ops: string[] } {
-  const be = tf.backend() as unknown as { executeMultipleOutputs: (name: string, ...rest: unknown[]) => unknown };
-  const original = be.executeMultipleOutputs;
-  const ops: string[] = [];
-  be.executeMultipleOutputs = function (this: unknown, name: string, ...rest: unknown[]) {
-    ops.push(name);
-    return original.call(this, name, ...rest);
-  };
-  try {
-    return { value: fn(), ops };
-  } finally {
-    be.executeMultipleOutputs = original;
-  }
-}
 
 function run(c: Case) {
   const n = c.shape.reduce((a, b) => a * b, 1);
