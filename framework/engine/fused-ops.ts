@@ -31,6 +31,7 @@ const geluKernel = customOp(([x], save) => {
 /** GEGLU on a projection output [..., 2n]: value * gelu(gate) with value, gate its two halves -> [..., n]. */
 export function geglu(h: tf.Tensor): tf.Tensor {
   if ((h.shape[h.rank - 1] as number) % 2 !== 0) throw new Error(`geglu: last dimension ${h.shape[h.rank - 1]} is odd`);
+  if (nativeOpsEnabled() && h.size > 0) return nativeGeglu(h);
   return gegluKernel(h);
 }
 
@@ -53,6 +54,7 @@ const gegluKernel = customOp(([h], save) => {
 
 /** SiLU x * sigmoid(x); derivative s (1 + x (1 - s)). */
 export function silu(x: tf.Tensor): tf.Tensor {
+  if (nativeOpsEnabled() && x.size > 0) return nativeSilu(x);
   return siluKernel(x);
 }
 
@@ -68,6 +70,21 @@ const siluKernel = customOp(([x], save) => {
     ],
   };
 });
+
+/**
+ * GEGLU and SiLU as one kernel each way (native/ops/activation.cc, loaded by native-ops.ts):
+ * one pass over the activation where the composites above take a split and four element-wise
+ * ops forward, a dozen backward. Each saves only its input, as the composites do.
+ */
+const nativeUnary = (op: string) =>
+  customOp(([x], save) => {
+    if (!x) throw new Error(`${op}: needs an input`);
+    save([x]);
+    const [y] = runNativeOp(op, [], [x], 1) as [tf.Tensor];
+    return { value: y, gradFunc: (dy, [xs]) => runNativeOp(`${op}Grad`, [], [dy, xs as tf.Tensor], 1) };
+  });
+const nativeGeglu = nativeUnary('RassGeglu');
+const nativeSilu = nativeUnary('RassSilu');
 
 /**
  * Normalisation over `axes` of a grouped view `g` of x, then a per-channel affine. Shared by
