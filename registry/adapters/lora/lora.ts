@@ -211,7 +211,9 @@ export class LoraLayer implements LayerDelta {
       y = tf.conv2d(a, this.B as tf.Tensor4D, 1, 'valid');
     }
     if (this.bias) y = tf.add(y, this.bias); // channels last: broadcasts over the last axis
-    return tf.mul(y, this.scale);
+    // alpha = r (scale 1) is the common setting: a multiply by 1 is exact, and skipping it
+    // saves a pass over the layer's output each way
+    return this.scale === 1 ? y : tf.mul(y, this.scale);
   }
 
   /** scale * B.A in the base weight's layout. */
