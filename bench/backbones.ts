@@ -10,7 +10,8 @@
  *    128x128 acceptance step (both memories printed). `--checkpoint` adds our step with
  *    `checkpoint: blocks`.
  * 3. backbones.sd21-block-train(-memory): the same LoRA step on sd21-base's first level at real
- *    widths (SD21_BLOCK_UNET), latent 64, batch 1: time and peak RSS against diffusers + peft.
+ *    widths (SD21_BLOCK_UNET), latent 64, batch 1: time and peak RSS against diffusers + peft;
+ *    backbones.sd21-block-train(-memory)-compiled: the same step through compileStep.
  * Both sides run with the same thread count (--threads, default: the cores this process may
  * use), printed with the machine load on every BENCH line; a busy machine is warned about.
  */
@@ -200,22 +201,31 @@ function peerLora(c: LoraCase, threads: number): PeerLoraResult | string {
 
 /** backbones.sd21-block-train: time and memory of the sd21-base level-0 LoRA step (latent 64, batch 1) against diffusers + peft. */
 function sd21BlockSection(backend: BackendPreference, threads: number): void {
-  const c: LoraCase = { latent: 64, iters: 1, config: SD21_BLOCK_UNET, batch: 1 };
+  // three timed steps each (the median): one step's time moves 1.3x between runs on a shared machine
+  const c: LoraCase = { latent: 64, iters: 3, config: SD21_BLOCK_UNET, batch: 1 };
   console.log(`\nLoRA training step: sd21-base level 0 (320 ch, 5 heads x 64, 4,096 tokens per attention, cross-attention 1024), rank-4 LoRA on to_q/to_k/to_v/to_out.0, latent 64, batch 1, 77 tokens; ${threads} thread(s) on both sides`);
   const start = machineLoad(threads);
   const ours = oursLora(c, backend, threads, 'none');
+  // the same step as one compiled TensorFlow function (native only; engine/compile.ts)
+  const compiled = tf.getBackend() === 'tensorflow' ? oursLora(c, backend, threads, 'none', true) : null;
   const peer = peerLora(c, threads);
   const load = Math.max(start.load, machineLoad(threads).load);
   if (start.warning) console.log(start.warning);
   const show = (side: string, r: { step_s: number; cpu_s: number; peak_rss_bytes: number } | string) =>
     console.log(typeof r === 'string' ? `${side}: failed: ${r}` : `${side}: ${(r.step_s * 1000).toFixed(0)} ms/step, ${r.cpu_s.toFixed(2)} CPU-s, peak RSS ${(r.peak_rss_bytes / 2 ** 30).toFixed(2)} GB`);
   show('ours', ours);
+  if (compiled) show('ours, compiled step', compiled);
   show('diffusers+peft', peer);
   const o = typeof ours === 'string' ? null : ours;
+  const oc = compiled && typeof compiled !== 'string' ? compiled : null;
   const p = typeof peer === 'string' ? null : peer;
   const extra = { threads, load: load.toFixed(2) };
-  console.log(benchLine('backbones.sd21-block-train', o ? o.step_s * 1000 : NaN, 'ms', 'diffusers-peft-torch-cpu', p ? p.step_s * 1000 : NaN, o && p ? p.step_s / o.step_s : NaN, extra));
-  console.log(benchLine('backbones.sd21-block-train-memory', o ? o.peak_rss_bytes / 2 ** 30 : NaN, 'GB', 'diffusers-peft-torch-cpu', p ? p.peak_rss_bytes / 2 ** 30 : NaN, o && p ? p.peak_rss_bytes / o.peak_rss_bytes : NaN, extra));
+  const lines = (suffix: string, r: LoraStepResult | null) => {
+    console.log(benchLine(`backbones.sd21-block-train${suffix}`, r ? r.step_s * 1000 : NaN, 'ms', 'diffusers-peft-torch-cpu', p ? p.step_s * 1000 : NaN, r && p ? p.step_s / r.step_s : NaN, extra));
+    console.log(benchLine(`backbones.sd21-block-train-memory${suffix}`, r ? r.peak_rss_bytes / 2 ** 30 : NaN, 'GB', 'diffusers-peft-torch-cpu', p ? p.peak_rss_bytes / 2 ** 30 : NaN, r && p ? p.peak_rss_bytes / r.peak_rss_bytes : NaN, extra));
+  };
+  lines('', o);
+  if (compiled) lines('-compiled', oc);
 }
 
 function loraSection(backend: BackendPreference, threads: number, iters: number, withCheckpoint: boolean, latents: number[]): void {
