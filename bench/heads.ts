@@ -113,7 +113,7 @@ function measureCompiled(iters: number, mode: CompileMode = 'auto'): { train: nu
       for (const [vn, g] of Object.entries(grads)) out[`grad:${byVar.get(vn)}`] = g;
       return out;
     },
-    { name: 'bench-heads-train', mode, log: () => {} },
+    { name: 'bench-heads-train', mode, log: process.env.RASS_BENCH_LOG ? (l: string) => console.log(l) : () => {} },
   );
   const once = (i: number) => {
     const out = step.call(levelInputs, (flat) => loss.prepare(unflattenHead(flat), targets, Rng.derive(0, 'bench-step', i)));
