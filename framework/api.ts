@@ -62,4 +62,4 @@ export type { AttentionOptions } from './engine/attention.js';
 export { gelu, geglu, silu, groupNorm, layerNorm } from './engine/fused-ops.js';
 export { recomputed } from './engine/recompute.js';
 export { customOp, type CustomOpResult } from './engine/custom-op.js';
-export { nativeOpsEnabled, runNativeOp, withoutNativeOps, type OpAttr } from './engine/native-ops.js';
+export { nativeOpsEnabled, nativeOpWithGrad } from './engine/native-ops.js';

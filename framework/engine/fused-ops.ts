@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './custom-op.js';
-import { nativeOpsEnabled, runNativeOp, type OpAttr } from './native-ops.js';
+import { nativeOpsEnabled, nativeOpWithGrad, runNativeOp, type OpAttr } from './native-ops.js';
 
 /**
  * Composite ops with hand-written gradients (tf.customGrad). Composed from primitives,
@@ -76,15 +76,8 @@ const siluKernel = customOp(([x], save) => {
  * one pass over the activation where the composites above take a split and four element-wise
  * ops forward, a dozen backward. Each saves only its input, as the composites do.
  */
-const nativeUnary = (op: string) =>
-  customOp(([x], save) => {
-    if (!x) throw new Error(`${op}: needs an input`);
-    save([x]);
-    const [y] = runNativeOp(op, [], [x], 1) as [tf.Tensor];
-    return { value: y, gradFunc: (dy, [xs]) => runNativeOp(`${op}Grad`, [], [dy, xs as tf.Tensor], 1) };
-  });
-const nativeGeglu = nativeUnary('RassGeglu');
-const nativeSilu = nativeUnary('RassSilu');
+const nativeGeglu = nativeOpWithGrad('RassGeglu');
+const nativeSilu = nativeOpWithGrad('RassSilu');
 
 /**
  * Normalisation over `axes` of a grouped view `g` of x, then a per-channel affine. Shared by

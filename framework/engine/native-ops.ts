@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { packageRoot } from '../paths.js';
+import { customOp } from './custom-op.js';
 
 /**
  * rass's own TensorFlow CPU kernels (native/ops/*.cc: fused attention, GroupNorm / LayerNorm, GEGLU / SiLU, bilinear grid sampling), built by
@@ -75,4 +76,17 @@ export function runNativeOp(name: string, attrs: OpAttr[], inputs: tf.Tensor[], 
   const be = tf.backend() as unknown as BindingBackend;
   const typed = attrs.map((a) => ({ name: a.name, type: a.kind === 'int' ? be.binding.TF_ATTR_INT : be.binding.TF_ATTR_FLOAT, value: a.value }));
   return be.executeMultipleOutputs(name, typed, inputs, numOutputs);
+}
+
+/**
+ * A fused op whose backward needs only its inputs: `op` computes one output from them, and
+ * `${op}Grad` takes (dy, ...inputs) and returns one gradient per input. The returned function
+ * saves the inputs and runs the pair as one custom op (GEGLU, SiLU, grid sampling).
+ */
+export function nativeOpWithGrad(op: string): (...inputs: tf.Tensor[]) => tf.Tensor {
+  return customOp((inputs, save) => {
+    save(inputs);
+    const [y] = runNativeOp(op, [], inputs, 1) as [tf.Tensor];
+    return { value: y, gradFunc: (dy, saved) => runNativeOp(`${op}Grad`, [], [dy, ...(saved as tf.Tensor[])], inputs.length) };
+  });
 }

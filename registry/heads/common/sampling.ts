@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { customOp, nativeOpsEnabled, runNativeOp } from '../../../framework/api.js';
+import { customOp, nativeOpsEnabled, nativeOpWithGrad } from '../../../framework/api.js';
 
 /**
  * Bilinear sampling with torch `grid_sample(mode='bilinear', padding_mode='zeros',
@@ -27,12 +27,7 @@ export function gridSample(input: tf.Tensor4D, grid: tf.Tensor3D): tf.Tensor3D {
  * (native/ops/grid_sample.cc): the composite below is ~50 ops forward and ~80 backward per
  * call, a large share of a Mask2Former step's graph. Saves the input and the grid, as it does.
  */
-const nativeGridSample = customOp(([input, grid], save) => {
-  if (!input || !grid) throw new Error('gridSample: needs input and grid');
-  save([input, grid]);
-  const [out] = runNativeOp('RassGridSample', [], [input, grid], 1) as [tf.Tensor];
-  return { value: out, gradFunc: (dy, [x, g]) => runNativeOp('RassGridSampleGrad', [], [dy, x as tf.Tensor, g as tf.Tensor], 2) };
-});
+const nativeGridSample = nativeOpWithGrad('RassGridSample');
 
 /** Corners (x0,y0), (x1,y0), (x0,y1), (x1,y1): their flat row in [N*H*W, C], bilinear weight (0 outside the map), and fx, fy. */
 function corners(grid: tf.Tensor3D, N: number, H: number, W: number): { idx: tf.Tensor1D[]; w: tf.Tensor1D[]; inside: tf.Tensor1D[]; fx: tf.Tensor1D; fy: tf.Tensor1D } {
