@@ -18,6 +18,7 @@
 // order), so sums do not depend on the thread count.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -169,15 +170,15 @@ class RassGridSampleGradOp : public OpKernel {
     });
     // d input: a scatter; one image per unit, corners then points in order (fixed sums)
     tensorflow::Shard(workers->num_threads, workers->workers, n, p * (40 + 8 * c), [&](int64_t begin, int64_t end) {
+      std::vector<Corners> ks(p);
       for (int64_t img = begin; img < end; ++img) {
         float* dimg = di + img * h * w * c;
+        for (int64_t i = 0; i < p; ++i) ks[i] = CornersOf(g[2 * (img * p + i)], g[2 * (img * p + i) + 1], h, w);
         for (int cr = 0; cr < 4; ++cr) {
           for (int64_t i = 0; i < p; ++i) {
-            const int64_t q = img * p + i;
-            const Corners k = CornersOf(g[2 * q], g[2 * q + 1], h, w);
-            float* dst = dimg + k.row[cr] * c;
-            const float* dq = d + q * c;
-            const float wt = k.w[cr];
+            float* dst = dimg + ks[i].row[cr] * c;
+            const float* dq = d + (img * p + i) * c;
+            const float wt = ks[i].w[cr];
             for (int64_t j = 0; j < c; ++j) dst[j] += dq[j] * wt;
           }
         }
