@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { createHash } from 'node:crypto';
 import { inGatherBoundsCheck } from './native-kernels.js';
 import { withoutNativeOps } from './native-ops.js';
+import { compileDumpDir, dumpFunction } from './compile-dump.js';
 
 /**
  * Compiled training steps on the native TensorFlow backend (issue #21).
@@ -127,6 +128,15 @@ interface GraphNode {
   inputs: number[];
   /** Const nodes: the binding tensor holding the value. */
   tensor?: number;
+  /** Const nodes: the value's shape (only RASS_COMPILE_DUMP reads it) */
+  shape?: number[];
+}
+
+/** binding.registerFunction, writing the function out first under RASS_COMPILE_DUMP (compile-dump.ts). */
+function registerFunction(b: Binding, name: string, nodes: GraphNode[], inputs: number[], outputs: number[]): number {
+  const dir = compileDumpDir();
+  if (dir) dumpFunction(dir, b, name, nodes, inputs, outputs);
+  return b.registerFunction!(name, nodes, inputs, outputs);
 }
 
 /** The host step of a planned step: reads the tensors the step hands to `hostPlan`, returns new ones. */
@@ -408,7 +418,7 @@ export class CompiledStep<I extends StepInputs = StepInputs, O extends StepOutpu
       if (split) {
         entry.split = registerSplit(b, program, fnName);
       } else {
-        entry.numOutputs = b.registerFunction!(
+        entry.numOutputs = registerFunction(b,
           fnName,
           program.nodes,
           program.params.flatMap((p) => [p.node, 0]),
@@ -591,7 +601,7 @@ function record<I extends StepInputs, O extends StepOutputs>(backend: NativeBack
       // constant, kept alive (an Identity handle this module owns) until registration.
       const [own] = orig.executeOp.call(b, 'Identity', [], [id], 1);
       program.owned.push(own!.id);
-      const n = add({ op: 'Const', attrs: [], inputs: [], tensor: own!.id }, `capture:${digest(orig.tensorDataSync.call(b, id))}`);
+      const n = add({ op: 'Const', attrs: [], inputs: [], tensor: own!.id, shape: shapeOf.get(id)?.shape }, `capture:${digest(orig.tensorDataSync.call(b, id))}`);
       produced.set(id, [n, 0]);
       return [n, 0];
     } catch (e) {
@@ -620,7 +630,7 @@ function record<I extends StepInputs, O extends StepOutputs>(backend: NativeBack
   };
   const createTensor: Binding['createTensor'] = (shape, dtype, values) => {
     const id = orig.createTensor.call(b, shape, dtype, values);
-    const n = add({ op: 'Const', attrs: [], inputs: [], tensor: id }, `const:${dtype}[${shape.join(',')}]:${digest(values)}`);
+    const n = add({ op: 'Const', attrs: [], inputs: [], tensor: id, shape }, `const:${dtype}[${shape.join(',')}]:${digest(values)}`);
     produced.set(id, [n, 0]);
     constIds.add(id);
     return id;
@@ -820,10 +830,10 @@ function registerSplit(b: Binding, p: Program, fnName: string): SplitStep {
   const firstOutputs = [...p.planOutputs.map((o) => o.ref), ...cut].map((r): [number, number] => [firstIndex.get(r[0])!, r[1]]);
 
   const names = [`${fnName}_plan`, `${fnName}_rest`];
-  const n1 = b.registerFunction!(names[0]!, first, firstParams.flatMap((x) => [x.node, 0]), firstOutputs.flat());
+  const n1 = registerFunction(b, names[0]!, first, firstParams.flatMap((x) => [x.node, 0]), firstOutputs.flat());
   let n2: number;
   try {
-    n2 = b.registerFunction!(names[1]!, second, secondParams.flatMap((x) => [x.node, 0]), secondOutputs.flat());
+    n2 = registerFunction(b, names[1]!, second, secondParams.flatMap((x) => [x.node, 0]), secondOutputs.flat());
   } catch (e) {
     b.removeFunction?.(names[0]!);
     throw e;

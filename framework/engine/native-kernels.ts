@@ -143,16 +143,33 @@ function registerResizeGrads(): void {
       const [, h, w] = (inputs.images as tf.TensorInfo).shape;
       const block = nearestBlock(inputs.dy as tf.TensorInfo, h!, w!, attrs);
       // An exact 2x/4x/8x upsampling replicates each pixel into a block: its gradient is the
-      // block sum, as a Reshape and a Sum (ops XLA compiles; it has no ResizeNearestNeighborGrad)
+      // block sum, as Reshapes and Sums (ops XLA compiles; it has no ResizeNearestNeighborGrad).
+      // Two sums over a middle axis of a 3-D view (first the block's columns, then its rows):
+      // TensorFlow's CPU reduction over the rank-6 view's axes [2, 4] in one Sum is 6-8x slower.
       if (block) {
         const [b, oh, ow, c] = (inputs.dy as tf.TensorInfo).shape as number[];
-        const shape = tf.tensor1d([b!, h!, oh! / h!, w!, ow! / w!, c!], 'int32');
-        const axes = tf.tensor1d([2, 4], 'int32');
-        const blocks = be.executeSingleOutput('Reshape', [{ name: 'T', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT }, { name: 'Tshape', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }], [inputs.dy as tf.TensorInfo, shape]);
-        const out = be.executeSingleOutput('Sum', [{ name: 'keep_dims', type: be.binding.TF_ATTR_BOOL, value: false }, { name: 'T', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT }, { name: 'Tidx', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }], [blocks, axes]);
-        disposeData(be, blocks.dataId);
-        tf.dispose([shape, axes]);
-        return out;
+        const fy = oh! / h!;
+        const fx = ow! / w!;
+        const T = { name: 'T', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT };
+        const reshapeAttrs = [T, { name: 'Tshape', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }];
+        const sumAttrs = [{ name: 'keep_dims', type: be.binding.TF_ATTR_BOOL, value: false }, T, { name: 'Tidx', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }];
+        const consts = [tf.tensor1d([b! * oh! * w!, fx, c!], 'int32'), tf.tensor1d([b! * h!, fy, w! * c!], 'int32'), tf.tensor1d([b!, h!, w!, c!], 'int32'), tf.scalar(1, 'int32')];
+        const [cols, rows, image, middle] = consts as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        const steps: tf.TensorInfo[] = [];
+        let t = inputs.dy as tf.TensorInfo;
+        for (const [op, attrs, arg] of [
+          ['Reshape', reshapeAttrs, cols],
+          ['Sum', sumAttrs, middle],
+          ['Reshape', reshapeAttrs, rows],
+          ['Sum', sumAttrs, middle],
+          ['Reshape', reshapeAttrs, image],
+        ] as const) {
+          t = be.executeSingleOutput(op, [...attrs], [t, arg]);
+          steps.push(t);
+        }
+        for (const x of steps.slice(0, -1)) disposeData(be, x.dataId);
+        tf.dispose(consts);
+        return t;
       }
       const size = tf.tensor1d([h!, w!], 'int32');
       const out = be.executeSingleOutput('ResizeNearestNeighborGrad', attrsOf(be, attrs), [inputs.dy, size]);

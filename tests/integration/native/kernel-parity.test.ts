@@ -126,9 +126,9 @@ describe('native TensorFlow kernels match the cpu and wasm backends (forward + g
 });
 
 describe('native resizeNearestNeighbor gradient equals the analytic block sums (batch 2)', { skip }, () => {
-  // 2x and 4x take the Reshape + Sum form (native-kernels.ts, XLA-compilable); 3x and a
-  // mixed 2x/3x TensorFlow's ResizeNearestNeighborGrad
-  for (const [h, w, fy, fx] of [[6, 6, 2, 2], [3, 5, 4, 4], [4, 4, 3, 3], [5, 4, 2, 3]] as const) {
+  // 2x, 4x and 2x rows with 4x columns take the Reshape + Sum form (native-kernels.ts,
+  // XLA-compilable); 3x and a mixed 2x/3x TensorFlow's ResizeNearestNeighborGrad
+  for (const [h, w, fy, fx] of [[6, 6, 2, 2], [3, 5, 4, 4], [3, 5, 2, 4], [4, 4, 3, 3], [5, 4, 2, 3]] as const) {
     it(`2x${h}x${w}x8 -> ${h * fy}x${w * fx}: each input pixel gets the sum of its ${fy}x${fx} block of dy`, async () => {
       await useBackend('tensorflow');
       const [n, c, oh, ow] = [2, 8, h * fy, w * fx];

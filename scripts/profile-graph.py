@@ -1,0 +1,175 @@
+"""Profile a compiled step per node: where its time goes and how busy the threads are.
+
+Usage (a developer tool, not part of the product or the tests):
+  RASS_COMPILE_DUMP=/tmp/dump node dist/bench/run.js engine --no-wasm-train   # any compiled step
+  .venv/native-cpu-*/bin/python scripts/profile-graph.py /tmp/dump/<function>.json [--threads 2] [--runs 10] [--top 25]
+
+The JSON is what framework/engine/compile-dump.ts writes for each function compileStep
+registers. This script rebuilds it as a TensorFlow graph (same ops, attrs and constants; the
+repository's kernels from native/build/rass_ops.node), feeds random inputs of the recorded
+shapes (floats N(0, 0.1), integers 0), and runs it in a session: Grappler optimises it as it
+does the registered function, and a session, unlike the binding's eager context, collects step
+statistics. It prints the wall time per run, the time per op type, the slowest nodes, and how
+much of a run had 0, 1 or 2+ nodes in flight (inter-op overlap; a node's own intra-op threads
+are not visible here).
+"""
+import argparse
+import base64
+import collections
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import attr_value_pb2
+from tensorflow.python.framework import op_def_registry
+
+ATTR_STRING, ATTR_INT, ATTR_FLOAT, ATTR_BOOL, ATTR_TYPE, ATTR_SHAPE = 0, 1, 2, 3, 4, 5
+
+
+def attr_value(kind, value):
+    a = attr_value_pb2.AttrValue()
+    many = isinstance(value, list)
+    if kind == ATTR_SHAPE:
+        if value is None:
+            a.shape.unknown_rank = True
+        else:
+            for d in value:
+                a.shape.dim.add(size=d)
+    elif kind == ATTR_TYPE:
+        if many:
+            a.list.type.extend(value)
+        else:
+            a.type = value
+    elif kind == ATTR_INT:
+        if many:
+            a.list.i.extend(value)
+        else:
+            a.i = value
+    elif kind == ATTR_FLOAT:
+        if many:
+            a.list.f.extend(value)
+        else:
+            a.f = value
+    elif kind == ATTR_BOOL:
+        if many:
+            a.list.b.extend(value)
+        else:
+            a.b = value
+    elif kind == ATTR_STRING:
+        if many:
+            a.list.s.extend(v.encode() for v in value)
+        else:
+            a.s = value.encode()
+    else:
+        raise ValueError(f'attr type {kind} not handled')
+    return a
+
+
+def build(dump):
+    g = tf.Graph()
+    outs = []
+    placeholders = []
+    with g.as_default():
+        for i, n in enumerate(dump['nodes']):
+            op = n['op']
+            if op == 'Const':
+                arr = np.frombuffer(base64.b64decode(n['data']), dtype=np.dtype(n['dtype'])).reshape(n['shape'])
+                outs.append(tf.constant(arr).op)
+                continue
+            attrs = {a['name']: attr_value(a['type'], a['value']) for a in n['attrs']}
+            if op == 'Placeholder':
+                ph = tf.compat.v1.placeholder(tf.as_dtype(attrs['dtype'].type), [d.size for d in attrs['shape'].shape.dim])
+                outs.append(ph.op)
+                placeholders.append(ph)
+                continue
+            flat = [outs[n['inputs'][j]].outputs[n['inputs'][j + 1]] for j in range(0, len(n['inputs']), 2)]
+            args = op_def_registry.get(op).input_arg
+            ints = {a['name']: a['value'] for a in n['attrs'] if a['type'] == ATTR_INT and not isinstance(a['value'], list)}
+            lists = sum(1 for a in args if a.number_attr or a.type_list_attr)
+            grouped, pos = [], 0
+            for arg in args:
+                if arg.number_attr or arg.type_list_attr:
+                    k = ints[arg.number_attr] if arg.number_attr in ints else len(flat) - (len(args) - lists)
+                    grouped.append(flat[pos:pos + k])
+                    pos += k
+                else:
+                    grouped.append(flat[pos])
+                    pos += 1
+            outs.append(g._create_op_internal(op, grouped, attrs=attrs))
+    fetches = [outs[dump['outputs'][j]].outputs[dump['outputs'][j + 1]] for j in range(0, len(dump['outputs']), 2)]
+    return g, placeholders, fetches
+
+
+def concurrency(stats):
+    """Seconds of the run with 0, 1, 2+ nodes in flight."""
+    events = []
+    for s in stats:
+        events.append((s.all_start_micros, 1))
+        events.append((s.all_start_micros + max(s.all_end_rel_micros, 1), -1))
+    events.sort()
+    level, last, hist = 0, events[0][0], collections.Counter()
+    for t, d in events:
+        hist[min(level, 2)] += t - last
+        level += d
+        last = t
+    return hist, events[-1][0] - events[0][0]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('dump')
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--inter', type=int, default=None, help='inter-op threads (default: --threads)')
+    ap.add_argument('--runs', type=int, default=10)
+    ap.add_argument('--top', type=int, default=25)
+    args = ap.parse_args()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ops = os.path.join(root, 'native', 'build', 'rass_ops.node')
+    if os.path.exists(ops):
+        tf.load_op_library(ops)
+    with open(args.dump) as f:
+        dump = json.load(f)
+    g, placeholders, fetches = build(dump)
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for ph in placeholders:
+        shape = ph.shape.as_list()
+        feeds[ph] = (rng.standard_normal(shape) * 0.1).astype(ph.dtype.as_numpy_dtype) if ph.dtype.is_floating else np.zeros(shape, ph.dtype.as_numpy_dtype)
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=args.threads, inter_op_parallelism_threads=args.inter or args.threads)
+    with tf.compat.v1.Session(graph=g, config=config) as sess:
+        for _ in range(3):
+            sess.run(fetches, feeds)
+        times = []
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            sess.run(fetches, feeds)
+            times.append(time.perf_counter() - t0)
+        md = tf.compat.v1.RunMetadata()
+        sess.run(fetches, feeds, options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE), run_metadata=md)
+    stats = [s for d in md.step_stats.dev_stats for s in d.node_stats if s.node_name not in ('_SOURCE', '_SINK')]
+    print(f'{dump["name"]}: {len(dump["nodes"])} recorded nodes, {len(stats)} executed after Grappler; '
+          f'{args.threads} threads; median {np.median(times) * 1e3:.2f} ms over {args.runs} runs (min {min(times) * 1e3:.2f})')
+    by_type = collections.defaultdict(lambda: [0, 0])
+    for s in stats:
+        label = s.timeline_label.split(' = ', 1)[-1].split('(', 1)[0] or s.node_name
+        by_type[label][0] += s.op_end_rel_micros - s.op_start_rel_micros
+        by_type[label][1] += 1
+    total = sum(v[0] for v in by_type.values())
+    print(f'\nnode time (traced run, sum {total / 1e3:.1f} ms) by op type:')
+    for k, (us, n) in sorted(by_type.items(), key=lambda kv: -kv[1][0])[:args.top]:
+        print(f'  {k:40s} {us / 1e3:8.2f} ms {100 * us / total:5.1f}%  x{n}')
+    print(f'\nslowest nodes:')
+    for s in sorted(stats, key=lambda s: -(s.op_end_rel_micros - s.op_start_rel_micros))[:args.top]:
+        try:
+            shapes = ' <- ' + ' '.join(str(t.shape.as_list()).replace(' ', '') for t in g.get_operation_by_name(s.node_name).inputs)
+        except (KeyError, ValueError):
+            shapes = ''
+        print(f'  {(s.op_end_rel_micros - s.op_start_rel_micros) / 1e3:8.2f} ms  {s.timeline_label.split("] ")[-1][:90]}{shapes}')
+    hist, span = concurrency(stats)
+    print(f'\ntraced run {span / 1e3:.1f} ms: ' + ', '.join(f'{k if k < 2 else "2+"} in flight {100 * hist[k] / max(span, 1):.0f}%' for k in (0, 1, 2)))
+
+
+if __name__ == '__main__':
+    main()
