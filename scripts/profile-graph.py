@@ -23,7 +23,6 @@ import time
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import attr_value_pb2
-from tensorflow.python.framework import op_def_registry
 
 ATTR_STRING, ATTR_INT, ATTR_FLOAT, ATTR_BOOL, ATTR_TYPE, ATTR_SHAPE = 0, 1, 2, 3, 4, 5
 
@@ -85,19 +84,8 @@ def build(dump):
                 placeholders.append(ph)
                 continue
             flat = [outs[n['inputs'][j]].outputs[n['inputs'][j + 1]] for j in range(0, len(n['inputs']), 2)]
-            args = op_def_registry.get(op).input_arg
-            ints = {a['name']: a['value'] for a in n['attrs'] if a['type'] == ATTR_INT and not isinstance(a['value'], list)}
-            lists = sum(1 for a in args if a.number_attr or a.type_list_attr)
-            grouped, pos = [], 0
-            for arg in args:
-                if arg.number_attr or arg.type_list_attr:
-                    k = ints[arg.number_attr] if arg.number_attr in ints else len(flat) - (len(args) - lists)
-                    grouped.append(flat[pos:pos + k])
-                    pos += k
-                else:
-                    grouped.append(flat[pos])
-                    pos += 1
-            outs.append(g._create_op_internal(op, grouped, attrs=attrs))
+            # a flat input list: TensorFlow regroups list arguments from the op's attrs
+            outs.append(g._create_op_internal(op, flat, attrs=attrs))
     fetches = [outs[dump['outputs'][j]].outputs[dump['outputs'][j + 1]] for j in range(0, len(dump['outputs']), 2)]
     return g, placeholders, fetches
 
