@@ -45,7 +45,7 @@ export { PluginRegistry } from './plugins/registry.js';
 export { initBackend, parseBackendName, hostThreads } from './engine/backend.js';
 export { SyncWorker, serveSync, sharedHelper, helperFailed, helperResult, helperState } from './engine/sync-worker.js';
 export { loadConfigPlugins } from './runner/run-config.js';
-export { Optimizer, clipByGlobalNorm, clipByGlobalNormTensor } from './engine/optim.js';
+export { Optimizer, clipByGlobalNorm, clipByGlobalNormTensor, clipCoefficient } from './engine/optim.js';
 export { compileStep, CompiledStep, hostPlan, nativeCompileSupport, pickScalars, scalarInputs } from './engine/compile.js';
 export type { CompileMode, CompileStepOptions, CompileStatus, Planner } from './engine/compile.js';
 export type { OptimizerOptions, OptimizerState, ParamGroup } from './engine/optim.js';

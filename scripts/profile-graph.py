@@ -2,7 +2,7 @@
 
 Usage (a developer tool, not part of the product or the tests):
   RASS_COMPILE_DUMP=/tmp/dump node dist/bench/run.js engine --no-wasm-train   # any compiled step
-  .venv/native-cpu-*/bin/python scripts/profile-graph.py /tmp/dump/<function>.json [--threads 2] [--runs 10] [--top 25]
+  .venv/native-cpu-*/bin/python scripts/profile-graph.py /tmp/dump/<function>.<pid>.json [--threads 2] [--runs 10] [--top 25]
 
 The JSON is what framework/engine/compile-dump.ts writes for each function compileStep
 registers. This script rebuilds it as a TensorFlow graph (same ops, attrs and constants; the

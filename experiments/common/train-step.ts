@@ -1,4 +1,4 @@
-import { clipByGlobalNormTensor, compileStep, pickScalars, scalarInputs, tf, type CompileMode, type CompileStatus, type CompiledStep, type Optimizer, type Planner } from '../../framework/api.js';
+import { clipCoefficient, compileStep, pickScalars, scalarInputs, tf, type CompileMode, type CompileStatus, type CompiledStep, type Optimizer, type Planner } from '../../framework/api.js';
 
 /** The `compile` option of the experiments whose steps run through compileStep (`extra`: when else the step stays eager). */
 export function compileOptionSchema(extra = '') {
@@ -53,10 +53,11 @@ export class TrainStep {
         }, varList);
         const named: Record<string, tf.Tensor> = {};
         for (const [vn, g] of Object.entries(grads)) named[this.byVarName.get(vn) as string] = g;
-        const clipped = clipByGlobalNormTensor(named, maxNorm);
-        this.opt.applyHyper(clipped.grads, pickScalars(inputs));
-        tf.dispose([...Object.values(grads), ...Object.values(clipped.grads)]);
-        return { loss: value, gradNorm: clipped.norm, ...kept };
+        // the clipping coefficient scales the gradients inside the update (one fused op on native)
+        const { norm, coef } = clipCoefficient(named, maxNorm);
+        this.opt.applyHyper(named, pickScalars(inputs), coef);
+        tf.dispose([...Object.values(grads), coef]);
+        return { loss: value, gradNorm: norm, ...kept };
       },
       { mode: o.mode, name: o.name, ...(o.log ? { log: o.log } : {}) },
     );

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 
 /**
  * `RASS_COMPILE_DUMP=<dir>`: every function compileStep registers is also written to
- * `<dir>/<name>.json` (its nodes, attrs, constants and input/output refs), so it can be rebuilt
+ * `<dir>/<name>.<pid>.json` (its nodes, attrs, constants and input/output refs), so it can be rebuilt
  * and profiled per node outside the run: `scripts/profile-graph.py` runs it in a TensorFlow
  * session with full tracing and prints where the time goes and how busy each thread is. The
  * eager context the binding uses collects no step statistics, hence the detour.
@@ -36,5 +36,6 @@ export function dumpFunction(dir: string, b: DumpBinding, name: string, nodes: D
     return { op: 'Const', attrs: [], inputs: [], shape: n.shape ?? [values.length], dtype: dtypeOf(values), data: bytes.toString('base64') };
   });
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `${name}.json`), JSON.stringify({ name, nodes: out, inputs, outputs }));
+  // the process id keeps processes that number their functions alike (a bench and its XLA run) apart
+  writeFileSync(join(dir, `${name}.${process.pid}.json`), JSON.stringify({ name, nodes: out, inputs, outputs }));
 }

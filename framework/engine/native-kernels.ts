@@ -35,6 +35,8 @@ export function patchNativeConvKernels(): void {
       kernelName: name,
       backendName: 'tensorflow',
       kernelFunc: (args) => {
+        const pointwise = pointwiseConv(name, args);
+        if (pointwise) return pointwise;
         const pads = explicit(args.attrs);
         if (!pads) return orig(args);
         const x = args.inputs.x as tf.TensorInfo;
@@ -51,6 +53,8 @@ export function patchNativeConvKernels(): void {
       kernelName: name,
       backendName: 'tensorflow',
       kernelFunc: (args) => {
+        const pointwise = pointwiseConv(name, args);
+        if (pointwise) return pointwise;
         const pads = explicit(args.attrs);
         if (!pads) return orig(args);
         const inputShape = args.attrs!.inputShape as unknown as number[];
@@ -75,6 +79,7 @@ export function patchNativeConvKernels(): void {
     wrapInputGrad('DepthwiseConv2dNativeBackpropInput');
     registerResizeGrads();
     registerMatMul2d(get('BatchMatMul'));
+    registerSmallTranspose(get('Transpose'));
     markGatherBoundsCheck(get('GatherV2'));
   } finally {
     console.warn = silenced;
@@ -147,6 +152,113 @@ function registerMatMul2d(orig: KernelFunc): void {
         ],
         [a, b],
       );
+    },
+  });
+}
+
+type Attr = { name: string; type: number; value: unknown };
+const floatT = (be: NativeBackend): Attr => ({ name: 'T', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT });
+
+/** TensorFlow ops on binding tensors, the intermediates disposed as soon as they are used. */
+function chain(be: NativeBackend, x: tf.TensorInfo, steps: [string, Attr[], tf.TensorInfo[]][]): tf.TensorInfo {
+  let t = x;
+  steps.forEach(([op, attrs, rest], i) => {
+    const next = be.executeSingleOutput(op, attrs, [t, ...rest]);
+    if (i > 0) disposeData(be, t.dataId);
+    t = next;
+  });
+  return t;
+}
+
+function reshape(be: NativeBackend, x: tf.TensorInfo, shape: number[]): tf.TensorInfo {
+  const s = tf.tensor1d(shape, 'int32');
+  try {
+    return be.executeSingleOutput('Reshape', [floatT(be), { name: 'Tshape', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }], [x, s]);
+  } finally {
+    s.dispose();
+  }
+}
+
+/** reshape(a) x reshape(b) (transposed as asked), reshaped to `shape`; only the result stays. */
+function matMulAs(be: NativeBackend, a: tf.TensorInfo, aShape: number[], b: tf.TensorInfo, bShape: number[], ta: boolean, tb: boolean, shape: number[]): tf.TensorInfo {
+  const a2 = reshape(be, a, aShape);
+  const b2 = reshape(be, b, bShape);
+  const y = be.executeSingleOutput('MatMul', [floatT(be), { name: 'transpose_a', type: be.binding.TF_ATTR_BOOL, value: ta }, { name: 'transpose_b', type: be.binding.TF_ATTR_BOOL, value: tb }], [a2, b2]);
+  const out = reshape(be, y, shape);
+  for (const t of [a2, b2, y]) disposeData(be, t.dataId);
+  return out;
+}
+
+/**
+ * A 1x1 convolution with unit strides and dilations and no padding is a matrix product over
+ * the pixels: [b*h*w, cin] x [cin, cout]. So are its input gradient (dy x W^T) and filter
+ * gradient (X^T x dy). On the small activations of a compact model (LoRA's rank-4 up
+ * projections, resnet shortcuts, attention in/out projections) oneDNN's convolution
+ * primitives cost 0.5-2 ms each where the product takes tens of microseconds; on large ones
+ * the product is as fast (the same GEMM). Returns null where the shortcut does not apply.
+ */
+function pointwiseConv(name: string, args: Parameters<KernelFunc>[0]): tf.TensorInfo | null {
+  if (process.env.AB_OFF) return null;
+  const a = args.attrs as unknown as { strides: number | number[]; dilations?: number | number[]; pad: unknown; dataFormat?: string; filterShape?: number[] };
+  const ones = (v: number | number[] | undefined) => v === undefined || (Array.isArray(v) ? v.every((d) => d === 1) : v === 1);
+  const noPad = a.pad === 'valid' || a.pad === 'same' || (Array.isArray(a.pad) && (a.pad as number[][]).every(([p, q]) => p === 0 && q === 0));
+  if (!ones(a.strides) || !ones(a.dilations) || !noPad || (a.dataFormat !== undefined && a.dataFormat !== 'NHWC')) return null;
+  const be = args.backend as unknown as NativeBackend;
+  const pointwise = (f: number[]) => f[0] === 1 && f[1] === 1;
+  if (name === 'Conv2D') {
+    const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+    const [, , ci, co] = filter.shape as number[];
+    if (!pointwise(filter.shape) || x.dtype !== 'float32') return null;
+    const [b, h, w] = x.shape as number[];
+    return matMulAs(be, x, [b! * h! * w!, ci!], filter, [ci!, co!], false, false, [b!, h!, w!, co!]);
+  }
+  if (name === 'Conv2DBackpropInput') {
+    const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+    const [, , ci, co] = filter.shape as number[];
+    if (!pointwise(filter.shape) || dy.dtype !== 'float32') return null;
+    const [b, h, w] = dy.shape as number[];
+    return matMulAs(be, dy, [b! * h! * w!, co!], filter, [ci!, co!], false, true, [b!, h!, w!, ci!]);
+  }
+  if (name === 'Conv2DBackpropFilter') {
+    const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+    const f = a.filterShape as number[];
+    if (!pointwise(f) || x.dtype !== 'float32') return null;
+    const [b, h, w] = x.shape as number[];
+    return matMulAs(be, x, [b! * h! * w!, f[2]!], dy, [b! * h! * w!, f[3]!], true, false, f);
+  }
+  return null;
+}
+
+/**
+ * Transposes of small float tensors (attention heads split and merged in the heads' decoders,
+ * a few thousand values) run on the values' bits as int32: oneDNN's transpose, which TensorFlow
+ * substitutes for float tensors, costs 0.1-4 ms on such a tensor inside a step where Eigen's
+ * takes microseconds. Bitcast is free and the bits are unchanged; large tensors stay with
+ * oneDNN, which is faster there.
+ */
+const SMALL_TRANSPOSE = 16384;
+
+function registerSmallTranspose(orig: KernelFunc): void {
+  tf.registerKernel({
+    kernelName: 'Transpose',
+    backendName: 'tensorflow',
+    kernelFunc: (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      const size = x.shape.reduce((p, d) => p * d, 1);
+      if (process.env.AB_OFF || x.dtype !== 'float32' || size > SMALL_TRANSPOSE || size === 0) return orig(args);
+      const be = args.backend as unknown as NativeBackend;
+      const perm = tf.tensor1d(args.attrs!.perm as number[], 'int32');
+      const ty = be.binding.TF_ATTR_TYPE;
+      const { TF_FLOAT, TF_INT32 } = be.binding;
+      try {
+        return chain(be, x, [
+          ['Bitcast', [{ name: 'T', type: ty, value: TF_FLOAT }, { name: 'type', type: ty, value: TF_INT32 }], []],
+          ['Transpose', [{ name: 'T', type: ty, value: TF_INT32 }, { name: 'Tperm', type: ty, value: TF_INT32 }], [perm]],
+          ['Bitcast', [{ name: 'T', type: ty, value: TF_INT32 }, { name: 'type', type: ty, value: TF_FLOAT }], []],
+        ]);
+      } finally {
+        perm.dispose();
+      }
     },
   });
 }

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeOpsEnabled, runNativeOp } from './native-ops.js';
 import { lrAt, type ScheduleSpec } from './schedules.js';
 
 /**
@@ -114,8 +115,11 @@ export class Optimizer {
     this.stepCount++;
   }
 
-  /** One update with the per-step numbers from `hyper()`, as numbers or scalar tensors; does not count the step. */
-  applyHyper(grads: Record<string, tf.Tensor>, h: Record<string, number | tf.Scalar>): void {
+  /**
+   * One update with the per-step numbers from `hyper()`, as numbers or scalar tensors; does not
+   * count the step. `scale` (global-norm clipping's coefficient) multiplies every gradient first.
+   */
+  applyHyper(grads: Record<string, tf.Tensor>, h: Record<string, number | tf.Scalar>, scale?: tf.Scalar): void {
     const [b1, b2] = this.o.betas ?? [0.9, 0.999];
     const eps = this.o.eps ?? 1e-8;
     const mu = this.o.momentum ?? 0;
@@ -124,13 +128,18 @@ export class Optimizer {
       if (v === undefined) throw new Error(`optimizer: hyper-parameter "${k}" missing (take them from hyper())`);
       return v;
     };
-    for (const [name, g] of Object.entries(grads)) {
+    const entries = Object.entries(grads).map(([name, g]) => {
       const p = this.vars[name];
       if (!p) throw new Error(`optimizer: gradient for unknown parameter "${name}"`);
-      const { wd } = this.settings.get(name)!;
-      const key = this.settingKey(name);
-      const s = this.slotsOf(name, p);
+      return { name, g, p, wd: this.settings.get(name)!.wd, key: this.settingKey(name), s: this.slotsOf(name, p) };
+    });
+    if (this.o.type === 'adamw' && entries.length > 0 && nativeOpsEnabled()) {
+      this.adamwFused(entries, get, scale);
+      return;
+    }
+    for (const { g: grad, p, wd, key, s } of entries) {
       tf.tidy(() => {
+        const g = scale ? tf.mul(grad, scale) : grad;
         if (this.o.type === 'adamw') {
           const [m, v] = s;
           const decayed = wd ? tf.mul(p, get(`decay/${key}`)) : p;
@@ -152,6 +161,58 @@ export class Optimizer {
         }
       });
     }
+  }
+
+  /**
+   * The AdamW update above as one op for every parameter (RassAdamW, native/ops/optimizer.cc) on
+   * the native backend: the same arithmetic in the same order, each operation rounded to float
+   * as the composite's ops round it, so the values are equal to the bit; one op where the
+   * composite takes fifteen per parameter tensor (a dispatch each in an eager step, a node each
+   * in a compiled one). No weight decay is a decay factor of exactly 1 (p * 1 = p).
+   */
+  private adamwFused(entries: { g: tf.Tensor; p: tf.Variable; wd: number; key: string; s: tf.Variable[] }[], get: (k: string) => number | tf.Scalar, scale?: tf.Scalar): void {
+    const [b1, b2] = this.o.betas ?? [0.9, 0.999];
+    tf.tidy(() => {
+      const scalars = new Map<string, tf.Scalar>();
+      const scalar = (k: string, v: number | tf.Scalar) => {
+        if (typeof v !== 'number') return v;
+        let t = scalars.get(k);
+        if (!t) scalars.set(k, (t = tf.scalar(v)));
+        return t;
+      };
+      const one = () => scalar('one', 1);
+      const decay = entries.map((e) => (e.wd ? scalar(`decay/${e.key}`, get(`decay/${e.key}`)) : one()));
+      const step = entries.map((e) => scalar(`step/${e.key}`, get(`step/${e.key}`)));
+      const inputs = [
+        ...entries.map((e) => e.p),
+        ...entries.map((e) => e.s[0]!),
+        ...entries.map((e) => e.s[1]!),
+        ...entries.map((e) => e.g),
+        ...decay,
+        ...step,
+        scale ?? one(),
+        scalar('sqrt_c2', get('sqrt_c2')),
+      ];
+      const n = entries.length;
+      const out = runNativeOp(
+        'RassAdamW',
+        [
+          { name: 'N', kind: 'int', value: n },
+          { name: 'beta1', kind: 'float', value: b1 },
+          { name: 'one_minus_beta1', kind: 'float', value: 1 - b1 },
+          { name: 'beta2', kind: 'float', value: b2 },
+          { name: 'one_minus_beta2', kind: 'float', value: 1 - b2 },
+          { name: 'eps', kind: 'float', value: this.o.eps ?? 1e-8 },
+        ],
+        inputs,
+        3 * n,
+      );
+      entries.forEach((e, i) => {
+        e.p.assign(out[i]!);
+        e.s[0]!.assign(out[n + i]!);
+        e.s[1]!.assign(out[2 * n + i]!);
+      });
+    });
   }
 
   private settingKey(name: string): string {
@@ -208,10 +269,20 @@ export function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: numb
  * would force eager execution. Returns new tensors (callers dispose), the norm included.
  */
 export function clipByGlobalNormTensor(grads: Record<string, tf.Tensor>, maxNorm: number): { grads: Record<string, tf.Tensor>; norm: tf.Scalar } {
-  const norm = tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
-  const coef = tf.tidy(() => tf.minimum(1, tf.div(maxNorm, tf.add(norm, 1e-6))));
+  const { norm, coef } = clipCoefficient(grads, maxNorm);
   const out: Record<string, tf.Tensor> = {};
   for (const [k, g] of Object.entries(grads)) out[k] = tf.mul(g, coef);
   coef.dispose();
   return { grads: out, norm };
+}
+
+/**
+ * The global norm and clipping coefficient min(1, max_norm / (norm + 1e-6)) as tensors, without
+ * scaling the gradients: `Optimizer.applyHyper(grads, h, coef)` applies it inside the update
+ * (one fused op on native). The caller disposes both.
+ */
+export function clipCoefficient(grads: Record<string, tf.Tensor>, maxNorm: number): { norm: tf.Scalar; coef: tf.Scalar } {
+  const norm = tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+  const coef = tf.tidy(() => tf.minimum(1, tf.div(maxNorm, tf.add(norm, 1e-6))) as tf.Scalar);
+  return { norm, coef };
 }

@@ -36,6 +36,12 @@ const cases: Case[] = [
   // tfjs's Conv2D gradient rejects dilation > 1 on every backend: forward only.
   { name: 'conv2d dilation 2', inputs: { x: { shape: nhwc(1, 12, 12, 3) }, f: { shape: [3, 3, 3, 4], std: 0.3 } }, op: ({ x, f }) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, 'same', 'NHWC', 2), forwardOnly: true },
   { name: 'conv2d 1x1', inputs: { x: { shape: nhwc(2, 5, 5, 8) }, f: { shape: [1, 1, 8, 3], std: 0.3 } }, op: ({ x, f }) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, 'valid') },
+  // 1x1 convolutions with unit strides run as MatMul on native (native-kernels.ts), strided ones as convolutions
+  { name: 'conv2d 1x1 explicit zero pad (as MatMul)', inputs: { x: { shape: nhwc(2, 6, 4, 5) }, f: { shape: [1, 1, 5, 7], std: 0.3 } }, op: ({ x, f }) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, [[0, 0], [0, 0], [0, 0], [0, 0]]) },
+  { name: 'conv2d 1x1 stride 2 (a convolution)', inputs: { x: { shape: nhwc(1, 7, 7, 4) }, f: { shape: [1, 1, 4, 3], std: 0.3 } }, op: ({ x, f }) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 2, 'valid') },
+  // small float transposes run on int32 bits on native, large ones as float transposes
+  { name: 'transpose small (heads split)', inputs: { x: { shape: [2, 5, 3, 4] } }, op: ({ x }) => tf.transpose(x!, [0, 2, 1, 3]) },
+  { name: 'transpose large', inputs: { x: { shape: [2, 40, 30, 16] } }, op: ({ x }) => tf.transpose(x!, [0, 3, 2, 1]) },
   { name: 'conv2dTranspose stride 2', inputs: { x: { shape: nhwc(1, 5, 5, 4) }, f: { shape: [4, 4, 3, 4], std: 0.3 } }, op: ({ x, f }) => tf.conv2dTranspose(x as tf.Tensor4D, f as tf.Tensor4D, [1, 10, 10, 3], 2, 'same') },
   { name: 'depthwiseConv2d', inputs: { x: { shape: nhwc(2, 8, 8, 4) }, f: { shape: [3, 3, 4, 2], std: 0.3 } }, op: ({ x, f }) => tf.depthwiseConv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, 'same') },
   { name: 'depthwiseConv2d explicit pad', inputs: { x: { shape: nhwc(1, 7, 6, 3) }, f: { shape: [3, 3, 3, 1], std: 0.3 } }, op: ({ x, f }) => tf.depthwiseConv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, [[0, 0], [1, 1], [2, 0], [0, 0]]) },
