@@ -198,7 +198,6 @@ function matMulAs(be: NativeBackend, a: tf.TensorInfo, aShape: number[], b: tf.T
  * the product is as fast (the same GEMM). Returns null where the shortcut does not apply.
  */
 function pointwiseConv(name: string, args: Parameters<KernelFunc>[0]): tf.TensorInfo | null {
-  if (process.env.AB_OFF) return null;
   const a = args.attrs as unknown as { strides: number | number[]; dilations?: number | number[]; pad: unknown; dataFormat?: string; filterShape?: number[] };
   const ones = (v: number | number[] | undefined) => v === undefined || (Array.isArray(v) ? v.every((d) => d === 1) : v === 1);
   const noPad = a.pad === 'valid' || a.pad === 'same' || (Array.isArray(a.pad) && (a.pad as number[][]).every(([p, q]) => p === 0 && q === 0));
@@ -245,7 +244,7 @@ function registerSmallTranspose(orig: KernelFunc): void {
     kernelFunc: (args) => {
       const x = args.inputs.x as tf.TensorInfo;
       const size = x.shape.reduce((p, d) => p * d, 1);
-      if (process.env.AB_OFF || x.dtype !== 'float32' || size > SMALL_TRANSPOSE || size === 0) return orig(args);
+      if (x.dtype !== 'float32' || size > SMALL_TRANSPOSE || size === 0) return orig(args);
       const be = args.backend as unknown as NativeBackend;
       const perm = tf.tensor1d(args.attrs!.perm as number[], 'int32');
       const ty = be.binding.TF_ATTR_TYPE;

@@ -252,11 +252,20 @@ export class Optimizer {
 }
 
 /**
+ * The sum of every gradient's squared values: one op on native (RassSumSquares, summed in
+ * double in a fixed order), else a Square and a Sum per tensor and an AddN.
+ */
+function sumOfSquares(grads: tf.Tensor[]): tf.Tensor {
+  if (grads.length > 0 && nativeOpsEnabled()) return runNativeOp('RassSumSquares', [{ name: 'N', kind: 'int', value: grads.length }], grads, 1)[0]!;
+  return tf.addN(grads.map((g) => tf.sum(tf.square(g))));
+}
+
+/**
  * torch.nn.utils.clip_grad_norm_: scale every gradient by min(1, max_norm/(total+1e-6)),
  * total = the global L2 norm over all of them. Returns new tensors (callers dispose) and the norm.
  */
 export function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): { grads: Record<string, tf.Tensor>; norm: number } {
-  const norm = tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
+  const norm = tf.tidy(() => tf.sqrt(sumOfSquares(Object.values(grads))).dataSync()[0]);
   const coef = Math.min(1, maxNorm / (norm + 1e-6));
   const out: Record<string, tf.Tensor> = {};
   for (const [k, g] of Object.entries(grads)) out[k] = tf.mul(g, coef);
@@ -282,7 +291,7 @@ export function clipByGlobalNormTensor(grads: Record<string, tf.Tensor>, maxNorm
  * (one fused op on native). The caller disposes both.
  */
 export function clipCoefficient(grads: Record<string, tf.Tensor>, maxNorm: number): { norm: tf.Scalar; coef: tf.Scalar } {
-  const norm = tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+  const norm = tf.tidy(() => tf.sqrt(sumOfSquares(Object.values(grads))) as tf.Scalar);
   const coef = tf.tidy(() => tf.minimum(1, tf.div(maxNorm, tf.add(norm, 1e-6))) as tf.Scalar);
   return { norm, coef };
 }

@@ -1,5 +1,5 @@
-// AdamW for a whole parameter list in one op, for TensorFlow's CPU runtime (rass's native
-// backend).
+// AdamW for a whole parameter list in one op, and the global gradient norm's sum of squares in
+// another, for TensorFlow's CPU runtime (rass's native backend).
 //
 // Why: the optimiser written with tfjs ops (framework/engine/optim.ts) is fourteen element-wise
 // ops per parameter tensor, and the gradient clipping before it one more. A LoRA + head step
@@ -36,6 +36,15 @@ using tensorflow::OpKernelContext;
 using tensorflow::OpOutputList;
 using tensorflow::Tensor;
 using tensorflow::shape_inference::InferenceContext;
+
+REGISTER_OP("RassSumSquares")
+    .Attr("N: int >= 1")
+    .Input("x: N * float")
+    .Output("sum: float")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->Scalar());
+      return tsl::OkStatus();
+    });
 
 REGISTER_OP("RassAdamW")
     .Attr("N: int >= 1")
@@ -163,6 +172,49 @@ class RassAdamWOp : public OpKernel {
   float b1_, c1_, b2_, c2_, eps_;
 };
 
+// The sum of squares of every value of N tensors (the global gradient norm's square, for
+// clipping), where the composite takes a Square and a Sum per tensor and an AddN: 2N + 1 ops.
+// Each piece sums in double; the pieces' sums are added in a fixed order, so the result does
+// not depend on the thread count (it can differ from the composite's float sums in the last
+// bits, closer to the exact value).
+class RassSumSquaresOp : public OpKernel {
+ public:
+  explicit RassSumSquaresOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    OpInputList x;
+    OP_REQUIRES_OK(ctx, ctx->input_list("x", &x));
+    struct Piece {
+      const float* p;
+      int64_t len;
+    };
+    std::vector<Piece> pieces;
+    for (int i = 0; i < x.size(); ++i) {
+      const float* p = x[i].flat<float>().data();
+      const int64_t size = x[i].NumElements();
+      for (int64_t s = 0; s < size; s += kPiece) pieces.push_back({p + s, std::min(kPiece, size - s)});
+    }
+    std::vector<double> partial(pieces.size(), 0.0);
+    auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+    tensorflow::Shard(workers->num_threads, workers->workers, static_cast<int64_t>(pieces.size()), kPiece * 2, [&](int64_t begin, int64_t end) {
+      for (int64_t k = begin; k < end; ++k) {
+        double acc = 0.0;
+        for (int64_t j = 0; j < pieces[k].len; ++j) {
+          const double v = pieces[k].p[j];
+          acc += v * v;
+        }
+        partial[k] = acc;
+      }
+    });
+    double total = 0.0;
+    for (double v : partial) total += v;
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, tensorflow::TensorShape({}), &out));
+    out->scalar<float>()() = static_cast<float>(total);
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("RassSumSquares").Device(tensorflow::DEVICE_CPU), RassSumSquaresOp);
 REGISTER_KERNEL_BUILDER(Name("RassAdamW").Device(tensorflow::DEVICE_CPU), RassAdamWOp);
 
 }  // namespace

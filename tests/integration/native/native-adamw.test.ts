@@ -69,6 +69,22 @@ describe('fused AdamW (RassAdamW) equals the composite update to the bit', { ski
     assert.ok(fused.coefs.every((c) => c < 0.9), `the clipping scaled every step (coefficients ${fused.coefs.map((c) => c.toFixed(3)).join(', ')})`);
   });
 
+  it('the global norm (RassSumSquares, one op for every tensor): within 1e-6 of the norm summed in double in JS, 1e-5 of the composite', async () => {
+    await useBackend('tensorflow');
+    const grads = Object.fromEntries(Object.entries(SHAPES).map(([k, s]) => [k, tf.tensor(normalData(`norm/${k}`, s.reduce((a, b) => a * b, 1), 3), s)]));
+    let exact = 0;
+    for (const g of Object.values(grads)) for (const v of g.dataSync()) exact += v * v;
+    exact = Math.sqrt(exact);
+    const { value, ops } = opsRun(() => clipCoefficient(grads, 10));
+    const composite = withoutNativeOps(() => clipCoefficient(grads, 10));
+    const [fused, comp] = [value.norm.dataSync()[0]!, composite.norm.dataSync()[0]!];
+    assert.ok(ops.includes('RassSumSquares') && !ops.includes('Square'), `ran ${ops.join(', ')}`);
+    assert.ok(Math.abs(fused - exact) <= 1e-6 * exact, `fused ${fused} vs exact ${exact}`);
+    assert.ok(Math.abs(fused - comp) <= 1e-5 * exact, `fused ${fused} vs composite ${comp}`);
+    assert.ok(Math.abs(value.coef.dataSync()[0]! - 10 / (exact + 1e-6)) <= 1e-6, 'coefficient min(1, max / (norm + 1e-6))');
+    tf.dispose([...Object.values(grads), value.norm, value.coef, composite.norm, composite.coef]);
+  });
+
   it('torch.optim.AdamW trace (parity fixture: groups, poly warmup, clip 0.5) through the fused path: 1e-5 relative over 20 steps, tensor count flat', async () => {
     await useBackend('tensorflow');
     type Trace = { loss: number; grad_norm: number | null; params: Record<string, number[]> };
