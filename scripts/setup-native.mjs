@@ -12,7 +12,7 @@
  *    from the local install) against the wheel's C/eager-C API headers and
  *    libtensorflow_cc / libtensorflow_framework, with an $ORIGIN-relative rpath to them, so
  *    nothing needs LD_LIBRARY_PATH;
- * 3b. rass's own TensorFlow kernels (native/ops/*.cc: attention, GroupNorm / LayerNorm, GEGLU / SiLU, grid sampling) compiled with the
+ * 3b. rass's own TensorFlow kernels (native/ops/*.cc: attention, GroupNorm / LayerNorm, GEGLU / SiLU, grid sampling, AdamW and the gradient norm) compiled with the
  *    system C++ compiler against the same wheel into native/build/rass_ops.node; a change there
  *    rebuilds only them, and a failure costs only them (the composite ops then run instead);
  * 4. a check that the built backend loads and multiplies matrices.
@@ -109,7 +109,7 @@ function buildOps(tfDir) {
   return null;
 }
 function reportOps(why) {
-  if (why) log(`WARNING: rass's fused kernels (native/ops) not built (${why}); attention, norms, GEGLU / SiLU and grid sampling run as composite ops`);
+  if (why) log(`WARNING: rass's fused kernels (native/ops) not built (${why}); attention, norms, GEGLU / SiLU, grid sampling, AdamW and the gradient norm run as composite ops`);
   else log(`built rass's fused kernels (${opsSources.map((f) => relative(root, f)).join(', ')}) into ${relative(root, opsOut)}`);
 }
 

@@ -5,7 +5,7 @@ import { packageRoot } from '../paths.js';
 import { customOp } from './custom-op.js';
 
 /**
- * rass's own TensorFlow CPU kernels (native/ops/*.cc: fused attention, GroupNorm / LayerNorm, GEGLU / SiLU, bilinear grid sampling), built by
+ * rass's own TensorFlow CPU kernels (native/ops/*.cc: fused attention, GroupNorm / LayerNorm, GEGLU / SiLU, bilinear grid sampling, AdamW and the gradient norm's sum of squares), built by
  * `npm run setup:native` into native/build/rass_ops.node against the same TensorFlow wheel as
  * the binding. Loading the library registers its ops with TensorFlow; tfjs then runs them by
  * name through the binding like any built-in op, eagerly or inside a compiled step.
@@ -33,7 +33,7 @@ export function loadNativeOps(via: string, root = packageRoot()): NativeOpsStatu
   if (!existsSync(file)) return (status = { available: false, detail: `${NATIVE_OPS_LIBRARY} is not built (\`npm run setup:native\` builds it)` });
   try {
     process.dlopen({ exports: {} } as NodeJS.Module, file);
-    return (status = { available: true, detail: `${NATIVE_OPS_LIBRARY}: fused attention (RassAttention, RassAttentionGrad), GroupNorm / LayerNorm (RassNorm, RassNormGrad), GEGLU / SiLU (RassGeglu, RassSilu and their gradients), grid sampling (RassGridSample, RassGridSampleGrad)` });
+    return (status = { available: true, detail: `${NATIVE_OPS_LIBRARY}: fused attention (RassAttention, RassAttentionGrad), GroupNorm / LayerNorm (RassNorm, RassNormGrad), GEGLU / SiLU (RassGeglu, RassSilu and their gradients), grid sampling (RassGridSample, RassGridSampleGrad), AdamW and the gradient norm (RassAdamW, RassSumSquares)` });
   } catch (e) {
     return (status = { available: false, detail: `${NATIVE_OPS_LIBRARY} does not load: ${(e as Error).message.split('\n')[0]}` });
   }
