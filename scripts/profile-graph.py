@@ -2,22 +2,28 @@
 
 Usage (a developer tool, not part of the product or the tests):
   RASS_COMPILE_DUMP=/tmp/dump node dist/bench/run.js engine --no-wasm-train   # any compiled step
-  .venv/native-cpu-*/bin/python scripts/profile-graph.py /tmp/dump/<function>.<pid>.json [--threads 2] [--runs 10] [--top 25]
+  .venv/native-cpu-*/bin/python scripts/profile-graph.py /tmp/dump/<function>.<pid>.json [--threads 2] [--runs 10] [--top 25] [--session]
 
 The JSON is what framework/engine/compile-dump.ts writes for each function compileStep
-registers. This script rebuilds it as a TensorFlow graph (same ops, attrs and constants; the
+registers. This script rebuilds it in TensorFlow (same ops, attrs and constants; the
 repository's kernels from native/build/rass_ops.node), feeds random inputs of the recorded
-shapes (floats N(0, 0.1), integers 0), and runs it in a session: Grappler optimises it as it
-does the registered function, and a session, unlike the binding's eager context, collects step
-statistics. It prints the wall time per run, the time per op type, the slowest nodes, and how
-much of a run had 0, 1 or 2+ nodes in flight (inter-op overlap; a node's own intra-op threads
-are not visible here).
+shapes (floats N(0, 0.1), integers 0) and runs it:
+- by default as a tf.function called eagerly, the path the binding takes (a function op in an
+  eager context: same Grappler passes, same oneDNN kernels), traced with TensorFlow's profiler:
+  the function's wall time per run, the time per op type and the slowest nodes;
+- with --session, in a TF1 session with full tracing, which also gives each node's input shapes
+  and how much of a run had 0, 1 or 2+ nodes in flight (inter-op overlap). With oneDNN on a
+  session rewrites the graph differently and its kernels run slower than the function's: read
+  its milliseconds as relative.
 """
 import argparse
 import base64
 import collections
+import glob
 import json
 import os
+import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -90,6 +96,74 @@ def build(dump):
     return g, placeholders, fetches
 
 
+def build_into(dump, inputs):
+    """The dump's ops in the current graph (a tf.function's), Placeholders bound to `inputs`."""
+    g = tf.compat.v1.get_default_graph()
+    outs, k = [], 0
+    for n in dump['nodes']:
+        op = n['op']
+        if op == 'Const':
+            outs.append(tf.constant(np.frombuffer(base64.b64decode(n['data']), dtype=np.dtype(n['dtype'])).reshape(n['shape'])).op)
+        elif op == 'Placeholder':
+            outs.append(tf.identity(inputs[k]).op)
+            k += 1
+        else:
+            attrs = {a['name']: attr_value(a['type'], a['value']) for a in n['attrs']}
+            flat = [outs[n['inputs'][j]].outputs[n['inputs'][j + 1]] for j in range(0, len(n['inputs']), 2)]
+            outs.append(g._create_op_internal(op, flat, attrs=attrs))
+    return [outs[dump['outputs'][j]].outputs[dump['outputs'][j + 1]] for j in range(0, len(dump['outputs']), 2)]
+
+
+def profile_function(dump, args):
+    """Run the dump as a tf.function (the binding's path) under TensorFlow's profiler."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter or args.threads)
+    sig = []
+    for n in dump['nodes']:
+        if n['op'] == 'Placeholder':
+            a = {x['name']: x['value'] for x in n['attrs']}
+            sig.append(tf.TensorSpec(a['shape'], tf.as_dtype(a['dtype'])))
+    fn = tf.function(lambda *inputs: build_into(dump, inputs), input_signature=sig, autograph=False)
+    rng = np.random.default_rng(0)
+    feeds = [tf.constant((rng.standard_normal(s.shape) * 0.1).astype(s.dtype.as_numpy_dtype)) if s.dtype.is_floating else tf.zeros(s.shape, s.dtype) for s in sig]
+    for _ in range(3):
+        fn(*feeds)
+    logdir = tempfile.mkdtemp(prefix='rass-profile-')
+    try:
+        tf.profiler.experimental.start(logdir)
+        for _ in range(args.runs):
+            fn(*feeds)
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        with open(glob.glob(os.path.join(logdir, '**', '*.xplane.pb'), recursive=True)[0], 'rb') as f:
+            space.ParseFromString(f.read())
+    finally:
+        shutil.rmtree(logdir, ignore_errors=True)
+    runs, by_type, by_node = [], collections.defaultdict(lambda: [0.0, 0]), collections.Counter()
+    for plane in space.planes:
+        names = {k: v.name for k, v in plane.event_metadata.items()}
+        for line in plane.lines:
+            for e in line.events:
+                name = names.get(e.metadata_id, '')
+                ms = e.duration_ps / 1e9
+                if name == 'KernelAndDeviceFunc::Run':
+                    runs.append(ms)
+                elif ':' in name and '::' not in name and ' ' not in name:
+                    node, kind = name.rsplit(':', 1)
+                    by_type[kind][0] += ms / args.runs
+                    by_type[kind][1] += 1
+                    by_node[name] += ms / args.runs
+    total = sum(v[0] for v in by_type.values())
+    print(f'{dump["name"]}: {len(dump["nodes"])} recorded nodes; {args.threads} threads; function run median {np.median(runs):.2f} ms over {len(runs)} runs (min {min(runs):.2f})')
+    print(f'\nnode time per run (sum {total:.1f} ms; nodes overlap on several threads) by op type:')
+    for k, (ms, n) in sorted(by_type.items(), key=lambda kv: -kv[1][0])[:args.top]:
+        print(f'  {k:40s} {ms:8.2f} ms {100 * ms / total:5.1f}%  x{n // args.runs}')
+    print('\nslowest nodes:')
+    for name, ms in by_node.most_common(args.top):
+        print(f'  {ms:8.2f} ms  {name}')
+
+
 def concurrency(stats):
     """Seconds of the run with 0, 1, 2+ nodes in flight."""
     events = []
@@ -112,6 +186,7 @@ def main():
     ap.add_argument('--inter', type=int, default=None, help='inter-op threads (default: --threads)')
     ap.add_argument('--runs', type=int, default=10)
     ap.add_argument('--top', type=int, default=25)
+    ap.add_argument('--session', action='store_true', help='profile in a TF1 session (step stats, input shapes, overlap) instead of as a function')
     args = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ops = os.path.join(root, 'native', 'build', 'rass_ops.node')
@@ -119,6 +194,9 @@ def main():
         tf.load_op_library(ops)
     with open(args.dump) as f:
         dump = json.load(f)
+    if not args.session:
+        profile_function(dump, args)
+        return
     g, placeholders, fetches = build(dump)
     rng = np.random.default_rng(0)
     feeds = {}
