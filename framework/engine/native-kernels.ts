@@ -129,10 +129,11 @@ function markGatherBoundsCheck(orig: KernelFunc): void {
 
 /**
  * tfjs-node runs every matMul as TensorFlow's BatchMatMulV2, also for two rank-2 operands (every
- * Linear layer: tokens are flattened to rows). With oneDNN on, its BatchMatMul kernel costs
- * about twice MatMul's for the small products of a compact model (measured on the tiny UNet's
- * compiled step: 165 products, 19 ms of 55), and no less for large ones, so rank-2 products run
- * as MatMul (same product, transpose_a/b for adj_x/adj_y); batched ones stay BatchMatMulV2.
+ * Linear layer: tokens are flattened to rows). With oneDNN on (TensorFlow's default on CPUs with
+ * AVX-512 VNNI/BF16, see `rass doctor`), its BatchMatMul kernel costs about twice MatMul's for
+ * the small products of a compact model (measured on the tiny UNet's compiled step: 165
+ * products, 19 ms of 55) and no less for large ones, so rank-2 products run as MatMul (the same
+ * product, transpose_a/b for adj_x/adj_y); batched ones stay BatchMatMulV2.
  */
 function registerMatMul2d(orig: KernelFunc): void {
   tf.registerKernel({
@@ -141,17 +142,8 @@ function registerMatMul2d(orig: KernelFunc): void {
     kernelFunc: (args) => {
       const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
       if (a.shape.length !== 2 || b.shape.length !== 2 || a.dtype !== 'float32') return orig(args);
-      const be = args.backend as unknown as NativeBackend;
       const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
-      return be.executeSingleOutput(
-        'MatMul',
-        [
-          { name: 'T', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT },
-          { name: 'transpose_a', type: be.binding.TF_ATTR_BOOL, value: Boolean(transposeA) },
-          { name: 'transpose_b', type: be.binding.TF_ATTR_BOOL, value: Boolean(transposeB) },
-        ],
-        [a, b],
-      );
+      return matMul(args.backend as unknown as NativeBackend, a, b, Boolean(transposeA), Boolean(transposeB));
     },
   });
 }
@@ -179,11 +171,16 @@ function reshape(be: NativeBackend, x: tf.TensorInfo, shape: number[]): tf.Tenso
   }
 }
 
+/** TensorFlow's MatMul of two float matrices. */
+function matMul(be: NativeBackend, a: tf.TensorInfo, b: tf.TensorInfo, ta: boolean, tb: boolean): tf.TensorInfo {
+  return be.executeSingleOutput('MatMul', [floatT(be), { name: 'transpose_a', type: be.binding.TF_ATTR_BOOL, value: ta }, { name: 'transpose_b', type: be.binding.TF_ATTR_BOOL, value: tb }], [a, b]);
+}
+
 /** reshape(a) x reshape(b) (transposed as asked), reshaped to `shape`; only the result stays. */
 function matMulAs(be: NativeBackend, a: tf.TensorInfo, aShape: number[], b: tf.TensorInfo, bShape: number[], ta: boolean, tb: boolean, shape: number[]): tf.TensorInfo {
   const a2 = reshape(be, a, aShape);
   const b2 = reshape(be, b, bShape);
-  const y = be.executeSingleOutput('MatMul', [floatT(be), { name: 'transpose_a', type: be.binding.TF_ATTR_BOOL, value: ta }, { name: 'transpose_b', type: be.binding.TF_ATTR_BOOL, value: tb }], [a2, b2]);
+  const y = matMul(be, a2, b2, ta, tb);
   const out = reshape(be, y, shape);
   for (const t of [a2, b2, y]) disposeData(be, t.dataId);
   return out;
@@ -194,8 +191,9 @@ function matMulAs(be: NativeBackend, a: tf.TensorInfo, aShape: number[], b: tf.T
  * the pixels: [b*h*w, cin] x [cin, cout]. So are its input gradient (dy x W^T) and filter
  * gradient (X^T x dy). On the small activations of a compact model (LoRA's rank-4 up
  * projections, resnet shortcuts, attention in/out projections) oneDNN's convolution
- * primitives cost 0.5-2 ms each where the product takes tens of microseconds; on large ones
- * the product is as fast (the same GEMM). Returns null where the shortcut does not apply.
+ * primitives (oneDNN on) cost 0.5-2 ms each where the product takes tens of microseconds; on
+ * large ones the product is as fast (the same GEMM). Returns null where the shortcut does not
+ * apply.
  */
 function pointwiseConv(name: string, args: Parameters<KernelFunc>[0]): tf.TensorInfo | null {
   const a = args.attrs as unknown as { strides: number | number[]; dilations?: number | number[]; pad: unknown; dataFormat?: string; filterShape?: number[] };
@@ -231,8 +229,8 @@ function pointwiseConv(name: string, args: Parameters<KernelFunc>[0]): tf.Tensor
 /**
  * Transposes of small float tensors (attention heads split and merged in the heads' decoders,
  * a few thousand values) run on the values' bits as int32: oneDNN's transpose, which TensorFlow
- * substitutes for float tensors, costs 0.1-4 ms on such a tensor inside a step where Eigen's
- * takes microseconds. Bitcast is free and the bits are unchanged; large tensors stay with
+ * substitutes for float tensors when oneDNN is on, costs 0.1-4 ms on such a tensor inside a
+ * step where Eigen's takes microseconds. Bitcast is free and the bits are unchanged; large tensors stay with
  * oneDNN, which is faster there.
  */
 const SMALL_TRANSPOSE = 16384;

@@ -37,6 +37,9 @@ export interface OptimizerState {
   slots: Record<string, { shape: number[]; data: Float32Array }>;
 }
 
+/** Values per fused AdamW op (16M: 192 MB of new parameters and moments in flight at most); tests lower it. */
+export const fusedAdamW = { batch: 1 << 24 };
+
 export class Optimizer {
   private readonly slots = new Map<string, tf.Variable[]>();
   private readonly settings = new Map<string, { lrMult: number; wd: number }>();
@@ -134,7 +137,20 @@ export class Optimizer {
       return { name, g, p, wd: this.settings.get(name)!.wd, key: this.settingKey(name), s: this.slotsOf(name, p) };
     });
     if (this.o.type === 'adamw' && entries.length > 0 && nativeOpsEnabled()) {
-      this.adamwFused(entries, get, scale);
+      // one op per batch of at most fusedAdamW.batch values: the op holds every old and new
+      // parameter and moment of its batch at once, so a full fine-tune's update stays bounded
+      let batch: typeof entries = [];
+      let size = 0;
+      for (const e of entries) {
+        if (batch.length && size + e.p.size > fusedAdamW.batch) {
+          this.adamwFused(batch, get, scale);
+          batch = [];
+          size = 0;
+        }
+        batch.push(e);
+        size += e.p.size;
+      }
+      this.adamwFused(batch, get, scale);
       return;
     }
     for (const { g: grad, p, wd, key, s } of entries) {

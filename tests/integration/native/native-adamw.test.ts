@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { useBackend } from '../../../framework/engine/backend.js';
-import { Optimizer, clipCoefficient } from '../../../framework/engine/optim.js';
+import { Optimizer, clipCoefficient, fusedAdamW } from '../../../framework/engine/optim.js';
 import { withoutNativeOps } from '../../../framework/engine/native-ops.js';
 import { assertTensorCountFlat } from '../../helpers/memory.js';
 import { nativeSkipReason, normalData, opsRun, tf } from './_native.js';
@@ -25,7 +25,17 @@ const GROUPS = [
   { name: 'plain', params: ['bias', 'one'], lr_mult: 1, weight_decay: 0 },
 ];
 
-function train(fused: boolean, steps: number) {
+function train(fused: boolean, steps: number, batch = fusedAdamW.batch) {
+  const saved = fusedAdamW.batch;
+  fusedAdamW.batch = batch;
+  try {
+    return trainWith(fused, steps);
+  } finally {
+    fusedAdamW.batch = saved;
+  }
+}
+
+function trainWith(fused: boolean, steps: number) {
   const vars = Object.fromEntries(Object.entries(SHAPES).map(([k, s]) => [k, tf.tidy(() => tf.variable(tf.tensor(normalData(`adamw/init/${k}`, s.reduce((a, b) => a * b, 1)), s), true))]));
   const opt = new Optimizer(vars, { type: 'adamw', lr: 3e-3, schedule: { type: 'poly', max_steps: 50, power: 1, warmup: { iters: 3, ratio: 0.1 } }, groups: GROUPS });
   const ran: string[] = [];
@@ -67,6 +77,14 @@ describe('fused AdamW (RassAdamW) equals the composite update to the bit', { ski
       assert.equal(diff, -1, `slot ${key}[${diff}]: fused ${got[diff]} vs composite ${slot.data[diff]}`);
     }
     assert.ok(fused.coefs.every((c) => c < 0.9), `the clipping scaled every step (coefficients ${fused.coefs.map((c) => c.toFixed(3)).join(', ')})`);
+  });
+
+  it('updates split into several ops (batches of at most 2,100 values, a larger tensor alone: 3 ops per step) equal the composite to the bit', async () => {
+    await useBackend('tensorflow');
+    const fused = train(true, 3, 2100);
+    const composite = train(false, 3);
+    assert.equal(fused.ran.filter((o) => o === 'RassAdamW').length, 9, 'big alone, mid alone, bias + one together: three ops per step');
+    for (const k of Object.keys(SHAPES)) assert.deepEqual(fused.values[k], composite.values[k], k);
   });
 
   it('the global norm (RassSumSquares, one op for every tensor): within 1e-6 of the norm summed in double in JS, 1e-5 of the composite', async () => {
