@@ -33,66 +33,45 @@ from tensorflow.core.framework import attr_value_pb2
 ATTR_STRING, ATTR_INT, ATTR_FLOAT, ATTR_BOOL, ATTR_TYPE, ATTR_SHAPE = 0, 1, 2, 3, 4, 5
 
 
+# scalar and list fields of an AttrValue, by the binding's attr type
+FIELDS = {ATTR_TYPE: 'type', ATTR_INT: 'i', ATTR_FLOAT: 'f', ATTR_BOOL: 'b', ATTR_STRING: 's'}
+
+
 def attr_value(kind, value):
     a = attr_value_pb2.AttrValue()
-    many = isinstance(value, list)
     if kind == ATTR_SHAPE:
         if value is None:
             a.shape.unknown_rank = True
         else:
             for d in value:
                 a.shape.dim.add(size=d)
-    elif kind == ATTR_TYPE:
-        if many:
-            a.list.type.extend(value)
-        else:
-            a.type = value
-    elif kind == ATTR_INT:
-        if many:
-            a.list.i.extend(value)
-        else:
-            a.i = value
-    elif kind == ATTR_FLOAT:
-        if many:
-            a.list.f.extend(value)
-        else:
-            a.f = value
-    elif kind == ATTR_BOOL:
-        if many:
-            a.list.b.extend(value)
-        else:
-            a.b = value
-    elif kind == ATTR_STRING:
-        if many:
-            a.list.s.extend(v.encode() for v in value)
-        else:
-            a.s = value.encode()
-    else:
+        return a
+    if kind not in FIELDS:
         raise ValueError(f'attr type {kind} not handled')
+    enc = (lambda v: v.encode()) if kind == ATTR_STRING else (lambda v: v)
+    if isinstance(value, list):
+        getattr(a.list, FIELDS[kind]).extend(enc(v) for v in value)
+    else:
+        setattr(a, FIELDS[kind], enc(value))
     return a
 
 
+def input_specs(dump):
+    """The function's inputs: one per Placeholder node, in order."""
+    specs = []
+    for n in dump['nodes']:
+        if n['op'] == 'Placeholder':
+            a = {x['name']: x['value'] for x in n['attrs']}
+            specs.append(tf.TensorSpec(a['shape'], tf.as_dtype(a['dtype'])))
+    return specs
+
+
 def build(dump):
+    """The dump as a TF1 graph fed through placeholders (--session)."""
     g = tf.Graph()
-    outs = []
-    placeholders = []
     with g.as_default():
-        for i, n in enumerate(dump['nodes']):
-            op = n['op']
-            if op == 'Const':
-                arr = np.frombuffer(base64.b64decode(n['data']), dtype=np.dtype(n['dtype'])).reshape(n['shape'])
-                outs.append(tf.constant(arr).op)
-                continue
-            attrs = {a['name']: attr_value(a['type'], a['value']) for a in n['attrs']}
-            if op == 'Placeholder':
-                ph = tf.compat.v1.placeholder(tf.as_dtype(attrs['dtype'].type), [d.size for d in attrs['shape'].shape.dim])
-                outs.append(ph.op)
-                placeholders.append(ph)
-                continue
-            flat = [outs[n['inputs'][j]].outputs[n['inputs'][j + 1]] for j in range(0, len(n['inputs']), 2)]
-            # a flat input list: TensorFlow regroups list arguments from the op's attrs
-            outs.append(g._create_op_internal(op, flat, attrs=attrs))
-    fetches = [outs[dump['outputs'][j]].outputs[dump['outputs'][j + 1]] for j in range(0, len(dump['outputs']), 2)]
+        placeholders = [tf.compat.v1.placeholder(s.dtype, s.shape) for s in input_specs(dump)]
+        fetches = build_into(dump, placeholders)
     return g, placeholders, fetches
 
 
@@ -119,11 +98,7 @@ def profile_function(dump, args):
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.inter or args.threads)
-    sig = []
-    for n in dump['nodes']:
-        if n['op'] == 'Placeholder':
-            a = {x['name']: x['value'] for x in n['attrs']}
-            sig.append(tf.TensorSpec(a['shape'], tf.as_dtype(a['dtype'])))
+    sig = input_specs(dump)
     fn = tf.function(lambda *inputs: build_into(dump, inputs), input_signature=sig, autograph=False)
     rng = np.random.default_rng(0)
     feeds = [tf.constant((rng.standard_normal(s.shape) * 0.1).astype(s.dtype.as_numpy_dtype)) if s.dtype.is_floating else tf.zeros(s.shape, s.dtype) for s in sig]

@@ -33,7 +33,8 @@ export function loadNativeOps(via: string, root = packageRoot()): NativeOpsStatu
   if (!existsSync(file)) return (status = { available: false, detail: `${NATIVE_OPS_LIBRARY} is not built (\`npm run setup:native\` builds it)` });
   try {
     process.dlopen({ exports: {} } as NodeJS.Module, file);
-    return (status = { available: true, detail: `${NATIVE_OPS_LIBRARY}: fused attention (RassAttention, RassAttentionGrad), GroupNorm / LayerNorm (RassNorm, RassNormGrad), GEGLU / SiLU (RassGeglu, RassSilu and their gradients), grid sampling (RassGridSample, RassGridSampleGrad), AdamW and the gradient norm (RassAdamW, RassSumSquares)` });
+    registerSoftmaxGradient();
+    return (status = { available: true, detail: `${NATIVE_OPS_LIBRARY}: fused attention (RassAttention, RassAttentionGrad), GroupNorm / LayerNorm (RassNorm, RassNormGrad), GEGLU / SiLU (RassGeglu, RassSilu and their gradients), grid sampling (RassGridSample, RassGridSampleGrad), the softmax gradient (RassSoftmaxGrad), AdamW and the gradient norm (RassAdamW, RassSumSquares)` });
   } catch (e) {
     return (status = { available: false, detail: `${NATIVE_OPS_LIBRARY} does not load: ${(e as Error).message.split('\n')[0]}` });
   }
@@ -89,4 +90,39 @@ export function nativeOpWithGrad(op: string): (...inputs: tf.Tensor[]) => tf.Ten
     const [y] = runNativeOp(op, [], inputs, 1) as [tf.Tensor];
     return { value: y, gradFunc: (dy, saved) => runNativeOp(`${op}Grad`, [], [dy, ...(saved as tf.Tensor[])], inputs.length) };
   });
+}
+
+/**
+ * tf.softmax's gradient as one kernel on native (RassSoftmaxGrad: dy y - sum(dy y) y per row of
+ * the last axis, the sum in double) where tfjs composes a Mul, a Sum, a Mul and a Sub: three
+ * passes over a scores-sized tensor in every composite attention. Registered once the kernels
+ * load, for every backend: elsewhere, with the kernels off (RASS_NATIVE_OPS=0, a step compiled
+ * for XLA) or over another axis it runs tfjs's own composite.
+ */
+let softmaxGradient = false;
+function registerSoftmaxGradient(): void {
+  if (softmaxGradient) return;
+  softmaxGradient = true;
+  const warn = console.warn;
+  console.warn = () => {}; // "Overriding the gradient for 'Softmax'": deliberate
+  try {
+    tf.registerGradient({
+      kernelName: 'Softmax',
+      outputsToSave: [true],
+      gradFunc: (dy, saved, attrs) => {
+        const [y] = saved as [tf.Tensor];
+        const dim = (attrs as unknown as { dim: number }).dim;
+        const last = dim === -1 || dim === y.rank - 1;
+        return {
+          logits: () => {
+            if (last && nativeOpsEnabled() && y.size > 0) return runNativeOp('RassSoftmaxGrad', [], [dy as tf.Tensor, y], 1)[0]!;
+            const dyTimesY = tf.mul(dy as tf.Tensor, y);
+            return tf.sub(dyTimesY, tf.mul(tf.sum(dyTimesY, [dim], true), y));
+          },
+        };
+      },
+    });
+  } finally {
+    console.warn = warn;
+  }
 }

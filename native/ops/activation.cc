@@ -11,6 +11,11 @@
 //   RassGegluGrad(dy [..., n], h) -> dh [..., 2n]   da = dy gelu(g), dg = dy a gelu'(g)
 //   RassSilu(x) -> y = x sigmoid(x)
 //   RassSiluGrad(dy, x) -> dx = dy s (1 + x (1 - s)), s = sigmoid(x)
+//   RassSoftmaxGrad(dy, y) -> dx = dy y - (sum over the last axis of dy y) y   (y = softmax(x))
+//
+// The softmax gradient (every composite attention: Mask2Former's masked attention, hand-written
+// attention in user code) is four ops and three passes over a scores-sized tensor composed;
+// here one pass per row, its sum in double.
 //
 // gelu is the exact (erf) form, torch's default: gelu(g) = g Phi(g), Phi(g) = (1 + erf(g / sqrt 2)) / 2,
 // gelu'(g) = Phi(g) + g phi(g), phi(g) = exp(-g^2 / 2) / sqrt(2 pi). Element-wise only: no sums,
@@ -70,6 +75,15 @@ REGISTER_OP("RassSilu")
 REGISTER_OP("RassSiluGrad")
     .Input("dy: float")
     .Input("x: float")
+    .Output("dx: float")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(1));
+      return tsl::OkStatus();
+    });
+
+REGISTER_OP("RassSoftmaxGrad")
+    .Input("dy: float")
+    .Input("y: float")
     .Output("dx: float")
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(1));
@@ -218,6 +232,35 @@ class RassSiluGradOp : public OpKernel {
   }
 };
 
+class RassSoftmaxGradOp : public OpKernel {
+ public:
+  explicit RassSoftmaxGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& dy = ctx->input(0);
+    const Tensor& y = ctx->input(1);
+    OP_REQUIRES(ctx, y.dims() >= 1 && dy.shape() == y.shape(), tsl::errors::InvalidArgument("RassSoftmaxGrad: dy ", dy.shape().DebugString(), " and y ", y.shape().DebugString(), " must have one shape of rank >= 1"));
+    Tensor* dx = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, y.shape(), &dx));
+    const int64_t n = y.dim_size(y.dims() - 1);
+    if (n == 0 || y.NumElements() == 0) return;
+    const int64_t rows = y.NumElements() / n;
+    const float* dyp = dy.flat<float>().data();
+    const float* yp = y.flat<float>().data();
+    float* dxp = dx->flat<float>().data();
+    auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+    tensorflow::Shard(workers->num_threads, workers->workers, rows, n * 6, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        In d(dyp + r * n, n);
+        In v(yp + r * n, n);
+        const float s = static_cast<float>((d * v).cast<double>().sum());
+        Out(dxp + r * n, n) = d * v - s * v;
+      }
+    });
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("RassSoftmaxGrad").Device(tensorflow::DEVICE_CPU), RassSoftmaxGradOp);
 REGISTER_KERNEL_BUILDER(Name("RassGeglu").Device(tensorflow::DEVICE_CPU), RassGegluOp);
 REGISTER_KERNEL_BUILDER(Name("RassGegluGrad").Device(tensorflow::DEVICE_CPU), RassGegluGradOp);
 REGISTER_KERNEL_BUILDER(Name("RassSilu").Device(tensorflow::DEVICE_CPU), RassSiluOp);

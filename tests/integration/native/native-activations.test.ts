@@ -30,6 +30,10 @@ const CASES: Case[] = [
   { name: 'GEGLU of inputs out to +-12 (erf saturates)', shape: [5, 64], fn: geglu, ops: ['RassGeglu', 'RassGegluGrad'], std: 6 },
   { name: 'SiLU, 2 x 33 x 17 x 19 (21,318 values: pieces with a partial last one)', shape: [2, 33, 17, 19], fn: silu, ops: ['RassSilu', 'RassSiluGrad'], std: 2 },
   { name: 'SiLU of inputs out to +-12 (the logistic saturates)', shape: [1001], fn: silu, ops: ['RassSilu', 'RassSiluGrad'], std: 6 },
+  // tf.softmax's gradient (native-ops.ts registers it once the kernels load): rows of 1,000
+  // (attention scores), and short rows of a 4-D tensor
+  { name: 'softmax gradient, 6 x 1000 (RassSoftmaxGrad)', shape: [6, 1000], fn: (x) => tf.softmax(x), ops: ['RassSoftmaxGrad'], std: 3 },
+  { name: 'softmax gradient, 2 x 3 x 5 x 7 (rows of 7)', shape: [2, 3, 5, 7], fn: (x) => tf.softmax(x), ops: ['RassSoftmaxGrad'], std: 3 },
 ];
 
 function run(c: Case) {
@@ -43,7 +47,7 @@ function run(c: Case) {
   return r;
 }
 
-describe('fused GEGLU / SiLU kernels (native backend)', { skip }, () => {
+describe('fused GEGLU / SiLU / softmax-gradient kernels (native backend)', { skip }, () => {
   for (const c of CASES) {
     it(`${c.name}: output <= 1e-5, input gradient <= 1e-4 of the composite`, async () => {
       await useBackend('tensorflow');
