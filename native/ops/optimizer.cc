@@ -77,9 +77,11 @@ namespace {
 // Values per piece of work: enough to amortise a shard.
 constexpr int64_t kPiece = 16384;
 
-// One piece of one tensor. Not inlined, and with contraction off: every product and sum below
-// is rounded to float on its own, as the composite's separate ops round them.
+// One piece of one tensor. Not inlined, and with contraction off (GCC's optimize attribute,
+// clang's pragma; one operation per statement besides): every product and sum below is rounded
+// to float on its own, as the composite's separate ops round them.
 __attribute__((noinline, optimize("fp-contract=off"))) void AdamWPiece(const float* p, const float* mi, const float* vi, const float* g, float* po, float* mo, float* vo, int64_t len, float d, float st, float scale, float sqrtC2, float b1, float c1, float b2, float c2, float eps) {
+#pragma STDC FP_CONTRACT OFF
   for (int64_t j = 0; j < len; ++j) {
     const float gs = g[j] * scale;
     const float m1 = mi[j] * b1;
@@ -90,10 +92,12 @@ __attribute__((noinline, optimize("fp-contract=off"))) void AdamWPiece(const flo
     const float v2 = gg * c2;
     const float vn = v1 + v2;
     const float root = std::sqrt(vn);
-    const float den = root / sqrtC2 + eps;
+    const float scaled = root / sqrtC2;
+    const float den = scaled + eps;
     const float decayed = p[j] * d;
     const float ratio = mn / den;
-    po[j] = decayed - ratio * st;
+    const float update = ratio * st;
+    po[j] = decayed - update;
     mo[j] = mn;
     vo[j] = vn;
   }
