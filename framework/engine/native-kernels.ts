@@ -150,8 +150,9 @@ function registerMatMul2d(orig: KernelFunc): void {
 
 type Attr = { name: string; type: number; value: unknown };
 const floatT = (be: NativeBackend): Attr => ({ name: 'T', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT });
+const reshapeAttrs = (be: NativeBackend): Attr[] => [floatT(be), { name: 'Tshape', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }];
 
-/** TensorFlow ops on binding tensors, the intermediates disposed as soon as they are used. */
+/** TensorFlow ops applied in turn to `x` (each step: op, attrs, further inputs); the intermediates are disposed as soon as they are used, `x` stays the caller's. */
 function chain(be: NativeBackend, x: tf.TensorInfo, steps: [string, Attr[], tf.TensorInfo[]][]): tf.TensorInfo {
   let t = x;
   steps.forEach(([op, attrs, rest], i) => {
@@ -165,7 +166,7 @@ function chain(be: NativeBackend, x: tf.TensorInfo, steps: [string, Attr[], tf.T
 function reshape(be: NativeBackend, x: tf.TensorInfo, shape: number[]): tf.TensorInfo {
   const s = tf.tensor1d(shape, 'int32');
   try {
-    return be.executeSingleOutput('Reshape', [floatT(be), { name: 'Tshape', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }], [x, s]);
+    return be.executeSingleOutput('Reshape', reshapeAttrs(be), [x, s]);
   } finally {
     s.dispose();
   }
@@ -289,24 +290,16 @@ function registerResizeGrads(): void {
         const [b, oh, ow, c] = (inputs.dy as tf.TensorInfo).shape as number[];
         const fy = oh! / h!;
         const fx = ow! / w!;
-        const T = { name: 'T', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT };
-        const reshapeAttrs = [T, { name: 'Tshape', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }];
-        const sumAttrs = [{ name: 'keep_dims', type: be.binding.TF_ATTR_BOOL, value: false }, T, { name: 'Tidx', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }];
+        const sumAttrs = [{ name: 'keep_dims', type: be.binding.TF_ATTR_BOOL, value: false }, floatT(be), { name: 'Tidx', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }];
         const consts = [tf.tensor1d([b! * oh! * w!, fx, c!], 'int32'), tf.tensor1d([b! * h!, fy, w! * c!], 'int32'), tf.tensor1d([b!, h!, w!, c!], 'int32'), tf.scalar(1, 'int32')];
         const [cols, rows, image, middle] = consts as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-        const steps: tf.TensorInfo[] = [];
-        let t = inputs.dy as tf.TensorInfo;
-        for (const [op, attrs, arg] of [
-          ['Reshape', reshapeAttrs, cols],
-          ['Sum', sumAttrs, middle],
-          ['Reshape', reshapeAttrs, rows],
-          ['Sum', sumAttrs, middle],
-          ['Reshape', reshapeAttrs, image],
-        ] as const) {
-          t = be.executeSingleOutput(op, [...attrs], [t, arg]);
-          steps.push(t);
-        }
-        for (const x of steps.slice(0, -1)) disposeData(be, x.dataId);
+        const t = chain(be, inputs.dy as tf.TensorInfo, [
+          ['Reshape', reshapeAttrs(be), [cols]],
+          ['Sum', sumAttrs, [middle]],
+          ['Reshape', reshapeAttrs(be), [rows]],
+          ['Sum', sumAttrs, [middle]],
+          ['Reshape', reshapeAttrs(be), [image]],
+        ]);
         tf.dispose(consts);
         return t;
       }
