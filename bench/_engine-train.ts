@@ -18,6 +18,7 @@ import { compileStep } from '../framework/engine/compile.js';
 import { Rng } from '../framework/engine/rng.js';
 import { packageRoot } from '../framework/paths.js';
 import { benchLine } from './_format.js';
+import { alternate, LockstepPeer, median, type PeerStep } from './_lockstep.js';
 
 const MATMUL = 1024;
 const CONV: [number, number, number, number, number, number] = [1, 64, 64, 64, 64, 3]; // b, h, w, cin, cout, k
@@ -82,6 +83,8 @@ interface Row {
   matmul: number;
   conv: number;
   stepS: number | null;
+  /** the peer's median step in the rounds alternating with this row's steps */
+  peerStepS?: number;
   losses: number[];
   note?: string;
 }
@@ -91,7 +94,8 @@ interface Row {
  * registered TensorFlow function per step). The two training variants alternate step by step
  * (own weights and optimiser each, same start), so load from other processes hits both alike.
  */
-async function measure(backend: BackendName, tensors: ReturnType<typeof makeTensors>, seconds: number, steps: number, train = true, withCompiled = false): Promise<Row[]> {
+async function measure(backend: BackendName, tensors: ReturnType<typeof makeTensors>, seconds: number, steps: number, train = true, peer?: { lockstep: LockstepPeer; steps: PeerStep[] }): Promise<Row[]> {
+  const withCompiled = peer !== undefined;
   await initBackend({ prefer: backend, log: null });
   const a = tf.randomNormal([MATMUL, MATMUL]);
   const matmul = rate(() => tf.tidy(() => void tf.matMul(a as tf.Tensor2D, a as tf.Tensor2D).dataSync()), 2 * MATMUL ** 3, seconds);
@@ -113,30 +117,42 @@ async function measure(backend: BackendName, tensors: ReturnType<typeof makeTens
       name: 'bench-engine-train',
       log: () => {},
     });
-    return { mode, vars, opt, step, losses: [] as number[], times: [] as number[] };
+    return { mode, vars, opt, step, losses: [] as number[] };
   });
   // compiled: the first three calls record (eager) and the fourth instantiates the function
-  // (through XLA: and compiles it); the medians skip 4 calls of each variant
+  // (through XLA: and compiles it); the medians skip 4 calls of each variant. Each variant runs
+  // its own rounds of (our step, PyTorch's step), so its ratio compares steps taken in turn
+  // (bench/_lockstep.ts).
   const skip = withCompiled ? 4 : 2;
-  for (let i = 0; i < steps + skip - 2; i++) {
-    for (const v of variants) {
-      const t0 = performance.now();
-      const { loss: l } = v.step.call({ x, y });
-      v.losses.push(l!.dataSync()[0]!);
-      l!.dispose();
-      v.times.push((performance.now() - t0) / 1000);
-    }
-  }
-  const rows = variants.map((v): Row => {
+  const rows: Row[] = [];
+  for (const v of variants) {
+    const timed = await alternate(
+      steps + skip,
+      skip,
+      () => {
+        const { loss: l } = v.step.call({ x, y });
+        v.losses.push(l!.dataSync()[0]!);
+        l!.dispose();
+      },
+      peer?.lockstep ?? null,
+    );
+    peer?.steps.push(...timed.peerSteps);
     const status = v.step.status();
-    const sorted = v.times.slice(skip).sort((p, q) => p - q);
     const xlaNote = v.mode === 'xla' ? `, XLA ${status.xla === 'on' ? 'on' : `refused: ${status.xlaReason}`}` : '';
-    const note = v.mode !== 'off' ? (status.state === 'compiled' ? `compiled (${status.compiledCalls} of ${v.times.length} steps${xlaNote})` : `NOT compiled: ${status.reason}`) : undefined;
+    const note = v.mode !== 'off' ? (status.state === 'compiled' ? `compiled (${status.compiledCalls} of ${v.losses.length} steps${xlaNote})` : `NOT compiled: ${status.reason}`) : undefined;
     v.step.dispose();
     v.opt.dispose();
     tf.dispose(Object.values(v.vars));
-    return { backend: v.mode === 'auto' ? `${backend}+compiled` : v.mode === 'xla' ? `${backend}+xla` : backend, matmul, conv, stepS: sorted[Math.floor(sorted.length / 2)]!, losses: v.losses.slice(0, 3), note };
-  });
+    rows.push({
+      backend: v.mode === 'auto' ? `${backend}+compiled` : v.mode === 'xla' ? `${backend}+xla` : backend,
+      matmul,
+      conv,
+      stepS: timed.ours,
+      peerStepS: timed.peer ?? undefined,
+      losses: v.losses.slice(0, 3),
+      note,
+    });
+  }
   tf.dispose([x, y]);
   return rows;
 }
@@ -147,15 +163,12 @@ export async function run(args: string[]): Promise<void> {
     return i >= 0 ? Number(args[i + 1]) : d;
   };
   const seconds = opt('--seconds', 1);
-  const steps = Math.max(4, opt('--steps', 10));
+  const steps = Math.max(4, opt('--steps', 20));
   const native = nativeBackendStatus();
   if (!native.ok) console.log(`native TensorFlow backend unavailable (${native.why}); run \`npm run setup:native\` for the native rows.`);
   const tensors = makeTensors();
-  const rows: Row[] = [];
-  if (native.ok) rows.push(...(await measure('tensorflow', tensors, seconds, steps, true, true)));
-  rows.push(...(await measure('wasm', tensors, seconds, Math.max(4, Math.min(steps, 6)), !args.includes('--no-wasm-train'))));
-
-  // The peer: same tensors through a raw float32 file.
+  // The peer: same tensors through a raw float32 file; it serves its steps one at a time, in
+  // turn with ours (bench/_lockstep.ts).
   const root = packageRoot();
   const dir = mkdtempSync(join(tmpdir(), 'rass-bench-native-'));
   const file = join(dir, 'tensors.f32');
@@ -175,16 +188,23 @@ export async function run(args: string[]): Promise<void> {
   }
   writeFileSync(file, Buffer.from(all.buffer));
   const venv = execFileSync(join(root, 'scripts/py-venv.sh'), ['engine-native', join(root, 'scripts/bench/engine-native/requirements.txt')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-  const spec = { file, tensors: layout, matmul: MATMUL, conv: CONV, seconds, steps, lr: LR, groups: GROUPS };
-  const peer = JSON.parse(execFileSync(join(venv, 'bin/python'), ['-W', 'ignore', join(root, 'scripts/bench/engine-native/peer.py'), JSON.stringify(spec)], { encoding: 'utf8', maxBuffer: 1 << 20 }).trim().split('\n').pop()!) as {
-    torch: string;
-    threads: number;
-    matmul_gflops: number;
-    conv_gflops: number;
-    train_step_s: number;
-    losses: number[];
-  };
+  const spec = { file, tensors: layout, matmul: MATMUL, conv: CONV, seconds, lr: LR, groups: GROUPS };
+  const started = await LockstepPeer.start(join(venv, 'bin/python'), ['-W', 'ignore', join(root, 'scripts/bench/engine-native/peer.py'), JSON.stringify(spec)]);
+  const info = started.info as { torch: string; threads: number; matmul_gflops: number; conv_gflops: number };
+  const peerSteps: PeerStep[] = [];
+  const rows: Row[] = [];
+  try {
+    if (native.ok) rows.push(...(await measure('tensorflow', tensors, seconds, steps, true, { lockstep: started.peer, steps: peerSteps })));
+    // without a native backend nothing of ours runs beside the peer's steps: it runs them alone
+    else for (let i = 0; i < steps; i++) peerSteps.push(await started.peer.step());
+  } finally {
+    await started.peer.close();
+  }
   rmSync(dir, { recursive: true, force: true });
+  rows.push(...(await measure('wasm', tensors, seconds, Math.max(4, Math.min(steps, 6)), !args.includes('--no-wasm-train'))));
+  // over all its steps (the wasm row and the table); each native row has the peer's median of
+  // the rounds it alternated with. The first two steps warm up.
+  const peer = { ...info, train_step_s: median(peerSteps.slice(2).map((p) => p.step_s)), losses: peerSteps.slice(0, 3).map((p) => p.loss) };
 
   const nat = rows.find((r) => r.backend === 'tensorflow');
   const natCompiled = rows.find((r) => r.backend === 'tensorflow+compiled');
@@ -195,7 +215,9 @@ export async function run(args: string[]): Promise<void> {
   console.log(`net: batch ${BATCH} ${SIZE}x${SIZE}, conv 3->32, conv s2 32->${WIDTH}, group norm, attention over ${(SIZE / 2) ** 2} tokens, nearest up, 1x1 conv; Adam`);
   console.log('backend      matmul 1024 GFLOP/s   conv3x3 64ch GFLOP/s   train step ms   first losses');
   for (const r of [...rows, { backend: 'pytorch', matmul: peer.matmul_gflops, conv: peer.conv_gflops, stepS: peer.train_step_s, losses: peer.losses }] as Row[]) {
-    console.log(`${r.backend.padEnd(12)} ${fmt(r.matmul).padStart(19)}   ${fmt(r.conv).padStart(20)}   ${fmt(r.stepS === null ? null : r.stepS * 1000).padStart(13)}   ${r.losses.map((v) => v.toFixed(6)).join(' ')}${r.note ? `  (${r.note})` : ''}`);
+    const alongside = r.peerStepS !== undefined ? `; PyTorch ${fmt(r.peerStepS * 1000)} ms in the same rounds` : '';
+    const notes = [r.note, alongside.slice(2)].filter(Boolean).join('; ');
+    console.log(`${r.backend.padEnd(12)} ${fmt(r.matmul).padStart(19)}   ${fmt(r.conv).padStart(20)}   ${fmt(r.stepS === null ? null : r.stepS * 1000).padStart(13)}   ${r.losses.map((v) => v.toFixed(6)).join(' ')}${notes ? `  (${notes})` : ''}`);
   }
   // Same network, same start: the first losses must agree (else the timings compare different work).
   for (const r of rows) {
@@ -207,14 +229,20 @@ export async function run(args: string[]): Promise<void> {
   if (nat) {
     console.log(benchLine('engine.matmul.native', nat.matmul, 'GFLOP/s', 'pytorch', peer.matmul_gflops, nat.matmul / peer.matmul_gflops));
     console.log(benchLine('engine.conv.native', nat.conv, 'GFLOP/s', 'pytorch', peer.conv_gflops, nat.conv / peer.conv_gflops));
-    console.log(benchLine('engine.train.native', 1 / nat.stepS!, 'steps/s', 'pytorch', 1 / peer.train_step_s, peer.train_step_s / nat.stepS!));
+    console.log(trainLine('engine.train.native', nat, peer.train_step_s));
   }
   if (nat && natCompiled) {
     // the compiled step (framework/engine/compile.ts), with the eager step beside it
-    console.log(benchLine('engine.train.native-compiled', 1 / natCompiled.stepS!, 'steps/s', 'pytorch', 1 / peer.train_step_s, peer.train_step_s / natCompiled.stepS!, { eager_ms: nat.stepS! * 1000, compiled_ms: natCompiled.stepS! * 1000, vs_eager: nat.stepS! / natCompiled.stepS! }));
+    console.log(trainLine('engine.train.native-compiled', natCompiled, peer.train_step_s, { eager_ms: nat.stepS! * 1000, compiled_ms: natCompiled.stepS! * 1000, vs_eager: nat.stepS! / natCompiled.stepS! }));
   }
   if (nat && natCompiled && natXla) {
     // the same step with compile: xla
-    console.log(benchLine('engine.train.native-xla', 1 / natXla.stepS!, 'steps/s', 'pytorch', 1 / peer.train_step_s, peer.train_step_s / natXla.stepS!, { eager_ms: nat.stepS! * 1000, compiled_ms: natCompiled.stepS! * 1000, xla_ms: natXla.stepS! * 1000 }));
+    console.log(trainLine('engine.train.native-xla', natXla, peer.train_step_s, { eager_ms: nat.stepS! * 1000, compiled_ms: natCompiled.stepS! * 1000, xla_ms: natXla.stepS! * 1000 }));
   }
+}
+
+/** A native training row's BENCH line, against the peer's steps taken in turn with its own. */
+function trainLine(id: string, row: Row, peerOverall: number, extra: Record<string, number> = {}): string {
+  const peerS = row.peerStepS ?? peerOverall;
+  return benchLine(id, 1 / row.stepS!, 'steps/s', 'pytorch', 1 / peerS, peerS / row.stepS!, { ...extra, peer_ms: peerS * 1000 });
 }

@@ -16,6 +16,7 @@ import { flattenHead, unflattenHead } from '../experiments/rass/step.js';
 import { Mask2FormerHead, MASK2FORMER_DEFAULTS, type Mask2FormerOptions } from '../registry/heads/mask2former/mask2former.js';
 import { MASK2FORMER_LOSS_DEFAULTS, MaskClassificationLoss } from '../registry/losses/mask2former/mask-criterion.js';
 import { benchLine, benchThreads, machineLoad } from './_format.js';
+import { alternate, LockstepPeer } from './_lockstep.js';
 
 const CONFIG: Mask2FormerOptions = {
   ...MASK2FORMER_DEFAULTS,
@@ -38,11 +39,6 @@ const BATCH = 1;
 const SIZE = 128;
 const POINTS = 1024;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-}
-
 function setup() {
   const head = new Mask2FormerHead(CONFIG, 0);
   const r = Rng.derive(0, 'bench-heads');
@@ -60,32 +56,40 @@ function setup() {
   return { head, levels, targets, loss, vars };
 }
 
-function measureOurs(iters: number): { forward: number; train: number | null } {
+/** Eager forward and forward+backward, each alternating with the peer's (bench/_lockstep.ts). */
+async function measureOurs(iters: number, peer: LockstepPeer | null): Promise<{ forward: number; train: number | null; peerForward: number | null; peerTrain: number | null }> {
   const { head, levels, targets, loss, vars } = setup();
   // gradient functions, and the kernels they call on this backend (gather's gradient needs UnsortedSegmentSum)
   const canTrain =
     ['Conv2D', 'GatherV2', 'Softmax', 'LogSoftmax', 'ResizeBilinear', 'Tile', 'Floor', 'Cast', 'ClipByValue', 'Sum', 'Mean', 'BatchMatMul'].every((k) => tf.getGradient(k)) &&
     ['UnsortedSegmentSum', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'ResizeBilinearGrad'].every((k) => tf.getKernel(k, tf.getBackend()));
-  const fwd: number[] = [];
-  const train: number[] = [];
-  for (let i = 0; i <= iters; i++) {
-    let s = performance.now();
-    tf.tidy(() => {
-      const out = head.forward(levels);
-      if (out.kind === 'mask-classification') out.final.maskLogits.dataSync();
-    });
-    fwd.push((performance.now() - s) / 1000);
-    if (canTrain) {
-      s = performance.now();
-      const { value, grads } = tf.variableGrads(() => loss.compute(head.forward(levels), targets, Rng.derive(0, 'bench-step', i)).total, vars);
-      for (const g of Object.values(grads)) g.dataSync();
-      tf.dispose([value, ...Object.values(grads)]);
-      train.push((performance.now() - s) / 1000);
-    }
-  }
+  const fwd = await alternate(
+    iters + 1,
+    1,
+    () =>
+      tf.tidy(() => {
+        const out = head.forward(levels);
+        if (out.kind === 'mask-classification') out.final.maskLogits.dataSync();
+      }),
+    peer,
+    'forward',
+  );
+  const train = canTrain
+    ? await alternate(
+        iters + 1,
+        1,
+        (i) => {
+          const { value, grads } = tf.variableGrads(() => loss.compute(head.forward(levels), targets, Rng.derive(0, 'bench-step', i)).total, vars);
+          for (const g of Object.values(grads)) g.dataSync();
+          tf.dispose([value, ...Object.values(grads)]);
+        },
+        peer,
+        'train',
+      )
+    : null;
   tf.dispose(levels.map((l) => l.features));
   head.dispose();
-  return { forward: median(fwd.slice(1)), train: canTrain ? median(train.slice(1)) : null };
+  return { forward: fwd.ours, train: train?.ours ?? null, peerForward: fwd.peer, peerTrain: train?.peer ?? null };
 }
 
 /**
@@ -96,7 +100,7 @@ function measureOurs(iters: number): { forward: number; train: number | null } {
  * activations). Timed: the whole step, after untimed warm-up calls (the recordings). Null
  * where compiled steps are unavailable.
  */
-function measureCompiled(iters: number, mode: CompileMode = 'auto'): { train: number; state: string; xla?: string } | null {
+async function measureCompiled(iters: number, peer: LockstepPeer | null, mode: CompileMode = 'auto'): Promise<{ train: number; peerTrain: number | null; state: string; xla?: string } | null> {
   if (!nativeCompileSupport().ok) return null;
   const { head, levels, targets, loss, vars } = setup();
   const named = Object.fromEntries([...head.params].map(([k, v]) => [k, v]));
@@ -121,27 +125,23 @@ function measureCompiled(iters: number, mode: CompileMode = 'auto'): { train: nu
     tf.dispose(Object.values(out));
   };
   for (let i = 0; i < 3; i++) once(i); // recordings and compile (XLA's too), untimed
-  const times: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const s = performance.now();
-    once(3 + i);
-    times.push((performance.now() - s) / 1000);
-  }
+  const timed = await alternate(iters, 0, (i) => once(3 + i), peer, 'train');
   const { state, xla } = step.status();
   step.dispose();
   tf.dispose(levels.map((l) => l.features));
   head.dispose();
-  return { train: median(times), state, ...(xla ? { xla } : {}) };
+  return { train: timed.ours, peerTrain: timed.peer, state, ...(xla ? { xla } : {}) };
 }
 
-function measurePeer(iters: number, threads: number): { forward_s: number; train_s: number; threads: number; torch: string } | null {
+/** The torch peer, serving forward passes and training steps on request; null where it cannot start. */
+async function startPeer(threads: number): Promise<{ peer: LockstepPeer; threads: number; torch: string } | null> {
   const root = process.cwd();
   const dir = join(root, 'scripts/fixtures/heads');
   try {
     const venv = execFileSync(join(root, 'scripts/py-venv.sh'), ['heads', join(dir, 'requirements.txt')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-    const arg = JSON.stringify({ config: CONFIG, batch: BATCH, size: SIZE, iters, points: POINTS, threads });
-    const out = execFileSync(join(venv, 'bin/python'), [join(dir, 'bench_peer.py'), arg], { encoding: 'utf8', cwd: dir, maxBuffer: 1 << 20 });
-    return JSON.parse(out.trim().split('\n').pop() as string) as { forward_s: number; train_s: number; threads: number; torch: string };
+    const arg = JSON.stringify({ config: CONFIG, batch: BATCH, size: SIZE, points: POINTS, threads });
+    const { peer, info } = await LockstepPeer.start(join(venv, 'bin/python'), [join(dir, 'bench_peer.py'), arg]);
+    return { peer, threads: Number(info.threads), torch: String(info.torch) };
   } catch (e) {
     console.log(`peer (torch CPU) unavailable: ${(e as Error).message.split('\n')[0]}`);
     return null;
@@ -153,31 +153,42 @@ export async function run(args: string[]): Promise<void> {
   // default: the engine's chain (native TensorFlow, then wasm, then cpu)
   const backend = parseBackendName(bi >= 0 ? String(args[bi + 1]) : 'auto', '--backend');
   const ii = args.indexOf('--iters');
-  const iters = ii >= 0 ? Number(args[ii + 1]) : 3;
+  const iters = ii >= 0 ? Number(args[ii + 1]) : 10;
   const threads = benchThreads(args);
   const load = machineLoad(threads);
   console.log(`threads: ${threads} on both sides; load average ${load.load.toFixed(2)}`);
   if (load.warning) console.log(load.warning);
   await initBackend({ prefer: backend, threads });
-  const ours = measureOurs(iters);
-  const compiled = measureCompiled(iters);
-  const xla = compiled?.state === 'compiled' ? measureCompiled(iters, 'xla') : null;
-  const peer = measurePeer(iters, threads);
+  // each of our measurements alternates with the peer's, request by request (bench/_lockstep.ts)
+  const started = await startPeer(threads);
+  const peerSide = started?.peer ?? null;
+  let ours: Awaited<ReturnType<typeof measureOurs>>;
+  let compiled: Awaited<ReturnType<typeof measureCompiled>>;
+  let xla: Awaited<ReturnType<typeof measureCompiled>> = null;
+  try {
+    ours = await measureOurs(iters, peerSide);
+    compiled = await measureCompiled(iters, peerSide);
+    if (compiled?.state === 'compiled') xla = await measureCompiled(iters, peerSide, 'xla');
+  } finally {
+    await peerSide?.close();
+  }
   const extra = { threads, load: Math.max(load.load, machineLoad(threads).load).toFixed(2) };
   const f = (s: number | null | undefined) => (s == null ? 'n/a' : `${(s * 1000).toFixed(1)} ms`);
+  const ratio = (peerS: number | null | undefined, oursS: number | null | undefined) => (peerS != null && oursS ? (peerS / oursS).toFixed(3) : 'n/a');
   const desc = `hidden ${CONFIG.hidden}, ${CONFIG.queries} queries, ${CONFIG.decoderLayers} decoder / ${CONFIG.pixelDecoderLayers} pixel-decoder layers, ${BATCH}x${SIZE}x${SIZE}, ${POINTS} points`;
-  console.log(`backend: ${tf.getBackend()}; peer: same Mask2Former head + criterion in torch CPU${peer ? ` (${peer.torch}, ${peer.threads} threads)` : ''}`);
+  console.log(`backend: ${tf.getBackend()}; peer: same Mask2Former head + criterion in torch CPU${started ? ` (${started.torch}, ${started.threads} threads)` : ''}; each row's torch time is from the steps alternating with ours`);
   console.log('| Mask2Former | pass | ours | torch | speed ratio |');
   console.log('|---|---|---|---|---|');
-  console.log(`| ${desc} | forward | ${f(ours.forward)} | ${f(peer?.forward_s)} | ${peer ? (peer.forward_s / ours.forward).toFixed(3) : 'n/a'} |`);
-  console.log(`| | forward+backward (with criterion) | ${f(ours.train)} | ${f(peer?.train_s)} | ${peer && ours.train ? (peer.train_s / ours.train).toFixed(3) : 'n/a'} |`);
-  if (compiled) console.log(`| | forward+backward, compiled (two functions split at the host plan; ${compiled.state}) | ${f(compiled.train)} | ${f(peer?.train_s)} | ${peer ? (peer.train_s / compiled.train).toFixed(3) : 'n/a'} |`);
-  if (xla) console.log(`| | forward+backward, compiled through XLA (compile: xla; XLA ${xla.xla ?? '?'}) | ${f(xla.train)} | ${f(peer?.train_s)} | ${peer ? (peer.train_s / xla.train).toFixed(3) : 'n/a'} |`);
+  console.log(`| ${desc} | forward | ${f(ours.forward)} | ${f(ours.peerForward)} | ${ratio(ours.peerForward, ours.forward)} |`);
+  console.log(`| | forward+backward (with criterion) | ${f(ours.train)} | ${f(ours.peerTrain)} | ${ratio(ours.peerTrain, ours.train)} |`);
+  if (compiled) console.log(`| | forward+backward, compiled (two functions split at the host plan; ${compiled.state}) | ${f(compiled.train)} | ${f(compiled.peerTrain)} | ${ratio(compiled.peerTrain, compiled.train)} |`);
+  if (xla) console.log(`| | forward+backward, compiled through XLA (compile: xla; XLA ${xla.xla ?? '?'}) | ${f(xla.train)} | ${f(xla.peerTrain)} | ${ratio(xla.peerTrain, xla.train)} |`);
   if (!ours.train) console.log(`forward+backward not measured: gradient functions or their kernels (UnsortedSegmentSum, Conv2DBackprop*, ResizeBilinearGrad) are missing on ${tf.getBackend()}`);
-  console.log(benchLine('heads.mask2former-forward', ours.forward * 1000, 'ms', 'torch-cpu', peer ? peer.forward_s * 1000 : NaN, peer ? peer.forward_s / ours.forward : NaN, extra));
+  const line = (id: string, oursS: number, peerS: number | null, more: Record<string, string | number>) => benchLine(id, oursS * 1000, 'ms', 'torch-cpu', peerS != null ? peerS * 1000 : NaN, peerS != null ? peerS / oursS : NaN, more);
+  console.log(line('heads.mask2former-forward', ours.forward, ours.peerForward, extra));
   // the headline is the step as training runs it: compiled where the backend compiles, else eager
-  const train = compiled?.state === 'compiled' ? compiled.train : (ours.train ?? NaN);
+  const useCompiled = compiled?.state === 'compiled';
   const trainExtra = { ...extra, compile: compiled?.state ?? 'unavailable', eager_ms: ours.train ? (ours.train * 1000).toFixed(1) : 'n/a' };
-  console.log(benchLine('heads.mask2former-train', train * 1000, 'ms', 'torch-cpu', peer ? peer.train_s * 1000 : NaN, peer ? peer.train_s / train : NaN, trainExtra));
-  if (xla) console.log(benchLine('heads.mask2former-train-xla', xla.train * 1000, 'ms', 'torch-cpu', peer ? peer.train_s * 1000 : NaN, peer ? peer.train_s / xla.train : NaN, { ...trainExtra, compile: `xla:${xla.xla ?? '?'}` }));
+  console.log(line('heads.mask2former-train', useCompiled ? compiled!.train : (ours.train ?? NaN), useCompiled ? compiled!.peerTrain : ours.peerTrain, trainExtra));
+  if (xla) console.log(line('heads.mask2former-train-xla', xla.train, xla.peerTrain, { ...trainExtra, compile: `xla:${xla.xla ?? '?'}` }));
 }

@@ -116,6 +116,7 @@ def profile_function(dump, args):
     finally:
         shutil.rmtree(logdir, ignore_errors=True)
     runs, by_type, by_node = [], collections.defaultdict(lambda: [0.0, 0]), collections.Counter()
+    spans = []  # (start ps, end ps, op type) of every node, for the wall-time split
     for plane in space.planes:
         names = {k: v.name for k, v in plane.event_metadata.items()}
         for line in plane.lines:
@@ -129,14 +130,41 @@ def profile_function(dump, args):
                     by_type[kind][0] += ms / args.runs
                     by_type[kind][1] += 1
                     by_node[name] += ms / args.runs
+                    start = line.timestamp_ns * 1000 + e.offset_ps
+                    spans.append((start, start + e.duration_ps, kind, name))
     total = sum(v[0] for v in by_type.values())
     print(f'{dump["name"]}: {len(dump["nodes"])} recorded nodes; {args.threads} threads; function run median {np.median(runs):.2f} ms over {len(runs)} runs (min {min(runs):.2f})')
     print(f'\nnode time per run (sum {total:.1f} ms; nodes overlap on several threads) by op type:')
     for k, (ms, n) in sorted(by_type.items(), key=lambda kv: -kv[1][0])[:args.top]:
         print(f'  {k:40s} {ms:8.2f} ms {100 * ms / total:5.1f}%  x{n // args.runs}')
-    print('\nslowest nodes:')
-    for name, ms in by_node.most_common(args.top):
-        print(f'  {ms:8.2f} ms  {name}')
+    wall, idle = wall_share([(s, e, k) for s, e, k, _ in spans])
+    node_wall, _ = wall_share([(s, e, n) for s, e, _, n in spans])
+    print(f'\nwall time per run by op type (each instant split among the nodes in flight; {idle / args.runs:.2f} ms with none):')
+    for k, ms in sorted(wall.items(), key=lambda kv: -kv[1])[:args.top]:
+        print(f'  {k:40s} {ms / args.runs:8.2f} ms')
+    print('\nslowest nodes (node time, wall share):')
+    for name, ms in node_wall.most_common(args.top):
+        print(f'  {by_node[name]:8.2f} ms {ms / args.runs:8.2f} ms  {name}')
+
+
+def wall_share(spans):
+    """Milliseconds of wall time per key (op type or node), each instant shared equally among
+    the nodes then running (so two products overlapping on two threads count half each), and
+    the time inside the profile with no node running (between runs included)."""
+    events = sorted([(s, 1, k) for s, _, k in spans] + [(e, -1, k) for _, e, k in spans], key=lambda t: (t[0], t[1]))
+    running, last, share, idle = collections.Counter(), events[0][0], collections.Counter(), 0
+    for t, d, k in events:
+        n = sum(running.values())
+        if n:
+            for kind, c in running.items():
+                share[kind] += (t - last) * c / n / 1e9
+        else:
+            idle += (t - last) / 1e9
+        running[k] += d
+        if not running[k]:
+            del running[k]
+        last = t
+    return share, idle
 
 
 def concurrency(stats):

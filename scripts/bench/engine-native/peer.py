@@ -1,18 +1,21 @@
 """PyTorch CPU peer for bench/engine-native.ts: the same matmul, conv and training step.
 
 Reads a JSON spec (argv[1]) naming a raw float32 file with the initial weights, inputs and
-targets (tfjs layouts: NHWC, conv filters HWIO), converts layouts, and prints one JSON line:
-matmul/conv GFLOP/s and the median training-step time, with the first losses so the bench can
-check both sides train the same network.
+targets (tfjs layouts: NHWC, conv filters HWIO), converts layouts, measures matmul/conv GFLOP/s,
+then serves training steps one per request (scripts/bench/lockstep.py): the bench alternates
+them with its own and compares the losses, to check both sides train the same network.
 """
 import json
 import sys
 import time
 
 import math
-import statistics
+import os
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from lockstep import serve  # noqa: E402
 
 spec = json.loads(sys.argv[1])
 torch.manual_seed(0)
@@ -65,15 +68,15 @@ def loss_fn():
 
 
 opt = torch.optim.Adam(params.values(), lr=spec["lr"])
-losses, times = [], []
-for i in range(spec["steps"]):
-    t0 = time.perf_counter()
+
+
+def step():
     opt.zero_grad(set_to_none=True)
     l = loss_fn()
     l.backward()
     opt.step()
-    losses.append(l.item())
-    times.append(time.perf_counter() - t0)
-out["train_step_s"] = statistics.median(times[2:])
-out["losses"] = losses[:3]
-print(json.dumps(out))
+    return l.item()
+
+
+# Steps on request, alternating with the bench's own (scripts/bench/lockstep.py).
+serve(step, out)

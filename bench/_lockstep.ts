@@ -1,0 +1,115 @@
+/**
+ * A benchmark peer that runs one training step per request (scripts/bench/lockstep.py), so a
+ * bench can alternate its own steps with the peer's. On a shared host the speed available to a
+ * process moves 1.3-1.9x within minutes (other tenants, CPU steal); a peer measured after ours
+ * compares two different machines. Alternating step by step puts each slow spell on both sides.
+ *
+ * Each side pauses before its step (`settle`, which the peer announces): thread pools spin on
+ * the cores for a while after their work (PyTorch's libgomp for milliseconds), and a step
+ * started at once would share the cores with the other side's spinning threads.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export interface PeerStep {
+  step_s: number;
+  loss: number;
+}
+
+export class LockstepPeer {
+  private readonly waiting: { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }[] = [];
+  private exited: Error | null = null;
+  private stderr = '';
+  /** seconds each side waits before its step (the peer's ready line says) */
+  settleS = 0.03;
+
+  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const t = line.trim();
+      if (!t.startsWith('{')) return; // a library's own printing
+      const next = this.waiting.shift();
+      if (!next) return;
+      try {
+        const msg = JSON.parse(t) as Record<string, unknown>;
+        if (typeof msg.error === 'string') next.reject(new Error(`bench peer: ${msg.error}`));
+        else next.resolve(msg);
+      } catch (e) {
+        next.reject(new Error(`bench peer printed a line that is not JSON: ${t.slice(0, 200)} (${(e as Error).message})`));
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      this.stderr = (this.stderr + d.toString()).slice(-4000);
+    });
+    child.on('exit', (code, signal) => {
+      this.exited = new Error(`bench peer exited (${signal ?? `code ${code}`}) before answering; its last output:\n${this.stderr.trim()}`);
+      for (const w of this.waiting.splice(0)) w.reject(this.exited);
+    });
+    child.on('error', (e) => {
+      this.exited = e;
+      for (const w of this.waiting.splice(0)) w.reject(e);
+    });
+  }
+
+  /** Start `command args` and wait until it has set up (its `ready` line, returned as info). */
+  static async start(command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ peer: LockstepPeer; info: Record<string, unknown> }> {
+    const peer = new LockstepPeer(spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env ?? process.env }));
+    const info = await peer.next();
+    if (info.ready !== true) throw new Error(`bench peer: expected a ready line, got ${JSON.stringify(info).slice(0, 200)}`);
+    if (typeof info.settle_s === 'number') peer.settleS = info.settle_s;
+    return { peer, info };
+  }
+
+  private next(): Promise<Record<string, unknown>> {
+    if (this.exited) return Promise.reject(this.exited);
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  /** Wait out the peer's spinning threads before a step of ours (call it right before timing one). */
+  settle(): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, this.settleS * 1000));
+  }
+
+  /**
+   * One measured unit on the peer: `request` is "step" or another name the peer serves (a
+   * forward pass, ...). Resolves with the time the peer measured around the unit alone.
+   */
+  async step(request = 'step'): Promise<PeerStep> {
+    const reply = this.next();
+    this.child.stdin.write(`${request}\n`);
+    const r = await reply;
+    if (typeof r.step_s !== 'number') throw new Error(`bench peer: a reply to "${request}" without step_s: ${JSON.stringify(r).slice(0, 200)}`);
+    return { step_s: r.step_s, loss: r.loss === null ? NaN : Number(r.loss) };
+  }
+
+  /** Ask the peer to exit and wait for it. */
+  async close(): Promise<void> {
+    if (this.exited) return;
+    const done = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.stdin.end('quit\n');
+    await done;
+  }
+}
+
+/** The median of `xs` (the upper middle one for an even count, as the benches' medians). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/**
+ * `rounds` rounds of: our unit (`ours(i)`, timed here), then the peer's `request` (timed by the
+ * peer), each after the settle pause; medians over the rounds after the first `skip` (warm-up,
+ * recordings). Without a peer only ours run.
+ */
+export async function alternate(rounds: number, skip: number, ours: (round: number) => void, peer: LockstepPeer | null, request = 'step'): Promise<{ ours: number; peer: number | null; peerSteps: PeerStep[] }> {
+  const times: number[] = [];
+  const peerSteps: PeerStep[] = [];
+  for (let i = 0; i < rounds; i++) {
+    if (peer) await peer.settle();
+    const t0 = performance.now();
+    ours(i);
+    times.push((performance.now() - t0) / 1000);
+    if (peer) peerSteps.push(await peer.step(request));
+  }
+  return { ours: median(times.slice(skip)), peer: peer ? median(peerSteps.slice(skip).map((p) => p.step_s)) : null, peerSteps };
+}
