@@ -13,6 +13,8 @@ import { createInterface } from 'node:readline';
 
 export interface PeerStep {
   step_s: number;
+  /** process CPU seconds over the step, all threads (NaN where the side does not report it) */
+  cpu_s: number;
   loss: number;
 }
 
@@ -78,7 +80,16 @@ export class LockstepPeer {
     this.child.stdin.write(`${request}\n`);
     const r = await reply;
     if (typeof r.step_s !== 'number') throw new Error(`bench peer: a reply to "${request}" without step_s: ${JSON.stringify(r).slice(0, 200)}`);
-    return { step_s: r.step_s, loss: r.loss === null ? NaN : Number(r.loss) };
+    return { step_s: r.step_s, cpu_s: typeof r.cpu_s === 'number' ? r.cpu_s : NaN, loss: r.loss === null || r.loss === undefined ? NaN : Number(r.loss) };
+  }
+
+  /** The peer process's peak RSS so far (MB), with whatever else its stats callback adds. */
+  async stats(): Promise<{ peak_rss_mb: number } & Record<string, unknown>> {
+    const reply = this.next();
+    this.child.stdin.write('stats\n');
+    const r = await reply;
+    if (typeof r.peak_rss_mb !== 'number') throw new Error(`bench peer: a stats reply without peak_rss_mb: ${JSON.stringify(r).slice(0, 200)}`);
+    return r as { peak_rss_mb: number } & Record<string, unknown>;
   }
 
   /** Ask the peer to exit and wait for it. */
@@ -97,19 +108,70 @@ export function median(xs: readonly number[]): number {
 }
 
 /**
- * `rounds` rounds of: our unit (`ours(i)`, timed here), then the peer's `request` (timed by the
- * peer), each after the settle pause; medians over the rounds after the first `skip` (warm-up,
- * recordings). Without a peer only ours run.
+ * `rounds` rounds of: our unit, then the peer's `request` (timed by the peer), each after the
+ * settle pause; medians over the rounds after the first `skip` (warm-up, recordings). `ours(i)`
+ * runs in this process (timed here), or is a request to another served process (returns its
+ * reply, timed there). Without a peer only ours run.
  */
-export async function alternate(rounds: number, skip: number, ours: (round: number) => void, peer: LockstepPeer | null, request = 'step'): Promise<{ ours: number; peer: number | null; peerSteps: PeerStep[] }> {
-  const times: number[] = [];
+export async function alternate(
+  rounds: number,
+  skip: number,
+  ours: (round: number) => void | Promise<PeerStep>,
+  peer: LockstepPeer | null,
+  request = 'step',
+): Promise<{ ours: number; peer: number | null; oursSteps: PeerStep[]; peerSteps: PeerStep[] }> {
+  const oursSteps: PeerStep[] = [];
   const peerSteps: PeerStep[] = [];
   for (let i = 0; i < rounds; i++) {
     if (peer) await peer.settle();
     const t0 = performance.now();
-    ours(i);
-    times.push((performance.now() - t0) / 1000);
+    const remote = ours(i);
+    oursSteps.push(remote ? await remote : { step_s: (performance.now() - t0) / 1000, cpu_s: NaN, loss: NaN });
     if (peer) peerSteps.push(await peer.step(request));
   }
-  return { ours: median(times.slice(skip)), peer: peer ? median(peerSteps.slice(skip).map((p) => p.step_s)) : null, peerSteps };
+  const med = (xs: PeerStep[]) => median(xs.slice(skip).map((p) => p.step_s));
+  return { ours: med(oursSteps), peer: peer ? med(peerSteps) : null, oursSteps, peerSteps };
+}
+
+/**
+ * The serving side in a Node process (bench children such as _rass-step.ts), the protocol of
+ * scripts/bench/lockstep.py: a ready line with `info`, then one JSON reply per stdin request.
+ * A handler returns the unit's loss; its time and process CPU time are taken here, after the
+ * settle pause. "stats" answers the peak RSS plus `opts.stats()`. Resolves when asked to quit
+ * or stdin ends.
+ */
+export async function serveSteps(
+  handlers: Record<string, () => number | Promise<number>>,
+  info: Record<string, unknown> = {},
+  opts: { settleS?: number; stats?: () => Record<string, unknown> } = {},
+): Promise<void> {
+  const settleS = opts.settleS ?? 0.03;
+  const say = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`);
+  say({ ready: true, settle_s: settleS, serves: Object.keys(handlers).sort(), ...info });
+  for await (const line of createInterface({ input: process.stdin })) {
+    const cmd = line.trim();
+    if (cmd === 'quit') break;
+    if (cmd === 'stats') {
+      say({ peak_rss_mb: process.resourceUsage().maxRSS / 1024, ...opts.stats?.() }); // maxRSS: KiB
+      continue;
+    }
+    const handler = handlers[cmd];
+    if (!handler) {
+      say({ error: `unknown request '${cmd}' (serves ${Object.keys(handlers).sort().join(', ')})` });
+      continue;
+    }
+    await new Promise((resolve) => setTimeout(resolve, settleS * 1000));
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    let loss: number;
+    try {
+      loss = await handler();
+    } catch (e) {
+      say({ error: `${cmd} failed: ${(e as Error).stack ?? String(e)}`.slice(0, 4000) });
+      continue;
+    }
+    const stepS = (performance.now() - t0) / 1000;
+    const c = process.cpuUsage(c0);
+    say({ step_s: stepS, cpu_s: (c.user + c.system) / 1e6, loss });
+  }
 }

@@ -7,8 +7,10 @@
  * B) merged into the UNet, since the config's `from_run` needs an SCR run. Batches (rass-full
  * degraded, as the config) are made before timing; their LQ images, labels and prompt
  * contexts are written to OUT_FILE so the PyTorch peer steps on the same data.
- * Prints one JSON line: median step time and process CPU time (all threads), peak RSS,
- * backend, threads, the taps' geometry and the head config (the peer builds the same head from it).
+ * Then serves steps on request (bench/_lockstep.ts), in turn with the peer's: its ready line
+ * carries the backend, threads, the taps' geometry and the head config (the peer builds the same
+ * head from it); each reply a step's time, process CPU time (all threads) and loss; "stats" the
+ * peak RSS and whether the step compiled. ITERS + 1 batches are made, and steps cycle through them.
  * argv: ITERS BATCH THREADS OUT_FILE [COMPILE: auto (default) | xla]
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -27,6 +29,7 @@ import { PromptCache } from '../experiments/common/prompts.js';
 import { makeOptimizer } from '../experiments/common/train.js';
 import { buildModel, runStep, type RassComponents, type RassOptions } from '../experiments/rass/train.js';
 import { RassStep } from '../experiments/rass/step.js';
+import { serveSteps } from './_lockstep.js';
 
 const [itersArg, batchArg, threadsArg, outFile, compileArg] = process.argv.slice(2);
 const compileMode = compileArg === 'xla' ? 'xla' : 'auto';
@@ -82,43 +85,28 @@ for (let i = 0; i <= iters; i++) {
 writeSafetensors(outFile as string, saved);
 
 // compiled (native backend, compile: auto): the first two steps record the step, the rest run the
-// compiled function; through XLA (compile: xla) the first compiled call also compiles with XLA
+// compiled function; through XLA (compile: xla) the first compiled call also compiles with XLA.
+// Steps run on request (bench/_lockstep.ts), in turn with the peer's: "step" the compiled step
+// on the next batch, "eager" the eager step (compile: off) beside it. WARM: the calls before the
+// compiled function runs (the bench's medians skip them).
 const WARM = compileMode === 'xla' ? 3 : 2;
-const timeSteps = (step: RassStep, n: number) => {
-  const times: number[] = [];
-  const cpu: number[] = [];
-  const losses: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const b = batches[i] as ImageBatch;
-    const t0 = performance.now();
-    const c0 = process.cpuUsage();
-    const values = runStep(o, c, step, b, prompts, Rng.derive(0, 'loss', i));
-    const dc = process.cpuUsage(c0);
-    times.push((performance.now() - t0) / 1000);
-    cpu.push((dc.user + dc.system) / 1e6);
-    losses.push(values.loss as number);
-  }
-  return { times, cpu, losses };
-};
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] as number;
 seg.setTraining(true);
 const compiledStep = new RassStep(o, c, model, optimizer, () => {});
-const { times, cpu, losses } = timeSteps(compiledStep, iters + 1);
-const compile = compiledStep.tags()['rass.compile.rass'] ?? 'eager';
-compiledStep.dispose();
-// the eager step beside it (compile: off), on the first batches again (the weights have moved on; time only)
 const eagerStep = new RassStep({ ...o, compile: 'off' }, c, model, optimizer, () => {});
-const eager = timeSteps(eagerStep, Math.min(3, iters + 1));
-eagerStep.dispose();
-for (const b of batches) tf.dispose([b.hq, b.lq]);
+let next = 0;
+const stepOn = (step: RassStep) => () => {
+  const i = next++ % batches.length;
+  return runStep(o, c, step, batches[i] as ImageBatch, prompts, Rng.derive(0, 'loss', i)).loss as number;
+};
 const count = (names: string[]) => names.reduce((s, n) => s + (model.vars[n] as tf.Variable).size, 0);
-console.log(
-  JSON.stringify({
-    step_s: median(times.slice(compile === 'compiled' ? WARM : 1)),
-    cpu_s: median(cpu.slice(compile === 'compiled' ? WARM : 1)),
-    compile,
-    eager_step_s: median(eager.times.slice(1)),
-    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+await serveSteps(
+  {
+    step: stepOn(compiledStep),
+    eager: stepOn(eagerStep),
+  },
+  {
+    warm: WARM,
+    batches: batches.length,
     backend: info.name,
     threads: info.threads ?? null,
     taps: model.projector.taps,
@@ -135,6 +123,10 @@ console.log(
     steps: o.steps,
     trainable: count(Object.keys(model.vars)),
     backbone_trainable: count(model.backboneNames),
-    losses,
-  }),
+  },
+  // the compiled step's state once it has run: compiled, or eager (with the reason in its tags)
+  { stats: () => ({ compile: compiledStep.tags()['rass.compile.rass'] ?? 'eager' }) },
 );
+compiledStep.dispose();
+eagerStep.dispose();
+for (const b of batches) tf.dispose([b.hq, b.lq]);

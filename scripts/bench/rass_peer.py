@@ -13,14 +13,13 @@ prompt contexts our side wrote (same batches). Gradients are enabled for the who
 only no_grad blocks are the reused criterion's Hungarian matching and uncertainty point
 selection, which are not differentiable on our side either (their costs are read back to JS).
 
-argv: PRIOR_DIR SCR_ADAPTER_DIR DATA_FILE SPEC_JSON ITERS THREADS
-Prints one JSON line: median step seconds and process CPU seconds (all threads), peak RSS, threads, torch version, losses.
+argv: PRIOR_DIR SCR_ADAPTER_DIR DATA_FILE SPEC_JSON THREADS
+Serves steps one per request (scripts/bench/lockstep.py), cycling through the batches in order,
+alternating with ours: each reply has the step's seconds, process CPU seconds and loss.
 """
 import json
 import os
-import resource
 import sys
-import time
 import types
 
 import torch
@@ -29,6 +28,9 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lockstep import serve  # noqa: E402
 
 
 def linear_sum_assignment(cost):
@@ -112,8 +114,8 @@ class Projector(nn.Module):
 
 
 def main():
-    prior, adapter, data_file, spec_file, iters, threads = sys.argv[1:7]
-    iters, threads = int(iters), int(threads)
+    prior, adapter, data_file, spec_file, threads = sys.argv[1:6]
+    threads = int(threads)
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(threads)
     torch.manual_seed(0)
@@ -157,12 +159,15 @@ def main():
     params = backbone + rest
     sf = vae.config.scaling_factor
     C, P = head_cfg['numClasses'], spec['num_points']
-    times, cpu, losses = [], [], []
-    for i in range(iters + 1):
+    batches = spec['batches']
+    nxt = [0]
+
+    def step():
+        i = nxt[0] % batches
+        nxt[0] += 1
         lq = data[f'lq.{i}'].permute(0, 3, 1, 2).contiguous()
         ctx = data[f'context.{i}']
         label = data[f'label.{i}'].long()
-        t0, c0 = time.perf_counter(), time.process_time()
         store.clear()
         z = vae.encode(lq).latent_dist.mean * sf
         model(z, torch.full((lq.shape[0],), spec['timestep']), encoder_hidden_states=ctx)
@@ -172,14 +177,10 @@ def main():
         torch.nn.utils.clip_grad_norm_(params, spec['clip_grad_norm'])
         opt.step()
         sched.step()
-        losses.append(loss.item())
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
+        return loss.item()
 
-    def median(xs):
-        return sorted(xs[1:])[(len(xs) - 1) // 2]
-
-    print(json.dumps({'step_s': median(times), 'cpu_s': median(cpu), 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'threads': torch.get_num_threads(), 'torch': torch.__version__, 'losses': losses, 'trainable': sum(p.numel() for p in params)}))
+    # steps on the same batches in order, one per request, in turn with ours (scripts/bench/lockstep.py)
+    serve(step, {'threads': torch.get_num_threads(), 'torch': torch.__version__, 'trainable': sum(p.numel() for p in params)})
 
 
 if __name__ == '__main__':

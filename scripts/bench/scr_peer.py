@@ -3,18 +3,19 @@ torch CPU. One step: VAE encode (posterior mean), UNet with a rank-4 LoRA (OSEDi
 at t=999 with cross-attention probabilities captured by an attention processor, x0 from the
 epsilon prediction, VAE decode, loss = MSE + SCL (per matched tag: (1 - mass inside the mask)^2
 + BCE(normalised map, mask)) on the captured maps, backward, AdamW. Inputs are random images
-and masks of the same shapes as ours. argv: PRIOR_DIR BATCH SIZE ITERS THREADS.
-Prints one JSON line: median step seconds, peak RSS, threads."""
-import json
-import resource
+and masks of the same shapes as ours. argv: PRIOR_DIR BATCH SIZE THREADS.
+Serves steps one per request (scripts/bench/lockstep.py), alternating with ours."""
+import os
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.models.attention_processor import AttnProcessor
 from peft import LoraConfig, get_peft_model
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lockstep import serve  # noqa: E402
 
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "conv", "conv1", "conv2", "conv_in", "conv_shortcut", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"]
 
@@ -40,7 +41,7 @@ class CaptureProcessor(AttnProcessor):
 
 
 def main():
-    prior, batch, size, iters, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    prior, batch, size, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     vae = AutoencoderKL.from_pretrained(prior, subfolder="vae")
@@ -58,9 +59,7 @@ def main():
     hq = torch.rand(batch, 3, size, size) * 2 - 1
     ctx = torch.randn(batch, 77, unet.config.cross_attention_dim)
     masks = (torch.rand(batch, 3, size, size) > 0.5).float()  # 3 tags per image
-    times = []
-    for i in range(iters + 1):
-        t0 = time.perf_counter()
+    def step():
         z = vae.encode(lq).latent_dist.mean * sf
         eps = model(z, torch.tensor([999] * batch), encoder_hidden_states=ctx).sample
         x0 = (z - (1 - abar) ** 0.5 * eps) / abar ** 0.5
@@ -81,9 +80,10 @@ def main():
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        times.append(time.perf_counter() - t0)
-    times = sorted(times[1:])
-    print(json.dumps({"step_s": times[len(times) // 2], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": torch.get_num_threads(), "torch": torch.__version__}))
+        return loss.item()
+
+    # one step per request, in turn with ours (scripts/bench/lockstep.py)
+    serve(step, {"threads": torch.get_num_threads(), "torch": torch.__version__})
 
 
 if __name__ == "__main__":
