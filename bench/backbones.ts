@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- backbones [--backend auto|wasm|cpu|tensorflow] [--iters N] [--threads N] [--only forward|lora|sd21] [--latents 64,128] [--checkpoint]`:
  * 1. the SD UNet (tiny and a mid-size config) forward and forward+backward (gradients for
- *    every parameter, loss mean(y^2)) vs diffusers on torch CPU. Headline: backbones.unet-train;
+ *    every parameter, loss mean(y^2)) vs diffusers on torch CPU, each pass in turn with the
+ *    peer's (bench/_lockstep.ts). Headline: backbones.unet-train;
  *    backbones.unet-train-compiled: the same fwd+bwd through compileStep (eager figure beside it).
  * 2. the LoRA training step as a user runs it (tiny UNet, rank-4 LoRA on to_q/to_k/to_v/to_out.0,
  *    batch 2, 77 prompt tokens, loss mean(y^2), LoRA gradients) vs diffusers + peft, each side
@@ -23,6 +24,7 @@ import { Rng } from '../framework/engine/rng.js';
 import { TINY_UNET } from '../registry/backbones/sd/presets.js';
 import { UNet2DConditionModel, type UNetConfig } from '../registry/backbones/sd/unet.js';
 import { benchLine, benchThreads, machineLoad } from './_format.js';
+import { alternate, LockstepPeer } from './_lockstep.js';
 import { compileStep, type CompileMode } from '../framework/engine/compile.js';
 import type { LoraStepResult, LoraStepSpec } from './_unet-lora-step.js';
 
@@ -45,11 +47,6 @@ const MID_UNET: UNetConfig = {
   attention_head_dim: 4,
 };
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-}
-
 interface Ours {
   forward: number;
   train: number | null;
@@ -58,58 +55,80 @@ interface Ours {
   /** the compiled step through XLA (compile: xla) */
   trainXla: number | null;
   xlaNote: string;
+  /** the peer's median of the same pass, in the rounds alternating with each of ours */
+  peer: { forward: number | null; train: number | null; trainCompiled: number | null; trainXla: number | null };
 }
 
-function measureOurs(c: Case): Ours {
+/** Ours for one case, each measurement in turn with the peer's same pass (bench/_lockstep.ts). */
+async function measureOurs(c: Case, peer: LockstepPeer | null): Promise<Ours> {
   const unet = new UNet2DConditionModel(c.config, 0);
   const r = Rng.derive(0, 'bench');
   const x = tf.tensor4d(r.fillNormal(new Float32Array(c.batch * c.size * c.size * c.config.in_channels)) as Float32Array, [c.batch, c.size, c.size, c.config.in_channels]);
   const ctx = tf.tensor3d(r.fillNormal(new Float32Array(c.batch * c.tokens * c.config.cross_attention_dim)) as Float32Array, [c.batch, c.tokens, c.config.cross_attention_dim]);
   const vars = [...unet.store.params.values()].map((p) => p.variable);
   const canTrain = ['Mean', 'Conv2D', 'Erf', 'Tile', 'BatchMatMul'].every((k) => tf.getGradient(k));
-  const fwd: number[] = [];
-  const train: number[] = [];
-  for (let i = 0; i <= c.iters; i++) {
-    let s = performance.now();
-    const y = unet.forward(x, 999, ctx).sample;
-    y.dataSync();
-    y.dispose();
-    fwd.push((performance.now() - s) / 1000);
-    if (canTrain) {
-      s = performance.now();
-      const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(unet.run(x, 999, ctx))) as tf.Scalar, vars);
-      for (const g of Object.values(grads)) g.dataSync();
-      tf.dispose([value, ...Object.values(grads)]);
-      train.push((performance.now() - s) / 1000);
-    }
-  }
+  const fwd = await alternate(
+    c.iters + 1,
+    1,
+    () => {
+      const y = unet.forward(x, 999, ctx).sample;
+      y.dataSync();
+      y.dispose();
+    },
+    peer,
+    `${c.name}:forward`,
+  );
+  const train = canTrain
+    ? await alternate(
+        c.iters + 1,
+        1,
+        () => {
+          const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(unet.run(x, 999, ctx))) as tf.Scalar, vars);
+          for (const g of Object.values(grads)) g.dataSync();
+          tf.dispose([value, ...Object.values(grads)]);
+        },
+        peer,
+        `${c.name}:train`,
+      )
+    : null;
   // The same fwd+bwd through compileStep (framework/engine/compile.ts): the gradients are the
   // function's outputs. Calls 1-2 record, call 3 instantiates the function (and, through XLA,
   // compiles it there); then `iters` timed.
-  const compiled = (mode: CompileMode): { time: number | null; note: string } => {
-    if (!canTrain) return { time: null, note: 'not measured' };
+  const compiled = async (mode: CompileMode): Promise<{ time: number | null; peer: number | null; note: string }> => {
+    if (!canTrain) return { time: null, peer: null, note: 'not measured' };
     const step = compileStep(({ x: xi, ctx: ci }: { x: tf.Tensor4D; ctx: tf.Tensor3D }) => {
       const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(unet.run(xi, 999, ci))) as tf.Scalar, vars);
       return { loss: value, ...grads };
     }, { name: 'bench-unet-train', mode, log: () => {} });
-    const times: number[] = [];
-    for (let i = 0; i < c.iters + 3; i++) {
-      const s = performance.now();
-      const out = step.call({ x, ctx });
-      for (const g of Object.values(out)) g.dataSync();
-      tf.dispose(Object.values(out));
-      times.push((performance.now() - s) / 1000);
-    }
+    const timed = await alternate(
+      c.iters + 3,
+      3,
+      () => {
+        const out = step.call({ x, ctx });
+        for (const g of Object.values(out)) g.dataSync();
+        tf.dispose(Object.values(out));
+      },
+      peer,
+      `${c.name}:train`,
+    );
     const st = step.status();
     step.dispose();
     const note = st.state === 'compiled' ? (mode === 'xla' ? `XLA ${st.xla === 'on' ? 'on' : `refused: ${st.xlaReason}`}` : 'compiled') : `eager: ${st.reason}`;
-    return { time: st.state === 'compiled' ? median(times.slice(3)) : null, note };
+    return { time: st.state === 'compiled' ? timed.ours : null, peer: timed.peer, note };
   };
-  const plain = compiled('auto');
-  const xla = plain.time !== null ? compiled('xla') : { time: null, note: 'not measured' };
+  const plain = await compiled('auto');
+  const xla = plain.time !== null ? await compiled('xla') : { time: null, peer: null, note: 'not measured' };
   tf.dispose([x, ctx]);
   unet.dispose();
-  return { forward: median(fwd.slice(1)), train: canTrain ? median(train.slice(1)) : null, trainCompiled: plain.time, compiledNote: plain.note, trainXla: xla.time, xlaNote: xla.note };
+  return {
+    forward: fwd.ours,
+    train: train?.ours ?? null,
+    trainCompiled: plain.time,
+    compiledNote: plain.note,
+    trainXla: xla.time,
+    xlaNote: xla.note,
+    peer: { forward: fwd.peer, train: train?.peer ?? null, trainCompiled: plain.peer, trainXla: xla.peer },
+  };
 }
 
 function peerVenv(): string {
@@ -118,17 +137,13 @@ function peerVenv(): string {
   return execFileSync(join(root, 'scripts/py-venv.sh'), ['backbones', req], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 }
 
-function measurePeer(cases: Case[], threads: number): Map<string, { forward_s: number; train_s: number; threads: number; torch: string }> | null {
+/** The diffusers peer serving each case's forward and training passes on request; null where it cannot start. */
+async function startPeer(cases: Case[], threads: number): Promise<{ peer: LockstepPeer; threads: number; torch: string } | null> {
   const root = process.cwd();
   try {
     const venv = peerVenv();
-    const out = execFileSync(join(venv, 'bin/python'), [join(root, 'scripts/fixtures/backbones/bench_peer.py'), JSON.stringify({ threads, cases })], { encoding: 'utf8', maxBuffer: 1 << 20 });
-    const m = new Map<string, { forward_s: number; train_s: number; threads: number; torch: string }>();
-    for (const line of out.split('\n').filter(Boolean)) {
-      const j = JSON.parse(line) as { name: string; forward_s: number; train_s: number; threads: number; torch: string };
-      m.set(j.name, j);
-    }
-    return m;
+    const { peer, info } = await LockstepPeer.start(join(venv, 'bin/python'), [join(root, 'scripts/fixtures/backbones/bench_peer.py'), JSON.stringify({ threads, cases })]);
+    return { peer, threads: Number(info.threads), torch: String(info.torch) };
   } catch (e) {
     console.log(`peer (diffusers on torch CPU) unavailable: ${(e as Error).message.split('\n')[0]}`);
     return null;
@@ -280,7 +295,7 @@ export async function run(args: string[]): Promise<void> {
   console.log(`threads: ${threads} (ours: native TensorFlow intra-/inter-op; peer: torch.set_num_threads / set_num_interop_threads); load average ${before.load.toFixed(2)}`);
   if (before.warning) console.log(before.warning);
   await initBackend({ prefer: backend, threads, log: null });
-  if (only === undefined || only === 'forward') forwardSection(iters, threads);
+  if (only === undefined || only === 'forward') await forwardSection(iters, threads);
   const li = args.indexOf('--latents');
   const latents = li >= 0 ? String(args[li + 1]).split(',').map(Number) : [64, 128];
   if (latents.some((l) => !(Number.isInteger(l) && l >= 8))) throw new Error(`--latents: expected comma-separated sizes, got "${args[li + 1]}"`);
@@ -288,33 +303,41 @@ export async function run(args: string[]): Promise<void> {
   if (only === undefined || only === 'sd21') sd21BlockSection(backend, threads);
 }
 
-function forwardSection(iters: number, threads: number): void {
+async function forwardSection(iters: number, threads: number): Promise<void> {
+  // at least 10 timed steps of the tiny UNet (tens of ms each): fewer medians move with the host
   const cases: Case[] = [
-    { name: 'tiny', config: TINY_UNET, batch: 2, size: 16, tokens: 8, iters },
-    { name: 'mid', config: MID_UNET, batch: 1, size: 32, tokens: 16, iters: Math.max(1, Math.ceil(iters / 2)) },
+    { name: 'tiny', config: TINY_UNET, batch: 2, size: 16, tokens: 8, iters: Math.max(iters, 10) },
+    { name: 'mid', config: MID_UNET, batch: 1, size: 32, tokens: 16, iters: Math.max(3, Math.ceil(iters / 2)) },
   ];
-  const ours = new Map(cases.map((c) => [c.name, measureOurs(c)]));
-  const peer = measurePeer(cases, threads);
+  const started = await startPeer(cases, threads);
+  const ours = new Map<string, Ours>();
+  try {
+    for (const c of cases) ours.set(c.name, await measureOurs(c, started?.peer ?? null));
+  } finally {
+    await started?.peer.close();
+  }
   const f = (s: number | null | undefined) => (s == null ? 'n/a' : `${(s * 1000).toFixed(1)} ms`);
-  console.log(`backend: ${tf.getBackend()}; peer: diffusers UNet2DConditionModel on torch CPU${peer ? ` (${[...peer.values()][0]?.torch}, ${[...peer.values()][0]?.threads} threads)` : ''}`);
+  const ratio = (p: number | null, o: number | null) => (p != null && o ? (p / o).toFixed(3) : 'n/a');
+  console.log(`backend: ${tf.getBackend()}; peer: diffusers UNet2DConditionModel on torch CPU${started ? ` (${started.torch}, ${started.threads} threads)` : ''}; each row's diffusers time is from the passes alternating with ours`);
   console.log('| UNet | pass | ours | diffusers | speed ratio |');
   console.log('|---|---|---|---|---|');
   for (const c of cases) {
     const o = ours.get(c.name) as Ours;
-    const p = peer?.get(c.name);
-    console.log(`| ${c.name} (${c.config.block_out_channels.join('/')}, ${c.batch}x${c.size}x${c.size}) | forward | ${f(o.forward)} | ${f(p?.forward_s)} | ${p ? (p.forward_s / o.forward).toFixed(3) : 'n/a'} |`);
-    console.log(`| ${c.name} | forward+backward | ${f(o.train)} | ${f(p?.train_s)} | ${p && o.train ? (p.train_s / o.train).toFixed(3) : 'n/a'} |`);
-    console.log(`| ${c.name} | forward+backward, compiled step (${o.compiledNote}) | ${f(o.trainCompiled)} | ${f(p?.train_s)} | ${p && o.trainCompiled ? (p.train_s / o.trainCompiled).toFixed(3) : 'n/a'} |`);
-    console.log(`| ${c.name} | forward+backward, compiled through XLA (${o.xlaNote}) | ${f(o.trainXla)} | ${f(p?.train_s)} | ${p && o.trainXla ? (p.train_s / o.trainXla).toFixed(3) : 'n/a'} |`);
+    const p = o.peer;
+    console.log(`| ${c.name} (${c.config.block_out_channels.join('/')}, ${c.batch}x${c.size}x${c.size}) | forward | ${f(o.forward)} | ${f(p.forward)} | ${ratio(p.forward, o.forward)} |`);
+    console.log(`| ${c.name} | forward+backward | ${f(o.train)} | ${f(p.train)} | ${ratio(p.train, o.train)} |`);
+    console.log(`| ${c.name} | forward+backward, compiled step (${o.compiledNote}) | ${f(o.trainCompiled)} | ${f(p.trainCompiled)} | ${ratio(p.trainCompiled, o.trainCompiled)} |`);
+    console.log(`| ${c.name} | forward+backward, compiled through XLA (${o.xlaNote}) | ${f(o.trainXla)} | ${f(p.trainXla)} | ${ratio(p.trainXla, o.trainXla)} |`);
   }
   if (!ours.get('tiny')?.train) console.log('forward+backward not measured: tfjs gradients are not registered on this backend (engine training kernels pending)');
   const tiny = ours.get('tiny') as Ours;
-  const pt = peer?.get('tiny');
+  const pt = tiny.peer;
   const extra = { threads, load: machineLoad(threads).load.toFixed(2) };
-  console.log(benchLine('backbones.unet-forward', tiny.forward * 1000, 'ms', 'diffusers-torch-cpu', pt ? pt.forward_s * 1000 : NaN, pt ? pt.forward_s / tiny.forward : NaN, extra));
+  const line = (id: string, o: number, p: number | null, more: Record<string, string | number> = {}) => benchLine(id, o * 1000, 'ms', 'diffusers-torch-cpu', p != null ? p * 1000 : NaN, p != null ? p / o : NaN, { ...extra, ...more });
+  console.log(line('backbones.unet-forward', tiny.forward, pt.forward));
   const train = tiny.train ?? NaN;
-  console.log(benchLine('backbones.unet-train', train * 1000, 'ms', 'diffusers-torch-cpu', pt ? pt.train_s * 1000 : NaN, pt ? pt.train_s / train : NaN, extra));
+  console.log(line('backbones.unet-train', train, pt.train));
   const compiled = tiny.trainCompiled ?? NaN;
-  console.log(benchLine('backbones.unet-train-compiled', compiled * 1000, 'ms', 'diffusers-torch-cpu', pt ? pt.train_s * 1000 : NaN, pt ? pt.train_s / compiled : NaN, { ...extra, eager_ms: train * 1000 }));
-  if (tiny.trainXla !== null) console.log(benchLine('backbones.unet-train-xla', tiny.trainXla * 1000, 'ms', 'diffusers-torch-cpu', pt ? pt.train_s * 1000 : NaN, pt ? pt.train_s / tiny.trainXla : NaN, { ...extra, eager_ms: train * 1000, compiled_ms: compiled * 1000 }));
+  console.log(line('backbones.unet-train-compiled', compiled, pt.trainCompiled, { eager_ms: train * 1000 }));
+  if (tiny.trainXla !== null) console.log(line('backbones.unet-train-xla', tiny.trainXla, pt.trainXla, { eager_ms: train * 1000, compiled_ms: compiled * 1000 }));
 }
