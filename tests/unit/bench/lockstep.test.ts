@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { alternate, LockstepPeer, median } from '../../../bench/_lockstep.js';
 
 const helper = join(process.cwd(), 'scripts', 'bench');
@@ -82,6 +83,37 @@ test('alternate runs ours then the peer each round, skips warm-up rounds, and ta
   const alone = await alternate(3, 0, () => {}, null);
   assert.equal(alone.peer, null);
   assert.equal(alone.peerSteps.length, 0);
+});
+
+test('serveSteps (a Node step process) answers steps with its own time and CPU time, stats with extras, and a failing step with its error', async () => {
+  const lib = pathToFileURL(join(process.cwd(), 'dist', 'bench', '_lockstep.js')).href;
+  // a 40 ms busy step (CPU time ~ wall time) and a step that throws
+  const child = `
+    import { serveSteps } from ${JSON.stringify(lib)};
+    let n = 0;
+    await serveSteps(
+      { step: () => { const end = performance.now() + 40; while (performance.now() < end); return ++n; }, bad: () => { throw new Error('broken on purpose'); } },
+      { who: 'node-side' },
+      { settleS: 0.2, stats: () => ({ steps: n }) },
+    );`;
+  const { peer, info } = await LockstepPeer.start(process.execPath, ['--input-type=module', '-e', child]);
+  try {
+    assert.equal(info.who, 'node-side');
+    assert.equal(peer.settleS, 0.2);
+    const t0 = performance.now();
+    const a = await peer.step();
+    assert.ok(performance.now() - t0 >= 240, 'the settle pause comes before the step');
+    assert.equal(a.loss, 1);
+    assert.ok(a.step_s >= 0.04 && a.step_s < 0.2, `step_s ${a.step_s} (the pause not counted)`);
+    assert.ok(a.cpu_s >= 0.02 && a.cpu_s < 0.2, `cpu_s ${a.cpu_s}`);
+    await assert.rejects(peer.step('bad'), /bad failed: Error: broken on purpose/);
+    assert.equal((await peer.step()).loss, 2, 'still serving after a failed step');
+    const st = await peer.stats();
+    assert.equal(st.steps, 2);
+    assert.ok(st.peak_rss_mb > 10 && st.peak_rss_mb < 4096, `peak_rss_mb ${st.peak_rss_mb}`);
+  } finally {
+    await peer.close();
+  }
 });
 
 test('median takes the upper middle value and leaves its input unsorted', () => {
