@@ -4,7 +4,8 @@
  * same run: 1024x1024 matmul and a 3x3 conv in GFLOP/s, and one Adam training step of a small
  * conv + self-attention net (explicitly padded convs, group norm, attention over 32x32 tokens,
  * nearest upsampling) from identical initial weights (written by this bench, read by the peer,
- * scripts/bench/engine-native/peer.py). Headlines: engine.train.native and engine.train.wasm
+ * scripts/bench/engine-native/peer.py, which serves its steps one at a time, in turn with ours:
+ * bench/_lockstep.ts). Headlines: engine.train.native and engine.train.wasm
  * (training steps per second vs PyTorch), and engine.train.native-compiled: the same step
  * through compileStep (one registered TensorFlow function per step), with the eager figure.
  */
@@ -91,8 +92,9 @@ interface Row {
 
 /**
  * Kernel rates, then training steps: eager, and on native also compiled (compileStep: one
- * registered TensorFlow function per step). The two training variants alternate step by step
- * (own weights and optimiser each, same start), so load from other processes hits both alike.
+ * registered TensorFlow function per step) and through XLA, each variant with its own weights
+ * and optimiser from the same start. With a peer, each variant's steps alternate with PyTorch's
+ * (bench/_lockstep.ts), so a slow spell of the host hits both alike.
  */
 async function measure(backend: BackendName, tensors: ReturnType<typeof makeTensors>, seconds: number, steps: number, train = true, peer?: { lockstep: LockstepPeer; steps: PeerStep[] }): Promise<Row[]> {
   const withCompiled = peer !== undefined;
