@@ -8,7 +8,8 @@
  * the cores for a while after their work (PyTorch's libgomp for milliseconds), and a step
  * started at once would share the cores with the other side's spinning threads.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export interface PeerStep {
@@ -98,6 +99,25 @@ export class LockstepPeer {
     const done = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     this.child.stdin.end('quit\n');
     await done;
+  }
+}
+
+/**
+ * A Python peer from a venv the bench makes (scripts/py-venv.sh NAME REQUIREMENTS, reused when
+ * its requirements are unchanged), started with `script args`; null, after one line naming the
+ * peer (`what`) and why, where it cannot run, so the bench reports our side alone.
+ */
+export async function startPythonPeer(
+  what: string,
+  p: { venv: string; requirements: string; script: string; args: string[]; env?: NodeJS.ProcessEnv },
+): Promise<{ peer: LockstepPeer; info: Record<string, unknown> } | null> {
+  const root = process.cwd();
+  try {
+    const venv = execFileSync(join(root, 'scripts/py-venv.sh'), [p.venv, p.requirements], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+    return await LockstepPeer.start(join(venv, 'bin/python'), [p.script, ...p.args], p.env);
+  } catch (e) {
+    console.log(`peer (${what}) unavailable: ${(e as Error).message.split('\n')[0]}`);
+    return null;
   }
 }
 

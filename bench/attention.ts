@@ -16,6 +16,7 @@ import { nativeOpsStatus, withoutNativeOps } from '../framework/engine/native-op
 import { Rng } from '../framework/engine/rng.js';
 import { packageRoot } from '../framework/paths.js';
 import { benchLine, benchThreads, machineLoad } from './_format.js';
+import { median } from './_lockstep.js';
 
 /** [B, H, Nq, Nk, d], with the BENCH id it reports under. */
 const CASES: { id: string; what: string; shape: [number, number, number, number, number] }[] = [
@@ -23,11 +24,6 @@ const CASES: { id: string; what: string; shape: [number, number, number, number,
   { id: 'engine.attention-native-tiny', what: 'tiny UNet self-attention, 64x64 latent', shape: [2, 2, 4096, 4096, 16] },
   { id: 'engine.attention-native-cross', what: 'sd21-base level 1 cross-attention, 77 tokens', shape: [1, 5, 4096, 77, 64] },
 ];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-}
 
 /** Median seconds of forward + backward of sum(attention(q, k, v) * dout), after one warm-up call. */
 function timeOurs([b, h, nq, nk, d]: [number, number, number, number, number], iters: number): number {

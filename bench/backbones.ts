@@ -24,7 +24,7 @@ import { Rng } from '../framework/engine/rng.js';
 import { TINY_UNET } from '../registry/backbones/sd/presets.js';
 import { UNet2DConditionModel, type UNetConfig } from '../registry/backbones/sd/unet.js';
 import { benchLine, benchThreads, machineLoad } from './_format.js';
-import { alternate, LockstepPeer } from './_lockstep.js';
+import { alternate, startPythonPeer, type LockstepPeer } from './_lockstep.js';
 import { compileStep, type CompileMode } from '../framework/engine/compile.js';
 import type { LoraStepResult, LoraStepSpec } from './_unet-lora-step.js';
 
@@ -139,15 +139,9 @@ function peerVenv(): string {
 
 /** The diffusers peer serving each case's forward and training passes on request; null where it cannot start. */
 async function startPeer(cases: Case[], threads: number): Promise<{ peer: LockstepPeer; threads: number; torch: string } | null> {
-  const root = process.cwd();
-  try {
-    const venv = peerVenv();
-    const { peer, info } = await LockstepPeer.start(join(venv, 'bin/python'), [join(root, 'scripts/fixtures/backbones/bench_peer.py'), JSON.stringify({ threads, cases })]);
-    return { peer, threads: Number(info.threads), torch: String(info.torch) };
-  } catch (e) {
-    console.log(`peer (diffusers on torch CPU) unavailable: ${(e as Error).message.split('\n')[0]}`);
-    return null;
-  }
+  const dir = join(process.cwd(), 'scripts/fixtures/backbones');
+  const s = await startPythonPeer('diffusers on torch CPU', { venv: 'backbones', requirements: join(dir, 'requirements.txt'), script: join(dir, 'bench_peer.py'), args: [JSON.stringify({ threads, cases })] });
+  return s && { peer: s.peer, threads: Number(s.info.threads), torch: String(s.info.torch) };
 }
 
 interface LoraCase {

@@ -7,7 +7,6 @@
  * native backend, the eager figure beside it).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { initBackend, parseBackendName } from '../framework/engine/backend.js';
 import { Rng } from '../framework/engine/rng.js';
@@ -16,7 +15,7 @@ import { flattenHead, unflattenHead } from '../experiments/rass/step.js';
 import { Mask2FormerHead, MASK2FORMER_DEFAULTS, type Mask2FormerOptions } from '../registry/heads/mask2former/mask2former.js';
 import { MASK2FORMER_LOSS_DEFAULTS, MaskClassificationLoss } from '../registry/losses/mask2former/mask-criterion.js';
 import { benchLine, benchThreads, machineLoad } from './_format.js';
-import { alternate, LockstepPeer } from './_lockstep.js';
+import { alternate, startPythonPeer, type LockstepPeer } from './_lockstep.js';
 
 const CONFIG: Mask2FormerOptions = {
   ...MASK2FORMER_DEFAULTS,
@@ -135,17 +134,10 @@ async function measureCompiled(iters: number, peer: LockstepPeer | null, mode: C
 
 /** The torch peer, serving forward passes and training steps on request; null where it cannot start. */
 async function startPeer(threads: number): Promise<{ peer: LockstepPeer; threads: number; torch: string } | null> {
-  const root = process.cwd();
-  const dir = join(root, 'scripts/fixtures/heads');
-  try {
-    const venv = execFileSync(join(root, 'scripts/py-venv.sh'), ['heads', join(dir, 'requirements.txt')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-    const arg = JSON.stringify({ config: CONFIG, batch: BATCH, size: SIZE, points: POINTS, threads });
-    const { peer, info } = await LockstepPeer.start(join(venv, 'bin/python'), [join(dir, 'bench_peer.py'), arg]);
-    return { peer, threads: Number(info.threads), torch: String(info.torch) };
-  } catch (e) {
-    console.log(`peer (torch CPU) unavailable: ${(e as Error).message.split('\n')[0]}`);
-    return null;
-  }
+  const dir = join(process.cwd(), 'scripts/fixtures/heads');
+  const arg = JSON.stringify({ config: CONFIG, batch: BATCH, size: SIZE, points: POINTS, threads });
+  const s = await startPythonPeer('torch CPU', { venv: 'heads', requirements: join(dir, 'requirements.txt'), script: join(dir, 'bench_peer.py'), args: [arg] });
+  return s && { peer: s.peer, threads: Number(s.info.threads), torch: String(s.info.torch) };
 }
 
 export async function run(args: string[]): Promise<void> {

@@ -12,12 +12,11 @@
  * own process, so peak RSS is that step's, and the two take steps in turn (bench/_lockstep.ts). Headlines: rass.train-step (steps/s, ratio = ours /
  * peer) and rass.train-step-memory (peak RSS, ratio = peer / ours).
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchThreads, machineLoad, stepBenchLines } from './_format.js';
-import { alternate, LockstepPeer, median, type PeerStep } from './_lockstep.js';
+import { alternate, LockstepPeer, median, startPythonPeer, type PeerStep } from './_lockstep.js';
 
 interface Result {
   step_s: number;
@@ -64,16 +63,16 @@ export async function run(args: string[]): Promise<void> {
     const oursSide = await serve(process.execPath, [join(root, 'dist/bench/_rass-step.js'), iters, batch, String(threads), data]);
     const spec = oursSide.info as Record<string, unknown> & { warm: number; trainable: number; backend?: string; threads: number | null };
     writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec));
-    let peerSide: LockstepPeer | null = null;
-    let peerInfo: Record<string, unknown> = {};
-    try {
-      const venv = execFileSync(join(root, 'scripts/py-venv.sh'), ['backbones', join(root, 'scripts/fixtures/backbones/requirements.txt')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-      const p = await serve(join(venv, 'bin/python'), [join(root, 'scripts/bench/rass_peer.py'), prior, adapter, data, join(dir, 'spec.json'), String(threads)]);
-      peerSide = p.peer;
-      peerInfo = p.info;
-    } catch (e) {
-      console.log(`peer (diffusers + peft + PyTorch head on torch CPU) unavailable: ${(e as Error).message.split('\n')[0]}`);
-    }
+    const p = await startPythonPeer('diffusers + peft + PyTorch head on torch CPU', {
+      venv: 'backbones',
+      requirements: join(root, 'scripts/fixtures/backbones/requirements.txt'),
+      script: join(root, 'scripts/bench/rass_peer.py'),
+      args: [prior, adapter, data, join(dir, 'spec.json'), String(threads)],
+      env,
+    });
+    if (p) started.push(p.peer);
+    const peerSide = p?.peer ?? null;
+    const peerInfo = p?.info ?? {};
     // the same model on both sides: Seg LoRA modules (peft's target matching), conv_in, projections, head
     if (peerSide && peerInfo.trainable !== spec.trainable) throw new Error(`rass bench: the peer trains ${String(peerInfo.trainable)} parameters, ours ${spec.trainable}; the two steps are not the same model`);
     const rounds = Number(iters) + 1;

@@ -6,12 +6,11 @@
  * each in its own process (peak RSS is the step's), taking steps in turn (bench/_lockstep.ts).
  * Headline: scr.train-step (steps/s).
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { stepBenchLines } from './_format.js';
-import { alternate, LockstepPeer } from './_lockstep.js';
+import { alternate, LockstepPeer, startPythonPeer } from './_lockstep.js';
 
 interface Result {
   step_s: number;
@@ -40,17 +39,16 @@ export async function run(args: string[]): Promise<void> {
   // with the peer's (bench/_lockstep.ts)
   const started: LockstepPeer[] = [];
   try {
-    let peer: LockstepPeer | null = null;
-    let peerInfo: Record<string, unknown> = {};
-    try {
-      const venv = execFileSync(join(root, 'scripts/py-venv.sh'), ['backbones', join(root, 'scripts/fixtures/backbones/requirements.txt')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-      const p = await LockstepPeer.start(join(venv, 'bin/python'), [join(root, 'scripts/bench/scr_peer.py'), prior, batch, size, String(threads)], env);
-      started.push(p.peer);
-      peer = p.peer;
-      peerInfo = p.info;
-    } catch (e) {
-      console.log(`peer (diffusers + peft on torch CPU) unavailable: ${(e as Error).message.split('\n')[0]}`);
-    }
+    const p = await startPythonPeer('diffusers + peft on torch CPU', {
+      venv: 'backbones',
+      requirements: join(root, 'scripts/fixtures/backbones/requirements.txt'),
+      script: join(root, 'scripts/bench/scr_peer.py'),
+      args: [prior, batch, size, String(threads)],
+      env,
+    });
+    if (p) started.push(p.peer);
+    const peer = p?.peer ?? null;
+    const peerInfo = p?.info ?? {};
     const oursWith = async (compile: 'auto' | 'off' | 'xla') => {
       const s = await LockstepPeer.start(process.execPath, [join(root, 'dist/bench/_scr-step.js'), prior, batch, size, iters, compile], env);
       started.push(s.peer);

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 /**
  * `RASS_COMPILE_DUMP=<dir>`: every function compileStep registers is also written to
  * `<dir>/<name>.<pid>.json` (its nodes, attrs, constants and input/output refs), so it can be rebuilt
- * and profiled per node outside the run: `scripts/profile-graph.py` runs it in a TensorFlow
- * session with full tracing and prints where the time goes and how busy each thread is. The
- * eager context the binding uses collects no step statistics, hence the detour.
+ * and profiled per node outside the run: `scripts/profile-graph.py` runs it as a function under
+ * TensorFlow's profiler (or, with --session, in a TF1 session with full tracing) and prints where
+ * the time goes. The eager context the binding uses collects no step statistics, hence the detour.
  */
 export interface DumpNode {
   op: string;
